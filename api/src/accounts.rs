@@ -1,0 +1,236 @@
+//! Accounts: sign-up and log-in with an e-mail address and a password (argon2id).
+
+use argon2::{
+    Argon2,
+    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng},
+};
+use serde::Serialize;
+
+use crate::{
+    Error, Result,
+    store::{self, Store},
+};
+
+/// A syntactically valid, lower-cased e-mail address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    /// Parses an address: one `@`, a non-empty local part, a dotted domain, at most 254 bytes.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let email = raw.trim().to_lowercase();
+        let invalid = || Error::Invalid(format!("{raw:?} is not a valid e-mail address"));
+        if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid());
+        }
+        let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
+        let domain_ok = !domain.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..");
+        if local.is_empty() || !domain_ok {
+            return Err(invalid());
+        }
+        Ok(Email(email))
+    }
+
+    /// The address as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password that meets the rules: 10 to 128 characters.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+impl Password {
+    /// Minimum length in characters.
+    pub const MIN_CHARS: usize = 10;
+    /// Maximum length in characters (bounds the hashing work an attacker can ask for).
+    pub const MAX_CHARS: usize = 128;
+
+    /// Checks the rules; the password must also differ from the e-mail address.
+    pub fn parse(raw: &str, email: &Email) -> Result<Self> {
+        let chars = raw.chars().count();
+        if chars < Self::MIN_CHARS {
+            return Err(Error::Invalid(format!(
+                "the password must have at least {} characters",
+                Self::MIN_CHARS
+            )));
+        }
+        if chars > Self::MAX_CHARS {
+            return Err(Error::Invalid(format!(
+                "the password must have at most {} characters",
+                Self::MAX_CHARS
+            )));
+        }
+        if raw.trim().to_lowercase() == email.as_str() {
+            return Err(Error::Invalid(
+                "the password must not be the e-mail address".into(),
+            ));
+        }
+        Ok(Password(raw.to_owned()))
+    }
+}
+
+/// A user account.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct Account {
+    /// UUID of the account.
+    pub id: String,
+    /// Its e-mail address (lower case).
+    pub email: String,
+    /// Creation time, unix seconds.
+    pub created_at: i64,
+}
+
+/// Creates an account. A second account with the same address is a conflict.
+pub async fn sign_up(store: &Store, email: Email, password: Password) -> Result<Account> {
+    let hash = hash_password(password.0).await?;
+    let account = Account {
+        id: uuid::Uuid::new_v4().to_string(),
+        email: email.0,
+        created_at: store::now(),
+    };
+    sqlx::query(
+        "INSERT INTO accounts (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&account.id)
+    .bind(&account.email)
+    .bind(&hash)
+    .bind(account.created_at)
+    .execute(store.pool())
+    .await
+    .map_err(|e| {
+        if store::is_unique_violation(&e) {
+            Error::Conflict(format!(
+                "an account with the e-mail address {} already exists; log in instead",
+                account.email
+            ))
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(account)
+}
+
+/// Checks an e-mail address and password; the same error for an unknown address and a wrong
+/// password, and the same work in both cases, so neither reveals which addresses exist.
+pub async fn log_in(store: &Store, email: &str, password: &str) -> Result<Account> {
+    let row: Option<(String, String, i64, String)> = sqlx::query_as(
+        "SELECT id, email, created_at, password_hash FROM accounts WHERE email = $1",
+    )
+    .bind(email.trim().to_lowercase())
+    .fetch_optional(store.pool())
+    .await?;
+    let stored_hash = row.as_ref().map(|r| r.3.clone());
+    let verified = verify_password(password.to_owned(), stored_hash).await?;
+    match row {
+        Some((id, email, created_at, _)) if verified => Ok(Account {
+            id,
+            email,
+            created_at,
+        }),
+        _ => Err(Error::Unauthenticated(
+            "wrong e-mail address or password".into(),
+        )),
+    }
+}
+
+/// Looks an account up by id.
+pub async fn find(store: &Store, id: &str) -> Result<Option<Account>> {
+    Ok(
+        sqlx::query_as("SELECT id, email, created_at FROM accounts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await?,
+    )
+}
+
+/// Looks an account's id up by e-mail address.
+pub async fn id_by_email(store: &Store, email: &str) -> Result<Option<String>> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT id FROM accounts WHERE email = $1")
+        .bind(email.trim().to_lowercase())
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(row.map(|r| r.0))
+}
+
+async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| Error::internal("could not hash a password", e.to_string()))
+    })
+    .await
+    .map_err(|e| Error::internal("password hashing task failed", e))?
+}
+
+/// A valid argon2id hash of a random password, checked when the account does not exist so
+/// that log-in takes as long either way.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$JrFQ8fCxWs6BVmn3L/6rZc+1vlRc2CEUBCdu2Rv3ZMs";
+
+async fn verify_password(password: String, stored: Option<String>) -> Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let known = stored.is_some();
+        let hash_text = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
+        let Ok(hash) = PasswordHash::new(&hash_text) else {
+            return false;
+        };
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok();
+        known && ok
+    })
+    .await
+    .map_err(|e| Error::internal("password verification task failed", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e_mail_addresses_are_normalised_and_checked() {
+        assert_eq!(
+            Email::parse(" Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "a b@example.com",
+            "ada@@x.io",
+            "ada@.x.io",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn passwords_must_be_long_enough_and_not_the_address() {
+        let email = Email::parse("ada@example.com").unwrap();
+        assert!(Password::parse("short", &email).is_err());
+        assert!(Password::parse(&"x".repeat(129), &email).is_err());
+        assert!(Password::parse("ada@example.com", &email).is_err());
+        assert!(Password::parse("correct horse battery", &email).is_ok());
+    }
+
+    #[test]
+    fn the_dummy_hash_is_a_valid_argon2_hash() {
+        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+}

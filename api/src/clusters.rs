@@ -1,0 +1,383 @@
+//! Clusters: created, listed, renamed, re-keyed and deleted per account, with their brokers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Error, Result,
+    credentials::{self, Permissions},
+    names,
+    plans::Plan,
+    provisioner::{BrokerUser, ClusterSpec},
+    state::AppState,
+    store::{self, Store},
+};
+
+/// A cluster as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ClusterRow {
+    /// UUID.
+    pub id: String,
+    /// Owner.
+    pub account_id: String,
+    /// Display name.
+    pub name: String,
+    /// Unique slug, e.g. `brave-otter-4821`.
+    pub slug: String,
+    /// Region.
+    pub region: String,
+    /// 1 when multi-zone.
+    pub multizone: i64,
+    /// `free` or `payg`.
+    pub plan: String,
+    /// `active` or `deleted`.
+    pub state: String,
+    /// Bootstrap address of its brokers.
+    pub tcp_endpoint: String,
+    /// Creation time, unix seconds.
+    pub created_at: i64,
+}
+
+impl ClusterRow {
+    /// What the provisioner needs.
+    pub fn spec(&self) -> ClusterSpec {
+        ClusterSpec {
+            id: self.id.clone(),
+            multizone: self.multizone != 0,
+        }
+    }
+
+    /// The cluster's plan.
+    pub fn plan(&self) -> Plan {
+        Plan::parse(&self.plan).unwrap_or(Plan::Payg)
+    }
+}
+
+const COLUMNS: &str =
+    "id, account_id, name, slug, region, multizone, plan, state, tcp_endpoint, created_at";
+
+/// A cluster in the shape of Upstash's Developer API.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterView {
+    pub cluster_id: String,
+    pub name: String,
+    pub region: String,
+    #[serde(rename = "type")]
+    pub plan_type: String,
+    pub multizone: bool,
+    pub tcp_endpoint: String,
+    pub rest_endpoint: String,
+    pub state: String,
+    pub username: String,
+    pub password: String,
+    pub max_retention_size: i64,
+    pub max_retention_time: i64,
+    pub max_messages_per_second: i64,
+    pub creation_time: i64,
+    pub max_message_size: i64,
+    pub max_partitions: i64,
+}
+
+/// Body of `POST /v2/kafka/cluster`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCluster {
+    /// Display name.
+    pub name: String,
+    /// Region, one of the platform's.
+    pub region: String,
+    /// Three zones instead of one.
+    #[serde(default)]
+    pub multizone: bool,
+}
+
+/// Body of `POST /v2/kafka/rename-cluster/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameCluster {
+    /// The new display name.
+    pub name: String,
+}
+
+/// Creates a cluster, its default credential and its brokers.
+pub async fn create(
+    state: &AppState,
+    account_id: &str,
+    request: CreateCluster,
+) -> Result<ClusterView> {
+    let name = names::cluster_name(&request.name)?;
+    if !state.config.regions.iter().any(|r| r == &request.region) {
+        return Err(Error::Invalid(format!(
+            "unknown region {:?}; available: {}",
+            request.region,
+            state.config.regions.join(", ")
+        )));
+    }
+    let live = live_clusters(&state.store, account_id).await?;
+    if live.len() >= state.config.max_clusters_per_account as usize {
+        return Err(Error::LimitExceeded(format!(
+            "an account may have at most {} clusters; delete one first",
+            state.config.max_clusters_per_account
+        )));
+    }
+    if live.iter().any(|c| c.name == name) {
+        return Err(Error::Conflict(format!(
+            "you already have a cluster named {name:?}"
+        )));
+    }
+
+    let id = uuid::Uuid::new_v4().to_string();
+    let slug = unique_slug(&state.store).await?;
+    let default = credentials::generate_secret(&slug);
+    let spec = ClusterSpec {
+        id: id.clone(),
+        multizone: request.multizone,
+    };
+    let user = BrokerUser {
+        username: default.username.clone(),
+        password: default.password.clone(),
+    };
+    let tcp_endpoint = state.provisioner.create_cluster(&spec, &[user]).await?;
+
+    let row = ClusterRow {
+        id,
+        account_id: account_id.to_owned(),
+        name,
+        slug,
+        region: request.region,
+        multizone: i64::from(request.multizone),
+        plan: state.config.default_plan.as_str().to_owned(),
+        state: "active".into(),
+        tcp_endpoint,
+        created_at: store::now(),
+    };
+    let inserted = insert(state, &row, &default).await;
+    if let Err(e) = inserted {
+        // Without a row nobody can reach these brokers: remove them.
+        let _ = state.provisioner.delete_cluster(&spec).await;
+        return Err(e);
+    }
+    state.metrics.clusters_created.inc();
+    view(state, &row).await
+}
+
+async fn insert(state: &AppState, row: &ClusterRow, default: &credentials::Secret) -> Result<()> {
+    let mut tx = state.store.pool().begin().await?;
+    sqlx::query(&format!(
+        "INSERT INTO clusters ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    ))
+    .bind(&row.id)
+    .bind(&row.account_id)
+    .bind(&row.name)
+    .bind(&row.slug)
+    .bind(&row.region)
+    .bind(row.multizone)
+    .bind(&row.plan)
+    .bind(&row.state)
+    .bind(&row.tcp_endpoint)
+    .bind(row.created_at)
+    .execute(&mut *tx)
+    .await?;
+    credentials::insert(
+        &mut tx,
+        &state.key,
+        &row.id,
+        "default",
+        true,
+        "*",
+        Permissions::All,
+        default,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The account's live clusters, oldest first.
+pub async fn live_clusters(store: &Store, account_id: &str) -> Result<Vec<ClusterRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM clusters WHERE account_id = $1 AND state <> 'deleted' ORDER BY created_at, id"
+    ))
+    .bind(account_id)
+    .fetch_all(store.pool())
+    .await?)
+}
+
+/// Every live cluster of the platform (to bring brokers back at start).
+pub async fn all_live(store: &Store) -> Result<Vec<ClusterRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM clusters WHERE state <> 'deleted' ORDER BY created_at, id"
+    ))
+    .fetch_all(store.pool())
+    .await?)
+}
+
+/// A live cluster of the account; anything else (unknown, deleted, someone else's) is 404.
+pub async fn find_owned(store: &Store, account_id: &str, id: &str) -> Result<ClusterRow> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM clusters WHERE id = $1 AND account_id = $2 AND state <> 'deleted'"
+    ))
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(store.pool())
+    .await?
+    .ok_or(Error::NotFound("cluster"))
+}
+
+/// The Upstash-shaped view of a cluster, with its default credential.
+pub async fn view(state: &AppState, row: &ClusterRow) -> Result<ClusterView> {
+    let default = credentials::default_of(&state.store, &state.key, &row.id).await?;
+    let limits = row.plan().limits();
+    Ok(ClusterView {
+        cluster_id: row.id.clone(),
+        name: row.name.clone(),
+        region: row.region.clone(),
+        plan_type: row.plan().upstash_type().to_owned(),
+        multizone: row.multizone != 0,
+        tcp_endpoint: row.tcp_endpoint.clone(),
+        rest_endpoint: state.config.rest_endpoint.clone(),
+        state: row.state.clone(),
+        username: default.username,
+        password: default.password,
+        max_retention_size: limits.max_retention_size,
+        max_retention_time: limits.max_retention_time,
+        max_messages_per_second: limits.max_messages_per_second,
+        creation_time: row.created_at,
+        max_message_size: limits.max_message_size,
+        max_partitions: limits.max_partitions,
+    })
+}
+
+/// Every live cluster of the account.
+pub async fn list(state: &AppState, account_id: &str) -> Result<Vec<ClusterView>> {
+    let mut views = Vec::new();
+    for row in live_clusters(&state.store, account_id).await? {
+        views.push(view(state, &row).await?);
+    }
+    Ok(views)
+}
+
+/// One cluster of the account.
+pub async fn get(state: &AppState, account_id: &str, id: &str) -> Result<ClusterView> {
+    let row = find_owned(&state.store, account_id, id).await?;
+    view(state, &row).await
+}
+
+/// Renames a cluster.
+pub async fn rename(
+    state: &AppState,
+    account_id: &str,
+    id: &str,
+    request: RenameCluster,
+) -> Result<ClusterView> {
+    let name = names::cluster_name(&request.name)?;
+    let mut row = find_owned(&state.store, account_id, id).await?;
+    let clash = live_clusters(&state.store, account_id)
+        .await?
+        .into_iter()
+        .any(|c| c.name == name && c.id != id);
+    if clash {
+        return Err(Error::Conflict(format!(
+            "you already have a cluster named {name:?}"
+        )));
+    }
+    sqlx::query("UPDATE clusters SET name = $1 WHERE id = $2")
+        .bind(&name)
+        .bind(id)
+        .execute(state.store.pool())
+        .await?;
+    row.name = name;
+    view(state, &row).await
+}
+
+/// Gives the default credential a new password (the username stays).
+pub async fn reset_password(state: &AppState, account_id: &str, id: &str) -> Result<ClusterView> {
+    let row = find_owned(&state.store, account_id, id).await?;
+    credentials::rotate_default(state, &row).await?;
+    view(state, &row).await
+}
+
+/// Deletes a cluster: its brokers and their data, its topics and credentials.
+pub async fn delete(state: &AppState, account_id: &str, id: &str) -> Result<()> {
+    let row = find_owned(&state.store, account_id, id).await?;
+    state.provisioner.delete_cluster(&row.spec()).await?;
+    let mut tx = state.store.pool().begin().await?;
+    for statement in [
+        "DELETE FROM topics WHERE cluster_id = $1",
+        "DELETE FROM credentials WHERE cluster_id = $1",
+    ] {
+        sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+    }
+    sqlx::query("UPDATE clusters SET state = 'deleted', deleted_at = $1 WHERE id = $2")
+        .bind(store::now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Starts the brokers of every live cluster (after a restart of the control plane). A cluster
+/// whose brokers cannot start is logged and skipped, so one bad cluster never blocks the rest.
+pub async fn resume_all(state: &AppState) -> Result<(usize, usize)> {
+    let (mut resumed, mut failed) = (0, 0);
+    for row in all_live(&state.store).await? {
+        match state
+            .provisioner
+            .resume_cluster(&row.spec(), &row.tcp_endpoint)
+            .await
+        {
+            Ok(bootstrap) => {
+                resumed += 1;
+                if bootstrap != row.tcp_endpoint {
+                    tracing::warn!(cluster = %row.id, old = %row.tcp_endpoint, new = %bootstrap,
+                        "the cluster's port was taken; its bootstrap address changed");
+                    sqlx::query("UPDATE clusters SET tcp_endpoint = $1 WHERE id = $2")
+                        .bind(&bootstrap)
+                        .bind(&row.id)
+                        .execute(state.store.pool())
+                        .await?;
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                tracing::error!(cluster = %row.id, error = %crate::error::cause_chain(&e), "could not start the cluster's brokers");
+            }
+        }
+    }
+    Ok((resumed, failed))
+}
+
+const ADJECTIVES: &[&str] = &[
+    "brave", "calm", "clever", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lively",
+    "merry", "noble", "proud", "quick", "quiet", "rapid", "sharp", "steady", "swift", "witty",
+];
+const ANIMALS: &[&str] = &[
+    "otter", "heron", "lynx", "marten", "badger", "falcon", "gecko", "ibis", "koala", "lemur",
+    "mantis", "newt", "orca", "panda", "quokka", "raven", "stingray", "tapir", "walrus", "yak",
+];
+
+async fn unique_slug(store: &Store) -> Result<String> {
+    use rand::Rng;
+    for _ in 0..20 {
+        let slug = {
+            let mut rng = rand::thread_rng();
+            format!(
+                "{}-{}-{}",
+                ADJECTIVES[rng.gen_range(0..ADJECTIVES.len())],
+                ANIMALS[rng.gen_range(0..ANIMALS.len())],
+                rng.gen_range(1000..100_000)
+            )
+        };
+        let taken: Option<(String,)> = sqlx::query_as("SELECT id FROM clusters WHERE slug = $1")
+            .bind(&slug)
+            .fetch_optional(store.pool())
+            .await?;
+        if taken.is_none() {
+            return Ok(slug);
+        }
+    }
+    Err(Error::internal(
+        "could not find a free cluster slug",
+        "20 random slugs were taken",
+    ))
+}

@@ -1,0 +1,315 @@
+//! Cluster credentials: the default one (full access) and scoped ones (topic, permissions).
+//!
+//! Passwords are machine-generated, kept encrypted at rest (they are shown again in the
+//! console) and verified through a keyed hash, never a slow password hash.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+
+use crate::{
+    Error, Result,
+    clusters::{self, ClusterRow},
+    crypto::{self, SecretKey},
+    names,
+    provisioner::BrokerUser,
+    state::AppState,
+    store,
+};
+
+const PASSWORD_PURPOSE: &str = "credential-password";
+
+/// What a credential may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permissions {
+    /// Produce and consume.
+    All,
+    /// Produce only.
+    Produce,
+    /// Fetch, consume, commit and read offsets only.
+    Consume,
+}
+
+impl Permissions {
+    /// Parses `ALL`, `PRODUCE` or `CONSUME`.
+    pub fn parse(raw: &str) -> Result<Self> {
+        match raw {
+            "ALL" => Ok(Permissions::All),
+            "PRODUCE" => Ok(Permissions::Produce),
+            "CONSUME" => Ok(Permissions::Consume),
+            other => Err(Error::Invalid(format!(
+                "unknown permissions {other:?}: use ALL, PRODUCE or CONSUME"
+            ))),
+        }
+    }
+
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permissions::All => "ALL",
+            Permissions::Produce => "PRODUCE",
+            Permissions::Consume => "CONSUME",
+        }
+    }
+}
+
+/// A username and password pair.
+#[derive(Clone)]
+pub struct Secret {
+    /// Username: URL-safe base64 whose start decodes to `<cluster slug>$`, as Upstash's did.
+    pub username: String,
+    /// Password: 32 random bytes, URL-safe base64.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fresh username and password for a cluster.
+pub fn generate_secret(slug: &str) -> Secret {
+    Secret {
+        username: URL_SAFE_NO_PAD.encode(format!("{slug}${}", crypto::random_token(9))),
+        password: crypto::random_token(32),
+    }
+}
+
+/// A credential in the shape of Upstash's Developer API.
+#[derive(Clone, Debug, Serialize)]
+pub struct CredentialView {
+    pub credential_id: String,
+    pub credential_name: String,
+    pub topic: String,
+    pub permissions: String,
+    pub cluster_id: String,
+    pub cluster_slug: String,
+    pub username: String,
+    pub password: String,
+    pub creation_time: i64,
+    pub state: String,
+}
+
+/// Body of `POST /v2/kafka/credential`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCredential {
+    /// Name, unique in the cluster.
+    pub credential_name: String,
+    /// The cluster.
+    pub cluster_id: String,
+    /// A topic, a prefix ending in `*`, or `*`.
+    pub topic: String,
+    /// `ALL`, `PRODUCE` or `CONSUME`.
+    pub permissions: String,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct CredentialRow {
+    id: String,
+    cluster_id: String,
+    name: String,
+    topic: String,
+    permissions: String,
+    username: String,
+    password_encrypted: String,
+    created_at: i64,
+}
+
+const COLUMNS: &str =
+    "id, cluster_id, name, topic, permissions, username, password_encrypted, created_at";
+
+/// Stores a credential inside the caller's transaction; returns its id.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert(
+    db: &mut AnyConnection,
+    key: &SecretKey,
+    cluster_id: &str,
+    name: &str,
+    is_default: bool,
+    topic: &str,
+    permissions: Permissions,
+    secret: &Secret,
+) -> Result<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO credentials (id, cluster_id, name, is_default, topic, permissions, username, \
+         password_encrypted, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&id)
+    .bind(cluster_id)
+    .bind(name)
+    .bind(i64::from(is_default))
+    .bind(topic)
+    .bind(permissions.as_str())
+    .bind(&secret.username)
+    .bind(key.encrypt(&secret.password))
+    .bind(key.keyed_hash(PASSWORD_PURPOSE, secret.password.as_bytes()))
+    .bind(store::now())
+    .execute(&mut *db)
+    .await?;
+    Ok(id)
+}
+
+/// The default credential of a cluster, decrypted.
+pub async fn default_of(store: &store::Store, key: &SecretKey, cluster_id: &str) -> Result<Secret> {
+    let (username, encrypted): (String, String) = sqlx::query_as(
+        "SELECT username, password_encrypted FROM credentials WHERE cluster_id = $1 AND is_default = 1",
+    )
+    .bind(cluster_id)
+    .fetch_optional(store.pool())
+    .await?
+    .ok_or_else(|| Error::internal("a cluster has no default credential", cluster_id.to_owned()))?;
+    Ok(Secret {
+        username,
+        password: key.decrypt(&encrypted)?,
+    })
+}
+
+/// Gives the default credential a new password, on the brokers first, then in the store.
+pub async fn rotate_default(state: &AppState, cluster: &ClusterRow) -> Result<()> {
+    let current = default_of(&state.store, &state.key, &cluster.id).await?;
+    let password = crypto::random_token(32);
+    let user = BrokerUser {
+        username: current.username.clone(),
+        password: password.clone(),
+    };
+    state.provisioner.put_user(&cluster.spec(), &user).await?;
+    sqlx::query(
+        "UPDATE credentials SET password_encrypted = $1, password_hash = $2 WHERE cluster_id = $3 AND is_default = 1",
+    )
+    .bind(state.key.encrypt(&password))
+    .bind(state.key.keyed_hash(PASSWORD_PURPOSE, password.as_bytes()))
+    .bind(&cluster.id)
+    .execute(state.store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Creates a scoped credential on a cluster of the account.
+pub async fn create(
+    state: &AppState,
+    account_id: &str,
+    request: CreateCredential,
+) -> Result<CredentialView> {
+    let name = names::credential_name(&request.credential_name)?;
+    let topic = names::topic_scope(&request.topic)?;
+    let permissions = Permissions::parse(&request.permissions)?;
+    let cluster = clusters::find_owned(&state.store, account_id, &request.cluster_id).await?;
+    let existing: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM credentials WHERE cluster_id = $1 AND is_default = 0")
+            .bind(&cluster.id)
+            .fetch_all(state.store.pool())
+            .await?;
+    if existing.len() >= state.config.max_credentials_per_cluster as usize {
+        return Err(Error::LimitExceeded(format!(
+            "a cluster may have at most {} credentials; delete one first",
+            state.config.max_credentials_per_cluster
+        )));
+    }
+    if name == "default" || existing.iter().any(|(n,)| n == &name) {
+        return Err(Error::Conflict(format!(
+            "the cluster already has a credential named {name:?}"
+        )));
+    }
+    let secret = generate_secret(&cluster.slug);
+    let user = BrokerUser {
+        username: secret.username.clone(),
+        password: secret.password.clone(),
+    };
+    state.provisioner.put_user(&cluster.spec(), &user).await?;
+    let mut db = state.store.pool().acquire().await?;
+    let id = match insert(
+        &mut db,
+        &state.key,
+        &cluster.id,
+        &name,
+        false,
+        &topic,
+        permissions,
+        &secret,
+    )
+    .await
+    {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = state
+                .provisioner
+                .delete_user(&cluster.spec(), &secret.username)
+                .await;
+            return Err(e);
+        }
+    };
+    Ok(CredentialView {
+        credential_id: id,
+        credential_name: name,
+        topic,
+        permissions: permissions.as_str().to_owned(),
+        cluster_id: cluster.id,
+        cluster_slug: cluster.slug,
+        username: secret.username,
+        password: secret.password,
+        creation_time: store::now(),
+        state: "active".into(),
+    })
+}
+
+/// Every scoped credential of the account's clusters (default credentials left out, as Upstash did).
+pub async fn list(state: &AppState, account_id: &str) -> Result<Vec<CredentialView>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.id, c.slug FROM clusters c WHERE c.account_id = $1 AND c.state <> 'deleted' ORDER BY c.created_at, c.id",
+    )
+    .bind(account_id)
+    .fetch_all(state.store.pool())
+    .await?;
+    let mut views = Vec::new();
+    for (cluster_id, slug) in rows {
+        let credentials: Vec<CredentialRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM credentials WHERE cluster_id = $1 AND is_default = 0 ORDER BY created_at, id"
+        ))
+        .bind(&cluster_id)
+        .fetch_all(state.store.pool())
+        .await?;
+        for row in credentials {
+            views.push(CredentialView {
+                password: state.key.decrypt(&row.password_encrypted)?,
+                credential_id: row.id,
+                credential_name: row.name,
+                topic: row.topic,
+                permissions: row.permissions,
+                cluster_id: row.cluster_id,
+                cluster_slug: slug.clone(),
+                username: row.username,
+                creation_time: row.created_at,
+                state: "active".into(),
+            });
+        }
+    }
+    Ok(views)
+}
+
+/// Deletes a scoped credential of the account (the default one cannot be deleted).
+pub async fn delete(state: &AppState, account_id: &str, id: &str) -> Result<()> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT cr.cluster_id, cr.username FROM credentials cr JOIN clusters c ON c.id = cr.cluster_id \
+         WHERE cr.id = $1 AND cr.is_default = 0 AND c.account_id = $2 AND c.state <> 'deleted'",
+    )
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(state.store.pool())
+    .await?;
+    let (cluster_id, username) = row.ok_or(Error::NotFound("credential"))?;
+    let cluster = clusters::find_owned(&state.store, account_id, &cluster_id).await?;
+    state
+        .provisioner
+        .delete_user(&cluster.spec(), &username)
+        .await?;
+    sqlx::query("DELETE FROM credentials WHERE id = $1")
+        .bind(id)
+        .execute(state.store.pool())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! The crate's one error type and its mapping to the documented JSON error body.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the control plane.
+///
+/// Client errors carry a message written for the user; internal errors are logged once
+/// (with their cause chain) and answered with a generic message.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or a value is out of its allowed range (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// No credentials, or wrong ones (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The resource does not exist or belongs to someone else (404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The resource already exists, or the request conflicts with its state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A plan or account limit would be exceeded (400, with the limit explained).
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// The cluster's brokers could not be reached or refused the change (503).
+    #[error("{0}")]
+    Broker(String),
+    /// A database error.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// A migration could not be applied.
+    #[error("could not apply database migrations")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Anything else that is not the caller's fault.
+    #[error("{context}")]
+    Internal {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Error {
+    /// Wraps an unexpected failure with a sentence saying what was being done.
+    pub fn internal(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Internal {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Invalid(_) | Error::LimitExceeded(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Broker(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Database(_) | Error::Migrate(_) | Error::Internal { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+}
+
+/// Formats an error and its sources as one line: `a: b: c`.
+pub fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = if status.is_server_error() && !matches!(self, Error::Broker(_)) {
+            tracing::error!(error = %cause_chain(&self), "request failed");
+            "internal server error; the cause has been logged".to_owned()
+        } else {
+            if matches!(self, Error::Broker(_)) {
+                tracing::warn!(error = %self, "broker unavailable");
+            }
+            self.to_string()
+        };
+        // Both `error` and `message` because Upstash's clients read one or the other;
+        // `status` repeats the HTTP code as the REST data API's error shape does.
+        let body = json!({ "error": message, "message": message, "status": status.as_u16() });
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"capstan\""),
+            );
+        }
+        response
+    }
+}

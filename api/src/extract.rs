@@ -1,0 +1,87 @@
+//! Request extractors that answer Capstan's JSON errors: the authenticated caller and a
+//! lenient JSON body.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{header::AUTHORIZATION, request::Parts},
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use serde::de::DeserializeOwned;
+
+use crate::{Error, Result, accounts, api_keys, sessions, state::AppState};
+
+/// The account making the request, from HTTP Basic `EMAIL:API_KEY` or `Bearer <session token>`.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The caller's account id.
+    pub account_id: String,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let missing = || {
+            Error::Unauthenticated(
+                "authentication required: HTTP Basic EMAIL:API_KEY or Bearer <token from /v2/auth/login>".into(),
+            )
+        };
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(missing)?;
+        let header = header.to_str().map_err(|_| missing())?;
+        let (scheme, value) = header.split_once(' ').ok_or_else(missing)?;
+        let account_id = if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = STANDARD
+                .decode(value.trim())
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| {
+                    Error::Unauthenticated("the Basic credentials are not valid base64 text".into())
+                })?;
+            let (email, key) = decoded.split_once(':').ok_or_else(|| {
+                Error::Unauthenticated("Basic credentials must be EMAIL:API_KEY".into())
+            })?;
+            api_keys::authenticate(&state.store, &state.key, email, key).await?
+        } else if scheme.eq_ignore_ascii_case("bearer") {
+            let account_id = sessions::verify(&state.key, value.trim())?;
+            accounts::find(&state.store, &account_id)
+                .await?
+                .ok_or_else(|| {
+                    Error::Unauthenticated("the account of this token no longer exists".into())
+                })?
+                .id
+        } else {
+            return Err(missing());
+        };
+        Ok(Caller { account_id })
+    }
+}
+
+/// A JSON body parsed whatever the Content-Type says. An empty body or `null` reads as `{}`,
+/// because real clients send both (terraform's DELETE sends `null`, some POSTs send nothing).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                Error::Invalid(format!(
+                    "could not read the request body: {}",
+                    rejection.body_text()
+                ))
+            })?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| Error::Invalid("the request body is not UTF-8".into()))?;
+        let text = match text.trim() {
+            "" | "null" => "{}",
+            other => other,
+        };
+        serde_json::from_str(text)
+            .map(JsonBody)
+            .map_err(|e| Error::Invalid(format!("invalid request body: {e}")))
+    }
+}

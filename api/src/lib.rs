@@ -1,0 +1,27 @@
+//! Capstan's control plane: accounts, API keys and sessions, the provisioning API
+//! (`/v2/kafka/…`, shaped like Upstash's Developer API), the store (SQLite or PostgreSQL) and
+//! the provisioners that turn clusters into running brokers.
+//!
+//! The binary builds [`app::Settings`] and runs an [`app::Application`].
+
+pub mod accounts;
+pub mod api_keys;
+pub mod app;
+pub mod clusters;
+pub mod credentials;
+pub mod crypto;
+mod error;
+pub mod extract;
+pub mod kafka_admin;
+pub mod metrics;
+pub mod names;
+pub mod openapi;
+pub mod plans;
+pub mod provisioner;
+pub mod routes;
+pub mod sessions;
+pub mod state;
+pub mod store;
+pub mod topics;
+
+pub use error::{Error, Result, cause_chain};

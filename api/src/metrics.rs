@@ -1,0 +1,88 @@
+//! Prometheus metrics of the control plane.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    middleware::Next,
+    response::Response,
+};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+
+use crate::state::AppState;
+
+/// Every metric, registered in one registry.
+#[derive(Debug)]
+pub struct Metrics {
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    /// HTTP requests by route template, method and status.
+    pub http_requests: IntCounterVec,
+    /// HTTP latency by route template.
+    pub http_latency: HistogramVec,
+    /// Clusters by state (set at each scrape).
+    pub clusters: IntGaugeVec,
+    /// Clusters created since start.
+    pub clusters_created: IntCounter,
+}
+
+impl Metrics {
+    /// Creates and registers the metrics.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("capstan".into()), None)?;
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )?;
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+            ),
+            &["route"],
+        )?;
+        let clusters = IntGaugeVec::new(Opts::new("clusters", "Clusters by state"), &["state"])?;
+        let clusters_created =
+            IntCounter::new("clusters_created_total", "Clusters created since start")?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_latency.clone()))?;
+        registry.register(Box::new(clusters.clone()))?;
+        registry.register(Box::new(clusters_created.clone()))?;
+        Ok(Metrics {
+            registry,
+            http_requests,
+            http_latency,
+            clusters,
+            clusters_created,
+        })
+    }
+}
+
+/// Middleware recording every request by its route template (never the raw path, whose ids
+/// would make unbounded label values).
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .http_latency
+        .with_label_values(&[route.as_str()])
+        .observe(start.elapsed().as_secs_f64());
+    state
+        .metrics
+        .http_requests
+        .with_label_values(&[route.as_str(), method.as_str(), response.status().as_str()])
+        .inc();
+    response
+}

@@ -1,0 +1,198 @@
+//! The OpenAPI 3.1 document of the control plane, served at `/openapi.json`.
+//!
+//! Built in code next to the routes; a test checks that every route of the router is
+//! described here and nothing else.
+
+use serde_json::{Value, json};
+
+fn string() -> Value {
+    json!({ "type": "string" })
+}
+fn integer() -> Value {
+    json!({ "type": "integer", "format": "int64" })
+}
+fn boolean() -> Value {
+    json!({ "type": "boolean" })
+}
+fn reference(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+fn array_of(name: &str) -> Value {
+    json!({ "type": "array", "items": reference(name) })
+}
+fn object(required: &[&str], properties: &[(&str, Value)], closed: bool) -> Value {
+    let props: serde_json::Map<String, Value> = properties
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let mut schema = json!({ "type": "object", "required": required, "properties": props });
+    if closed {
+        schema["additionalProperties"] = json!(false);
+    }
+    schema
+}
+
+fn error_response(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": reference("Error") } } })
+}
+
+fn json_response(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+/// An operation: `public` ones need no authentication.
+fn operation(
+    summary: &str,
+    public: bool,
+    body: Option<Value>,
+    ok_status: &str,
+    ok: Value,
+    path_param: Option<&str>,
+) -> Value {
+    let mut responses = serde_json::Map::new();
+    responses.insert(ok_status.to_owned(), ok);
+    responses.insert(
+        "400".into(),
+        error_response("Invalid input, or a plan limit exceeded"),
+    );
+    if !public {
+        responses.insert("401".into(), error_response("Missing or wrong credentials"));
+        responses.insert("404".into(), error_response("Not found (or not yours)"));
+        responses.insert(
+            "409".into(),
+            error_response("Conflicts with an existing resource"),
+        );
+        responses.insert(
+            "503".into(),
+            error_response("The cluster's brokers are unavailable"),
+        );
+    } else {
+        responses.insert("401".into(), error_response("Wrong credentials"));
+        responses.insert("409".into(), error_response("Already exists"));
+    }
+    let mut op = json!({ "summary": summary, "responses": responses });
+    if public {
+        op["security"] = json!([]);
+    }
+    if let Some(schema) = body {
+        op["requestBody"] =
+            json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+    }
+    if let Some(name) = path_param {
+        op["parameters"] =
+            json!([{ "name": name, "in": "path", "required": true, "schema": string() }]);
+    }
+    op
+}
+
+/// The document.
+pub fn document() -> Value {
+    let ok_string = json_response("Done", json!({ "type": "string", "const": "OK" }));
+    let cluster = json_response("The cluster", reference("Cluster"));
+    let topic = json_response("The topic", reference("Topic"));
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Capstan control plane",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Accounts, API keys and the provisioning API, shaped like Upstash's Developer API (/v2/kafka/...)."
+        },
+        "security": [{ "basic": [] }, { "bearer": [] }],
+        "paths": {
+            "/v2/auth/signup": { "post": operation("Create an account", true, Some(reference("Credentials")), "201", json_response("The account", reference("Account")), None) },
+            "/v2/auth/login": { "post": operation("Log in and get a session token", true, Some(reference("Credentials")), "200", json_response("A session", reference("Session")), None) },
+            "/v2/api-keys": {
+                "get": operation("List API keys", false, None, "200", json_response("Keys", array_of("ApiKey")), None),
+                "post": operation("Create an API key (its secret is shown once)", false, Some(object(&["name"], &[("name", string())], true)), "201", json_response("The key with its secret", reference("NewApiKey")), None)
+            },
+            "/v2/api-keys/{id}": { "delete": operation("Revoke an API key", false, None, "200", ok_string.clone(), Some("id")) },
+            "/v2/kafka/cluster": { "post": operation("Create a cluster", false, Some(reference("CreateCluster")), "200", cluster.clone(), None) },
+            "/v2/kafka/clusters": { "get": operation("List clusters", false, None, "200", json_response("Clusters", array_of("Cluster")), None) },
+            "/v2/kafka/cluster/{id}": {
+                "get": operation("Get a cluster", false, None, "200", cluster.clone(), Some("id")),
+                "delete": operation("Delete a cluster with its brokers and data", false, None, "200", ok_string.clone(), Some("id"))
+            },
+            "/v2/kafka/rename-cluster/{id}": { "post": operation("Rename a cluster", false, Some(object(&["name"], &[("name", string())], true)), "200", cluster.clone(), Some("id")) },
+            "/v2/kafka/reset-password/{id}": { "post": operation("Give the default credential a new password", false, None, "200", cluster, Some("id")) },
+            "/v2/kafka/topic": { "post": operation("Create a topic", false, Some(reference("CreateTopic")), "200", topic.clone(), None) },
+            "/v2/kafka/topics/{cluster_id}": { "get": operation("List a cluster's topics", false, None, "200", json_response("Topics", array_of("Topic")), Some("cluster_id")) },
+            "/v2/kafka/topic/{id}": {
+                "get": operation("Get a topic", false, None, "200", topic.clone(), Some("id")),
+                "delete": operation("Delete a topic and its data", false, None, "200", ok_string.clone(), Some("id"))
+            },
+            "/v2/kafka/update-topic/{id}": { "post": operation("Grow partitions or change limits", false, Some(reference("UpdateTopic")), "200", topic, Some("id")) },
+            "/v2/kafka/credential": { "post": operation("Create a scoped credential", false, Some(reference("CreateCredential")), "200", json_response("The credential", reference("Credential")), None) },
+            "/v2/kafka/credentials": { "get": operation("List scoped credentials of every cluster", false, None, "200", json_response("Credentials", array_of("Credential")), None) },
+            "/v2/kafka/credential/{id}": { "delete": operation("Delete a scoped credential", false, None, "200", ok_string, Some("id")) },
+            "/healthz": { "get": { "summary": "Liveness", "security": [], "responses": { "200": json_response("Alive", object(&["status"], &[("status", string())], false)) } } },
+            "/readyz": { "get": { "summary": "Readiness (database reachable)", "security": [], "responses": {
+                "200": json_response("Ready", object(&["status"], &[("status", string())], false)),
+                "503": json_response("Not ready", object(&["status"], &[("status", string())], false)) } } },
+            "/metrics": { "get": { "summary": "Prometheus metrics", "security": [], "responses": { "200": { "description": "Text exposition format", "content": { "text/plain": { "schema": string() } } } } } },
+            "/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": json_response("OpenAPI 3.1", json!({ "type": "object" })) } } }
+        },
+        "components": {
+            "securitySchemes": {
+                "basic": { "type": "http", "scheme": "basic", "description": "EMAIL:API_KEY" },
+                "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "Token from /v2/auth/login" }
+            },
+            "schemas": {
+                "Error": object(&["error", "message", "status"], &[("error", string()), ("message", string()), ("status", integer())], false),
+                "Credentials": object(&["email", "password"], &[("email", string()), ("password", string())], true),
+                "Account": object(&["id", "email", "created_at"], &[("id", string()), ("email", string()), ("created_at", integer())], false),
+                "Session": object(&["token", "expires_at"], &[("token", string()), ("expires_at", integer())], false),
+                "ApiKey": object(&["id", "name", "created_at", "last_used_at"], &[("id", string()), ("name", string()), ("created_at", integer()), ("last_used_at", json!({ "type": ["integer", "null"] }))], false),
+                "NewApiKey": object(&["id", "name", "key", "created_at"], &[("id", string()), ("name", string()), ("key", string()), ("created_at", integer())], false),
+                "CreateCluster": object(&["name", "region"], &[("name", string()), ("region", string()), ("multizone", boolean())], true),
+                "Cluster": object(
+                    &["cluster_id", "name", "region", "type", "multizone", "tcp_endpoint", "rest_endpoint", "state", "username", "password",
+                      "max_retention_size", "max_retention_time", "max_messages_per_second", "creation_time", "max_message_size", "max_partitions"],
+                    &[("cluster_id", string()), ("name", string()), ("region", string()), ("type", json!({ "enum": ["free", "paid"] })),
+                      ("multizone", boolean()), ("tcp_endpoint", string()), ("rest_endpoint", string()), ("state", string()),
+                      ("username", string()), ("password", string()), ("max_retention_size", integer()), ("max_retention_time", integer()),
+                      ("max_messages_per_second", integer()), ("creation_time", integer()), ("max_message_size", integer()), ("max_partitions", integer())],
+                    false),
+                "CreateTopic": object(
+                    &["name", "partitions", "retention_time", "retention_size", "max_message_size", "cleanup_policy", "cluster_id"],
+                    &[("name", string()), ("partitions", integer()), ("retention_time", integer()), ("retention_size", integer()),
+                      ("max_message_size", integer()), ("cleanup_policy", json!({ "enum": ["delete", "compact"] })), ("cluster_id", string())],
+                    true),
+                "UpdateTopic": object(&[], &[("partitions", integer()), ("retention_time", integer()), ("retention_size", integer()), ("max_message_size", integer())], true),
+                "Topic": object(
+                    &["topic_id", "topic_name", "cluster_id", "region", "creation_time", "state", "partitions", "multizone", "tcp_endpoint",
+                      "rest_endpoint", "username", "password", "cleanup_policy", "retention_size", "retention_time", "max_message_size"],
+                    &[("topic_id", string()), ("topic_name", string()), ("cluster_id", string()), ("region", string()), ("creation_time", integer()),
+                      ("state", string()), ("partitions", integer()), ("multizone", boolean()), ("tcp_endpoint", string()), ("rest_endpoint", string()),
+                      ("username", string()), ("password", string()), ("cleanup_policy", string()), ("retention_size", integer()),
+                      ("retention_time", integer()), ("max_message_size", integer())],
+                    false),
+                "CreateCredential": object(
+                    &["credential_name", "cluster_id", "topic", "permissions"],
+                    &[("credential_name", string()), ("cluster_id", string()), ("topic", string()), ("permissions", json!({ "enum": ["ALL", "PRODUCE", "CONSUME"] }))],
+                    true),
+                "Credential": object(
+                    &["credential_id", "credential_name", "topic", "permissions", "cluster_id", "cluster_slug", "username", "password", "creation_time", "state"],
+                    &[("credential_id", string()), ("credential_name", string()), ("topic", string()), ("permissions", string()), ("cluster_id", string()),
+                      ("cluster_slug", string()), ("username", string()), ("password", string()), ("creation_time", integer()), ("state", string())],
+                    false)
+            }
+        }
+    })
+}
+
+/// Every `(method, path)` the document describes, for the drift test.
+pub fn operations() -> Vec<(String, String)> {
+    let doc = document();
+    let mut ops = Vec::new();
+    if let Some(paths) = doc["paths"].as_object() {
+        for (path, item) in paths {
+            if let Some(methods) = item.as_object() {
+                for method in methods.keys() {
+                    ops.push((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+    }
+    ops.sort();
+    ops
+}

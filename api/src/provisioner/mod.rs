@@ -1,0 +1,99 @@
+//! Provisioners turn clusters and topics of the store into running brokers.
+//!
+//! [`LocalProvisioner`] runs one real broker process per cluster on loopback (`capstan dev`,
+//! tests); a Kubernetes provisioner (operator issue) will sit beside it behind the same trait.
+
+mod local;
+mod tansu;
+
+pub use local::{LocalProvisioner, TANSU_VERSION, cached_broker_binary, find_broker_binary};
+
+use async_trait::async_trait;
+
+use crate::Result;
+
+/// What a provisioner needs to know of a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// The cluster's UUID.
+    pub id: String,
+    /// Three replicas over three zones, or one.
+    pub multizone: bool,
+}
+
+/// A topic as the brokers should have it.
+#[derive(Clone, Debug)]
+pub struct TopicSpec {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: i32,
+    /// `retention.ms`.
+    pub retention_ms: i64,
+    /// `retention.bytes`.
+    pub retention_bytes: i64,
+    /// `max.message.bytes`.
+    pub max_message_bytes: i64,
+    /// `cleanup.policy`: `delete` or `compact`.
+    pub cleanup_policy: String,
+}
+
+impl TopicSpec {
+    /// The topic-level Kafka configuration entries.
+    pub fn configs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("retention.ms", self.retention_ms.to_string()),
+            ("retention.bytes", self.retention_bytes.to_string()),
+            ("max.message.bytes", self.max_message_bytes.to_string()),
+            ("cleanup.policy", self.cleanup_policy.clone()),
+        ]
+    }
+}
+
+/// A SASL/SCRAM user on the brokers.
+#[derive(Clone)]
+pub struct BrokerUser {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for BrokerUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerUser")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes and changes the brokers of clusters.
+#[async_trait]
+pub trait Provisioner: Send + Sync + std::fmt::Debug {
+    /// Starts brokers for a new cluster with its first users; returns the bootstrap address.
+    async fn create_cluster(&self, cluster: &ClusterSpec, users: &[BrokerUser]) -> Result<String>;
+    /// Brings an existing cluster's brokers back after the control plane restarted; returns
+    /// the bootstrap address (the same one when it is still free).
+    async fn resume_cluster(&self, cluster: &ClusterSpec, bootstrap: &str) -> Result<String>;
+    /// Stops a cluster's brokers and removes their data.
+    async fn delete_cluster(&self, cluster: &ClusterSpec) -> Result<()>;
+    /// Creates a topic.
+    async fn create_topic(&self, cluster: &ClusterSpec, topic: &TopicSpec) -> Result<()>;
+    /// Applies a changed topic: more partitions and new configuration values.
+    async fn update_topic(
+        &self,
+        cluster: &ClusterSpec,
+        topic: &TopicSpec,
+        old_partitions: i32,
+    ) -> Result<()>;
+    /// Deletes exactly one topic and its data.
+    async fn delete_topic(&self, cluster: &ClusterSpec, name: &str) -> Result<()>;
+    /// Creates a user or sets its password.
+    async fn put_user(&self, cluster: &ClusterSpec, user: &BrokerUser) -> Result<()>;
+    /// Removes a user.
+    async fn delete_user(&self, cluster: &ClusterSpec, username: &str) -> Result<()>;
+    /// Number of clusters whose brokers run now.
+    async fn running_clusters(&self) -> usize;
+    /// Stops every broker cleanly (graceful shutdown).
+    async fn shutdown(&self);
+}

@@ -1,0 +1,79 @@
+//! HTTP routes: thin handlers that parse, authorize, call the domain and map its error.
+
+mod accounts;
+mod clusters;
+mod credentials;
+mod ops;
+mod topics;
+
+use axum::{
+    Router,
+    http::{StatusCode, Uri},
+    middleware,
+    routing::{delete, get, post},
+};
+
+use crate::{Error, state::AppState};
+
+/// The control plane's router (provisioning API and operations endpoints).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v2/auth/signup", post(accounts::sign_up))
+        .route("/v2/auth/login", post(accounts::log_in))
+        .route(
+            "/v2/api-keys",
+            get(accounts::list_api_keys).post(accounts::create_api_key),
+        )
+        .route("/v2/api-keys/{id}", delete(accounts::revoke_api_key))
+        .route("/v2/kafka/cluster", post(clusters::create))
+        .route("/v2/kafka/clusters", get(clusters::list))
+        .route(
+            "/v2/kafka/cluster/{id}",
+            get(clusters::get).delete(clusters::delete),
+        )
+        .route("/v2/kafka/rename-cluster/{id}", post(clusters::rename))
+        .route(
+            "/v2/kafka/reset-password/{id}",
+            post(clusters::reset_password),
+        )
+        .route("/v2/kafka/topic", post(topics::create))
+        .route("/v2/kafka/topics/{cluster_id}", get(topics::list))
+        .route(
+            "/v2/kafka/topic/{id}",
+            get(topics::get).delete(topics::delete),
+        )
+        .route("/v2/kafka/update-topic/{id}", post(topics::update))
+        .route("/v2/kafka/credential", post(credentials::create))
+        .route("/v2/kafka/credentials", get(credentials::list))
+        .route("/v2/kafka/credential/{id}", delete(credentials::delete))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> Error {
+    tracing::debug!(%uri, "no route");
+    Error::NotFound("route")
+}
+
+async fn method_not_allowed() -> (StatusCode, axum::Json<serde_json::Value>) {
+    let message = "method not allowed on this route";
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(serde_json::json!({ "error": message, "message": message, "status": 405 })),
+    )
+}
+
+/// The Developer API answers `"OK"` (a JSON string) to deletes.
+fn ok() -> axum::Json<&'static str> {
+    axum::Json("OK")
+}

@@ -1,0 +1,55 @@
+//! The state every request handler and background task shares.
+
+use std::sync::Arc;
+
+use crate::{
+    crypto::SecretKey, metrics::Metrics, plans::Plan, provisioner::Provisioner, store::Store,
+};
+
+/// Platform settings the domain needs (the binary builds them from its command line).
+#[derive(Clone, Debug)]
+pub struct PlatformConfig {
+    /// Regions a cluster may be created in.
+    pub regions: Vec<String>,
+    /// The plan of new clusters.
+    pub default_plan: Plan,
+    /// API keys an account may hold.
+    pub max_api_keys: u32,
+    /// Live clusters an account may hold.
+    pub max_clusters_per_account: u32,
+    /// Scoped credentials a cluster may hold (besides its default one).
+    pub max_credentials_per_cluster: u32,
+    /// Lifetime of a log-in session token, seconds.
+    pub session_ttl_seconds: i64,
+    /// Host (and port) of the REST data gateway, shown as `rest_endpoint`.
+    pub rest_endpoint: String,
+}
+
+impl Default for PlatformConfig {
+    fn default() -> Self {
+        PlatformConfig {
+            regions: vec!["eu-west-1".into(), "us-east-1".into()],
+            default_plan: Plan::Payg,
+            max_api_keys: 37,
+            max_clusters_per_account: 10,
+            max_credentials_per_cluster: 10,
+            session_ttl_seconds: 3600,
+            rest_endpoint: "127.0.0.1:8081".into(),
+        }
+    }
+}
+
+/// Shared, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// The platform secret key.
+    pub key: SecretKey,
+    /// Makes brokers for clusters.
+    pub provisioner: Arc<dyn Provisioner>,
+    /// Platform settings.
+    pub config: Arc<PlatformConfig>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+}

@@ -1,0 +1,364 @@
+//! Topics: created with their limits checked against the plan, grown, reconfigured, deleted.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Error, Result,
+    clusters::{self, ClusterRow},
+    credentials, names,
+    plans::Limits,
+    provisioner::TopicSpec,
+    state::AppState,
+    store,
+};
+
+/// A topic as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct TopicRow {
+    /// UUID.
+    pub id: String,
+    /// Its cluster.
+    pub cluster_id: String,
+    /// Kafka topic name.
+    pub name: String,
+    /// Partitions.
+    pub partitions: i64,
+    /// `retention.ms`.
+    pub retention_time: i64,
+    /// `retention.bytes`.
+    pub retention_size: i64,
+    /// `max.message.bytes`.
+    pub max_message_size: i64,
+    /// `delete` or `compact`.
+    pub cleanup_policy: String,
+    /// Creation time, unix seconds.
+    pub created_at: i64,
+}
+
+impl TopicRow {
+    fn spec(&self) -> TopicSpec {
+        TopicSpec {
+            name: self.name.clone(),
+            partitions: self.partitions as i32,
+            retention_ms: self.retention_time,
+            retention_bytes: self.retention_size,
+            max_message_bytes: self.max_message_size,
+            cleanup_policy: self.cleanup_policy.clone(),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, cluster_id, name, partitions, retention_time, retention_size, max_message_size, cleanup_policy, created_at";
+
+/// A topic in the shape of Upstash's Developer API.
+#[derive(Clone, Debug, Serialize)]
+pub struct TopicView {
+    pub topic_id: String,
+    pub topic_name: String,
+    pub cluster_id: String,
+    pub region: String,
+    pub creation_time: i64,
+    pub state: String,
+    pub partitions: i64,
+    pub multizone: bool,
+    pub tcp_endpoint: String,
+    pub rest_endpoint: String,
+    pub username: String,
+    pub password: String,
+    pub cleanup_policy: String,
+    pub retention_size: i64,
+    pub retention_time: i64,
+    pub max_message_size: i64,
+}
+
+/// Body of `POST /v2/kafka/topic`: every field is required; `-1` means the plan's maximum.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopic {
+    pub name: String,
+    pub partitions: i64,
+    pub retention_time: i64,
+    pub retention_size: i64,
+    pub max_message_size: i64,
+    pub cleanup_policy: String,
+    pub cluster_id: String,
+}
+
+/// Body of `POST /v2/kafka/update-topic/{id}`: any of the fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTopic {
+    pub partitions: Option<i64>,
+    pub retention_time: Option<i64>,
+    pub retention_size: Option<i64>,
+    pub max_message_size: Option<i64>,
+}
+
+/// Resolves `-1` to the plan maximum and checks `1..=max` otherwise.
+fn bounded(field: &str, value: i64, max: i64, unit: &str) -> Result<i64> {
+    match value {
+        -1 => Ok(max),
+        v if (1..=max).contains(&v) => Ok(v),
+        v => Err(Error::LimitExceeded(format!(
+            "{field} must be between 1 and {max} {unit} on this cluster's plan, or -1 for the maximum (got {v})"
+        ))),
+    }
+}
+
+fn check_partitions(requested: i64, used_elsewhere: i64, limits: &Limits) -> Result<i64> {
+    if requested < 1 {
+        return Err(Error::Invalid(format!(
+            "partitions must be at least 1 (got {requested})"
+        )));
+    }
+    if used_elsewhere + requested > limits.max_partitions {
+        return Err(Error::LimitExceeded(format!(
+            "the cluster may have at most {} partitions in all; {} are used by other topics, so at most {} are left",
+            limits.max_partitions,
+            used_elsewhere,
+            (limits.max_partitions - used_elsewhere).max(0)
+        )));
+    }
+    Ok(requested)
+}
+
+async fn partitions_in_use(
+    state: &AppState,
+    cluster_id: &str,
+    except_topic: Option<&str>,
+) -> Result<i64> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT id, partitions FROM topics WHERE cluster_id = $1")
+            .bind(cluster_id)
+            .fetch_all(state.store.pool())
+            .await?;
+    Ok(rows
+        .iter()
+        .filter(|(id, _)| Some(id.as_str()) != except_topic)
+        .map(|(_, p)| p)
+        .sum())
+}
+
+/// Creates a topic on a cluster of the account.
+pub async fn create(state: &AppState, account_id: &str, request: CreateTopic) -> Result<TopicView> {
+    let name = names::topic_name(&request.name)?;
+    let cluster = clusters::find_owned(&state.store, account_id, &request.cluster_id).await?;
+    let limits = cluster.plan().limits();
+    if !matches!(request.cleanup_policy.as_str(), "delete" | "compact") {
+        return Err(Error::Invalid(format!(
+            "cleanup_policy must be delete or compact (got {:?})",
+            request.cleanup_policy
+        )));
+    }
+    let row = TopicRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        cluster_id: cluster.id.clone(),
+        name,
+        partitions: check_partitions(
+            request.partitions,
+            partitions_in_use(state, &cluster.id, None).await?,
+            &limits,
+        )?,
+        retention_time: bounded(
+            "retention_time",
+            request.retention_time,
+            limits.max_retention_time,
+            "ms",
+        )?,
+        retention_size: bounded(
+            "retention_size",
+            request.retention_size,
+            limits.max_retention_size,
+            "bytes",
+        )?,
+        max_message_size: bounded(
+            "max_message_size",
+            request.max_message_size,
+            limits.max_message_size,
+            "bytes",
+        )?,
+        cleanup_policy: request.cleanup_policy,
+        created_at: store::now(),
+    };
+    let taken: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM topics WHERE cluster_id = $1 AND name = $2")
+            .bind(&cluster.id)
+            .bind(&row.name)
+            .fetch_optional(state.store.pool())
+            .await?;
+    if taken.is_some() {
+        return Err(Error::Conflict(format!(
+            "the cluster already has a topic named {}",
+            row.name
+        )));
+    }
+    state
+        .provisioner
+        .create_topic(&cluster.spec(), &row.spec())
+        .await?;
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO topics ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    ))
+    .bind(&row.id)
+    .bind(&row.cluster_id)
+    .bind(&row.name)
+    .bind(row.partitions)
+    .bind(row.retention_time)
+    .bind(row.retention_size)
+    .bind(row.max_message_size)
+    .bind(&row.cleanup_policy)
+    .bind(row.created_at)
+    .execute(state.store.pool())
+    .await;
+    if let Err(e) = inserted {
+        let _ = state
+            .provisioner
+            .delete_topic(&cluster.spec(), &row.name)
+            .await;
+        return Err(if store::is_unique_violation(&e) {
+            Error::Conflict(format!(
+                "the cluster already has a topic named {}",
+                row.name
+            ))
+        } else {
+            e.into()
+        });
+    }
+    view(state, &cluster, &row).await
+}
+
+async fn view(state: &AppState, cluster: &ClusterRow, row: &TopicRow) -> Result<TopicView> {
+    let default = credentials::default_of(&state.store, &state.key, &cluster.id).await?;
+    Ok(TopicView {
+        topic_id: row.id.clone(),
+        topic_name: row.name.clone(),
+        cluster_id: cluster.id.clone(),
+        region: cluster.region.clone(),
+        creation_time: row.created_at,
+        state: "active".into(),
+        partitions: row.partitions,
+        multizone: cluster.multizone != 0,
+        tcp_endpoint: cluster.tcp_endpoint.clone(),
+        rest_endpoint: state.config.rest_endpoint.clone(),
+        username: default.username,
+        password: default.password,
+        cleanup_policy: row.cleanup_policy.clone(),
+        retention_size: row.retention_size,
+        retention_time: row.retention_time,
+        max_message_size: row.max_message_size,
+    })
+}
+
+/// A topic of the account with its cluster; anything else is 404.
+async fn find_owned(
+    state: &AppState,
+    account_id: &str,
+    id: &str,
+) -> Result<(ClusterRow, TopicRow)> {
+    let row: TopicRow = sqlx::query_as(&format!("SELECT {COLUMNS} FROM topics WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(state.store.pool())
+        .await?
+        .ok_or(Error::NotFound("topic"))?;
+    let cluster = clusters::find_owned(&state.store, account_id, &row.cluster_id)
+        .await
+        .map_err(|e| {
+            if matches!(e, Error::NotFound(_)) {
+                Error::NotFound("topic")
+            } else {
+                e
+            }
+        })?;
+    Ok((cluster, row))
+}
+
+/// The topics of a cluster of the account.
+pub async fn list(state: &AppState, account_id: &str, cluster_id: &str) -> Result<Vec<TopicView>> {
+    let cluster = clusters::find_owned(&state.store, account_id, cluster_id).await?;
+    let rows: Vec<TopicRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM topics WHERE cluster_id = $1 ORDER BY created_at, name"
+    ))
+    .bind(cluster_id)
+    .fetch_all(state.store.pool())
+    .await?;
+    let mut views = Vec::with_capacity(rows.len());
+    for row in &rows {
+        views.push(view(state, &cluster, row).await?);
+    }
+    Ok(views)
+}
+
+/// One topic of the account.
+pub async fn get(state: &AppState, account_id: &str, id: &str) -> Result<TopicView> {
+    let (cluster, row) = find_owned(state, account_id, id).await?;
+    view(state, &cluster, &row).await
+}
+
+/// Changes partitions (only up) and retention or message-size limits.
+pub async fn update(
+    state: &AppState,
+    account_id: &str,
+    id: &str,
+    request: UpdateTopic,
+) -> Result<TopicView> {
+    let (cluster, current) = find_owned(state, account_id, id).await?;
+    let limits = cluster.plan().limits();
+    let mut next = current.clone();
+    if let Some(partitions) = request.partitions {
+        if partitions < current.partitions {
+            return Err(Error::Invalid(format!(
+                "partitions can only grow: the topic has {} and {partitions} was asked",
+                current.partitions
+            )));
+        }
+        next.partitions = check_partitions(
+            partitions,
+            partitions_in_use(state, &cluster.id, Some(id)).await?,
+            &limits,
+        )?;
+    }
+    if let Some(v) = request.retention_time {
+        next.retention_time = bounded("retention_time", v, limits.max_retention_time, "ms")?;
+    }
+    if let Some(v) = request.retention_size {
+        next.retention_size = bounded("retention_size", v, limits.max_retention_size, "bytes")?;
+    }
+    if let Some(v) = request.max_message_size {
+        next.max_message_size = bounded("max_message_size", v, limits.max_message_size, "bytes")?;
+    }
+    let unchanged = next.partitions == current.partitions
+        && next.retention_time == current.retention_time
+        && next.retention_size == current.retention_size
+        && next.max_message_size == current.max_message_size;
+    if !unchanged {
+        state
+            .provisioner
+            .update_topic(&cluster.spec(), &next.spec(), current.partitions as i32)
+            .await?;
+        sqlx::query(
+            "UPDATE topics SET partitions = $1, retention_time = $2, retention_size = $3, max_message_size = $4 WHERE id = $5",
+        )
+        .bind(next.partitions)
+        .bind(next.retention_time)
+        .bind(next.retention_size)
+        .bind(next.max_message_size)
+        .bind(id)
+        .execute(state.store.pool())
+        .await?;
+    }
+    view(state, &cluster, &next).await
+}
+
+/// Deletes one topic and its data (and nothing else).
+pub async fn delete(state: &AppState, account_id: &str, id: &str) -> Result<()> {
+    let (cluster, row) = find_owned(state, account_id, id).await?;
+    state
+        .provisioner
+        .delete_topic(&cluster.spec(), &row.name)
+        .await?;
+    sqlx::query("DELETE FROM topics WHERE id = $1")
+        .bind(id)
+        .execute(state.store.pool())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! The `capstan` binary: wiring only. Parses settings, starts logging, runs a subcommand.
+
+mod broker_install;
+mod settings;
+
+use clap::Parser;
+use settings::{Cli, Command, LogFormat};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Dev(args) => run_server(args.into_settings()?, true).await,
+        Command::Serve(args) => run_server(args.into_settings()?, false).await,
+        Command::Migrate(args) => {
+            let store = capstan_api::store::Store::connect(&args.database_url)
+                .await
+                .map_err(report)?;
+            store.migrate().await.map_err(report)?;
+            println!(
+                "migrations applied to {}",
+                capstan_api::store::redact(&args.database_url)
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn run_server(settings: settings::Resolved, dev: bool) -> anyhow::Result<()> {
+    let settings::Resolved {
+        mut app,
+        explicit_broker,
+    } = settings;
+    app.broker_binary =
+        match capstan_api::provisioner::find_broker_binary(explicit_broker.as_deref()) {
+            Ok(path) => path,
+            Err(_) if dev && explicit_broker.is_none() => broker_install::install().await?,
+            Err(e) => return Err(report(e)),
+        };
+    let data_dir = app.data_dir.clone();
+    let database = capstan_api::store::redact(&app.database_url);
+    let application = capstan_api::app::Application::build(app)
+        .await
+        .map_err(report)?;
+    let address = application.local_addr().map_err(report)?;
+    let (resumed, failed) = application.resumed_clusters();
+    let rest = application.state().config.rest_endpoint.clone();
+    println!("Capstan {} is running", if dev { "dev" } else { "serve" });
+    println!("  console and provisioning API  http://{address}");
+    println!("  OpenAPI document              http://{address}/openapi.json");
+    println!("  health and metrics            http://{address}/healthz  http://{address}/metrics");
+    println!("  REST endpoint shown to users  {rest}");
+    println!("  database                      {database}");
+    println!("  data directory                {}", data_dir.display());
+    println!(
+        "  clusters brought back         {resumed}{}",
+        if failed > 0 {
+            format!(" ({failed} failed; see the log)")
+        } else {
+            String::new()
+        }
+    );
+    println!("Press Ctrl-C to stop.");
+    application
+        .run_until(shutdown_signal())
+        .await
+        .map_err(report)?;
+    println!("stopped cleanly");
+    Ok(())
+}
+
+/// Turns a library error into one line with its whole cause chain.
+fn report(error: capstan_api::Error) -> anyhow::Error {
+    anyhow::anyhow!(capstan_api::cause_chain(&error))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAPSTAN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,217 @@
+//! Command line and environment (`CAPSTAN_…`) settings.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use capstan_api::{app::Settings, crypto::SecretKey, plans::Plan, state::PlatformConfig};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Self-hostable serverless Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "capstan", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = "CAPSTAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How logs are written (to standard error).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object a line.
+    Json,
+}
+
+/// What to run.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Everything on embedded defaults: SQLite and a generated secret key under the data
+    /// directory, local brokers, API on 127.0.0.1:8080.
+    Dev(DevArgs),
+    /// The production control plane: needs --database-url and --secret-key.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(MigrateArgs),
+}
+
+/// Options shared by `dev` and `serve`.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// The tansu executable that runs local brokers (default: Capstan's cache, then PATH).
+    #[arg(long, env = "CAPSTAN_BROKER_BIN")]
+    pub broker_bin: Option<PathBuf>,
+    /// Regions users may create clusters in (comma-separated).
+    #[arg(
+        long,
+        env = "CAPSTAN_REGIONS",
+        value_delimiter = ',',
+        default_value = "eu-west-1,us-east-1"
+    )]
+    pub regions: Vec<String>,
+    /// Plan of new clusters.
+    #[arg(long, env = "CAPSTAN_DEFAULT_PLAN", default_value = "payg")]
+    pub default_plan: String,
+    /// Host[:port] of the REST data gateway, shown to users as `rest_endpoint`.
+    #[arg(long, env = "CAPSTAN_REST_ENDPOINT", default_value = "127.0.0.1:8081")]
+    pub rest_endpoint: String,
+    /// API keys per account.
+    #[arg(long, env = "CAPSTAN_MAX_API_KEYS", default_value_t = 37)]
+    pub max_api_keys: u32,
+    /// Live clusters per account.
+    #[arg(long, env = "CAPSTAN_MAX_CLUSTERS", default_value_t = 10)]
+    pub max_clusters: u32,
+    /// Scoped credentials per cluster.
+    #[arg(long, env = "CAPSTAN_MAX_CREDENTIALS", default_value_t = 10)]
+    pub max_credentials: u32,
+    /// Lifetime of log-in session tokens, seconds.
+    #[arg(long, env = "CAPSTAN_SESSION_TTL", default_value_t = 3600)]
+    pub session_ttl: i64,
+}
+
+impl CommonArgs {
+    fn platform(&self) -> anyhow::Result<PlatformConfig> {
+        Ok(PlatformConfig {
+            regions: self
+                .regions
+                .iter()
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty())
+                .collect(),
+            default_plan: Plan::parse(&self.default_plan)
+                .map_err(|e| anyhow::anyhow!(e.to_string()))?,
+            max_api_keys: self.max_api_keys,
+            max_clusters_per_account: self.max_clusters,
+            max_credentials_per_cluster: self.max_credentials,
+            session_ttl_seconds: self.session_ttl,
+            rest_endpoint: self.rest_endpoint.clone(),
+        })
+    }
+}
+
+/// `capstan dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Where the database, the secret key and broker data live.
+    #[arg(long, env = "CAPSTAN_DATA_DIR", default_value = "./.capstan")]
+    pub data_dir: PathBuf,
+    /// Address of the console and provisioning API.
+    #[arg(long, env = "CAPSTAN_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Database URL (default: an SQLite file in the data directory).
+    #[arg(long, env = "CAPSTAN_DATABASE_URL")]
+    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `capstan serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Database URL: postgres://USER@HOST/DB (or sqlite://PATH).
+    #[arg(long, env = "CAPSTAN_DATABASE_URL")]
+    pub database_url: String,
+    /// The platform secret key: 32 bytes of standard base64 (`openssl rand -base64 32`).
+    #[arg(long, env = "CAPSTAN_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: String,
+    /// Address of the console and provisioning API.
+    #[arg(long, env = "CAPSTAN_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Where local brokers keep their data.
+    #[arg(long, env = "CAPSTAN_DATA_DIR", default_value = "/var/lib/capstan")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `capstan migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Database URL.
+    #[arg(long, env = "CAPSTAN_DATABASE_URL")]
+    pub database_url: String,
+}
+
+/// Settings ready for the application, plus whether the broker binary was named explicitly.
+#[derive(Debug)]
+pub struct Resolved {
+    pub app: Settings,
+    pub explicit_broker: Option<PathBuf>,
+}
+
+impl DevArgs {
+    /// Creates the data directory and the secret key on first use.
+    pub fn into_settings(self) -> anyhow::Result<Resolved> {
+        std::fs::create_dir_all(&self.data_dir).with_context(|| {
+            format!(
+                "could not create the data directory {}",
+                self.data_dir.display()
+            )
+        })?;
+        let data_dir = std::fs::canonicalize(&self.data_dir)?;
+        let key = dev_secret_key(&data_dir)?;
+        let database_url = self
+            .database_url
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("capstan.db").display()));
+        Ok(Resolved {
+            app: Settings {
+                database_url,
+                listen: self.listen,
+                key,
+                data_dir,
+                broker_binary: PathBuf::new(),
+                platform: self.common.platform()?,
+            },
+            explicit_broker: self.common.broker_bin,
+        })
+    }
+}
+
+impl ServeArgs {
+    /// Checks the secret key.
+    pub fn into_settings(self) -> anyhow::Result<Resolved> {
+        let key = SecretKey::from_base64(&self.secret_key)
+            .map_err(|e| anyhow::anyhow!("--secret-key: {e}"))?;
+        std::fs::create_dir_all(&self.data_dir).with_context(|| {
+            format!(
+                "could not create the data directory {}",
+                self.data_dir.display()
+            )
+        })?;
+        Ok(Resolved {
+            app: Settings {
+                database_url: self.database_url,
+                listen: self.listen,
+                key,
+                data_dir: self.data_dir,
+                broker_binary: PathBuf::new(),
+                platform: self.common.platform()?,
+            },
+            explicit_broker: self.common.broker_bin,
+        })
+    }
+}
+
+/// Reads `secret.key` from the data directory, or writes a new one (mode 0600).
+fn dev_secret_key(data_dir: &std::path::Path) -> anyhow::Result<SecretKey> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("secret.key");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("could not read {}", path.display()))?;
+        return SecretKey::from_base64(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    let key = SecretKey::generate();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("could not create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, key.to_base64().as_bytes())?;
+    Ok(key)
+}
