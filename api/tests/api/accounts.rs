@@ -1,0 +1,161 @@
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{Auth, Backend, spawn_app};
+use crate::on_both_backends;
+
+async fn sign_up_log_in_and_manage_api_keys(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let creds = json!({ "email": "Ada@Example.com", "password": "correct horse battery" });
+    let (status, account) = app
+        .call(
+            Method::POST,
+            "/v2/auth/signup",
+            &Auth::None,
+            Some(creds.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(account["email"], "ada@example.com");
+
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/v2/auth/signup",
+            &Auth::None,
+            Some(creds.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["error"].as_str().unwrap().contains("already exists"),
+        "{body}"
+    );
+
+    let (status, session) = app
+        .call(Method::POST, "/v2/auth/login", &Auth::None, Some(creds))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(session["expires_at"].as_i64().unwrap() > 0);
+    let bearer = Auth::Bearer(session["token"].as_str().unwrap().to_owned());
+
+    let (status, created) = app
+        .call(
+            Method::POST,
+            "/v2/api-keys",
+            &bearer,
+            Some(json!({ "name": "ci" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let key = created["key"].as_str().unwrap().to_owned();
+    let basic = Auth::Basic("ada@example.com".into(), key.clone());
+
+    let (status, listed) = app.call(Method::GET, "/v2/api-keys", &basic, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(
+        listed[0].get("key").is_none(),
+        "a listed key must not show its secret: {listed}"
+    );
+    assert!(
+        listed[0]["last_used_at"].as_i64().is_some(),
+        "the key was just used"
+    );
+
+    let id = created["id"].as_str().unwrap();
+    let (status, _) = app
+        .call(Method::DELETE, &format!("/v2/api-keys/{id}"), &bearer, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app.call(Method::GET, "/v2/api-keys", &basic, None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a revoked key must stop working: {body}"
+    );
+    let (status, _) = app
+        .call(Method::DELETE, &format!("/v2/api-keys/{id}"), &bearer, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+on_both_backends!(sign_up_log_in_and_manage_api_keys);
+
+#[tokio::test]
+async fn wrong_passwords_and_unknown_addresses_get_the_same_401() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let user = app.new_user().await;
+    let (status, wrong) = app
+        .call(
+            Method::POST,
+            "/v2/auth/login",
+            &Auth::None,
+            Some(json!({ "email": user.email, "password": "not the password" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, unknown) = app
+        .call(
+            Method::POST,
+            "/v2/auth/login",
+            &Auth::None,
+            Some(json!({ "email": "nobody@example.com", "password": "whatever12345" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong["error"], unknown["error"]);
+}
+
+#[tokio::test]
+async fn sign_up_explains_invalid_addresses_and_weak_passwords() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for (email, password, needle) in [
+        ("not-an-address", "correct horse battery", "e-mail"),
+        ("a@example.com", "short", "at least 10"),
+        ("a@example.com", "a@example.com", "must not be the e-mail"),
+    ] {
+        let (status, body) = app
+            .call(
+                Method::POST,
+                "/v2/auth/signup",
+                &Auth::None,
+                Some(json!({ "email": email, "password": password })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["error"].as_str().unwrap().contains(needle), "{body}");
+        assert_eq!(body["status"], 400);
+    }
+}
+
+#[tokio::test]
+async fn an_account_may_hold_only_the_configured_number_of_api_keys() {
+    let platform = capstan_api::state::PlatformConfig {
+        max_api_keys: 2,
+        ..Default::default()
+    };
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, platform).await;
+    let user = app.new_user().await; // holds one key already
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/v2/api-keys",
+            &user.auth(),
+            Some(json!({ "name": "second" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/v2/api-keys",
+            &user.auth(),
+            Some(json!({ "name": "third" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("at most 2"),
+        "{body}"
+    );
+}

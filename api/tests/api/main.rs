@@ -1,0 +1,14 @@
+//! Black-box tests of the control plane over real HTTP, with real brokers and real databases.
+
+mod helpers;
+mod kafka;
+
+mod accounts;
+mod authorization;
+mod bad_input;
+mod clusters;
+mod credentials;
+mod kafka_clients;
+mod openapi;
+mod persistence;
+mod topics;
