@@ -36,15 +36,14 @@ pub struct NewApiKey {
     pub created_at: i64,
 }
 
-/// A key's name: 1 to 64 printable characters.
+/// A key's name: the same rules as a cluster name.
 pub fn parse_name(raw: &str) -> Result<String> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(Error::Invalid(
-            "the key name must have 1 to 64 printable characters".into(),
-        ));
-    }
-    Ok(name.to_owned())
+    crate::names::cluster_name(raw).map_err(|_| {
+        Error::Invalid(
+            "the key name must have 1 to 64 characters: letters, digits, space, '.', '_' or '-'"
+                .into(),
+        )
+    })
 }
 
 /// Creates a key for an account, refusing past `max_keys`.

@@ -31,7 +31,7 @@ pub enum Error {
     /// The resource already exists, or the request conflicts with its state (409).
     #[error("{0}")]
     Conflict(String),
-    /// A plan or account limit would be exceeded (400, with the limit explained).
+    /// A plan or account quota would be exceeded (403, with the limit explained).
     #[error("{0}")]
     LimitExceeded(String),
     /// The cluster's brokers could not be reached or refused the change (503).
@@ -69,9 +69,9 @@ impl Error {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Invalid(_) | Error::LimitExceeded(_) => StatusCode::BAD_REQUEST,
+            Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Forbidden(_) | Error::LimitExceeded(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Broker(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -80,8 +80,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             "" | "null" => "{}",
             other => other,
         };
-        serde_json::from_str(text)
-            .map(JsonBody)
-            .map_err(|e| Error::Invalid(format!("invalid request body: {e}")))
+        let invalid = |e: serde_json::Error| Error::Invalid(format!("invalid request body: {e}"));
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(invalid)?;
+        integral_floats_to_integers(&mut value);
+        serde_json::from_value(value).map(JsonBody).map_err(invalid)
+    }
+}
+
+/// JSON has one number type: `3.0` is the integer 3 (as JSON Schema says), so whole floats are
+/// turned into integers before typed parsing.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                    *value = serde_json::Value::from(f as i64);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
     }
 }

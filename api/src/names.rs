@@ -2,10 +2,12 @@
 
 use crate::{Error, Result};
 
-/// A cluster's display name: 1 to 64 characters of letters, digits, space, `.`, `_` or `-`.
+/// A cluster's display name: 1 to 64 characters of letters, digits, space, `.`, `_` or `-`,
+/// not starting with a space (trailing spaces are trimmed).
 pub fn cluster_name(raw: &str) -> Result<String> {
-    let name = raw.trim();
+    let name = raw.trim_end();
     let ok = !name.is_empty()
+        && !name.starts_with(' ')
         && name.chars().count() <= 64
         && name
             .chars()
@@ -18,18 +20,18 @@ pub fn cluster_name(raw: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
-/// A Kafka topic name: 1 to 249 characters of letters, digits, `.`, `_` or `-`, not `.` or `..`.
+/// A Kafka topic name: 1 to 249 characters of letters, digits, `.`, `_` or `-`, not starting
+/// with `.` (which also rules out Kafka's forbidden `.` and `..`).
 pub fn topic_name(raw: &str) -> Result<String> {
     let ok = !raw.is_empty()
         && raw.len() <= 249
-        && raw != "."
-        && raw != ".."
+        && !raw.starts_with('.')
         && raw
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !ok {
         return Err(Error::Invalid(
-            "the topic name must have 1 to 249 characters: letters, digits, '.', '_' or '-'".into(),
+            "the topic name must have 1 to 249 characters: letters, digits, '.', '_' or '-', and not start with '.'".into(),
         ));
     }
     Ok(raw.to_owned())
@@ -76,7 +78,16 @@ mod tests {
     #[test]
     fn topic_names_follow_kafka_rules() {
         assert!(topic_name("orders.v1_eu-west").is_ok());
-        for bad in ["", ".", "..", "a b", "a/b", "ü", &"x".repeat(250)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a b",
+            "a/b",
+            "ü",
+            &"x".repeat(250),
+        ] {
             assert!(topic_name(bad).is_err(), "{bad:?}");
         }
     }
@@ -93,7 +104,8 @@ mod tests {
 
     #[test]
     fn cluster_names_are_trimmed_and_bounded() {
-        assert_eq!(cluster_name("  my cluster ").unwrap(), "my cluster");
+        assert_eq!(cluster_name("my cluster ").unwrap(), "my cluster");
+        assert!(cluster_name(" leading").is_err());
         assert!(cluster_name("").is_err());
         assert!(cluster_name("a/b").is_err());
         assert!(cluster_name(&"x".repeat(65)).is_err());

@@ -51,11 +51,12 @@ fn operation(
 ) -> Value {
     let mut responses = serde_json::Map::new();
     responses.insert(ok_status.to_owned(), ok);
-    responses.insert(
-        "400".into(),
-        error_response("Invalid input, or a plan limit exceeded"),
-    );
+    responses.insert("400".into(), error_response("Invalid input"));
     if !public {
+        responses.insert(
+            "403".into(),
+            error_response("Beyond the plan's limits or the account's quota"),
+        );
         responses.insert("401".into(), error_response("Missing or wrong credentials"));
         responses.insert("404".into(), error_response("Not found (or not yours)"));
         responses.insert(
@@ -85,8 +86,22 @@ fn operation(
     op
 }
 
-/// The document.
-pub fn document() -> Value {
+const CLUSTER_NAME: &str = "^[A-Za-z0-9._-][A-Za-z0-9 ._-]{0,63}$";
+const TOPIC_NAME: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,248}$";
+const CREDENTIAL_NAME: &str = "^[A-Za-z0-9._-]{1,64}$";
+const TOPIC_SCOPE: &str = "^(\\*|[A-Za-z0-9_-][A-Za-z0-9._-]{0,248}\\*?)$";
+
+fn pattern(regex: &str) -> Value {
+    json!({ "type": "string", "pattern": regex })
+}
+
+/// `-1` (the plan maximum) or a positive value.
+fn plan_bounded() -> Value {
+    json!({ "type": "integer", "format": "int64", "minimum": -1, "maximum": i64::MAX, "not": { "const": 0 } })
+}
+
+/// The document; `regions` are the platform's.
+pub fn document(regions: &[String]) -> Value {
     let ok_string = json_response("Done", json!({ "type": "string", "const": "OK" }));
     let cluster = json_response("The cluster", reference("Cluster"));
     let topic = json_response("The topic", reference("Topic"));
@@ -103,7 +118,7 @@ pub fn document() -> Value {
             "/v2/auth/login": { "post": operation("Log in and get a session token", true, Some(reference("Credentials")), "200", json_response("A session", reference("Session")), None) },
             "/v2/api-keys": {
                 "get": operation("List API keys", false, None, "200", json_response("Keys", array_of("ApiKey")), None),
-                "post": operation("Create an API key (its secret is shown once)", false, Some(object(&["name"], &[("name", string())], true)), "201", json_response("The key with its secret", reference("NewApiKey")), None)
+                "post": operation("Create an API key (its secret is shown once)", false, Some(object(&["name"], &[("name", pattern(CLUSTER_NAME))], true)), "201", json_response("The key with its secret", reference("NewApiKey")), None)
             },
             "/v2/api-keys/{id}": { "delete": operation("Revoke an API key", false, None, "200", ok_string.clone(), Some("id")) },
             "/v2/kafka/cluster": { "post": operation("Create a cluster", false, Some(reference("CreateCluster")), "200", cluster.clone(), None) },
@@ -112,7 +127,7 @@ pub fn document() -> Value {
                 "get": operation("Get a cluster", false, None, "200", cluster.clone(), Some("id")),
                 "delete": operation("Delete a cluster with its brokers and data", false, None, "200", ok_string.clone(), Some("id"))
             },
-            "/v2/kafka/rename-cluster/{id}": { "post": operation("Rename a cluster", false, Some(object(&["name"], &[("name", string())], true)), "200", cluster.clone(), Some("id")) },
+            "/v2/kafka/rename-cluster/{id}": { "post": operation("Rename a cluster", false, Some(object(&["name"], &[("name", pattern(CLUSTER_NAME))], true)), "200", cluster.clone(), Some("id")) },
             "/v2/kafka/reset-password/{id}": { "post": operation("Give the default credential a new password", false, None, "200", cluster, Some("id")) },
             "/v2/kafka/topic": { "post": operation("Create a topic", false, Some(reference("CreateTopic")), "200", topic.clone(), None) },
             "/v2/kafka/topics/{cluster_id}": { "get": operation("List a cluster's topics", false, None, "200", json_response("Topics", array_of("Topic")), Some("cluster_id")) },
@@ -138,12 +153,12 @@ pub fn document() -> Value {
             },
             "schemas": {
                 "Error": object(&["error", "message", "status"], &[("error", string()), ("message", string()), ("status", integer())], false),
-                "Credentials": object(&["email", "password"], &[("email", string()), ("password", string())], true),
+                "Credentials": object(&["email", "password"], &[("email", json!({ "type": "string", "format": "email", "maxLength": 254 })), ("password", json!({ "type": "string", "minLength": 10, "maxLength": 128 }))], true),
                 "Account": object(&["id", "email", "created_at"], &[("id", string()), ("email", string()), ("created_at", integer())], false),
                 "Session": object(&["token", "expires_at"], &[("token", string()), ("expires_at", integer())], false),
                 "ApiKey": object(&["id", "name", "created_at", "last_used_at"], &[("id", string()), ("name", string()), ("created_at", integer()), ("last_used_at", json!({ "type": ["integer", "null"] }))], false),
                 "NewApiKey": object(&["id", "name", "key", "created_at"], &[("id", string()), ("name", string()), ("key", string()), ("created_at", integer())], false),
-                "CreateCluster": object(&["name", "region"], &[("name", string()), ("region", string()), ("multizone", boolean())], true),
+                "CreateCluster": object(&["name", "region"], &[("name", pattern(CLUSTER_NAME)), ("region", json!({ "enum": regions })), ("multizone", boolean())], true),
                 "Cluster": object(
                     &["cluster_id", "name", "region", "type", "multizone", "tcp_endpoint", "rest_endpoint", "state", "username", "password",
                       "max_retention_size", "max_retention_time", "max_messages_per_second", "creation_time", "max_message_size", "max_partitions"],
@@ -154,10 +169,10 @@ pub fn document() -> Value {
                     false),
                 "CreateTopic": object(
                     &["name", "partitions", "retention_time", "retention_size", "max_message_size", "cleanup_policy", "cluster_id"],
-                    &[("name", string()), ("partitions", integer()), ("retention_time", integer()), ("retention_size", integer()),
-                      ("max_message_size", integer()), ("cleanup_policy", json!({ "enum": ["delete", "compact"] })), ("cluster_id", string())],
+                    &[("name", pattern(TOPIC_NAME)), ("partitions", json!({ "type": "integer", "format": "int64", "minimum": 1, "maximum": i64::MAX })), ("retention_time", plan_bounded()), ("retention_size", plan_bounded()),
+                      ("max_message_size", plan_bounded()), ("cleanup_policy", json!({ "enum": ["delete", "compact"] })), ("cluster_id", string())],
                     true),
-                "UpdateTopic": object(&[], &[("partitions", integer()), ("retention_time", integer()), ("retention_size", integer()), ("max_message_size", integer())], true),
+                "UpdateTopic": object(&[], &[("partitions", json!({ "type": "integer", "format": "int64", "minimum": 1, "maximum": i64::MAX })), ("retention_time", plan_bounded()), ("retention_size", plan_bounded()), ("max_message_size", plan_bounded())], true),
                 "Topic": object(
                     &["topic_id", "topic_name", "cluster_id", "region", "creation_time", "state", "partitions", "multizone", "tcp_endpoint",
                       "rest_endpoint", "username", "password", "cleanup_policy", "retention_size", "retention_time", "max_message_size"],
@@ -168,7 +183,7 @@ pub fn document() -> Value {
                     false),
                 "CreateCredential": object(
                     &["credential_name", "cluster_id", "topic", "permissions"],
-                    &[("credential_name", string()), ("cluster_id", string()), ("topic", string()), ("permissions", json!({ "enum": ["ALL", "PRODUCE", "CONSUME"] }))],
+                    &[("credential_name", pattern(CREDENTIAL_NAME)), ("cluster_id", string()), ("topic", pattern(TOPIC_SCOPE)), ("permissions", json!({ "enum": ["ALL", "PRODUCE", "CONSUME"] }))],
                     true),
                 "Credential": object(
                     &["credential_id", "credential_name", "topic", "permissions", "cluster_id", "cluster_slug", "username", "password", "creation_time", "state"],
@@ -182,7 +197,7 @@ pub fn document() -> Value {
 
 /// Every `(method, path)` the document describes, for the drift test.
 pub fn operations() -> Vec<(String, String)> {
-    let doc = document();
+    let doc = document(&[]);
     let mut ops = Vec::new();
     if let Some(paths) = doc["paths"].as_object() {
         for (path, item) in paths {

@@ -99,6 +99,9 @@ fn bounded(field: &str, value: i64, max: i64, unit: &str) -> Result<i64> {
     match value {
         -1 => Ok(max),
         v if (1..=max).contains(&v) => Ok(v),
+        v if v < 1 => Err(Error::Invalid(format!(
+            "{field} must be positive, or -1 for the plan maximum (got {v})"
+        ))),
         v => Err(Error::LimitExceeded(format!(
             "{field} must be between 1 and {max} {unit} on this cluster's plan, or -1 for the maximum (got {v})"
         ))),
@@ -111,7 +114,7 @@ fn check_partitions(requested: i64, used_elsewhere: i64, limits: &Limits) -> Res
             "partitions must be at least 1 (got {requested})"
         )));
     }
-    if used_elsewhere + requested > limits.max_partitions {
+    if used_elsewhere.saturating_add(requested) > limits.max_partitions {
         return Err(Error::LimitExceeded(format!(
             "the cluster may have at most {} partitions in all; {} are used by other topics, so at most {} are left",
             limits.max_partitions,

@@ -51,6 +51,6 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
     ))
 }
 
-pub(super) async fn openapi() -> Json<Value> {
-    Json(crate::openapi::document())
+pub(super) async fn openapi(State(state): State<AppState>) -> Json<Value> {
+    Json(crate::openapi::document(&state.config.regions))
 }

@@ -153,7 +153,7 @@ async fn an_account_may_hold_only_the_configured_number_of_api_keys() {
             Some(json!({ "name": "third" })),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(
         body["error"].as_str().unwrap().contains("at most 2"),
         "{body}"

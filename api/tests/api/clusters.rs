@@ -152,7 +152,7 @@ async fn an_account_may_hold_only_the_configured_number_of_clusters() {
             Some(json!({ "name": "two", "region": "eu-west-1" })),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(
         body["error"]
             .as_str()

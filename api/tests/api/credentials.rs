@@ -128,7 +128,7 @@ async fn credential_values_and_limits_are_checked() {
             Some(make("three", "*", "ALL")),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(
         answer["error"]
             .as_str()

@@ -151,25 +151,63 @@ async fn topic_values_are_checked_against_the_plan() {
     let cluster_id = cluster["cluster_id"].as_str().unwrap();
     let base = json!({ "name": "t", "partitions": 1, "retention_time": -1, "retention_size": -1,
                        "max_message_size": -1, "cleanup_policy": "delete", "cluster_id": cluster_id });
-    for (field, value, needle) in [
-        ("partitions", json!(101), "at most 100 partitions"),
-        ("partitions", json!(0), "at least 1"),
+    // 400: an invalid value; 403: a valid value beyond the plan's limits.
+    for (field, value, expected, needle) in [
+        (
+            "partitions",
+            json!(101),
+            StatusCode::FORBIDDEN,
+            "at most 100 partitions",
+        ),
+        (
+            "partitions",
+            json!(0),
+            StatusCode::BAD_REQUEST,
+            "at least 1",
+        ),
+        (
+            "partitions",
+            json!(i64::MAX),
+            StatusCode::FORBIDDEN,
+            "at most 100 partitions",
+        ),
         (
             "retention_time",
             json!(2_592_000_001_i64),
-            "retention_time must be between 1 and 2592000000",
+            StatusCode::FORBIDDEN,
+            "between 1 and 2592000000",
         ),
-        ("retention_size", json!(0), "retention_size"),
-        ("max_message_size", json!(1_048_577), "max_message_size"),
-        ("cleanup_policy", json!("shred"), "delete or compact"),
-        ("name", json!("no spaces"), "topic name"),
+        (
+            "retention_size",
+            json!(0),
+            StatusCode::BAD_REQUEST,
+            "retention_size must be positive",
+        ),
+        (
+            "max_message_size",
+            json!(1_048_577),
+            StatusCode::FORBIDDEN,
+            "max_message_size",
+        ),
+        (
+            "cleanup_policy",
+            json!("shred"),
+            StatusCode::BAD_REQUEST,
+            "delete or compact",
+        ),
+        (
+            "name",
+            json!("no spaces"),
+            StatusCode::BAD_REQUEST,
+            "topic name",
+        ),
     ] {
         let mut body = base.clone();
         body[field] = value;
         let (status, answer) = app
             .call(Method::POST, "/v2/kafka/topic", &user.auth(), Some(body))
             .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {answer}");
+        assert_eq!(status, expected, "{field}: {answer}");
         assert!(
             answer["error"].as_str().unwrap().contains(needle),
             "{field}: {answer}"
@@ -191,7 +229,7 @@ async fn topic_values_are_checked_against_the_plan() {
     let (status, answer) = app
         .call(Method::POST, "/v2/kafka/topic", &user.auth(), Some(second))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(
         answer["error"]
             .as_str()
