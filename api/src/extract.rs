@@ -92,10 +92,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 fn integral_floats_to_integers(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Number(n) if n.is_f64() => {
-            if let Some(f) = n.as_f64() {
-                if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
-                    *value = serde_json::Value::from(f as i64);
-                }
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f >= i64::MIN as f64
+                && f < i64::MAX as f64
+            {
+                *value = serde_json::Value::from(f as i64);
             }
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),

@@ -1,5 +1,7 @@
 //! Black-box tests of the control plane over real HTTP, with real brokers and real databases.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 mod helpers;
 mod kafka;
 
