@@ -46,11 +46,12 @@ async fn run_server(settings: settings::Resolved, dev: bool) -> anyhow::Result<(
     let address = application.local_addr().map_err(report)?;
     let (resumed, failed) = application.resumed_clusters();
     let rest = application.state().config.rest_endpoint.clone();
+    let gateway = application.gateway_addr().map_err(report)?;
     println!("Capstan {} is running", if dev { "dev" } else { "serve" });
     println!("  console and provisioning API  http://{address}");
     println!("  OpenAPI document              http://{address}/openapi.json");
     println!("  health and metrics            http://{address}/healthz  http://{address}/metrics");
-    println!("  REST endpoint shown to users  {rest}");
+    println!("  REST data gateway             http://{gateway}  (shown to users as {rest})");
     println!("  database                      {database}");
     println!("  data directory                {}", data_dir.display());
     println!(

@@ -55,9 +55,10 @@ pub struct CommonArgs {
     /// Plan of new clusters.
     #[arg(long, env = "CAPSTAN_DEFAULT_PLAN", default_value = "payg")]
     pub default_plan: String,
-    /// Host[:port] of the REST data gateway, shown to users as `rest_endpoint`.
-    #[arg(long, env = "CAPSTAN_REST_ENDPOINT", default_value = "127.0.0.1:8081")]
-    pub rest_endpoint: String,
+    /// Host[:port] of the REST data gateway shown to users as `rest_endpoint` (default: the
+    /// gateway's listen address).
+    #[arg(long, env = "CAPSTAN_REST_ENDPOINT")]
+    pub rest_endpoint: Option<String>,
     /// API keys per account.
     #[arg(long, env = "CAPSTAN_MAX_API_KEYS", default_value_t = 37)]
     pub max_api_keys: u32,
@@ -87,7 +88,7 @@ impl CommonArgs {
             max_clusters_per_account: self.max_clusters,
             max_credentials_per_cluster: self.max_credentials,
             session_ttl_seconds: self.session_ttl,
-            rest_endpoint: self.rest_endpoint.clone(),
+            rest_endpoint: self.rest_endpoint.clone().unwrap_or_default(),
         })
     }
 }
@@ -101,6 +102,9 @@ pub struct DevArgs {
     /// Address of the console and provisioning API.
     #[arg(long, env = "CAPSTAN_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Address of the REST data gateway.
+    #[arg(long, env = "CAPSTAN_GATEWAY_LISTEN", default_value = "127.0.0.1:8081")]
+    pub gateway_listen: SocketAddr,
     /// Database URL (default: an SQLite file in the data directory).
     #[arg(long, env = "CAPSTAN_DATABASE_URL")]
     pub database_url: Option<String>,
@@ -120,6 +124,9 @@ pub struct ServeArgs {
     /// Address of the console and provisioning API.
     #[arg(long, env = "CAPSTAN_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+    /// Address of the REST data gateway.
+    #[arg(long, env = "CAPSTAN_GATEWAY_LISTEN", default_value = "0.0.0.0:8081")]
+    pub gateway_listen: SocketAddr,
     /// Where local brokers keep their data.
     #[arg(long, env = "CAPSTAN_DATA_DIR", default_value = "/var/lib/capstan")]
     pub data_dir: PathBuf,
@@ -160,6 +167,7 @@ impl DevArgs {
             app: Settings {
                 database_url,
                 listen: self.listen,
+                gateway_listen: self.gateway_listen,
                 key,
                 data_dir,
                 broker_binary: PathBuf::new(),
@@ -185,6 +193,7 @@ impl ServeArgs {
             app: Settings {
                 database_url: self.database_url,
                 listen: self.listen,
+                gateway_listen: self.gateway_listen,
                 key,
                 data_dir: self.data_dir,
                 broker_binary: PathBuf::new(),

@@ -1,12 +1,14 @@
-//! The control plane as one runnable application: store, provisioner, HTTP listener.
+//! The control plane as one runnable application: store, provisioner, the API listener and the
+//! REST gateway listener.
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
     Error, Result, clusters,
     crypto::SecretKey,
+    gateway::{self, GatewayState},
     metrics::Metrics,
     provisioner::LocalProvisioner,
     routes,
@@ -21,27 +23,31 @@ pub struct Settings {
     pub database_url: String,
     /// Address of the console and provisioning API (port 0 picks a free port).
     pub listen: SocketAddr,
+    /// Address of the REST data gateway (port 0 picks a free port).
+    pub gateway_listen: SocketAddr,
     /// The platform secret key.
     pub key: SecretKey,
     /// Where local brokers keep their data.
     pub data_dir: PathBuf,
     /// The tansu executable for local brokers.
     pub broker_binary: PathBuf,
-    /// Platform settings.
+    /// Platform settings; an empty `rest_endpoint` is filled with the gateway's address.
     pub platform: PlatformConfig,
 }
 
-/// A built control plane, bound to its port but not yet serving.
+/// A built control plane, bound to its ports but not yet serving.
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    gateway_listener: TcpListener,
     state: AppState,
+    gateway: GatewayState,
     resumed: (usize, usize),
 }
 
 impl Application {
-    /// Connects to the database, applies migrations, brings back the brokers of existing
-    /// clusters and binds the listener.
+    /// Connects to the database, applies migrations, binds both listeners and brings back the
+    /// brokers of existing clusters.
     pub async fn build(settings: Settings) -> Result<Self> {
         let store = Store::connect(&settings.database_url).await?;
         store.migrate().await?;
@@ -52,35 +58,38 @@ impl Application {
         )?;
         let metrics =
             Metrics::new().map_err(|e| Error::internal("could not register metrics", e))?;
+        let listener = bind(settings.listen, "the API").await?;
+        let gateway_listener = bind(settings.gateway_listen, "the REST gateway").await?;
+        let mut platform = settings.platform;
+        if platform.rest_endpoint.is_empty() {
+            platform.rest_endpoint = address(&gateway_listener)?.to_string();
+        }
         let state = AppState {
             store,
             key: settings.key,
             provisioner: Arc::new(provisioner),
-            config: Arc::new(settings.platform),
+            config: Arc::new(platform),
             metrics: Arc::new(metrics),
         };
-        let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
-            Error::internal(
-                format!(
-                    "could not listen on {} (is another process using it?)",
-                    settings.listen
-                ),
-                e,
-            )
-        })?;
         let resumed = clusters::resume_all(&state).await?;
+        let gateway = GatewayState::new(state.clone(), None);
         Ok(Application {
             listener,
+            gateway_listener,
             state,
+            gateway,
             resumed,
         })
     }
 
     /// The address the API listens on.
     pub fn local_addr(&self) -> Result<SocketAddr> {
-        self.listener
-            .local_addr()
-            .map_err(|e| Error::internal("listener has no address", e))
+        address(&self.listener)
+    }
+
+    /// The address the REST data gateway listens on.
+    pub fn gateway_addr(&self) -> Result<SocketAddr> {
+        address(&self.gateway_listener)
     }
 
     /// The shared state (for wiring further tasks).
@@ -93,19 +102,62 @@ impl Application {
         self.resumed
     }
 
-    /// Serves until `shutdown` completes, then stops every broker cleanly and closes the store.
+    /// Serves the API and the gateway until `shutdown` completes, then closes consumer
+    /// instances (they leave their groups), stops every broker cleanly and closes the store.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let app = routes::router(self.state.clone());
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| Error::internal("the HTTP server failed", e));
-        tracing::info!("stopping brokers");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let expiry = tokio::spawn(expire_idle_instances(self.gateway.clone(), stop_rx.clone()));
+        let api = axum::serve(self.listener, routes::router(self.state.clone()))
+            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let gateway = gateway::serve(
+            self.gateway_listener,
+            self.gateway.clone(),
+            stopped(stop_rx),
+        );
+        let (api, gateway) = tokio::join!(api, gateway);
+        let _ = expiry.await;
+        tracing::info!("closing consumer instances and stopping brokers");
+        self.gateway.shutdown().await;
         self.state.provisioner.shutdown().await;
         self.state.store.close().await;
-        served
+        api.map_err(|e| Error::internal("the HTTP server failed", e))?;
+        gateway
     }
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Closes consumer instances that idled past their session timeout, every second.
+async fn expire_idle_instances(gateway: GatewayState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => gateway.instances.expire_idle().await,
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+async fn bind(address: SocketAddr, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(address).await.map_err(|e| {
+        Error::internal(
+            format!("could not listen on {address} for {what} (is another process using it?)"),
+            e,
+        )
+    })
+}
+
+fn address(listener: &TcpListener) -> Result<SocketAddr> {
+    listener
+        .local_addr()
+        .map_err(|e| Error::internal("listener has no address", e))
 }

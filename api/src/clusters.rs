@@ -381,3 +381,14 @@ async fn unique_slug(store: &Store) -> Result<String> {
         "20 random slugs were taken",
     ))
 }
+
+/// A live cluster by id, whoever owns it (for the data plane, which authenticates by credential).
+pub async fn find_live(store: &Store, id: &str) -> Result<ClusterRow> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM clusters WHERE id = $1 AND state <> 'deleted'"
+    ))
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?
+    .ok_or(Error::NotFound("cluster"))
+}

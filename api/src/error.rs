@@ -28,6 +28,9 @@ pub enum Error {
     /// The resource does not exist or belongs to someone else (404).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Something named in the request does not exist; the message says what and what to do (404).
+    #[error("{0}")]
+    Missing(String),
     /// The resource already exists, or the request conflicts with its state (409).
     #[error("{0}")]
     Conflict(String),
@@ -72,7 +75,7 @@ impl Error {
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) | Error::LimitExceeded(_) => StatusCode::FORBIDDEN,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::NotFound(_) | Error::Missing(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Broker(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Migrate(_) | Error::Internal { .. } => {

@@ -74,17 +74,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                     rejection.body_text()
                 ))
             })?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| Error::Invalid("the request body is not UTF-8".into()))?;
-        let text = match text.trim() {
-            "" | "null" => "{}",
-            other => other,
-        };
-        let invalid = |e: serde_json::Error| Error::Invalid(format!("invalid request body: {e}"));
-        let mut value: serde_json::Value = serde_json::from_str(text).map_err(invalid)?;
-        integral_floats_to_integers(&mut value);
-        serde_json::from_value(value).map(JsonBody).map_err(invalid)
+        match parse_json(&bytes)? {
+            Some(value) => Ok(JsonBody(value)),
+            None => parse_json(b"{}")?
+                .map(JsonBody)
+                .ok_or_else(|| Error::Invalid("a JSON body is required".into())),
+        }
     }
+}
+
+/// Parses a JSON body whatever the Content-Type said. An empty body or `null` is `None`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| Error::Invalid("the request body is not UTF-8".into()))?;
+    if matches!(text.trim(), "" | "null") {
+        return Ok(None);
+    }
+    let invalid = |e: serde_json::Error| Error::Invalid(format!("invalid request body: {e}"));
+    let mut value: serde_json::Value = serde_json::from_str(text).map_err(invalid)?;
+    integral_floats_to_integers(&mut value);
+    serde_json::from_value(value).map(Some).map_err(invalid)
 }
 
 /// JSON has one number type: `3.0` is the integer 3 (as JSON Schema says), so whole floats are

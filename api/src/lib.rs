@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod crypto;
 mod error;
 pub mod extract;
+pub mod gateway;
 pub mod kafka_admin;
 pub mod metrics;
 pub mod names;

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub clusters: IntGaugeVec,
     /// Clusters created since start.
     pub clusters_created: IntCounter,
+    /// Messages through the REST gateway by cluster and kind (produced, fetched, consumed).
+    pub gateway_messages: IntCounterVec,
 }
 
 impl Metrics {
@@ -52,13 +54,22 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_latency.clone()))?;
         registry.register(Box::new(clusters.clone()))?;
+        let gateway_messages = IntCounterVec::new(
+            Opts::new(
+                "gateway_messages_total",
+                "Messages through the REST gateway by cluster and kind",
+            ),
+            &["cluster", "kind"],
+        )?;
         registry.register(Box::new(clusters_created.clone()))?;
+        registry.register(Box::new(gateway_messages.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
             http_latency,
             clusters,
             clusters_created,
+            gateway_messages,
         })
     }
 }

@@ -21,7 +21,8 @@ pub struct PlatformConfig {
     pub max_credentials_per_cluster: u32,
     /// Lifetime of a log-in session token, seconds.
     pub session_ttl_seconds: i64,
-    /// Host (and port) of the REST data gateway, shown as `rest_endpoint`.
+    /// Host (and port) of the REST data gateway, shown as `rest_endpoint`; empty means the
+    /// gateway's own listen address.
     pub rest_endpoint: String,
 }
 
@@ -34,7 +35,7 @@ impl Default for PlatformConfig {
             max_clusters_per_account: 10,
             max_credentials_per_cluster: 10,
             session_ttl_seconds: 3600,
-            rest_endpoint: "127.0.0.1:8081".into(),
+            rest_endpoint: String::new(),
         }
     }
 }

@@ -365,3 +365,28 @@ pub async fn delete(state: &AppState, account_id: &str, id: &str) -> Result<()> 
         .await?;
     Ok(())
 }
+
+/// A topic of a cluster by name, for the data plane.
+pub async fn find_by_name(
+    state: &AppState,
+    cluster_id: &str,
+    name: &str,
+) -> Result<Option<TopicRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM topics WHERE cluster_id = $1 AND name = $2"
+    ))
+    .bind(cluster_id)
+    .bind(name)
+    .fetch_optional(state.store.pool())
+    .await?)
+}
+
+/// Every topic of a cluster, by name.
+pub async fn all_of_cluster(state: &AppState, cluster_id: &str) -> Result<Vec<TopicRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM topics WHERE cluster_id = $1 ORDER BY name"
+    ))
+    .bind(cluster_id)
+    .fetch_all(state.store.pool())
+    .await?)
+}

@@ -206,8 +206,7 @@ impl Provisioner for LocalProvisioner {
     async fn create_topic(&self, cluster: &ClusterSpec, topic: &TopicSpec) -> Result<()> {
         let broker = self.broker(&cluster.id).await?;
         let bootstrap = broker.lock().await.bootstrap();
-        let config =
-            kafka_admin::client_config(&bootstrap, ADMIN_USER, &self.admin_password(&cluster.id));
+        let config = self.client_config(cluster, &bootstrap);
         // One broker holds every replica locally, so the replication factor is 1 whatever the zone mode.
         kafka_admin::create_topic(&config, topic, 1).await
     }
@@ -246,6 +245,10 @@ impl Provisioner for LocalProvisioner {
         let result = tansu::delete_user(&mut db, username).await;
         let _ = sqlx::Connection::close(db).await;
         result
+    }
+
+    fn client_config(&self, cluster: &ClusterSpec, bootstrap: &str) -> rdkafka::ClientConfig {
+        kafka_admin::client_config(bootstrap, ADMIN_USER, &self.admin_password(&cluster.id))
     }
 
     async fn running_clusters(&self) -> usize {

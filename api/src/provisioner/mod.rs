@@ -92,6 +92,9 @@ pub trait Provisioner: Send + Sync + std::fmt::Debug {
     async fn put_user(&self, cluster: &ClusterSpec, user: &BrokerUser) -> Result<()>;
     /// Removes a user.
     async fn delete_user(&self, cluster: &ClusterSpec, username: &str) -> Result<()>;
+    /// Settings of a Kafka client with full access to the cluster's brokers at `bootstrap`,
+    /// for the control plane's own use (REST gateway, metering).
+    fn client_config(&self, cluster: &ClusterSpec, bootstrap: &str) -> rdkafka::ClientConfig;
     /// Number of clusters whose brokers run now.
     async fn running_clusters(&self) -> usize;
     /// Stops every broker cleanly (graceful shutdown).

@@ -91,6 +91,7 @@ pub async fn start(persisted: Persisted, platform: PlatformConfig) -> TestApp {
     let settings = Settings {
         database_url: persisted.database_url.clone(),
         listen: "127.0.0.1:0".parse().expect("address"),
+        gateway_listen: "127.0.0.1:0".parse().expect("address"),
         key: persisted.key.clone(),
         data_dir: persisted.data_dir.clone(),
         broker_binary: find_broker_binary(None)

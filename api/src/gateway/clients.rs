@@ -1,0 +1,119 @@
+//! The gateway's Kafka clients, one set per cluster, made on first use: a producer shared by
+//! every request, and a pool of group-less consumers for `/fetch` and offset look-ups.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use rdkafka::{ClientConfig, consumer::BaseConsumer, producer::FutureProducer};
+use tokio::sync::Mutex;
+
+use crate::{Error, Result, clusters, state::AppState};
+
+/// Idle pooled consumers kept per cluster.
+const MAX_IDLE_FETCHERS: usize = 8;
+
+/// A cluster's clients.
+pub struct ClusterClients {
+    /// Connection settings (bootstrap, internal SCRAM user).
+    pub config: ClientConfig,
+    /// Shared producer: acks=all, Kafka's murmur2 partitioner so REST and Java/kafkajs producers agree.
+    pub producer: FutureProducer,
+    idle: std::sync::Mutex<Vec<BaseConsumer>>,
+}
+
+impl std::fmt::Debug for ClusterClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterClients").finish_non_exhaustive()
+    }
+}
+
+impl ClusterClients {
+    fn new(config: ClientConfig) -> Result<Self> {
+        let producer = config
+            .clone()
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "1")
+            .set("message.timeout.ms", "15000")
+            .set("enable.idempotence", "false")
+            .create()
+            .map_err(|e| Error::Broker(format!("could not create a Kafka producer: {e}")))?;
+        Ok(ClusterClients {
+            config,
+            producer,
+            idle: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A group-less consumer from the pool (or a new one).
+    pub fn take_fetcher(&self) -> Result<BaseConsumer> {
+        if let Some(consumer) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            return Ok(consumer);
+        }
+        self.config
+            .clone()
+            // librdkafka's assign() needs a group id; the consumer never joins the group
+            // (no subscribe) and never commits, so the id is only a label.
+            .set("group.id", "capstan-rest-fetch")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "100")
+            .create()
+            .map_err(|e| Error::Broker(format!("could not create a Kafka consumer: {e}")))
+    }
+
+    /// Returns a consumer to the pool, unassigned.
+    pub fn give_back(&self, consumer: BaseConsumer) {
+        use rdkafka::consumer::Consumer;
+        if consumer.unassign().is_err() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < MAX_IDLE_FETCHERS {
+                idle.push(consumer);
+            }
+        }
+    }
+}
+
+/// Every cluster's clients.
+#[derive(Debug, Default)]
+pub struct Clients {
+    by_cluster: Mutex<HashMap<String, Arc<ClusterClients>>>,
+}
+
+impl Clients {
+    /// The clients of a cluster, made on first use.
+    pub async fn of(&self, app: &AppState, cluster_id: &str) -> Result<Arc<ClusterClients>> {
+        let mut by_cluster = self.by_cluster.lock().await;
+        if let Some(clients) = by_cluster.get(cluster_id) {
+            return Ok(clients.clone());
+        }
+        let row = clusters::find_live(&app.store, cluster_id).await?;
+        let config = app
+            .provisioner
+            .client_config(&row.spec(), &row.tcp_endpoint);
+        let clients = Arc::new(ClusterClients::new(config)?);
+        by_cluster.insert(cluster_id.to_owned(), clients.clone());
+        Ok(clients)
+    }
+
+    /// Drops every client (at shutdown), flushing producers first.
+    pub async fn close(&self) {
+        let all: Vec<_> = self
+            .by_cluster
+            .lock()
+            .await
+            .drain()
+            .map(|(_, c)| c)
+            .collect();
+        let _ = tokio::task::spawn_blocking(move || {
+            use rdkafka::producer::Producer;
+            for clients in all {
+                let _ = clients.producer.flush(Duration::from_secs(5));
+            }
+        })
+        .await;
+    }
+}

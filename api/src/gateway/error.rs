@@ -1,0 +1,53 @@
+//! The REST data API's error body: `{"result": null, "error": "…", "status": N}`, the shape
+//! Upstash's SDK reads, with the HTTP status equal to `status`.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use crate::{Error, cause_chain};
+
+/// An [`Error`] answered in the REST data API's shape.
+#[derive(Debug)]
+pub struct GatewayError(pub Error);
+
+impl<E: Into<Error>> From<E> for GatewayError {
+    fn from(error: E) -> Self {
+        GatewayError(error.into())
+    }
+}
+
+/// Result of a gateway handler.
+pub type GatewayResult<T> = std::result::Result<T, GatewayError>;
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let message = match &self.0 {
+            Error::Broker(_) => {
+                tracing::warn!(error = %self.0, "broker unavailable");
+                self.0.to_string()
+            }
+            e if status.is_server_error() => {
+                tracing::error!(error = %cause_chain(e), "gateway request failed");
+                "internal server error; the cause has been logged".to_owned()
+            }
+            e => e.to_string(),
+        };
+        let mut response = (
+            status,
+            Json(json!({ "result": null, "error": message, "status": status.as_u16() })),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"kafka\""),
+            );
+        }
+        response
+    }
+}

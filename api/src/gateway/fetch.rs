@@ -1,0 +1,110 @@
+//! `/fetch`: messages from given offsets, without a consumer group.
+
+use std::collections::HashMap;
+
+use axum::{Json, body::Bytes, extract::State};
+use rdkafka::{Offset, TopicPartitionList, consumer::Consumer, message::Message as _};
+use serde::Deserialize;
+
+use super::{
+    Action, GatewayResult, GatewayState,
+    auth::Client,
+    poll,
+    types::{Message, TopicPartitionOffset},
+};
+use crate::{Error, extract::parse_json};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct FetchRequest {
+    topic: Option<String>,
+    partition: Option<i32>,
+    offset: Option<i64>,
+    topic_partition_offsets: Option<Vec<TopicPartitionOffset>>,
+    timeout: Option<i64>,
+}
+
+/// Most (topic, partition, offset) triples one fetch may name.
+const MAX_TRIPLES: usize = 100;
+
+/// `GET|POST /fetch`: for each requested partition, messages from `offset` (inclusive) on,
+/// waiting at most `timeout` ms (default 1000) for the first one.
+pub(super) async fn fetch(
+    State(state): State<GatewayState>,
+    Client(access): Client,
+    body: Bytes,
+) -> GatewayResult<Json<Vec<Message>>> {
+    let request: FetchRequest = parse_json(&body)?.ok_or_else(|| {
+        Error::Invalid(
+            "the body must name a topic, partition and offset, or topicPartitionOffsets".into(),
+        )
+    })?;
+    let mut triples = request.topic_partition_offsets.unwrap_or_default();
+    if let Some(topic) = request.topic {
+        triples.push(TopicPartitionOffset {
+            topic,
+            partition: request.partition.unwrap_or(0),
+            offset: request.offset.unwrap_or(0),
+        });
+    }
+    if triples.is_empty() {
+        return Err(Error::Invalid(
+            "name a topic (with partition and offset) or topicPartitionOffsets".into(),
+        )
+        .into());
+    }
+    if triples.len() > MAX_TRIPLES {
+        return Err(Error::Invalid(format!("at most {MAX_TRIPLES} partitions per fetch")).into());
+    }
+    for triple in &triples {
+        let topic = state
+            .require_topic(&access, &triple.topic, Action::Consume)
+            .await?;
+        state.require_partition(&topic, triple.partition)?;
+        if triple.offset < 0 {
+            return Err(Error::Invalid(format!(
+                "offset must be 0 or more (got {})",
+                triple.offset
+            ))
+            .into());
+        }
+    }
+    let timeout = poll::timeout(request.timeout, 1000);
+    let clients = state.clients.of(&state.app, &access.cluster_id).await?;
+    let consumer = clients.take_fetcher()?;
+    let from: HashMap<(String, i32), i64> = triples
+        .iter()
+        .map(|t| ((t.topic.clone(), t.partition), t.offset))
+        .collect();
+    let mut assignment = TopicPartitionList::new();
+    for triple in &triples {
+        assignment
+            .add_partition_offset(
+                &triple.topic,
+                triple.partition,
+                Offset::Offset(triple.offset),
+            )
+            .map_err(|e| Error::Invalid(format!("bad partition or offset: {e}")))?;
+    }
+    let (consumer, messages) = tokio::task::spawn_blocking(move || {
+        if let Err(e) = consumer.assign(&assignment) {
+            return (
+                consumer,
+                Err(Error::Broker(format!(
+                    "could not read from the brokers: {e}"
+                ))),
+            );
+        }
+        let (messages, _) = poll::poll_batch(&consumer, timeout, |record| {
+            from.get(&(record.topic().to_owned(), record.partition()))
+                .is_some_and(|start| record.offset() >= *start)
+        });
+        (consumer, Ok(messages))
+    })
+    .await
+    .map_err(|e| Error::internal("fetch task failed", e))?;
+    clients.give_back(consumer);
+    let messages = messages?;
+    state.usage.fetched(&access.cluster_id, &messages);
+    Ok(Json(messages))
+}

@@ -1,0 +1,155 @@
+//! The REST data gateway, wire-compatible with Upstash Kafka's REST API (compat spec §1), so
+//! `@upstash/kafka` code runs unchanged. It listens on its own address, authenticates every
+//! request with a cluster credential, and talks to the cluster's brokers over the Kafka protocol.
+
+mod auth;
+mod clients;
+mod consumers;
+mod error;
+mod fetch;
+mod offsets;
+mod poll;
+mod produce;
+pub mod types;
+mod usage;
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, Request},
+    http::StatusCode,
+    middleware,
+    routing::{get, post},
+};
+use tower::Layer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+
+pub use clients::Clients;
+pub use consumers::Instances;
+pub use error::{GatewayError, GatewayResult};
+pub use usage::{FetchObserver, Usage};
+
+use crate::{Error, Result, credentials::Access, state::AppState, topics::TopicRow};
+
+/// Largest request body the gateway reads.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// What gateway handlers share.
+#[derive(Clone, Debug)]
+pub struct GatewayState {
+    /// The control plane's state (store, key, provisioner, metrics).
+    pub app: AppState,
+    /// Kafka clients per cluster.
+    pub clients: Arc<Clients>,
+    /// Live consumer instances.
+    pub instances: Arc<Instances>,
+    /// Counters.
+    pub usage: Usage,
+}
+
+/// What a request wants to do with a topic.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Action {
+    Produce,
+    Consume,
+}
+
+impl GatewayState {
+    /// Builds the state, counting into the control plane's metrics registry.
+    pub fn new(app: AppState, observer: Option<Arc<dyn FetchObserver>>) -> Self {
+        let usage = Usage::new(app.metrics.gateway_messages.clone(), observer);
+        GatewayState {
+            app,
+            clients: Arc::default(),
+            instances: Arc::default(),
+            usage,
+        }
+    }
+
+    /// The topic, if it exists in the caller's cluster and the credential allows `action` on it.
+    /// Topics are never created implicitly.
+    pub(crate) async fn require_topic(
+        &self,
+        access: &Access,
+        name: &str,
+        action: Action,
+    ) -> Result<TopicRow> {
+        let allowed = match action {
+            Action::Produce => access.can_produce(name),
+            Action::Consume => access.can_consume(name),
+        };
+        if !allowed {
+            let verb = match action {
+                Action::Produce => "produce to",
+                Action::Consume => "consume from",
+            };
+            return Err(Error::Forbidden(format!(
+                "this credential may not {verb} topic {name}"
+            )));
+        }
+        crate::topics::find_by_name(&self.app, &access.cluster_id, name).await?.ok_or_else(|| {
+            Error::Missing(format!("topic {name} does not exist; create it first (topics are never created implicitly)"))
+        })
+    }
+
+    /// Checks a partition number against the topic.
+    pub(crate) fn require_partition(&self, topic: &TopicRow, partition: i32) -> Result<()> {
+        if partition < 0 || i64::from(partition) >= topic.partitions {
+            return Err(Error::Invalid(format!(
+                "partition {partition} is out of range: topic {} has partitions 0 to {}",
+                topic.name,
+                topic.partitions - 1
+            )));
+        }
+        Ok(())
+    }
+
+    /// Closes every consumer instance and flushes producers (graceful shutdown).
+    pub async fn shutdown(&self) {
+        self.instances.close_all().await;
+        self.clients.close().await;
+    }
+}
+
+/// The gateway's routes, with trailing slashes accepted (`/fetch/` is `/fetch`).
+pub fn service(state: GatewayState) -> NormalizePath<Router> {
+    let router = Router::new()
+        .route("/produce/{topic}/{message}", get(produce::from_path))
+        .route("/produce/{topic}", get(produce::to_topic).post(produce::to_topic))
+        .route("/produce", get(produce::with_topics).post(produce::with_topics))
+        .route("/webhook", get(produce::webhook).post(produce::webhook))
+        .route("/fetch", get(fetch::fetch).post(fetch::fetch))
+        .route("/consume/{group}/{instance}/{topic}", get(consumers::consume_topic))
+        .route("/consume/{group}/{instance}", get(consumers::consume_body).post(consumers::consume_body))
+        .route("/commit/{group}/{instance}", get(consumers::commit).post(consumers::commit))
+        .route("/committed/{group}/{instance}", get(consumers::committed).post(consumers::committed))
+        .route("/offsets/{timestamp}", get(offsets::offsets).post(offsets::offsets))
+        .route("/topics", get(offsets::list))
+        .route("/consumers", get(consumers::list))
+        .route("/delete-consumer/{group}/{instance}", post(consumers::delete).delete(consumers::delete))
+        .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .fallback(|| async { GatewayError(Error::Missing("no such REST endpoint".into())) })
+        .method_not_allowed_fallback(|| async {
+            let body = serde_json::json!({ "result": null, "error": "method not allowed on this endpoint", "status": 405 });
+            (StatusCode::METHOD_NOT_ALLOWED, Json(body))
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.app.clone(), crate::metrics::track))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state);
+    NormalizePathLayer::trim_trailing_slash().layer(router)
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: GatewayState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let service = axum::ServiceExt::<Request>::into_make_service(service(state));
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::internal("the REST gateway failed", e))
+}

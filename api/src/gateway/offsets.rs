@@ -1,0 +1,126 @@
+//! `/offsets/{timestamp|earliest|latest}` and `/topics`.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, Query, State},
+};
+use rdkafka::{Offset, TopicPartitionList, consumer::Consumer};
+use serde::Deserialize;
+
+use super::{
+    Action, GatewayResult, GatewayState,
+    auth::Client,
+    poll,
+    types::{OneOrMany, TopicPartition, TopicPartitionOffset},
+};
+use crate::{Error, extract::parse_json, topics};
+
+#[derive(Debug, Deserialize)]
+pub(super) struct TimeoutQuery {
+    timeout: Option<i64>,
+}
+
+enum Point {
+    Earliest,
+    Latest,
+    Time(i64),
+}
+
+/// `GET|POST /offsets/{timestamp}`: per partition, the log start (`earliest`), the log end
+/// (`latest`, the next offset to be written), or the first offset whose timestamp is at or after
+/// the given one (`-1` when there is none).
+pub(super) async fn offsets(
+    State(state): State<GatewayState>,
+    Client(access): Client,
+    Path(point): Path<String>,
+    Query(query): Query<TimeoutQuery>,
+    body: Bytes,
+) -> GatewayResult<Json<Vec<TopicPartitionOffset>>> {
+    let point = match point.as_str() {
+        "earliest" => Point::Earliest,
+        "latest" => Point::Latest,
+        other => Point::Time(other.parse().map_err(|_| {
+            Error::Invalid(format!(
+                "the offsets point must be earliest, latest or a timestamp (got {other:?})"
+            ))
+        })?),
+    };
+    let wanted = parse_json::<OneOrMany<TopicPartition>>(&body)?
+        .map(OneOrMany::into_vec)
+        .ok_or_else(|| {
+            Error::Invalid("the body must be a {topic, partition} or an array of them".into())
+        })?;
+    for tp in &wanted {
+        let topic = state
+            .require_topic(&access, &tp.topic, Action::Consume)
+            .await?;
+        state.require_partition(&topic, tp.partition)?;
+    }
+    let timeout = poll::timeout(query.timeout, 10_000);
+    let clients = state.clients.of(&state.app, &access.cluster_id).await?;
+    let consumer = clients.take_fetcher()?;
+    let (consumer, answer) = tokio::task::spawn_blocking(move || {
+        let answer = wanted
+            .into_iter()
+            .map(|tp| {
+                let offset = match point {
+                    Point::Earliest | Point::Latest => {
+                        let (low, high) = consumer
+                            .fetch_watermarks(&tp.topic, tp.partition, timeout)
+                            .map_err(|e| Error::Broker(format!("could not read offsets: {e}")))?;
+                        if matches!(point, Point::Earliest) {
+                            low
+                        } else {
+                            high
+                        }
+                    }
+                    Point::Time(timestamp) => {
+                        let mut list = TopicPartitionList::new();
+                        list.add_partition_offset(
+                            &tp.topic,
+                            tp.partition,
+                            Offset::Offset(timestamp),
+                        )
+                        .map_err(|e| Error::Invalid(format!("bad partition: {e}")))?;
+                        let found = consumer.offsets_for_times(list, timeout).map_err(|e| {
+                            Error::Broker(format!("could not look offsets up by time: {e}"))
+                        })?;
+                        found
+                            .find_partition(&tp.topic, tp.partition)
+                            .and_then(|e| e.offset().to_raw())
+                            .filter(|o| *o >= 0)
+                            .unwrap_or(-1)
+                    }
+                };
+                Ok(TopicPartitionOffset {
+                    topic: tp.topic,
+                    partition: tp.partition,
+                    offset,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>();
+        (consumer, answer)
+    })
+    .await
+    .map_err(|e| Error::internal("offsets task failed", e))?;
+    clients.give_back(consumer);
+    Ok(Json(answer?))
+}
+
+/// `GET /topics`: every topic the credential can see, with its partition count.
+pub(super) async fn list(
+    State(state): State<GatewayState>,
+    Client(access): Client,
+) -> GatewayResult<Json<BTreeMap<String, i64>>> {
+    let topics = topics::all_of_cluster(&state.app, &access.cluster_id).await?;
+    Ok(Json(
+        topics
+            .into_iter()
+            .filter(|t| access.covers(&t.name))
+            .map(|t| (t.name, t.partitions))
+            .collect(),
+    ))
+}
