@@ -1,0 +1,89 @@
+// Starts a real `capstan dev` on free ports in a temporary directory, and gives tests an
+// account, a cluster and topics through the provisioning API.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir, homedir } from "node:os";
+import { join } from "node:path";
+
+export function capstanBinary() {
+  if (process.env.CAPSTAN_BIN) return process.env.CAPSTAN_BIN;
+  const target = process.env.CARGO_TARGET_DIR ?? join(homedir(), ".cache/capstan/target");
+  return join(target, "debug/capstan");
+}
+
+async function freePort() {
+  return await new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startCapstan() {
+  const dir = mkdtempSync(join(tmpdir(), "capstan-node-"));
+  const apiPort = await freePort();
+  const gatewayPort = await freePort();
+  const child = spawn(
+    capstanBinary(),
+    ["dev", "--data-dir", join(dir, "data"), "--listen", `127.0.0.1:${apiPort}`, "--gateway-listen", `127.0.0.1:${gatewayPort}`],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const api = `http://127.0.0.1:${apiPort}`;
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    try {
+      if ((await fetch(`${api}/healthz`)).ok) break;
+    } catch {}
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`capstan dev did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const email = `sdk-${Date.now()}@example.com`;
+  const password = "correct horse battery";
+  await call(api, "POST", "/v2/auth/signup", null, { email, password });
+  const { token } = await call(api, "POST", "/v2/auth/login", null, { email, password });
+  const { key } = await call(api, "POST", "/v2/api-keys", `Bearer ${token}`, { name: "node" });
+  const auth = `Basic ${Buffer.from(`${email}:${key}`).toString("base64")}`;
+  return {
+    api,
+    gateway: `http://127.0.0.1:${gatewayPort}`,
+    output: () => output,
+    request: (method, path, body) => call(api, method, path, auth, body),
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function call(base, method, path, authorization, body) {
+  const headers = { "content-type": "application/json" };
+  if (authorization) headers.authorization = authorization;
+  const response = await fetch(`${base}${path}`, { method, headers, body: body === undefined || body === null ? undefined : JSON.stringify(body) });
+  const json = await response.json();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+export async function createTopic(capstan, clusterId, name, partitions) {
+  return await capstan.request("POST", "/v2/kafka/topic", {
+    name, partitions, retention_time: -1, retention_size: -1, max_message_size: -1, cleanup_policy: "delete", cluster_id: clusterId,
+  });
+}
+
+// Calls `fn` until it returns a truthy value (consumer instances join their group first).
+export async function eventually(fn, what, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  }
+}
