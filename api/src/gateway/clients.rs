@@ -69,10 +69,10 @@ impl ClusterClients {
         if consumer.unassign().is_err() {
             return;
         }
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < MAX_IDLE_FETCHERS {
-                idle.push(consumer);
-            }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE_FETCHERS
+        {
+            idle.push(consumer);
         }
     }
 }

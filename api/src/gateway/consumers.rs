@@ -507,22 +507,17 @@ pub(super) async fn list(
         let access = access.clone();
         let topics = tokio::task::spawn_blocking(move || {
             let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-            if let Some(consumer) = instance
-                .consumer
-                .lock()
-                .ok()
+            let guard = instance.consumer.lock().ok();
+            let assignment = guard
                 .as_ref()
                 .and_then(|c| c.as_ref())
-            {
-                if let Ok(assignment) = consumer.assignment() {
-                    for element in assignment.elements() {
-                        if access.covers(element.topic()) {
-                            by_topic
-                                .entry(element.topic().to_owned())
-                                .or_default()
-                                .push(element.partition());
-                        }
-                    }
+                .and_then(|c| c.assignment().ok());
+            for element in assignment.iter().flat_map(|a| a.elements()) {
+                if access.covers(element.topic()) {
+                    by_topic
+                        .entry(element.topic().to_owned())
+                        .or_default()
+                        .push(element.partition());
                 }
             }
             by_topic

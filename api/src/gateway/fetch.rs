@@ -24,6 +24,11 @@ pub(super) struct FetchRequest {
     timeout: Option<i64>,
 }
 
+/// How long a fetch waits for messages known to exist, whatever its own timeout.
+const WAIT_FOR_EXISTING_DATA: std::time::Duration = std::time::Duration::from_secs(5);
+/// Bound on the high-watermark look-up before a fetch.
+const WATERMARK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Most (topic, partition, offset) triples one fetch may name.
 const MAX_TRIPLES: usize = 100;
 
@@ -87,6 +92,18 @@ pub(super) async fn fetch(
             .map_err(|e| Error::Invalid(format!("bad partition or offset: {e}")))?;
     }
     let (consumer, messages) = tokio::task::spawn_blocking(move || {
+        // When a requested offset is already written, the answer must carry it even if the
+        // client's timeout is shorter than the first fetch round trip.
+        let data_waiting = from.iter().any(|((topic, partition), offset)| {
+            consumer
+                .fetch_watermarks(topic, *partition, WATERMARK_TIMEOUT)
+                .is_ok_and(|(_, high)| *offset < high)
+        });
+        let wait = if data_waiting {
+            timeout.max(WAIT_FOR_EXISTING_DATA)
+        } else {
+            timeout
+        };
         if let Err(e) = consumer.assign(&assignment) {
             return (
                 consumer,
@@ -95,7 +112,7 @@ pub(super) async fn fetch(
                 ))),
             );
         }
-        let (messages, _) = poll::poll_batch(&consumer, timeout, |record| {
+        let (messages, _) = poll::poll_batch(&consumer, wait, |record| {
             from.get(&(record.topic().to_owned(), record.partition()))
                 .is_some_and(|start| record.offset() >= *start)
         });

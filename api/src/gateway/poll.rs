@@ -77,7 +77,9 @@ pub fn poll_batch(
                 // Never the same offset twice in one answer (the local engine may resend the
                 // last batch of a partition at its high watermark).
                 let partition = (record.topic().to_owned(), record.partition());
-                let fresh = last_offset.get(&partition).is_none_or(|last| record.offset() > *last);
+                let fresh = last_offset
+                    .get(&partition)
+                    .is_none_or(|last| record.offset() > *last);
                 if fresh && wanted(&record) {
                     last_offset.insert(partition, record.offset());
                     bytes += record.payload_len() + record.key().map_or(0, <[u8]>::len);

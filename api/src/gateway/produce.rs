@@ -237,13 +237,7 @@ async fn send(
         }
         let topic = &topics[&message.topic];
         if let Some(partition) = message.partition {
-            if partition < 0 || i64::from(partition) >= topic.partitions {
-                return Err(Error::Invalid(format!(
-                    "partition {partition} is out of range: topic {} has partitions 0 to {}",
-                    topic.name,
-                    topic.partitions - 1
-                )));
-            }
+            state.require_partition(topic, partition)?;
         }
         let size = message.value.len()
             + message.key.as_ref().map_or(0, String::len)

@@ -61,6 +61,7 @@ pub struct Persisted {
 /// A running application.
 pub struct TestApp {
     pub address: SocketAddr,
+    pub gateway: SocketAddr,
     pub client: reqwest::Client,
     pub persisted: Persisted,
     shutdown: Option<oneshot::Sender<()>>,
@@ -102,12 +103,14 @@ pub async fn start(persisted: Persisted, platform: PlatformConfig) -> TestApp {
         .await
         .expect("application builds");
     let address = application.local_addr().expect("address");
+    let gateway = application.gateway_addr().expect("gateway address");
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(application.run_until(async {
         let _ = rx.await;
     }));
     TestApp {
         address,
+        gateway,
         client: reqwest::Client::new(),
         persisted,
         shutdown: Some(tx),
@@ -192,6 +195,36 @@ impl TestApp {
             serde_json::from_str(&text)
                 .unwrap_or_else(|_| panic!("{path} answered non-JSON: {text:?}")),
         )
+    }
+
+    /// Calls the REST data gateway with a raw body; returns the status and the parsed JSON
+    /// (every gateway answer must be JSON).
+    pub async fn rest(
+        &self,
+        method: Method,
+        path: &str,
+        credentials: Option<(&str, &str)>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("http://{}{}", self.gateway, path));
+        if let Some((user, pass)) = credentials {
+            request = request.basic_auth(user, Some(pass));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body.to_owned());
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let text = response.text().await.expect("body read");
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{path} answered non-JSON: {text:?}"));
+        (status, value)
     }
 
     /// Signs up a new account and creates an API key for it.

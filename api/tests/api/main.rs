@@ -10,6 +10,7 @@ mod authorization;
 mod bad_input;
 mod clusters;
 mod credentials;
+mod gateway;
 mod kafka_clients;
 mod openapi;
 mod persistence;
