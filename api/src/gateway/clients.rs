@@ -15,8 +15,11 @@ const MAX_IDLE_FETCHERS: usize = 8;
 pub struct ClusterClients {
     /// Connection settings (bootstrap, internal SCRAM user).
     pub config: ClientConfig,
-    /// Shared producer: acks=all, Kafka's murmur2 partitioner so REST and Java/kafkajs producers agree.
+    /// Producer for single messages: no lingering, the lowest latency. Both producers use
+    /// acks=all and Kafka's murmur2 partitioner, so REST and Java/kafkajs producers agree.
     pub producer: FutureProducer,
+    /// Producer for batches: lingers 1 ms, so concurrent requests share broker requests.
+    pub batch_producer: FutureProducer,
     idle: std::sync::Mutex<Vec<BaseConsumer>>,
 }
 
@@ -28,20 +31,32 @@ impl std::fmt::Debug for ClusterClients {
 
 impl ClusterClients {
     fn new(config: ClientConfig) -> Result<Self> {
-        let producer = config
-            .clone()
-            .set("acks", "all")
-            .set("partitioner", "murmur2_random")
-            .set("linger.ms", "1")
-            .set("message.timeout.ms", "15000")
-            .set("enable.idempotence", "false")
-            .create()
-            .map_err(|e| Error::Broker(format!("could not create a Kafka producer: {e}")))?;
+        let producer = |linger_ms: &str| -> Result<FutureProducer> {
+            config
+                .clone()
+                .set("acks", "all")
+                .set("partitioner", "murmur2_random")
+                .set("linger.ms", linger_ms)
+                .set("message.timeout.ms", "15000")
+                .set("enable.idempotence", "false")
+                .create()
+                .map_err(|e| Error::Broker(format!("could not create a Kafka producer: {e}")))
+        };
         Ok(ClusterClients {
+            producer: producer("0")?,
+            batch_producer: producer("1")?,
             config,
-            producer,
             idle: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// The producer for a request of `messages` messages.
+    pub fn producer_for(&self, messages: usize) -> &FutureProducer {
+        if messages > 1 {
+            &self.batch_producer
+        } else {
+            &self.producer
+        }
     }
 
     /// A group-less consumer from the pool (or a new one).
@@ -112,6 +127,7 @@ impl Clients {
             use rdkafka::producer::Producer;
             for clients in all {
                 let _ = clients.producer.flush(Duration::from_secs(5));
+                let _ = clients.batch_producer.flush(Duration::from_secs(5));
             }
         })
         .await;

@@ -254,6 +254,7 @@ async fn send(
         }
     }
     let clients = state.clients.of(&state.app, &access.cluster_id).await?;
+    let producer = clients.producer_for(messages.len());
     let mut deliveries = Vec::with_capacity(messages.len());
     for message in &messages {
         let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
@@ -275,7 +276,7 @@ async fn send(
         if let Some(timestamp) = message.timestamp {
             record = record.timestamp(timestamp);
         }
-        let delivery = clients.producer.send_result(record).map_err(|(e, _)| {
+        let delivery = producer.send_result(record).map_err(|(e, _)| {
             Error::Broker(format!("could not queue a message for the brokers: {e}"))
         })?;
         deliveries.push(delivery);
