@@ -10,6 +10,8 @@ use crate::{Error, Result, clusters, state::AppState};
 
 /// Idle pooled consumers kept per cluster.
 const MAX_IDLE_FETCHERS: usize = 8;
+/// Group-less consumers in use at once per cluster; further requests wait for one.
+const MAX_BUSY_FETCHERS: usize = 32;
 
 /// A cluster's clients.
 pub struct ClusterClients {
@@ -21,6 +23,15 @@ pub struct ClusterClients {
     /// Producer for batches: lingers 1 ms, so concurrent requests share broker requests.
     pub batch_producer: FutureProducer,
     idle: std::sync::Mutex<Vec<BaseConsumer>>,
+    busy: Arc<tokio::sync::Semaphore>,
+}
+
+/// A pooled consumer lent to one request; give it back with [`ClusterClients::give_back`].
+#[allow(missing_debug_implementations)] // librdkafka handles have no useful Debug form
+pub struct Fetcher {
+    /// The consumer.
+    pub consumer: BaseConsumer,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl std::fmt::Debug for ClusterClients {
@@ -47,6 +58,7 @@ impl ClusterClients {
             batch_producer: producer("1")?,
             config,
             idle: std::sync::Mutex::new(Vec::new()),
+            busy: Arc::new(tokio::sync::Semaphore::new(MAX_BUSY_FETCHERS)),
         })
     }
 
@@ -59,28 +71,41 @@ impl ClusterClients {
         }
     }
 
-    /// A group-less consumer from the pool (or a new one).
-    pub fn take_fetcher(&self) -> Result<BaseConsumer> {
-        if let Some(consumer) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
-            return Ok(consumer);
-        }
-        self.config
+    /// A group-less consumer from the pool (or a new one), waiting while too many are in use.
+    pub async fn take_fetcher(&self) -> Result<Fetcher> {
+        let permit = self
+            .busy
             .clone()
-            // librdkafka's assign() needs a group id; the consumer never joins the group
-            // (no subscribe) and never commits, so the id is only a label.
-            .set("group.id", "capstan-rest-fetch")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "100")
-            .create()
-            .map_err(|e| Error::Broker(format!("could not create a Kafka consumer: {e}")))
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Broker("the gateway is shutting down".into()))?;
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let consumer = match pooled {
+            Some(consumer) => consumer,
+            None => self
+                .config
+                .clone()
+                // librdkafka's assign() needs a group id; the consumer never joins the group
+                // (no subscribe) and never commits, so the id is only a label.
+                .set("group.id", "capstan-rest-fetch")
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .set("enable.partition.eof", "false")
+                .set("auto.offset.reset", "earliest")
+                .set("fetch.wait.max.ms", "100")
+                .create()
+                .map_err(|e| Error::Broker(format!("could not create a Kafka consumer: {e}")))?,
+        };
+        Ok(Fetcher {
+            consumer,
+            _permit: permit,
+        })
     }
 
     /// Returns a consumer to the pool, unassigned.
-    pub fn give_back(&self, consumer: BaseConsumer) {
+    pub fn give_back(&self, fetcher: Fetcher) {
         use rdkafka::consumer::Consumer;
+        let Fetcher { consumer, _permit } = fetcher;
         if consumer.unassign().is_err() {
             return;
         }

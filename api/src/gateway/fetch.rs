@@ -76,7 +76,7 @@ pub(super) async fn fetch(
     }
     let timeout = poll::timeout(request.timeout, 1000);
     let clients = state.clients.of(&state.app, &access.cluster_id).await?;
-    let consumer = clients.take_fetcher()?;
+    let fetcher = clients.take_fetcher().await?;
     let from: HashMap<(String, i32), i64> = triples
         .iter()
         .map(|t| ((t.topic.clone(), t.partition), t.offset))
@@ -91,7 +91,8 @@ pub(super) async fn fetch(
             )
             .map_err(|e| Error::Invalid(format!("bad partition or offset: {e}")))?;
     }
-    let (consumer, messages) = tokio::task::spawn_blocking(move || {
+    let (fetcher, messages) = tokio::task::spawn_blocking(move || {
+        let consumer = &fetcher.consumer;
         // When a requested offset is already written, the answer must carry it even if the
         // client's timeout is shorter than the first fetch round trip.
         let data_waiting = from.iter().any(|((topic, partition), offset)| {
@@ -106,21 +107,21 @@ pub(super) async fn fetch(
         };
         if let Err(e) = consumer.assign(&assignment) {
             return (
-                consumer,
+                fetcher,
                 Err(Error::Broker(format!(
                     "could not read from the brokers: {e}"
                 ))),
             );
         }
-        let (messages, _) = poll::poll_batch(&consumer, wait, |record| {
+        let (messages, _) = poll::poll_batch(consumer, wait, |record| {
             from.get(&(record.topic().to_owned(), record.partition()))
                 .is_some_and(|start| record.offset() >= *start)
         });
-        (consumer, Ok(messages))
+        (fetcher, Ok(messages))
     })
     .await
     .map_err(|e| Error::internal("fetch task failed", e))?;
-    clients.give_back(consumer);
+    clients.give_back(fetcher);
     let messages = messages?;
     state.usage.fetched(&access.cluster_id, &messages);
     Ok(Json(messages))

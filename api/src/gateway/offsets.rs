@@ -61,8 +61,9 @@ pub(super) async fn offsets(
     }
     let timeout = poll::timeout(query.timeout, 10_000);
     let clients = state.clients.of(&state.app, &access.cluster_id).await?;
-    let consumer = clients.take_fetcher()?;
-    let (consumer, answer) = tokio::task::spawn_blocking(move || {
+    let fetcher = clients.take_fetcher().await?;
+    let (fetcher, answer) = tokio::task::spawn_blocking(move || {
+        let consumer = &fetcher.consumer;
         let answer = wanted
             .into_iter()
             .map(|tp| {
@@ -102,11 +103,11 @@ pub(super) async fn offsets(
                 })
             })
             .collect::<Result<Vec<_>, Error>>();
-        (consumer, answer)
+        (fetcher, answer)
     })
     .await
     .map_err(|e| Error::internal("offsets task failed", e))?;
-    clients.give_back(consumer);
+    clients.give_back(fetcher);
     Ok(Json(answer?))
 }
 

@@ -693,3 +693,95 @@ async fn offsets_and_unknown_endpoints() {
         (StatusCode::METHOD_NOT_ALLOWED, &json!(405))
     );
 }
+
+/// The pid of the broker process listening on `port` (from its command line).
+fn broker_pid(port: &str) -> nix::unistd::Pid {
+    let needle = format!("tcp://127.0.0.1:{port}");
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("broker") && cmdline.contains(&needle) {
+            return nix::unistd::Pid::from_raw(pid);
+        }
+    }
+    panic!("no broker process for port {port}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_broker_gives_a_503_and_the_gateway_recovers_by_itself() {
+    use nix::sys::signal::{Signal, kill};
+    let f = fixture(&[("t", 1)]).await;
+    let c = Some(f.creds());
+    let (status, _) = f
+        .app
+        .rest(
+            Method::POST,
+            "/produce/t",
+            c,
+            Some(r#"{"value":"before"}"#),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let port = f.cluster["tcp_endpoint"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let broker = broker_pid(&port);
+    kill(broker, Signal::SIGSTOP).unwrap();
+    let (status, answer) = f
+        .app
+        .rest(
+            Method::POST,
+            "/produce/t",
+            c,
+            Some(r#"{"value":"while down"}"#),
+            &[],
+        )
+        .await;
+    kill(broker, Signal::SIGCONT).unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer["status"], 503);
+    assert!(
+        answer["error"].as_str().unwrap().contains("brokers"),
+        "{answer}"
+    );
+    // Nothing to restart by hand: the next request goes through.
+    let (status, answer) = f
+        .app
+        .rest(
+            Method::POST,
+            "/produce/t",
+            c,
+            Some(r#"{"value":"after"}"#),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (_, fetched) = f
+        .app
+        .rest(
+            Method::POST,
+            "/fetch",
+            c,
+            Some(r#"{"topic":"t","partition":0,"offset":0}"#),
+            &[],
+        )
+        .await;
+    let values: Vec<&str> = fetched
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    assert!(
+        values.contains(&"before") && values.contains(&"after"),
+        "{fetched}"
+    );
+}
