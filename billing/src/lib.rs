@@ -1,0 +1,34 @@
+//! Capstan's metering (and, as it arrives, pricing and billing).
+//!
+//! The collector reads every cluster's counters over the Kafka protocol and turns them into
+//! exactly-once usage: it keeps a cursor per partition (and per group-partition) and writes each
+//! cursor with the usage it accounts for in one transaction. It depends on nothing else of
+//! Capstan: the clusters to sweep and their stored bytes are handed to it through [`Fleet`].
+
+pub mod kafka;
+pub mod metering;
+
+pub use metering::{ClusterTarget, Collector, Fleet, Meter};
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong while metering.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A broker could not be reached or did not answer in time.
+    #[error("broker unreachable: {0}")]
+    Unreachable(String),
+    /// The brokers refused the credentials.
+    #[error("broker authentication failed: {0}")]
+    Authentication(String),
+    /// A malformed or unexpected protocol exchange.
+    #[error("Kafka protocol error: {0}")]
+    Protocol(String),
+    /// A database error.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// The fleet (the control plane) could not list clusters or stored bytes.
+    #[error("fleet: {0}")]
+    Fleet(String),
+}

@@ -1,0 +1,346 @@
+//! The sweep: every interval, read every cluster (bounded concurrency), count, and store the
+//! counts with their cursors in one transaction per cluster.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use sqlx::AnyPool;
+use tokio::{sync::Semaphore, task::JoinSet};
+
+use super::{
+    ClusterTarget, Fleet,
+    cursors::{Cursor, CursorKey, Increment, plan},
+    hour_of,
+};
+use crate::{Error, Result, kafka};
+
+/// Prometheus metrics of the collector.
+#[derive(Clone, Debug)]
+pub struct CollectorMetrics {
+    sweep_seconds: Histogram,
+    clusters_swept: IntCounter,
+    errors: IntCounterVec,
+    lag_seconds: IntGauge,
+}
+
+impl CollectorMetrics {
+    /// Creates and registers the metrics in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let sweep_seconds = Histogram::with_opts(HistogramOpts::new(
+            "metering_sweep_duration_seconds",
+            "Duration of a metering sweep",
+        ))?;
+        let clusters_swept = IntCounter::new(
+            "metering_clusters_swept_total",
+            "Clusters swept successfully",
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "metering_errors_total",
+                "Failed cluster sweeps by cluster and reason",
+            ),
+            &["cluster", "reason"],
+        )?;
+        let lag_seconds = IntGauge::new(
+            "metering_lag_seconds",
+            "How far the last sweep ended past its interval",
+        )?;
+        registry.register(Box::new(sweep_seconds.clone()))?;
+        registry.register(Box::new(clusters_swept.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        registry.register(Box::new(lag_seconds.clone()))?;
+        Ok(CollectorMetrics {
+            sweep_seconds,
+            clusters_swept,
+            errors,
+            lag_seconds,
+        })
+    }
+}
+
+/// What one sweep did.
+#[derive(Clone, Debug, Default)]
+pub struct SweepReport {
+    /// Clusters counted.
+    pub swept: usize,
+    /// Clusters that failed, with why.
+    pub failed: Vec<(String, String)>,
+    /// Clusters left for later because they are backing off after failures.
+    pub backing_off: usize,
+    /// How long the sweep took.
+    pub duration: Duration,
+}
+
+/// Longest wait before retrying a failing cluster.
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+/// Reads the fleet and stores exactly-once usage.
+#[derive(Debug)]
+pub struct Collector {
+    pool: AnyPool,
+    fleet: Arc<dyn Fleet>,
+    concurrency: usize,
+    metrics: Option<CollectorMetrics>,
+    backoff: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl Collector {
+    /// A collector storing into `pool`, sweeping at most `concurrency` clusters at once.
+    pub fn new(pool: AnyPool, fleet: Arc<dyn Fleet>, concurrency: usize) -> Self {
+        Collector {
+            pool,
+            fleet,
+            concurrency: concurrency.max(1),
+            metrics: None,
+            backoff: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records Prometheus metrics.
+    pub fn with_metrics(mut self, metrics: CollectorMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Sweeps every cluster once, at time `now` (unix seconds; it picks the hour counted into).
+    pub async fn sweep(self: &Arc<Self>, now: i64) -> Result<SweepReport> {
+        let started = Instant::now();
+        let targets = self.fleet.clusters().await?;
+        let mut report = SweepReport::default();
+        let limit = Arc::new(Semaphore::new(self.concurrency));
+        let mut running = JoinSet::new();
+        for target in targets {
+            if self.backing_off(&target.cluster_id) {
+                report.backing_off += 1;
+                continue;
+            }
+            let (this, limit) = (self.clone(), limit.clone());
+            running.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let result = this.sweep_cluster(&target, now).await;
+                (target.cluster_id, result)
+            });
+        }
+        while let Some(joined) = running.join_next().await {
+            let Ok((cluster, result)) = joined else {
+                continue;
+            };
+            match result {
+                Ok(()) => {
+                    report.swept += 1;
+                    self.succeeded(&cluster);
+                }
+                Err(error) => {
+                    let wait = self.failed(&cluster);
+                    tracing::warn!(%cluster, %error, retry_in = ?wait, "could not meter a cluster; it will be caught up later");
+                    if let Some(metrics) = &self.metrics {
+                        metrics
+                            .errors
+                            .with_label_values(&[cluster.as_str(), reason(&error)])
+                            .inc();
+                    }
+                    report.failed.push((cluster, error.to_string()));
+                }
+            }
+        }
+        report.duration = started.elapsed();
+        if let Some(metrics) = &self.metrics {
+            metrics.sweep_seconds.observe(report.duration.as_secs_f64());
+            metrics.clusters_swept.inc_by(report.swept as u64);
+        }
+        Ok(report)
+    }
+
+    /// Reads one cluster and stores what it adds.
+    pub async fn sweep_cluster(&self, target: &ClusterTarget, now: i64) -> Result<()> {
+        let snapshot = kafka::read(&target.credentials).await?;
+        let stored = self.fleet.stored_bytes(target).await?;
+        self.store(&target.cluster_id, &snapshot, &stored, now)
+            .await
+    }
+
+    /// Stores a snapshot's counts and the new cursors in one transaction: a crash at any point
+    /// leaves either everything or nothing, so the next sweep neither loses nor repeats a count.
+    pub async fn store(
+        &self,
+        cluster_id: &str,
+        snapshot: &kafka::Snapshot,
+        stored: &BTreeMap<String, i64>,
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<(String, i64, String, String, i64)> = sqlx::query_as(
+            "SELECT topic, partition_id, group_id, topic_id, position FROM meter_cursors WHERE cluster_id = $1",
+        )
+        .bind(cluster_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let cursors: HashMap<CursorKey, Cursor> = rows
+            .into_iter()
+            .map(|(topic, partition, group, topic_id, position)| {
+                (
+                    (topic, partition as i32, group),
+                    Cursor { topic_id, position },
+                )
+            })
+            .collect();
+        let Increment {
+            produced,
+            consumed,
+            cursors: moved,
+        } = plan(snapshot, &cursors);
+        for ((topic, partition, group), cursor) in &moved {
+            sqlx::query(
+                "INSERT INTO meter_cursors (cluster_id, topic, partition_id, group_id, topic_id, position, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (cluster_id, topic, partition_id, group_id) \
+                 DO UPDATE SET topic_id = excluded.topic_id, position = excluded.position, updated_at = excluded.updated_at",
+            )
+            .bind(cluster_id)
+            .bind(topic)
+            .bind(i64::from(*partition))
+            .bind(group)
+            .bind(&cursor.topic_id)
+            .bind(cursor.position)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let hour = hour_of(now);
+        let mut topics: Vec<&String> = produced
+            .keys()
+            .chain(consumed.keys())
+            .chain(stored.keys())
+            .collect();
+        topics.sort();
+        topics.dedup();
+        for topic in topics {
+            let bytes = stored.get(topic).copied();
+            add_usage(
+                &mut tx,
+                cluster_id,
+                topic,
+                hour,
+                produced.get(topic).copied().unwrap_or(0),
+                consumed.get(topic).copied().unwrap_or(0),
+                bytes.unwrap_or(0),
+                i64::from(bytes.is_some()),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sweeps every `interval` until `stop` turns true; a sweep that overruns is logged.
+    pub async fn run(
+        self: Arc<Self>,
+        interval: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => break,
+            }
+            let now = unix_now();
+            match self.sweep(now).await {
+                Ok(report) => {
+                    let late = report.duration.saturating_sub(interval);
+                    if let Some(metrics) = &self.metrics {
+                        metrics.lag_seconds.set(late.as_secs() as i64);
+                    }
+                    if late > Duration::ZERO {
+                        tracing::warn!(took = ?report.duration, ?interval, clusters = report.swept, "a metering sweep took longer than its interval");
+                    } else {
+                        tracing::debug!(took = ?report.duration, clusters = report.swept, failed = report.failed.len(), "metering sweep");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "metering sweep failed; retrying at the next interval")
+                }
+            }
+        }
+    }
+
+    fn backing_off(&self, cluster: &str) -> bool {
+        self.backoff
+            .lock()
+            .ok()
+            .and_then(|b| b.get(cluster).map(|(_, until)| Instant::now() < *until))
+            .unwrap_or(false)
+    }
+
+    fn succeeded(&self, cluster: &str) {
+        if let Ok(mut backoff) = self.backoff.lock() {
+            backoff.remove(cluster);
+        }
+    }
+
+    fn failed(&self, cluster: &str) -> Duration {
+        let Ok(mut backoff) = self.backoff.lock() else {
+            return Duration::ZERO;
+        };
+        let entry = backoff
+            .entry(cluster.to_owned())
+            .or_insert((0, Instant::now()));
+        entry.0 += 1;
+        let wait = Duration::from_secs(1u64 << entry.0.min(10)).min(MAX_BACKOFF);
+        entry.1 = Instant::now() + wait;
+        wait
+    }
+}
+
+/// Adds to an hourly bucket (creating it), inside the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn add_usage(
+    db: &mut sqlx::AnyConnection,
+    cluster_id: &str,
+    topic: &str,
+    hour: i64,
+    produced: i64,
+    consumed: i64,
+    storage_sum: i64,
+    storage_samples: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO usage_hourly (cluster_id, topic, hour, produced, consumed, storage_sum, storage_samples) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (cluster_id, topic, hour) DO UPDATE SET \
+         produced = usage_hourly.produced + excluded.produced, consumed = usage_hourly.consumed + excluded.consumed, \
+         storage_sum = usage_hourly.storage_sum + excluded.storage_sum, \
+         storage_samples = usage_hourly.storage_samples + excluded.storage_samples",
+    )
+    .bind(cluster_id)
+    .bind(topic)
+    .bind(hour)
+    .bind(produced)
+    .bind(consumed)
+    .bind(storage_sum)
+    .bind(storage_samples)
+    .execute(&mut *db)
+    .await?;
+    Ok(())
+}
+
+fn reason(error: &Error) -> &'static str {
+    match error {
+        Error::Unreachable(_) => "unreachable",
+        Error::Authentication(_) => "authentication",
+        Error::Protocol(_) => "protocol",
+        Error::Database(_) => "database",
+        Error::Fleet(_) => "fleet",
+    }
+}
+
+/// Now, in unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}

@@ -1,0 +1,39 @@
+//! Metering: what is counted and how (see `docs/metering.md`).
+
+mod collector;
+mod cursors;
+mod meter;
+
+pub use collector::{Collector, CollectorMetrics, SweepReport};
+pub use cursors::{Increment, plan};
+pub use meter::{HourlyUsage, Meter, TopicTotals, daily};
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::{Result, kafka::Credentials};
+
+/// A cluster to sweep.
+#[derive(Clone, Debug)]
+pub struct ClusterTarget {
+    /// The cluster's id.
+    pub cluster_id: String,
+    /// How to reach its brokers with full read access.
+    pub credentials: Credentials,
+}
+
+/// The control plane as the collector sees it.
+#[async_trait]
+pub trait Fleet: Send + Sync + std::fmt::Debug {
+    /// Every cluster that should be metered now.
+    async fn clusters(&self) -> Result<Vec<ClusterTarget>>;
+    /// Bytes stored per topic, summed over replicas, measured the engine's way (Apache Kafka:
+    /// DescribeLogDirs; the local engine: the size of its stored records).
+    async fn stored_bytes(&self, cluster: &ClusterTarget) -> Result<BTreeMap<String, i64>>;
+}
+
+/// The start of the UTC hour containing `unix_seconds`.
+pub fn hour_of(unix_seconds: i64) -> i64 {
+    unix_seconds - unix_seconds.rem_euclid(3600)
+}
