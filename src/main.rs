@@ -3,6 +3,7 @@
 mod broker_install;
 mod settings;
 
+use capstan::platform::Platform;
 use clap::Parser;
 use settings::{Cli, Command, LogFormat};
 
@@ -30,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
 async fn run_server(settings: settings::Resolved, dev: bool) -> anyhow::Result<()> {
     let settings::Resolved {
         mut app,
+        metering,
         explicit_broker,
     } = settings;
     app.broker_binary =
@@ -40,13 +42,13 @@ async fn run_server(settings: settings::Resolved, dev: bool) -> anyhow::Result<(
         };
     let data_dir = app.data_dir.clone();
     let database = capstan_api::store::redact(&app.database_url);
-    let application = capstan_api::app::Application::build(app)
-        .await
-        .map_err(report)?;
+    let interval = metering.interval;
+    let platform = Platform::build(app, metering).await.map_err(report)?;
+    let application = platform.application();
     let address = application.local_addr().map_err(report)?;
+    let gateway = application.gateway_addr().map_err(report)?;
     let (resumed, failed) = application.resumed_clusters();
     let rest = application.state().config.rest_endpoint.clone();
-    let gateway = application.gateway_addr().map_err(report)?;
     println!("Capstan {} is running", if dev { "dev" } else { "serve" });
     println!("  console and provisioning API  http://{address}");
     println!("  OpenAPI document              http://{address}/openapi.json");
@@ -55,15 +57,17 @@ async fn run_server(settings: settings::Resolved, dev: bool) -> anyhow::Result<(
     println!("  database                      {database}");
     println!("  data directory                {}", data_dir.display());
     println!(
-        "  clusters brought back         {resumed}{}",
-        if failed > 0 {
-            format!(" ({failed} failed; see the log)")
-        } else {
-            String::new()
-        }
+        "  metering                      a sweep every {}s",
+        interval.as_secs()
     );
+    let failed_note = if failed > 0 {
+        format!(" ({failed} failed; see the log)")
+    } else {
+        String::new()
+    };
+    println!("  clusters brought back         {resumed}{failed_note}");
     println!("Press Ctrl-C to stop.");
-    application
+    platform
         .run_until(shutdown_signal())
         .await
         .map_err(report)?;

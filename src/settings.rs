@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context;
+use capstan::platform::MeteringSettings;
 use capstan_api::{app::Settings, crypto::SecretKey, plans::Plan, state::PlatformConfig};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -68,6 +69,12 @@ pub struct CommonArgs {
     /// Scoped credentials per cluster.
     #[arg(long, env = "CAPSTAN_MAX_CREDENTIALS", default_value_t = 10)]
     pub max_credentials: u32,
+    /// Seconds between metering sweeps (default: 10 in dev, 60 in serve).
+    #[arg(long, env = "CAPSTAN_METERING_INTERVAL")]
+    pub metering_interval: Option<u64>,
+    /// Clusters metered at once.
+    #[arg(long, env = "CAPSTAN_METERING_CONCURRENCY", default_value_t = 8)]
+    pub metering_concurrency: usize,
     /// Lifetime of log-in session tokens, seconds.
     #[arg(long, env = "CAPSTAN_SESSION_TTL", default_value_t = 3600)]
     pub session_ttl: i64,
@@ -146,7 +153,19 @@ pub struct MigrateArgs {
 #[derive(Debug)]
 pub struct Resolved {
     pub app: Settings,
+    pub metering: MeteringSettings,
     pub explicit_broker: Option<PathBuf>,
+}
+
+impl CommonArgs {
+    fn metering(&self, default_interval: u64) -> MeteringSettings {
+        MeteringSettings {
+            interval: std::time::Duration::from_secs(
+                self.metering_interval.unwrap_or(default_interval).max(1),
+            ),
+            concurrency: self.metering_concurrency.max(1),
+        }
+    }
 }
 
 impl DevArgs {
@@ -173,6 +192,7 @@ impl DevArgs {
                 broker_binary: PathBuf::new(),
                 platform: self.common.platform()?,
             },
+            metering: self.common.metering(10),
             explicit_broker: self.common.broker_bin,
         })
     }
@@ -199,6 +219,7 @@ impl ServeArgs {
                 broker_binary: PathBuf::new(),
                 platform: self.common.platform()?,
             },
+            metering: self.common.metering(60),
             explicit_broker: self.common.broker_bin,
         })
     }

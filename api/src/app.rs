@@ -8,12 +8,13 @@ use tokio::{net::TcpListener, sync::watch};
 use crate::{
     Error, Result, clusters,
     crypto::SecretKey,
-    gateway::{self, GatewayState},
+    gateway::{self, FetchObserver, GatewayState},
     metrics::Metrics,
     provisioner::LocalProvisioner,
     routes,
     state::{AppState, PlatformConfig},
     store::Store,
+    usage::{NoUsage, UsageSource},
 };
 
 /// Everything needed to start the control plane.
@@ -70,6 +71,7 @@ impl Application {
             provisioner: Arc::new(provisioner),
             config: Arc::new(platform),
             metrics: Arc::new(metrics),
+            usage: Arc::new(NoUsage),
         };
         let resumed = clusters::resume_all(&state).await?;
         let gateway = GatewayState::new(state.clone(), None);
@@ -80,6 +82,18 @@ impl Application {
             gateway,
             resumed,
         })
+    }
+
+    /// Reads usage from `source` and reports group-less REST fetches to `observer` (the
+    /// metering pipeline, wired in by the binary).
+    pub fn with_metering(
+        mut self,
+        source: Arc<dyn UsageSource>,
+        observer: Arc<dyn FetchObserver>,
+    ) -> Self {
+        self.state.usage = source;
+        self.gateway = GatewayState::new(self.state.clone(), Some(observer));
+        self
     }
 
     /// The address the API listens on.

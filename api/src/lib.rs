@@ -22,7 +22,9 @@ pub mod provisioner;
 pub mod routes;
 pub mod sessions;
 pub mod state;
+pub mod stats;
 pub mod store;
 pub mod topics;
+pub mod usage;
 
 pub use error::{Error, Result, cause_chain};

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::{
     crypto::SecretKey, metrics::Metrics, plans::Plan, provisioner::Provisioner, store::Store,
+    usage::UsageSource,
 };
 
 /// Platform settings the domain needs (the binary builds them from its command line).
@@ -53,4 +54,6 @@ pub struct AppState {
     pub config: Arc<PlatformConfig>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Where usage is read from (the metering pipeline).
+    pub usage: Arc<dyn UsageSource>,
 }

@@ -123,6 +123,6 @@ pub(super) async fn fetch(
     .map_err(|e| Error::internal("fetch task failed", e))?;
     clients.give_back(fetcher);
     let messages = messages?;
-    state.usage.fetched(&access.cluster_id, &messages);
+    state.usage.fetched(&access.cluster_id, &messages).await;
     Ok(Json(messages))
 }

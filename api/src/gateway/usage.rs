@@ -7,10 +7,12 @@ use prometheus::IntCounterVec;
 
 use super::types::{Message, Metadata};
 
-/// Receives, for every answered group-less `/fetch`, the messages returned per topic.
+/// Receives, for every group-less `/fetch`, the messages returned per topic — before the answer
+/// is sent, so a count is never lost to a crash after the client got its messages.
+#[async_trait::async_trait]
 pub trait FetchObserver: Send + Sync + std::fmt::Debug {
     /// `messages` were returned from `topic` of `cluster_id` by one `/fetch`.
-    fn fetched(&self, cluster_id: &str, topic: &str, messages: u64);
+    async fn fetched(&self, cluster_id: &str, topic: &str, messages: u64);
 }
 
 /// The gateway's counters.
@@ -38,7 +40,7 @@ impl Usage {
             .inc_by(messages.len() as u64);
     }
 
-    pub(super) fn fetched(&self, cluster_id: &str, messages: &[Message]) {
+    pub(super) async fn fetched(&self, cluster_id: &str, messages: &[Message]) {
         self.messages
             .with_label_values(&[cluster_id, "fetched"])
             .inc_by(messages.len() as u64);
@@ -48,7 +50,7 @@ impl Usage {
                 *per_topic.entry(message.topic.as_str()).or_default() += 1;
             }
             for (topic, count) in per_topic {
-                observer.fetched(cluster_id, topic, count);
+                observer.fetched(cluster_id, topic, count).await;
             }
         }
     }

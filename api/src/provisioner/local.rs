@@ -251,6 +251,18 @@ impl Provisioner for LocalProvisioner {
         kafka_admin::client_config(bootstrap, ADMIN_USER, &self.admin_password(&cluster.id))
     }
 
+    async fn stored_bytes(
+        &self,
+        cluster: &ClusterSpec,
+    ) -> Result<std::collections::BTreeMap<String, i64>> {
+        let broker = self.broker(&cluster.id).await?;
+        let broker = broker.lock().await;
+        let mut db = tansu::open(&broker.dir).await?;
+        let result = tansu::stored_bytes(&mut db).await;
+        let _ = sqlx::Connection::close(db).await;
+        result
+    }
+
     async fn running_clusters(&self) -> usize {
         self.brokers.lock().await.len()
     }

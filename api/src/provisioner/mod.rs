@@ -95,6 +95,11 @@ pub trait Provisioner: Send + Sync + std::fmt::Debug {
     /// Settings of a Kafka client with full access to the cluster's brokers at `bootstrap`,
     /// for the control plane's own use (REST gateway, metering).
     fn client_config(&self, cluster: &ClusterSpec, bootstrap: &str) -> rdkafka::ClientConfig;
+    /// Bytes stored per topic, summed over replicas, measured the engine's way.
+    async fn stored_bytes(
+        &self,
+        cluster: &ClusterSpec,
+    ) -> Result<std::collections::BTreeMap<String, i64>>;
     /// Number of clusters whose brokers run now.
     async fn running_clusters(&self) -> usize;
     /// Stops every broker cleanly (graceful shutdown).

@@ -320,3 +320,35 @@ pub(super) async fn set_topic_configs(
     }
     tx.commit().await.map_err(failed)
 }
+
+/// Bytes stored per topic: the sizes of the stored keys, values and headers. The local engine
+/// has no DescribeLogDirs, and one broker holds the only replica, so this is the total over
+/// replicas. (Apache Kafka's log-dir sizes also count batch overhead and indexes.)
+pub(super) async fn stored_bytes(
+    db: &mut SqliteConnection,
+) -> Result<std::collections::BTreeMap<String, i64>> {
+    let failed = |e: sqlx::Error| Error::internal("could not measure the broker's stored bytes", e);
+    let records: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT t.name, COALESCE(SUM(COALESCE(LENGTH(r.v), 0) + COALESCE(LENGTH(r.k), 0)), 0) \
+         FROM topic t JOIN cluster c ON c.id = t.cluster JOIN topition tp ON tp.topic = t.id \
+         LEFT JOIN record r ON r.topition = tp.id WHERE c.name = $1 GROUP BY t.name",
+    )
+    .bind(CLUSTER)
+    .fetch_all(&mut *db)
+    .await
+    .map_err(failed)?;
+    let headers: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT t.name, COALESCE(SUM(COALESCE(LENGTH(h.v), 0) + COALESCE(LENGTH(h.k), 0)), 0) \
+         FROM topic t JOIN cluster c ON c.id = t.cluster JOIN topition tp ON tp.topic = t.id \
+         JOIN header h ON h.topition = tp.id WHERE c.name = $1 GROUP BY t.name",
+    )
+    .bind(CLUSTER)
+    .fetch_all(&mut *db)
+    .await
+    .map_err(failed)?;
+    let mut sizes: std::collections::BTreeMap<String, i64> = records.into_iter().collect();
+    for (topic, bytes) in headers {
+        *sizes.entry(topic).or_default() += bytes;
+    }
+    Ok(sizes)
+}

@@ -4,6 +4,7 @@ mod accounts;
 mod clusters;
 mod credentials;
 mod ops;
+mod stats;
 mod topics;
 
 use axum::{
@@ -46,6 +47,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/kafka/credential", post(credentials::create))
         .route("/v2/kafka/credentials", get(credentials::list))
         .route("/v2/kafka/credential/{id}", delete(credentials::delete))
+        .route("/v2/kafka/stats/cluster/{id}", get(stats::cluster))
+        .route("/v2/kafka/stats/topic/{id}", get(stats::topic))
+        .route("/v2/kafka/usage/{id}", get(stats::usage))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

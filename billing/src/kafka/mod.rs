@@ -156,7 +156,12 @@ impl Connection {
         if header.correlation_id != self.correlation {
             return Err(Error::Protocol("response out of order".into()));
         }
-        let decoded = R::Response::decode(&mut response, version).map_err(protocol)?;
+        let decoded = R::Response::decode(&mut response, version).map_err(|e| {
+            Error::Protocol(format!(
+                "could not decode a {:?} v{version} response: {e}",
+                R::KEY
+            ))
+        })?;
         if response.has_remaining() {
             tracing::debug!(left = response.remaining(), "unread bytes after a response");
         }

@@ -9,6 +9,7 @@ use kafka_protocol::{
         BrokerId, FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest,
         MetadataRequest, OffsetFetchRequest, TopicName,
         list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
+        offset_fetch_request::OffsetFetchRequestTopic,
     },
     protocol::StrBytes,
 };
@@ -54,6 +55,9 @@ pub struct Snapshot {
     /// Every committed offset of every group.
     pub committed: Vec<CommittedOffset>,
 }
+
+/// A topic's id and, per partition, its leader and number of replicas.
+type TopicLayout = (String, BTreeMap<i32, (i32, usize)>);
 
 const METADATA_VERSION: i16 = 12;
 const LIST_OFFSETS_VERSION: i16 = 3;
@@ -116,8 +120,7 @@ pub async fn read(credentials: &Credentials) -> Result<Snapshot> {
             .addresses
             .insert(broker.node_id.0, format!("{}:{}", broker.host, broker.port));
     }
-    // topic -> (id, partition -> (leader, replicas))
-    let mut layout: BTreeMap<String, (String, BTreeMap<i32, (i32, usize)>)> = BTreeMap::new();
+    let mut layout: BTreeMap<String, TopicLayout> = BTreeMap::new();
     for topic in &metadata.topics {
         let Some(name) = topic.name.as_ref().map(|n| n.to_string()) else {
             continue;
@@ -212,6 +215,15 @@ pub async fn read(credentials: &Credentials) -> Result<Snapshot> {
         }
     }
 
+    // Every partition, named: some engines (tansu) answer "all topics" (null) with a null list.
+    let every_partition: Vec<OffsetFetchRequestTopic> = layout
+        .iter()
+        .map(|(topic, (_, partitions))| {
+            OffsetFetchRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partition_indexes(partitions.keys().copied().collect())
+        })
+        .collect();
     let mut groups = Vec::new();
     let nodes: Vec<i32> = brokers.addresses.keys().copied().collect();
     for node in nodes {
@@ -250,7 +262,7 @@ pub async fn read(credentials: &Credentials) -> Result<Snapshot> {
             .call(
                 OffsetFetchRequest::default()
                     .with_group_id(GroupId(StrBytes::from_string(group.clone())))
-                    .with_topics(None),
+                    .with_topics(Some(every_partition.clone())),
                 OFFSET_FETCH_VERSION,
             )
             .await?;

@@ -4,7 +4,7 @@ mod collector;
 mod cursors;
 mod meter;
 
-pub use collector::{Collector, CollectorMetrics, SweepReport};
+pub use collector::{Collector, CollectorMetrics, SweepReport, unix_now};
 pub use cursors::{Increment, plan};
 pub use meter::{HourlyUsage, Meter, TopicTotals, daily};
 

@@ -1,0 +1,214 @@
+//! Usage as the control plane shows it. The numbers come from the metering pipeline (the
+//! billing crate), wired in by the binary through [`UsageSource`].
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::Result;
+
+/// Usage of one hour (or day).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UsagePoint {
+    /// Start of the period, unix seconds (UTC).
+    pub time: i64,
+    /// Messages produced.
+    pub produced: i64,
+    /// Messages consumed.
+    pub consumed: i64,
+    /// Average bytes stored, summed over replicas.
+    pub storage_bytes: i64,
+}
+
+/// A topic's totals over a period.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TopicUsage {
+    /// Topic name.
+    pub topic: String,
+    /// Messages produced.
+    pub produced: i64,
+    /// Messages consumed.
+    pub consumed: i64,
+}
+
+/// Where usage is read from.
+#[async_trait]
+pub trait UsageSource: Send + Sync + std::fmt::Debug {
+    /// Hourly usage in `[from, to)` (unix seconds) of a cluster, or of one of its topics; only
+    /// hours with usage are listed.
+    async fn hourly(
+        &self,
+        cluster_id: &str,
+        topic: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<UsagePoint>>;
+    /// Per-topic totals in `[from, to)`.
+    async fn topic_totals(&self, cluster_id: &str, from: i64, to: i64) -> Result<Vec<TopicUsage>>;
+}
+
+/// The source used when no metering is wired (library users, some tests): no usage at all.
+#[derive(Debug, Default)]
+pub struct NoUsage;
+
+#[async_trait]
+impl UsageSource for NoUsage {
+    async fn hourly(&self, _: &str, _: Option<&str>, _: i64, _: i64) -> Result<Vec<UsagePoint>> {
+        Ok(Vec::new())
+    }
+
+    async fn topic_totals(&self, _: &str, _: i64, _: i64) -> Result<Vec<TopicUsage>> {
+        Ok(Vec::new())
+    }
+}
+
+/// Days from UTC hours: message counts summed, storage averaged over the hours that have it.
+pub fn daily(hours: &[UsagePoint]) -> Vec<UsagePoint> {
+    let mut days: std::collections::BTreeMap<i64, (UsagePoint, i64, i64)> =
+        std::collections::BTreeMap::new();
+    for h in hours {
+        let day = h.time - h.time.rem_euclid(86_400);
+        let (entry, storage, hours_with_storage) = days.entry(day).or_insert_with(|| {
+            (
+                UsagePoint {
+                    time: day,
+                    ..Default::default()
+                },
+                0,
+                0,
+            )
+        });
+        entry.produced += h.produced;
+        entry.consumed += h.consumed;
+        if h.storage_bytes > 0 {
+            *storage += h.storage_bytes;
+            *hours_with_storage += 1;
+        }
+    }
+    days.into_values()
+        .map(|(mut day, storage, hours)| {
+            day.storage_bytes = if hours > 0 { storage / hours } else { 0 };
+            day
+        })
+        .collect()
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) for unix seconds, the format of Upstash's stats series.
+pub fn format_utc(unix_seconds: i64) -> String {
+    let days = unix_seconds.div_euclid(86_400);
+    let secs = unix_seconds.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// The weekday name of unix seconds (UTC).
+pub fn weekday(unix_seconds: i64) -> &'static str {
+    const NAMES: [&str; 7] = [
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+    ];
+    NAMES[unix_seconds.div_euclid(86_400).rem_euclid(7) as usize]
+}
+
+/// The first second of the UTC month containing `unix_seconds`.
+pub fn month_start(unix_seconds: i64) -> i64 {
+    let (y, m, _) = civil_from_days(unix_seconds.div_euclid(86_400));
+    days_from_civil(y, m, 1) * 86_400
+}
+
+// Howard Hinnant's civil calendar algorithms (public domain), proleptic Gregorian, UTC.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_times_format_like_upstash_stats() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(format_utc(1_795_701_757), "2026-11-26 14:02:37");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(weekday(0), "Thursday");
+        assert_eq!(weekday(1_795_701_757), "Thursday");
+    }
+
+    #[test]
+    fn months_start_on_their_first_day() {
+        assert_eq!(
+            format_utc(month_start(1_795_701_757)),
+            "2026-11-01 00:00:00"
+        );
+        assert_eq!(format_utc(month_start(951_782_400)), "2000-02-01 00:00:00");
+    }
+
+    #[test]
+    fn days_sum_messages_and_average_storage() {
+        let hours = vec![
+            UsagePoint {
+                time: 86_400,
+                produced: 1,
+                consumed: 2,
+                storage_bytes: 100,
+            },
+            UsagePoint {
+                time: 86_400 + 3600,
+                produced: 3,
+                consumed: 4,
+                storage_bytes: 300,
+            },
+            UsagePoint {
+                time: 2 * 86_400,
+                produced: 5,
+                consumed: 0,
+                storage_bytes: 0,
+            },
+        ];
+        assert_eq!(
+            daily(&hours),
+            vec![
+                UsagePoint {
+                    time: 86_400,
+                    produced: 4,
+                    consumed: 6,
+                    storage_bytes: 200
+                },
+                UsagePoint {
+                    time: 2 * 86_400,
+                    produced: 5,
+                    consumed: 0,
+                    storage_bytes: 0
+                },
+            ]
+        );
+    }
+}

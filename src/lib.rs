@@ -1,0 +1,4 @@
+//! The `capstan` binary's library side: the platform wired together, so end-to-end tests drive
+//! exactly what the binary runs.
+
+pub mod platform;
