@@ -100,6 +100,30 @@ fn plan_bounded() -> Value {
     json!({ "type": "integer", "format": "int64", "minimum": -1, "maximum": i64::MAX, "not": { "const": 0 } })
 }
 
+fn usage_operation() -> Value {
+    let mut op = operation(
+        "Usage by hour or day, with per-topic totals",
+        false,
+        None,
+        "200",
+        json_response("Usage", reference("Usage")),
+        Some("id"),
+    );
+    let query = |name: &str, schema: Value| json!({ "name": name, "in": "query", "required": false, "schema": schema });
+    if let Some(parameters) = op["parameters"].as_array_mut() {
+        parameters.push(query(
+            "from",
+            json!({ "type": "integer", "format": "int64", "minimum": 0, "maximum": i64::MAX }),
+        ));
+        parameters.push(query(
+            "to",
+            json!({ "type": "integer", "format": "int64", "minimum": 0, "maximum": i64::MAX }),
+        ));
+        parameters.push(query("granularity", json!({ "enum": ["hour", "day"] })));
+    }
+    op
+}
+
 /// The document; `regions` are the platform's.
 pub fn document(regions: &[String]) -> Value {
     let ok_string = json_response("Done", json!({ "type": "string", "const": "OK" }));
@@ -139,6 +163,9 @@ pub fn document(regions: &[String]) -> Value {
             "/v2/kafka/credential": { "post": operation("Create a scoped credential", false, Some(reference("CreateCredential")), "200", json_response("The credential", reference("Credential")), None) },
             "/v2/kafka/credentials": { "get": operation("List scoped credentials of every cluster", false, None, "200", json_response("Credentials", array_of("Credential")), None) },
             "/v2/kafka/credential/{id}": { "delete": operation("Delete a scoped credential", false, None, "200", ok_string, Some("id")) },
+            "/v2/kafka/stats/cluster/{id}": { "get": operation("Cluster statistics (Upstash's ClusterStats shape)", false, None, "200", json_response("Statistics", reference("ClusterStats")), Some("id")) },
+            "/v2/kafka/stats/topic/{id}": { "get": operation("Topic statistics (Upstash's TopicStats shape)", false, None, "200", json_response("Statistics", reference("TopicStats")), Some("id")) },
+            "/v2/kafka/usage/{id}": { "get": usage_operation() },
             "/healthz": { "get": { "summary": "Liveness", "security": [], "responses": { "200": json_response("Alive", object(&["status"], &[("status", string())], false)) } } },
             "/readyz": { "get": { "summary": "Readiness (database reachable)", "security": [], "responses": {
                 "200": json_response("Ready", object(&["status"], &[("status", string())], false)),
@@ -152,6 +179,25 @@ pub fn document(regions: &[String]) -> Value {
                 "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "Token from /v2/auth/login" }
             },
             "schemas": {
+                "Point": object(&["x", "y"], &[("x", string()), ("y", integer())], false),
+                "ClusterStats": object(
+                    &["throughput", "produce_throughput", "consume_throughput", "diskusage", "days", "dailyproduce", "dailyconsume",
+                      "total_monthly_storage", "total_monthly_billing", "total_monthly_produce", "total_monthly_consume"],
+                    &[("throughput", array_of("Point")), ("produce_throughput", array_of("Point")), ("consume_throughput", array_of("Point")),
+                      ("diskusage", array_of("Point")), ("days", json!({ "type": "array", "items": string() })), ("dailyproduce", array_of("Point")),
+                      ("dailyconsume", array_of("Point")), ("total_monthly_storage", integer()), ("total_monthly_billing", json!({ "type": ["number", "null"] })),
+                      ("total_monthly_produce", integer()), ("total_monthly_consume", integer())],
+                    false),
+                "TopicStats": object(
+                    &["throughput", "produce_throughput", "consume_throughput", "diskusage", "total_monthly_storage", "total_monthly_produce", "total_monthly_consume"],
+                    &[("throughput", array_of("Point")), ("produce_throughput", array_of("Point")), ("consume_throughput", array_of("Point")),
+                      ("diskusage", array_of("Point")), ("total_monthly_storage", integer()), ("total_monthly_produce", integer()), ("total_monthly_consume", integer())],
+                    false),
+                "UsagePoint": object(&["time", "produced", "consumed", "storage_bytes"], &[("time", integer()), ("produced", integer()), ("consumed", integer()), ("storage_bytes", integer())], false),
+                "TopicUsage": object(&["topic", "produced", "consumed"], &[("topic", string()), ("produced", integer()), ("consumed", integer())], false),
+                "Usage": object(&["cluster_id", "from", "to", "granularity", "points", "topics"],
+                    &[("cluster_id", string()), ("from", integer()), ("to", integer()), ("granularity", json!({ "enum": ["hour", "day"] })),
+                      ("points", array_of("UsagePoint")), ("topics", array_of("TopicUsage"))], false),
                 "Error": object(&["error", "message", "status"], &[("error", string()), ("message", string()), ("status", integer())], false),
                 "Credentials": object(&["email", "password"], &[("email", json!({ "type": "string", "format": "email", "maxLength": 254 })), ("password", json!({ "type": "string", "minLength": 10, "maxLength": 128 }))], true),
                 "Account": object(&["id", "email", "created_at"], &[("id", string()), ("email", string()), ("created_at", integer())], false),
