@@ -34,6 +34,13 @@ fn fleet_error(error: capstan_api::Error) -> capstan_billing::Error {
     capstan_billing::Error::Fleet(capstan_api::cause_chain(&error))
 }
 
+impl ControlPlaneFleet {
+    /// The clusters of this control plane.
+    pub fn new(state: AppState) -> Self {
+        ControlPlaneFleet { state }
+    }
+}
+
 #[async_trait]
 impl Fleet for ControlPlaneFleet {
     async fn clusters(&self) -> capstan_billing::Result<Vec<ClusterTarget>> {

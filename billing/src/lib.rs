@@ -26,7 +26,7 @@ pub enum Error {
     #[error("Kafka protocol error: {0}")]
     Protocol(String),
     /// A database error.
-    #[error("database error")]
+    #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// The fleet (the control plane) could not list clusters or stored bytes.
     #[error("fleet: {0}")]

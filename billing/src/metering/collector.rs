@@ -86,17 +86,27 @@ pub struct Collector {
     concurrency: usize,
     metrics: Option<CollectorMetrics>,
     backoff: Mutex<HashMap<String, (u32, Instant)>>,
+    /// SQLite allows one writer: a transaction that reads and then writes fails (SQLITE_BUSY)
+    /// when another commits in between, so on SQLite clusters are stored one at a time (brokers
+    /// are still read concurrently).
+    single_writer: Option<tokio::sync::Mutex<()>>,
 }
 
 impl Collector {
     /// A collector storing into `pool`, sweeping at most `concurrency` clusters at once.
     pub fn new(pool: AnyPool, fleet: Arc<dyn Fleet>, concurrency: usize) -> Self {
+        let sqlite = pool
+            .connect_options()
+            .database_url
+            .scheme()
+            .starts_with("sqlite");
         Collector {
             pool,
             fleet,
             concurrency: concurrency.max(1),
             metrics: None,
             backoff: Mutex::new(HashMap::new()),
+            single_writer: sqlite.then(|| tokio::sync::Mutex::new(())),
         }
     }
 
@@ -172,6 +182,10 @@ impl Collector {
         stored: &BTreeMap<String, i64>,
         now: i64,
     ) -> Result<()> {
+        let _writer = match &self.single_writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
         let mut tx = self.pool.begin().await?;
         let rows: Vec<(String, i64, String, String, i64)> = sqlx::query_as(
             "SELECT topic, partition_id, group_id, topic_id, position FROM meter_cursors WHERE cluster_id = $1",
