@@ -34,6 +34,9 @@ use crate::{Error, Result, credentials::Access, state::AppState, topics::TopicRo
 
 /// Largest request body the gateway reads.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Requests handled at once; more wait in the accept queue. With [`MAX_BODY_BYTES`] this bounds
+/// the memory requests can hold (the brokers' own limits bound what a fetch can return).
+pub const MAX_CONCURRENT_REQUESTS: usize = 256;
 
 /// What gateway handlers share.
 #[derive(Clone, Debug)]
@@ -135,6 +138,7 @@ pub fn service(state: GatewayState) -> NormalizePath<Router> {
             (StatusCode::METHOD_NOT_ALLOWED, Json(body))
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
         .layer(middleware::from_fn_with_state(state.app.clone(), crate::metrics::track))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state);
