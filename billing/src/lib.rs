@@ -7,6 +7,7 @@
 
 pub mod kafka;
 pub mod metering;
+pub mod pricing;
 
 pub use metering::{ClusterTarget, Collector, Fleet, Meter};
 
