@@ -121,6 +121,7 @@ async fn main() {
         MeteringSettings {
             interval: Duration::from_secs(3600),
             concurrency: CONCURRENCY,
+            prices: Default::default(),
         },
     )
     .await

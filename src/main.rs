@@ -14,6 +14,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => run_server(args.into_settings()?, true).await,
         Command::Serve(args) => run_server(args.into_settings()?, false).await,
+        Command::Invoices(settings::InvoicesCommand::Close(args)) => close_invoices(args).await,
         Command::Migrate(args) => {
             let store = capstan_api::store::Store::connect(&args.database_url)
                 .await
@@ -72,6 +73,31 @@ async fn run_server(settings: settings::Resolved, dev: bool) -> anyhow::Result<(
         .await
         .map_err(report)?;
     println!("stopped cleanly");
+    Ok(())
+}
+
+async fn close_invoices(args: settings::CloseArgs) -> anyhow::Result<()> {
+    use capstan_billing::{invoices, ledger::Month, metering::unix_now};
+    let prices = args.pricing.prices()?;
+    let now = unix_now();
+    let month = match &args.month {
+        Some(text) => Month::parse(text)?,
+        None => Month::of(now).previous(),
+    };
+    let store = capstan_api::store::Store::connect(&args.database_url)
+        .await
+        .map_err(report)?;
+    store.migrate().await.map_err(report)?;
+    let customers = capstan::platform::ControlPlaneCustomers::new(store.clone());
+    eprintln!("closing {} …", month.label());
+    let report = invoices::close_month(store.pool(), &prices, &customers, month, now).await?;
+    println!(
+        "{}: {} invoices created, {} already existed, {} finalized",
+        month.label(),
+        report.created,
+        report.existing,
+        report.finalized
+    );
     Ok(())
 }
 

@@ -1,27 +1,39 @@
-//! The whole platform wired together: the control plane (`capstan-api`) and metering
-//! (`capstan-billing`), which know nothing of each other; the adapters here connect them.
+//! The whole platform wired together: the control plane (`capstan-api`) and metering and
+//! billing (`capstan-billing`), which know nothing of each other; the adapters here connect them.
 
 use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use capstan_api::{
     app::{Application, Settings},
-    clusters,
+    billing::{BillingSource, CostView, RequestLimiter},
+    clusters::{self, ClusterRow},
     gateway::FetchObserver,
     state::AppState,
+    store::Store,
     usage::{TopicUsage, UsagePoint, UsageSource},
 };
 use capstan_billing::{
-    ClusterTarget, Collector, Fleet, Meter, kafka::Credentials, metering::CollectorMetrics,
+    ClusterTarget, Collector, Fleet, Meter,
+    customers::{BillableCluster, Customers},
+    enforcement::Enforcer,
+    invoices,
+    kafka::Credentials,
+    ledger::{self, Month},
+    metering::{CollectorMetrics, unix_now},
+    pricing::{DOLLAR, PriceList, Tariff},
 };
+use serde_json::Value;
 
-/// How metering runs.
+/// How metering and billing run.
 #[derive(Clone, Debug)]
 pub struct MeteringSettings {
-    /// Time between sweeps.
+    /// Time between sweeps (and between evaluations of caps and budgets).
     pub interval: Duration,
     /// Clusters swept at once.
     pub concurrency: usize,
+    /// Prices, ceilings and free-plan limits.
+    pub prices: PriceList,
 }
 
 /// The control plane's clusters, as the collector sees them.
@@ -155,11 +167,154 @@ impl FetchObserver for FetchCounter {
     }
 }
 
+/// The control plane's clusters, as billing sees them.
+#[derive(Debug)]
+pub struct ControlPlaneCustomers {
+    store: Store,
+}
+
+impl ControlPlaneCustomers {
+    /// The clusters of the store.
+    pub fn new(store: Store) -> Self {
+        ControlPlaneCustomers { store }
+    }
+}
+
+fn billable(row: ClusterRow) -> BillableCluster {
+    BillableCluster {
+        tariff: Tariff {
+            multizone: row.multizone != 0,
+            free: row.plan == "free",
+            budget_micros: row.budget_dollars.saturating_mul(DOLLAR),
+        },
+        cluster_id: row.id,
+        account_id: row.account_id,
+        name: row.name,
+        created_at: row.created_at,
+        deleted_at: row.deleted_at,
+    }
+}
+
+#[async_trait]
+impl Customers for ControlPlaneCustomers {
+    async fn clusters(&self) -> capstan_billing::Result<Vec<BillableCluster>> {
+        Ok(clusters::all_for_billing(&self.store)
+            .await
+            .map_err(fleet_error)?
+            .into_iter()
+            .map(billable)
+            .collect())
+    }
+
+    async fn cluster(&self, cluster_id: &str) -> capstan_billing::Result<Option<BillableCluster>> {
+        Ok(clusters::any_by_id(&self.store, cluster_id)
+            .await
+            .map_err(fleet_error)?
+            .map(billable))
+    }
+}
+
+fn billing_error(error: capstan_billing::Error) -> capstan_api::Error {
+    match error {
+        capstan_billing::Error::NotFound(what) => capstan_api::Error::NotFound(what),
+        capstan_billing::Error::Invalid(message) => capstan_api::Error::Invalid(message),
+        other => capstan_api::Error::internal("billing failed", other),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> capstan_api::Result<Value> {
+    serde_json::to_value(value)
+        .map_err(|e| capstan_api::Error::internal("could not encode billing data", e))
+}
+
+/// Cost and invoices for the control plane, from billing.
+#[derive(Debug)]
+pub struct Billing {
+    store: Store,
+    prices: PriceList,
+    customers: Arc<ControlPlaneCustomers>,
+    enforcer: Arc<Enforcer>,
+}
+
+#[async_trait]
+impl BillingSource for Billing {
+    async fn cost(&self, cluster_id: &str) -> capstan_api::Result<CostView> {
+        let cluster = self
+            .customers
+            .cluster(cluster_id)
+            .await
+            .map_err(billing_error)?
+            .ok_or(capstan_api::Error::NotFound("cluster"))?;
+        let now = unix_now();
+        let cost = ledger::cluster_cost(self.store.pool(), &self.prices, &cluster, now)
+            .await
+            .map_err(billing_error)?;
+        Ok(CostView {
+            month: cost.month.clone(),
+            month_to_date_cents: cost.month_to_date_cents,
+            forecast_cents: cost.forecast_cents,
+            cap_cents: cost.cap_cents,
+            budget_dollars: cost.budget_dollars,
+            notifications: self
+                .enforcer
+                .notifications(cluster_id, now)
+                .await
+                .map_err(billing_error)?,
+            lines: to_json(&cost.lines)?,
+        })
+    }
+
+    async fn invoices(&self, account_id: &str) -> capstan_api::Result<Value> {
+        to_json(
+            &invoices::list(self.store.pool(), account_id)
+                .await
+                .map_err(billing_error)?,
+        )
+    }
+
+    async fn invoice(
+        &self,
+        account_id: &str,
+        invoice_id: &str,
+    ) -> capstan_api::Result<Option<Value>> {
+        match invoices::get(self.store.pool(), account_id, invoice_id).await {
+            Ok(invoice) => Ok(Some(to_json(&invoice)?)),
+            Err(capstan_billing::Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(billing_error(e)),
+        }
+    }
+
+    async fn invoice_csv(
+        &self,
+        account_id: &str,
+        invoice_id: &str,
+    ) -> capstan_api::Result<Option<String>> {
+        match invoices::get(self.store.pool(), account_id, invoice_id).await {
+            Ok(invoice) => Ok(Some(invoices::csv(&invoice))),
+            Err(capstan_billing::Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(billing_error(e)),
+        }
+    }
+}
+
+/// The gateway's rate limiter: the enforcer's decisions.
+#[derive(Debug)]
+pub struct Limiter(pub Arc<Enforcer>);
+
+#[async_trait]
+impl RequestLimiter for Limiter {
+    async fn refusal(&self, cluster_id: &str) -> Option<String> {
+        self.0.refusal(cluster_id, unix_now()).await
+    }
+}
+
 /// The built platform: the application and its collector.
 #[derive(Debug)]
 pub struct Platform {
     application: Application,
     collector: Arc<Collector>,
+    enforcer: Arc<Enforcer>,
+    customers: Arc<ControlPlaneCustomers>,
     metering: MeteringSettings,
 }
 
@@ -176,17 +331,35 @@ impl Platform {
             .map_err(|e| capstan_api::Error::internal("could not register metering metrics", e))?;
         let collector = Collector::new(
             state.store.pool().clone(),
-            Arc::new(ControlPlaneFleet { state }),
+            Arc::new(ControlPlaneFleet {
+                state: state.clone(),
+            }),
             metering.concurrency,
         )
         .with_metrics(metrics);
-        let application = application.with_metering(
-            Arc::new(MeteredUsage(meter.clone())),
-            Arc::new(FetchCounter(meter)),
-        );
+        let customers = Arc::new(ControlPlaneCustomers::new(state.store.clone()));
+        let enforcer = Arc::new(Enforcer::new(
+            state.store.pool().clone(),
+            metering.prices.clone(),
+            customers.clone(),
+        ));
+        let billing = Billing {
+            store: state.store.clone(),
+            prices: metering.prices.clone(),
+            customers: customers.clone(),
+            enforcer: enforcer.clone(),
+        };
+        let application = application
+            .with_metering(
+                Arc::new(MeteredUsage(meter.clone())),
+                Arc::new(FetchCounter(meter)),
+            )
+            .with_billing(Arc::new(billing), Arc::new(Limiter(enforcer.clone())));
         Ok(Platform {
             application,
             collector: Arc::new(collector),
+            enforcer,
+            customers,
             metering,
         })
     }
@@ -201,13 +374,29 @@ impl Platform {
         self.collector.clone()
     }
 
+    /// The enforcer of caps and budgets (to evaluate on demand).
+    pub fn enforcer(&self) -> Arc<Enforcer> {
+        self.enforcer.clone()
+    }
+
     /// Serves and meters until `shutdown`; metering stops first, then the control plane.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> capstan_api::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let metering = tokio::spawn(self.collector.clone().run(self.metering.interval, stop_rx));
+        let metering = tokio::spawn(
+            self.collector
+                .clone()
+                .run(self.metering.interval, stop_rx.clone()),
+        );
+        let billing = tokio::spawn(run_billing(
+            self.application.state().store.clone(),
+            self.metering.clone(),
+            self.enforcer.clone(),
+            self.customers.clone(),
+            stop_rx,
+        ));
         let served = self
             .application
             .run_until(async move {
@@ -216,6 +405,53 @@ impl Platform {
             })
             .await;
         let _ = metering.await;
+        let _ = billing.await;
         served
+    }
+}
+
+/// Every interval: re-evaluate caps, budgets and free-plan limits; once a month has ended,
+/// close it (idempotent, so a restart or a second replica closes nothing twice).
+async fn run_billing(
+    store: Store,
+    settings: MeteringSettings,
+    enforcer: Arc<Enforcer>,
+    customers: Arc<ControlPlaneCustomers>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(settings.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut closed: Option<Month> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        let now = unix_now();
+        if let Err(error) = enforcer.evaluate(now).await {
+            tracing::warn!(%error, "could not evaluate caps and budgets; retrying at the next interval");
+        }
+        let previous = Month::of(now).previous();
+        if closed != Some(previous) {
+            match invoices::close_month(
+                store.pool(),
+                &settings.prices,
+                customers.as_ref(),
+                previous,
+                now,
+            )
+            .await
+            {
+                Ok(report) => {
+                    if report.created > 0 {
+                        tracing::info!(month = %previous.label(), invoices = report.created, "closed a month");
+                    }
+                    closed = Some(previous);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, month = %previous.label(), "could not close a month; retrying at the next interval")
+                }
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf};
 use anyhow::Context;
 use capstan::platform::MeteringSettings;
 use capstan_api::{app::Settings, crypto::SecretKey, plans::Plan, state::PlatformConfig};
+use capstan_billing::pricing::{DOLLAR, PriceList};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Self-hostable serverless Kafka.
@@ -37,6 +38,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(MigrateArgs),
+    /// Monthly invoices.
+    #[command(subcommand)]
+    Invoices(InvoicesCommand),
 }
 
 /// Options shared by `dev` and `serve`.
@@ -75,6 +79,8 @@ pub struct CommonArgs {
     /// Clusters metered at once.
     #[arg(long, env = "CAPSTAN_METERING_CONCURRENCY", default_value_t = 8)]
     pub metering_concurrency: usize,
+    #[command(flatten)]
+    pub pricing: PricingArgs,
     /// Lifetime of log-in session tokens, seconds.
     #[arg(long, env = "CAPSTAN_SESSION_TTL", default_value_t = 3600)]
     pub session_ttl: i64,
@@ -98,6 +104,99 @@ impl CommonArgs {
             rest_endpoint: self.rest_endpoint.clone().unwrap_or_default(),
         })
     }
+}
+
+/// Prices and limits; money in integer micro-dollars (1 $ = 1,000,000).
+#[derive(Debug, Args)]
+pub struct PricingArgs {
+    /// Price of a message on a single-zone cluster (2 = $0.20 per 100K).
+    #[arg(
+        long,
+        env = "CAPSTAN_PRICE_MESSAGE_SINGLE_ZONE_MICROS",
+        default_value_t = 2
+    )]
+    pub price_message_single_zone_micros: i64,
+    /// Price of a message on a multi-zone cluster (6 = $0.60 per 100K).
+    #[arg(
+        long,
+        env = "CAPSTAN_PRICE_MESSAGE_MULTI_ZONE_MICROS",
+        default_value_t = 6
+    )]
+    pub price_message_multi_zone_micros: i64,
+    /// Price of a GB-month of storage, replicas summed.
+    #[arg(
+        long,
+        env = "CAPSTAN_PRICE_STORAGE_GB_MONTH_MICROS",
+        default_value_t = 250_000
+    )]
+    pub price_storage_gb_month_micros: i64,
+    /// Monthly ceiling of a single-zone cluster, dollars.
+    #[arg(
+        long,
+        env = "CAPSTAN_CEILING_SINGLE_ZONE_DOLLARS",
+        default_value_t = 120
+    )]
+    pub ceiling_single_zone_dollars: i64,
+    /// Monthly ceiling of a multi-zone cluster, dollars.
+    #[arg(
+        long,
+        env = "CAPSTAN_CEILING_MULTI_ZONE_DOLLARS",
+        default_value_t = 360
+    )]
+    pub ceiling_multi_zone_dollars: i64,
+    /// Messages a free cluster may move per UTC day.
+    #[arg(long, env = "CAPSTAN_FREE_DAILY_MESSAGES", default_value_t = 10_000)]
+    pub free_daily_messages: i64,
+}
+
+impl PricingArgs {
+    /// The price list.
+    pub fn prices(&self) -> anyhow::Result<PriceList> {
+        let values = [
+            self.price_message_single_zone_micros,
+            self.price_message_multi_zone_micros,
+            self.price_storage_gb_month_micros,
+            self.ceiling_single_zone_dollars,
+            self.ceiling_multi_zone_dollars,
+            self.free_daily_messages,
+        ];
+        if values.iter().any(|v| *v < 0)
+            || self.ceiling_single_zone_dollars > 1_000_000_000
+            || self.ceiling_multi_zone_dollars > 1_000_000_000
+        {
+            anyhow::bail!(
+                "prices, ceilings and limits must be 0 or more (and ceilings at most $1,000,000,000)"
+            );
+        }
+        Ok(PriceList {
+            single_zone_message_micros: self.price_message_single_zone_micros,
+            multi_zone_message_micros: self.price_message_multi_zone_micros,
+            storage_gb_month_micros: self.price_storage_gb_month_micros,
+            single_zone_ceiling_micros: self.ceiling_single_zone_dollars * DOLLAR,
+            multi_zone_ceiling_micros: self.ceiling_multi_zone_dollars * DOLLAR,
+            free_daily_messages: self.free_daily_messages,
+        })
+    }
+}
+
+/// `capstan invoices …`.
+#[derive(Debug, Subcommand)]
+pub enum InvoicesCommand {
+    /// Create and finalize the invoices of a month that has ended (idempotent).
+    Close(CloseArgs),
+}
+
+/// `capstan invoices close`.
+#[derive(Debug, Args)]
+pub struct CloseArgs {
+    /// The month, YYYY-MM (UTC); default: the previous month.
+    #[arg(long)]
+    pub month: Option<String>,
+    /// Database URL.
+    #[arg(long, env = "CAPSTAN_DATABASE_URL")]
+    pub database_url: String,
+    #[command(flatten)]
+    pub pricing: PricingArgs,
 }
 
 /// `capstan dev`.
@@ -158,13 +257,14 @@ pub struct Resolved {
 }
 
 impl CommonArgs {
-    fn metering(&self, default_interval: u64) -> MeteringSettings {
-        MeteringSettings {
+    fn metering(&self, default_interval: u64) -> anyhow::Result<MeteringSettings> {
+        Ok(MeteringSettings {
+            prices: self.pricing.prices()?,
             interval: std::time::Duration::from_secs(
                 self.metering_interval.unwrap_or(default_interval).max(1),
             ),
             concurrency: self.metering_concurrency.max(1),
-        }
+        })
     }
 }
 
@@ -192,7 +292,7 @@ impl DevArgs {
                 broker_binary: PathBuf::new(),
                 platform: self.common.platform()?,
             },
-            metering: self.common.metering(10),
+            metering: self.common.metering(10)?,
             explicit_broker: self.common.broker_bin,
         })
     }
@@ -219,7 +319,7 @@ impl ServeArgs {
                 broker_binary: PathBuf::new(),
                 platform: self.common.platform()?,
             },
-            metering: self.common.metering(60),
+            metering: self.common.metering(60)?,
             explicit_broker: self.common.broker_bin,
         })
     }

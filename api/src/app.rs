@@ -6,7 +6,9 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Durat
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
-    Error, Result, clusters,
+    Error, Result,
+    billing::{BillingSource, NoBilling, RequestLimiter},
+    clusters,
     crypto::SecretKey,
     gateway::{self, FetchObserver, GatewayState},
     metrics::Metrics,
@@ -72,6 +74,8 @@ impl Application {
             config: Arc::new(platform),
             metrics: Arc::new(metrics),
             usage: Arc::new(NoUsage),
+            billing: Arc::new(NoBilling),
+            limiter: None,
         };
         let resumed = clusters::resume_all(&state).await?;
         let gateway = GatewayState::new(state.clone(), None);
@@ -93,6 +97,18 @@ impl Application {
     ) -> Self {
         self.state.usage = source;
         self.gateway = GatewayState::new(self.state.clone(), Some(observer));
+        self
+    }
+
+    /// Reads cost and invoices from `billing` and refuses data requests `limiter` refuses.
+    pub fn with_billing(
+        mut self,
+        billing: Arc<dyn BillingSource>,
+        limiter: Arc<dyn RequestLimiter>,
+    ) -> Self {
+        self.state.billing = billing;
+        self.state.limiter = Some(limiter);
+        self.gateway.app = self.state.clone();
         self
     }
 

@@ -35,6 +35,10 @@ pub struct ClusterRow {
     pub tcp_endpoint: String,
     /// Creation time, unix seconds.
     pub created_at: i64,
+    /// Monthly budget in whole dollars (0 = none).
+    pub budget_dollars: i64,
+    /// Deletion time, unix seconds.
+    pub deleted_at: Option<i64>,
 }
 
 impl ClusterRow {
@@ -52,7 +56,8 @@ impl ClusterRow {
     }
 }
 
-const COLUMNS: &str =
+const COLUMNS: &str = "id, account_id, name, slug, region, multizone, plan, state, tcp_endpoint, created_at, budget_dollars, deleted_at";
+const INSERT_COLUMNS: &str =
     "id, account_id, name, slug, region, multizone, plan, state, tcp_endpoint, created_at";
 
 /// A cluster in the shape of Upstash's Developer API.
@@ -75,6 +80,9 @@ pub struct ClusterView {
     pub creation_time: i64,
     pub max_message_size: i64,
     pub max_partitions: i64,
+    /// Monthly budget in whole dollars (0 = none); the effective cap is the lower of this and
+    /// the platform's ceiling.
+    pub budget: i64,
 }
 
 /// Body of `POST /v2/kafka/cluster`.
@@ -149,6 +157,8 @@ pub async fn create(
         state: "active".into(),
         tcp_endpoint,
         created_at: store::now(),
+        budget_dollars: 0,
+        deleted_at: None,
     };
     let inserted = insert(state, &row, &default).await;
     if let Err(e) = inserted {
@@ -163,7 +173,7 @@ pub async fn create(
 async fn insert(state: &AppState, row: &ClusterRow, default: &credentials::Secret) -> Result<()> {
     let mut tx = state.store.pool().begin().await?;
     sqlx::query(&format!(
-        "INSERT INTO clusters ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        "INSERT INTO clusters ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     ))
     .bind(&row.id)
     .bind(&row.account_id)
@@ -244,6 +254,7 @@ pub async fn view(state: &AppState, row: &ClusterRow) -> Result<ClusterView> {
         creation_time: row.created_at,
         max_message_size: limits.max_message_size,
         max_partitions: limits.max_partitions,
+        budget: row.budget_dollars,
     })
 }
 
@@ -391,4 +402,56 @@ pub async fn find_live(store: &Store, id: &str) -> Result<ClusterRow> {
     .fetch_optional(store.pool())
     .await?
     .ok_or(Error::NotFound("cluster"))
+}
+
+/// Body of `PATCH /v2/kafka/update-budget/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBudget {
+    /// Whole dollars per month; 0 removes the budget.
+    pub budget: i64,
+}
+
+/// Largest budget accepted, in dollars (far above any ceiling; keeps micro-dollars in range).
+pub const MAX_BUDGET_DOLLARS: i64 = 1_000_000_000;
+
+/// Sets or clears a cluster's monthly budget.
+pub async fn update_budget(
+    state: &AppState,
+    account_id: &str,
+    id: &str,
+    request: UpdateBudget,
+) -> Result<()> {
+    if !(0..=MAX_BUDGET_DOLLARS).contains(&request.budget) {
+        return Err(Error::Invalid(format!(
+            "budget must be whole dollars from 0 (no budget) to {MAX_BUDGET_DOLLARS} (got {})",
+            request.budget
+        )));
+    }
+    find_owned(&state.store, account_id, id).await?;
+    sqlx::query("UPDATE clusters SET budget_dollars = $1 WHERE id = $2")
+        .bind(request.budget)
+        .bind(id)
+        .execute(state.store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Every cluster ever made, deleted ones included (billing needs their last month).
+pub async fn all_for_billing(store: &Store) -> Result<Vec<ClusterRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM clusters ORDER BY created_at, id"
+    ))
+    .fetch_all(store.pool())
+    .await?)
+}
+
+/// One cluster by id, deleted or not.
+pub async fn any_by_id(store: &Store, id: &str) -> Result<Option<ClusterRow>> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM clusters WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await?,
+    )
 }

@@ -37,6 +37,9 @@ pub enum Error {
     /// A plan or account quota would be exceeded (403, with the limit explained).
     #[error("{0}")]
     LimitExceeded(String),
+    /// The cluster is rate-limited (price cap, budget or free plan); the message says why (429).
+    #[error("{0}")]
+    RateLimited(String),
     /// The cluster's brokers could not be reached or refused the change (503).
     #[error("{0}")]
     Broker(String),
@@ -77,6 +80,7 @@ impl Error {
             Error::Forbidden(_) | Error::LimitExceeded(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) | Error::Missing(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Broker(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Migrate(_) | Error::Internal { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR

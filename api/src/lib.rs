@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod app;
+pub mod billing;
 pub mod clusters;
 pub mod credentials;
 pub mod crypto;

@@ -3,7 +3,12 @@
 use std::sync::Arc;
 
 use crate::{
-    crypto::SecretKey, metrics::Metrics, plans::Plan, provisioner::Provisioner, store::Store,
+    billing::{BillingSource, RequestLimiter},
+    crypto::SecretKey,
+    metrics::Metrics,
+    plans::Plan,
+    provisioner::Provisioner,
+    store::Store,
     usage::UsageSource,
 };
 
@@ -56,4 +61,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Where usage is read from (the metering pipeline).
     pub usage: Arc<dyn UsageSource>,
+    /// Where cost and invoices are read from (billing).
+    pub billing: Arc<dyn BillingSource>,
+    /// Decides which clusters are rate-limited, if anything does.
+    pub limiter: Option<Arc<dyn RequestLimiter>>,
 }

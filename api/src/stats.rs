@@ -124,8 +124,12 @@ async fn stats(
 pub async fn cluster(state: &AppState, account_id: &str, cluster_id: &str) -> Result<Value> {
     clusters::find_owned(&state.store, account_id, cluster_id).await?;
     let mut body = stats(state, cluster_id, None).await?;
-    // The month-to-date cost arrives with billing; until then it is not reported.
-    body.insert("total_monthly_billing".into(), Value::Null);
+    // Dollars, as Upstash reported it; null when billing is not wired into this process.
+    let billing = match state.billing.cost(cluster_id).await {
+        Ok(cost) => json!(cost.month_to_date_cents as f64 / 100.0),
+        Err(_) => Value::Null,
+    };
+    body.insert("total_monthly_billing".into(), billing);
     Ok(Value::Object(body))
 }
 

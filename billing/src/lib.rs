@@ -5,7 +5,11 @@
 //! cursor with the usage it accounts for in one transaction. It depends on nothing else of
 //! Capstan: the clusters to sweep and their stored bytes are handed to it through [`Fleet`].
 
+pub mod customers;
+pub mod enforcement;
+pub mod invoices;
 pub mod kafka;
+pub mod ledger;
 pub mod metering;
 pub mod pricing;
 
@@ -32,4 +36,10 @@ pub enum Error {
     /// The fleet (the control plane) could not list clusters or stored bytes.
     #[error("fleet: {0}")]
     Fleet(String),
+    /// A value given by the caller is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
 }

@@ -91,6 +91,11 @@ impl GatewayState {
                 "this credential may not {verb} topic {name}"
             )));
         }
+        if let Some(limiter) = &self.app.limiter
+            && let Some(reason) = limiter.refusal(&access.cluster_id).await
+        {
+            return Err(Error::RateLimited(reason));
+        }
         crate::topics::find_by_name(&self.app, &access.cluster_id, name).await?.ok_or_else(|| {
             Error::Missing(format!("topic {name} does not exist; create it first (topics are never created implicitly)"))
         })

@@ -1,6 +1,7 @@
 //! HTTP routes: thin handlers that parse, authorize, call the domain and map its error.
 
 mod accounts;
+mod billing;
 mod clusters;
 mod credentials;
 mod ops;
@@ -11,7 +12,7 @@ use axum::{
     Router,
     http::{StatusCode, Uri},
     middleware,
-    routing::{delete, get, post},
+    routing::{delete, get, patch, post},
 };
 
 use crate::{Error, state::AppState};
@@ -47,6 +48,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/kafka/credential", post(credentials::create))
         .route("/v2/kafka/credentials", get(credentials::list))
         .route("/v2/kafka/credential/{id}", delete(credentials::delete))
+        .route(
+            "/v2/kafka/update-budget/{id}",
+            patch(billing::update_budget),
+        )
+        .route("/v2/kafka/cost/{id}", get(billing::cost))
+        .route("/v2/invoices", get(billing::invoices))
+        .route("/v2/invoices/{id}", get(billing::invoice))
+        .route("/v2/invoices/{id}/csv", get(billing::invoice_csv))
         .route("/v2/kafka/stats/cluster/{id}", get(stats::cluster))
         .route("/v2/kafka/stats/topic/{id}", get(stats::topic))
         .route("/v2/kafka/usage/{id}", get(stats::usage))

@@ -348,6 +348,7 @@ fn reason(error: &Error) -> &'static str {
         Error::Protocol(_) => "protocol",
         Error::Database(_) => "database",
         Error::Fleet(_) => "fleet",
+        Error::Invalid(_) | Error::NotFound(_) => "invalid",
     }
 }
 

@@ -1,0 +1,70 @@
+//! Cost and invoices as the control plane shows them. They come from the billing crate,
+//! wired in by the binary through [`BillingSource`].
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{Error, Result};
+
+/// A cluster's month so far.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CostView {
+    /// `YYYY-MM` (UTC).
+    pub month: String,
+    /// Month-to-date cost in cents: the sum of the rounded lines, as the invoice will say.
+    pub month_to_date_cents: i64,
+    /// Linear forecast for the month, in cents, never above the cap.
+    pub forecast_cents: i64,
+    /// The effective cap (the lower of the ceiling and the budget), in cents.
+    pub cap_cents: i64,
+    /// The budget in whole dollars (0 = none).
+    pub budget_dollars: i64,
+    /// Thresholds (70, 90, 100 percent of the cap) reached this month.
+    pub notifications: Vec<i64>,
+    /// The bill's lines so far.
+    pub lines: Value,
+}
+
+/// Where cost and invoices come from.
+#[async_trait]
+pub trait BillingSource: Send + Sync + std::fmt::Debug {
+    /// A cluster's cost this month.
+    async fn cost(&self, cluster_id: &str) -> Result<CostView>;
+    /// An account's invoices, newest first (JSON, see `docs/billing.md`).
+    async fn invoices(&self, account_id: &str) -> Result<Value>;
+    /// One invoice of the account; `None` when it is not theirs or does not exist.
+    async fn invoice(&self, account_id: &str, invoice_id: &str) -> Result<Option<Value>>;
+    /// One invoice's lines as CSV.
+    async fn invoice_csv(&self, account_id: &str, invoice_id: &str) -> Result<Option<String>>;
+}
+
+/// Used when no billing is wired (library users, some tests).
+#[derive(Debug, Default)]
+pub struct NoBilling;
+
+#[async_trait]
+impl BillingSource for NoBilling {
+    async fn cost(&self, _: &str) -> Result<CostView> {
+        Err(Error::internal(
+            "billing is not configured in this process",
+            "no BillingSource",
+        ))
+    }
+    async fn invoices(&self, _: &str) -> Result<Value> {
+        Ok(Value::Array(Vec::new()))
+    }
+    async fn invoice(&self, _: &str, _: &str) -> Result<Option<Value>> {
+        Ok(None)
+    }
+    async fn invoice_csv(&self, _: &str, _: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
+}
+
+/// Decides whether a cluster's data requests are refused (price cap, budget, free plan).
+#[async_trait]
+pub trait RequestLimiter: Send + Sync + std::fmt::Debug {
+    /// `Some(reason)` when the request must be answered 429.
+    async fn refusal(&self, cluster_id: &str) -> Option<String>;
+}

@@ -1,0 +1,294 @@
+//! Monthly invoices: one per account and month, with lines per cluster. Closing a month is
+//! idempotent and safe to run late or again after a crash: an invoice and all its lines are
+//! written in one transaction, then finalized (numbered, immutable) in another.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::AnyPool;
+
+use crate::{
+    Error, Result,
+    customers::{BillableCluster, Customers},
+    ledger::{Month, month_usage},
+    pricing::{self, PriceList},
+};
+
+/// An invoice line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct InvoiceLine {
+    /// Position on the invoice, from 1.
+    pub line_no: i64,
+    /// The cluster billed.
+    pub cluster_id: String,
+    /// Its name when the invoice was made.
+    pub cluster_name: String,
+    /// `produced`, `consumed`, `storage` or `cap_adjustment`.
+    pub kind: String,
+    /// Messages, GB-month × 1,000,000 for storage, 0 for the adjustment.
+    pub quantity: i64,
+    /// Exact amount, micro-dollars.
+    pub micros: i64,
+    /// Amount rounded half-up to cents.
+    pub cents: i64,
+}
+
+/// An invoice with its lines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Invoice {
+    /// Invoice id.
+    pub id: String,
+    /// Owner.
+    pub account_id: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Sequential number, given at finalization.
+    pub number: Option<i64>,
+    /// `draft`, `open`, `paid` or `void`.
+    pub state: String,
+    /// The sum of the lines' cents.
+    pub total_cents: i64,
+    /// Creation time, unix seconds.
+    pub created_at: i64,
+    /// Finalization time.
+    pub finalized_at: Option<i64>,
+    /// Lines, in order.
+    pub lines: Vec<InvoiceLine>,
+}
+
+/// What closing a month did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CloseReport {
+    /// Invoices created now.
+    pub created: usize,
+    /// Invoices that already existed (a re-run).
+    pub existing: usize,
+    /// Drafts finalized now.
+    pub finalized: usize,
+}
+
+/// Creates and finalizes the invoices of `month` for every account that had a cluster in it.
+/// Refuses a month that has not ended yet at `now`.
+pub async fn close_month(
+    pool: &AnyPool,
+    prices: &PriceList,
+    customers: &dyn Customers,
+    month: Month,
+    now: i64,
+) -> Result<CloseReport> {
+    if now < month.end() {
+        return Err(Error::Invalid(format!(
+            "{} has not ended yet; a month is closed after its last day (UTC)",
+            month.label()
+        )));
+    }
+    let mut by_account: BTreeMap<String, Vec<BillableCluster>> = BTreeMap::new();
+    for cluster in customers.clusters().await? {
+        let alive_in_month = cluster.created_at < month.end()
+            && cluster.deleted_at.is_none_or(|d| d >= month.start());
+        if alive_in_month {
+            by_account
+                .entry(cluster.account_id.clone())
+                .or_default()
+                .push(cluster);
+        }
+    }
+    let mut report = CloseReport::default();
+    for (account_id, clusters) in by_account {
+        let existing: Option<(String, String)> =
+            sqlx::query_as("SELECT id, state FROM invoices WHERE account_id = $1 AND month = $2")
+                .bind(&account_id)
+                .bind(month.label())
+                .fetch_optional(pool)
+                .await?;
+        let id = match existing {
+            Some((id, state)) => {
+                report.existing += 1;
+                if state != "draft" {
+                    continue;
+                }
+                id
+            }
+            None => {
+                report.created += 1;
+                create(pool, prices, &account_id, &clusters, month, now).await?
+            }
+        };
+        finalize(pool, &id, now).await?;
+        report.finalized += 1;
+    }
+    Ok(report)
+}
+
+async fn create(
+    pool: &AnyPool,
+    prices: &PriceList,
+    account_id: &str,
+    clusters: &[BillableCluster],
+    month: Month,
+    now: i64,
+) -> Result<String> {
+    let mut lines = Vec::new();
+    for cluster in clusters {
+        let usage = month_usage(pool, &cluster.cluster_id, month, month.end()).await?;
+        for line in pricing::bill(prices, cluster.tariff, &usage) {
+            lines.push((cluster, line));
+        }
+    }
+    let id = uuid_v4();
+    let total: i64 = lines.iter().map(|(_, l)| l.cents).sum();
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO invoices (id, account_id, month, state, total_cents, created_at) VALUES ($1, $2, $3, 'draft', $4, $5)")
+        .bind(&id)
+        .bind(account_id)
+        .bind(month.label())
+        .bind(total)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    for (n, (cluster, line)) in lines.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO invoice_lines (invoice_id, line_no, cluster_id, cluster_name, kind, quantity, micros, cents) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&id)
+        .bind(n as i64 + 1)
+        .bind(&cluster.cluster_id)
+        .bind(&cluster.name)
+        .bind(line.kind)
+        .bind(line.quantity)
+        .bind(line.micros)
+        .bind(line.cents)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Finalizes a draft: gives it the next number and makes it `open` (immutable).
+pub async fn finalize(pool: &AnyPool, id: &str, now: i64) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let (next,): (i64,) =
+        sqlx::query_as("SELECT CAST(COALESCE(MAX(number), 0) + 1 AS BIGINT) FROM invoices")
+            .fetch_one(&mut *tx)
+            .await?;
+    sqlx::query("UPDATE invoices SET state = 'open', number = $1, finalized_at = $2 WHERE id = $3 AND state = 'draft'")
+        .bind(next)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Marks a finalized invoice `paid` or `void` (an invoice's lines never change).
+pub async fn set_state(pool: &AnyPool, id: &str, state: &str) -> Result<()> {
+    if !matches!(state, "paid" | "void") {
+        return Err(Error::Invalid(format!(
+            "an invoice can become paid or void, not {state:?}"
+        )));
+    }
+    let done = sqlx::query("UPDATE invoices SET state = $1 WHERE id = $2 AND state = 'open'")
+        .bind(state)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::Invalid(
+            "only an open invoice can be marked paid or void".into(),
+        ));
+    }
+    Ok(())
+}
+
+type InvoiceRow = (
+    String,
+    String,
+    String,
+    Option<i64>,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+);
+const INVOICE_COLUMNS: &str =
+    "id, account_id, month, number, state, total_cents, created_at, finalized_at";
+
+async fn with_lines(pool: &AnyPool, row: InvoiceRow) -> Result<Invoice> {
+    let (id, account_id, month, number, state, total_cents, created_at, finalized_at) = row;
+    let lines = sqlx::query_as(
+        "SELECT line_no, cluster_id, cluster_name, kind, quantity, micros, cents FROM invoice_lines WHERE invoice_id = $1 ORDER BY line_no",
+    )
+    .bind(&id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Invoice {
+        id,
+        account_id,
+        month,
+        number,
+        state,
+        total_cents,
+        created_at,
+        finalized_at,
+        lines,
+    })
+}
+
+/// An account's invoices, newest month first.
+pub async fn list(pool: &AnyPool, account_id: &str) -> Result<Vec<Invoice>> {
+    let rows: Vec<InvoiceRow> = sqlx::query_as(&format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE account_id = $1 ORDER BY month DESC"
+    ))
+    .bind(account_id)
+    .fetch_all(pool)
+    .await?;
+    let mut invoices = Vec::with_capacity(rows.len());
+    for row in rows {
+        invoices.push(with_lines(pool, row).await?);
+    }
+    Ok(invoices)
+}
+
+/// One invoice of the account.
+pub async fn get(pool: &AnyPool, account_id: &str, id: &str) -> Result<Invoice> {
+    let row: InvoiceRow = sqlx::query_as(&format!(
+        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1 AND account_id = $2"
+    ))
+    .bind(id)
+    .bind(account_id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(Error::NotFound("invoice"))?;
+    with_lines(pool, row).await
+}
+
+/// The invoice's lines as CSV (amounts in dollars with cents, and exact micro-dollars).
+pub fn csv(invoice: &Invoice) -> String {
+    let mut out = String::from(
+        "invoice,month,line,cluster_id,cluster_name,kind,quantity,amount_usd,amount_micro_usd\n",
+    );
+    for line in &invoice.lines {
+        let name = line.cluster_name.replace('"', "\"\"");
+        out.push_str(&format!(
+            "{},{},{},{},\"{name}\",{},{},{}{}.{:02},{}\n",
+            invoice.id,
+            invoice.month,
+            line.line_no,
+            line.cluster_id,
+            line.kind,
+            line.quantity,
+            if line.cents < 0 { "-" } else { "" },
+            line.cents.abs() / 100,
+            line.cents.abs() % 100,
+            line.micros
+        ));
+    }
+    out
+}
+
+fn uuid_v4() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

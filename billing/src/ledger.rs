@@ -1,0 +1,229 @@
+//! Months, and a cluster's cost over one, from the hourly usage.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::AnyPool;
+
+use crate::{
+    Error, Result,
+    customers::BillableCluster,
+    pricing::{self, Line, MonthUsage, PriceList},
+};
+
+/// A calendar month (UTC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month {
+    /// Year.
+    pub year: i64,
+    /// 1 to 12.
+    pub month: u32,
+}
+
+impl Month {
+    /// Parses `YYYY-MM`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let invalid = || {
+            Error::Invalid(format!(
+                "{text:?} is not a month: use YYYY-MM, for example 2026-11"
+            ))
+        };
+        let (year, month) = text.trim().split_once('-').ok_or_else(invalid)?;
+        let (year, month): (i64, u32) = (
+            year.parse().map_err(|_| invalid())?,
+            month.parse().map_err(|_| invalid())?,
+        );
+        if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) {
+            return Err(invalid());
+        }
+        Ok(Month { year, month })
+    }
+
+    /// The month containing `unix_seconds`.
+    pub fn of(unix_seconds: i64) -> Self {
+        let (year, month, _) = civil_from_days(unix_seconds.div_euclid(86_400));
+        Month { year, month }
+    }
+
+    /// The next month.
+    pub fn next(self) -> Self {
+        if self.month == 12 {
+            Month {
+                year: self.year + 1,
+                month: 1,
+            }
+        } else {
+            Month {
+                month: self.month + 1,
+                ..self
+            }
+        }
+    }
+
+    /// The previous month.
+    pub fn previous(self) -> Self {
+        if self.month == 1 {
+            Month {
+                year: self.year - 1,
+                month: 12,
+            }
+        } else {
+            Month {
+                month: self.month - 1,
+                ..self
+            }
+        }
+    }
+
+    /// First second of the month, unix seconds.
+    pub fn start(self) -> i64 {
+        days_from_civil(self.year, self.month, 1) * 86_400
+    }
+
+    /// First second of the next month.
+    pub fn end(self) -> i64 {
+        self.next().start()
+    }
+
+    /// Days in the month.
+    pub fn days(self) -> i64 {
+        pricing::days_in_month(self.year, self.month)
+    }
+
+    /// `YYYY-MM`.
+    pub fn label(self) -> String {
+        format!("{:04}-{:02}", self.year, self.month)
+    }
+}
+
+/// A cluster's usage over `[from, to)` of `month`: messages summed, storage as daily averages.
+pub async fn month_usage(
+    pool: &AnyPool,
+    cluster_id: &str,
+    month: Month,
+    to: i64,
+) -> Result<MonthUsage> {
+    let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT hour, produced, consumed, storage_sum, storage_samples FROM usage_hourly \
+         WHERE cluster_id = $1 AND hour >= $2 AND hour < $3",
+    )
+    .bind(cluster_id)
+    .bind(month.start())
+    .bind(to.min(month.end()))
+    .fetch_all(pool)
+    .await?;
+    let mut usage = MonthUsage {
+        days_in_month: month.days(),
+        ..Default::default()
+    };
+    // day -> hour -> summed average over topics
+    let mut storage: BTreeMap<i64, BTreeMap<i64, i64>> = BTreeMap::new();
+    for (hour, produced, consumed, sum, samples) in rows {
+        usage.produced += produced;
+        usage.consumed += consumed;
+        if samples > 0 {
+            *storage
+                .entry(hour.div_euclid(86_400))
+                .or_default()
+                .entry(hour)
+                .or_default() += sum / samples;
+        }
+    }
+    usage.daily_average_bytes = storage
+        .values()
+        .map(|hours| hours.values().sum::<i64>() / hours.len() as i64)
+        .collect();
+    Ok(usage)
+}
+
+/// A cluster's month so far, priced.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cost {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// The bill's lines so far (with the cap adjustment when the cap is reached).
+    pub lines: Vec<Line>,
+    /// Month to date, in cents (the sum of the rounded lines — what the invoice will say).
+    pub month_to_date_cents: i64,
+    /// Linear forecast for the whole month, in cents, never above the cap.
+    pub forecast_cents: i64,
+    /// The effective cap, in cents.
+    pub cap_cents: i64,
+    /// The user's budget in dollars (0 = none).
+    pub budget_dollars: i64,
+    /// Messages produced and consumed this month.
+    pub messages: i64,
+}
+
+/// Prices a cluster's month up to `now`.
+pub async fn cluster_cost(
+    pool: &AnyPool,
+    prices: &PriceList,
+    cluster: &BillableCluster,
+    now: i64,
+) -> Result<Cost> {
+    let month = Month::of(now);
+    let usage = month_usage(pool, &cluster.cluster_id, month, now + 1).await?;
+    let lines = pricing::bill(prices, cluster.tariff, &usage);
+    let month_to_date_cents: i64 = lines.iter().map(|l| l.cents).sum();
+    let cap_cents = pricing::round_to_cents(prices.effective_cap_micros(cluster.tariff));
+    let elapsed = (now - month.start()).max(1);
+    let whole = month.end() - month.start();
+    let forecast_cents =
+        i64::try_from(i128::from(month_to_date_cents) * i128::from(whole) / i128::from(elapsed))
+            .unwrap_or(i64::MAX)
+            .min(cap_cents);
+    Ok(Cost {
+        month: month.label(),
+        month_to_date_cents,
+        forecast_cents,
+        cap_cents,
+        budget_dollars: cluster.tariff.budget_micros / pricing::DOLLAR,
+        messages: usage.produced + usage.consumed,
+        lines,
+    })
+}
+
+// Howard Hinnant's civil calendar algorithms (public domain), proleptic Gregorian, UTC.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_parse_and_span_their_days() {
+        let november = Month::parse("2026-11").unwrap();
+        assert_eq!(november.label(), "2026-11");
+        assert_eq!(november.end() - november.start(), 30 * 86_400);
+        assert_eq!(Month::parse("2028-02").unwrap().days(), 29);
+        assert_eq!(Month::parse("2026-12").unwrap().next().label(), "2027-01");
+        assert_eq!(
+            Month::parse("2027-01").unwrap().previous().label(),
+            "2026-12"
+        );
+        assert_eq!(Month::of(1_795_701_757), november);
+        for bad in ["2026", "2026-13", "2026-0", "nov", "1969-12"] {
+            assert!(Month::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

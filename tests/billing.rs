@@ -1,0 +1,311 @@
+//! Billing end to end: budgets and caps enforced on real REST traffic, invoices closed from real
+//! metered usage, on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+mod support;
+
+use capstan::platform::ControlPlaneCustomers;
+use capstan_api::{plans::Plan, state::PlatformConfig};
+use capstan_billing::{invoices, ledger::Month, metering::unix_now, pricing::PriceList};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{Running, start_with};
+
+/// A cent a message, so a few messages make visible amounts.
+fn cent_a_message() -> PriceList {
+    PriceList {
+        single_zone_message_micros: 10_000,
+        ..Default::default()
+    }
+}
+
+async fn produce(run: &Running, cluster: &Value, count: usize) -> StatusCode {
+    let body = serde_json::to_string(&vec![json!({ "value": "m" }); count]).unwrap();
+    let response = run
+        .http
+        .post(format!("{}/produce/t", run.gateway))
+        .basic_auth(
+            cluster["username"].as_str().unwrap(),
+            cluster["password"].as_str(),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        assert_eq!(answer["status"], 429);
+        assert!(
+            answer["error"].as_str().unwrap().contains("limit")
+                || answer["error"].as_str().unwrap().contains("cap"),
+            "{answer}"
+        );
+    }
+    status
+}
+
+/// Sends up to three requests: the first may use the one-a-second allowance of a limited cluster.
+async fn limited(run: &Running, cluster: &Value) -> bool {
+    for _ in 0..3 {
+        if produce(run, cluster, 1).await == StatusCode::TOO_MANY_REQUESTS {
+            return true;
+        }
+    }
+    false
+}
+
+async fn meter(run: &Running) {
+    run.sweep().await;
+    run.enforcer.evaluate(unix_now()).await.unwrap();
+}
+
+async fn the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_it(postgres: bool) {
+    let run = start_with(postgres, PlatformConfig::default(), cent_a_message()).await;
+    let cluster = run.cluster("capped", &[("t", 1)]).await;
+    let id = cluster["cluster_id"].as_str().unwrap();
+    for (budget, expected) in [
+        (json!(-1), 400),
+        (json!("ten"), 400),
+        (json!(2_000_000_000), 400),
+    ] {
+        let response = run
+            .http
+            .patch(format!("{}/v2/kafka/update-budget/{id}", run.api))
+            .basic_auth(&run.auth.0, Some(&run.auth.1))
+            .json(&json!({ "budget": budget }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), expected, "budget {budget}");
+    }
+    assert_eq!(
+        run.api(
+            Method::PATCH,
+            &format!("/v2/kafka/update-budget/{id}"),
+            Some(json!({ "budget": 1 }))
+        )
+        .await,
+        json!("OK")
+    );
+    assert_eq!(
+        run.api(Method::GET, &format!("/v2/kafka/cluster/{id}"), None)
+            .await["budget"],
+        1
+    );
+
+    // 80 messages = $0.80 of a $1 budget: warned at 70%, not limited.
+    assert_eq!(produce(&run, &cluster, 80).await, StatusCode::OK);
+    meter(&run).await;
+    let cost = run
+        .api(Method::GET, &format!("/v2/kafka/cost/{id}"), None)
+        .await;
+    assert_eq!(cost["month_to_date_cents"], 80);
+    assert_eq!(cost["cap_cents"], 100);
+    assert_eq!(cost["notifications"], json!([70]));
+    assert!(!limited(&run, &cluster).await);
+
+    // Past the budget: the month costs exactly the cap, and data requests get 429.
+    assert_eq!(produce(&run, &cluster, 50).await, StatusCode::OK);
+    meter(&run).await;
+    let cost = run
+        .api(Method::GET, &format!("/v2/kafka/cost/{id}"), None)
+        .await;
+    assert_eq!(
+        cost["month_to_date_cents"], 100,
+        "never above the cap: {cost}"
+    );
+    assert_eq!(cost["notifications"], json!([70, 90, 100]));
+    assert_eq!(
+        cost["lines"].as_array().unwrap().last().unwrap()["kind"],
+        "cap_adjustment"
+    );
+    assert!(
+        limited(&run, &cluster).await,
+        "the cluster is rate-limited at its cap"
+    );
+    let stats = run
+        .api(Method::GET, &format!("/v2/kafka/stats/cluster/{id}"), None)
+        .await;
+    assert_eq!(stats["total_monthly_billing"], json!(1.0));
+
+    // Raising the budget lifts the limit at once; no data was deleted.
+    run.api(
+        Method::PATCH,
+        &format!("/v2/kafka/update-budget/{id}"),
+        Some(json!({ "budget": 50 })),
+    )
+    .await;
+    assert!(!limited(&run, &cluster).await);
+    run.sweep().await;
+    let totals = run.totals(&cluster).await;
+    assert!(totals["t"].0 >= 130, "{totals:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cap_is_enforced_on_sqlite() {
+    the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_it(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cap_is_enforced_on_postgres() {
+    the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_it(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_cluster_is_limited_for_the_rest_of_the_day_once_its_messages_are_used() {
+    let platform = PlatformConfig {
+        default_plan: Plan::Free,
+        ..Default::default()
+    };
+    let prices = PriceList {
+        free_daily_messages: 30,
+        ..Default::default()
+    };
+    let run = start_with(false, platform, prices).await;
+    let cluster = run.cluster("free", &[("t", 1)]).await;
+    assert_eq!(produce(&run, &cluster, 20).await, StatusCode::OK);
+    meter(&run).await;
+    assert!(!limited(&run, &cluster).await);
+    assert_eq!(produce(&run, &cluster, 20).await, StatusCode::OK);
+    meter(&run).await;
+    assert!(limited(&run, &cluster).await);
+    let cost = run
+        .api(
+            Method::GET,
+            &format!("/v2/kafka/cost/{}", cluster["cluster_id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        cost["month_to_date_cents"], 0,
+        "free clusters are never charged"
+    );
+}
+
+async fn closing_a_month_makes_one_complete_invoice_however_often_it_runs(postgres: bool) {
+    let run = start_with(postgres, PlatformConfig::default(), cent_a_message()).await;
+    let first = run.cluster("first", &[("t", 1)]).await;
+    let second = run.cluster("second", &[("t", 1)]).await;
+    assert_eq!(produce(&run, &first, 12).await, StatusCode::OK);
+    assert_eq!(produce(&run, &second, 7).await, StatusCode::OK);
+    let fetched = run
+        .rest(
+            &second,
+            Method::POST,
+            "/fetch",
+            r#"{"topic":"t","partition":0,"offset":0}"#,
+            &[],
+        )
+        .await;
+    assert_eq!(fetched.as_array().unwrap().len(), 7);
+    run.sweep().await;
+
+    // Close this month as if it had just ended; crash the first attempts part-way.
+    let month = Month::of(unix_now());
+    let after = month.end() + 60;
+    let store = run.platform_state.store.clone();
+    for delay_ms in [0u64, 2, 5, 9] {
+        let (store, prices) = (store.clone(), cent_a_message());
+        let attempt = tokio::spawn(async move {
+            let customers = ControlPlaneCustomers::new(store.clone());
+            invoices::close_month(store.pool(), &prices, &customers, month, after).await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        attempt.abort();
+        let _ = attempt.await;
+    }
+    let customers = ControlPlaneCustomers::new(store.clone());
+    invoices::close_month(store.pool(), &cent_a_message(), &customers, month, after)
+        .await
+        .unwrap();
+    let again = invoices::close_month(store.pool(), &cent_a_message(), &customers, month, after)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.created, again.existing, again.finalized),
+        (0, 1, 0),
+        "a second run changes nothing"
+    );
+    let early = invoices::close_month(
+        store.pool(),
+        &cent_a_message(),
+        &customers,
+        month.next(),
+        after,
+    )
+    .await;
+    assert!(
+        early.is_err(),
+        "a month that has not ended cannot be closed"
+    );
+
+    let list = run.api(Method::GET, "/v2/invoices", None).await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "one invoice per account and month: {list}"
+    );
+    let invoice = &list[0];
+    assert_eq!(invoice["state"], "open");
+    assert_eq!(invoice["month"], month.label());
+    assert!(invoice["number"].as_i64().unwrap() >= 1);
+    let lines = invoice["lines"].as_array().unwrap();
+    assert_eq!(
+        lines.len(),
+        6,
+        "produced, consumed and storage for each of the two clusters: {invoice}"
+    );
+    let cents = |cluster: &Value, kind: &str| {
+        lines
+            .iter()
+            .find(|l| l["cluster_id"] == cluster["cluster_id"] && l["kind"] == kind)
+            .map(|l| l["cents"].as_i64().unwrap())
+            .unwrap()
+    };
+    assert_eq!(
+        (
+            cents(&first, "produced"),
+            cents(&second, "produced"),
+            cents(&second, "consumed")
+        ),
+        (12, 7, 7)
+    );
+    assert_eq!(
+        invoice["total_cents"],
+        lines
+            .iter()
+            .map(|l| l["cents"].as_i64().unwrap())
+            .sum::<i64>()
+    );
+    let id = invoice["id"].as_str().unwrap();
+    assert_eq!(
+        &run.api(Method::GET, &format!("/v2/invoices/{id}"), None)
+            .await,
+        invoice
+    );
+    let csv = run
+        .http
+        .get(format!("{}/v2/invoices/{id}/csv", run.api))
+        .basic_auth(&run.auth.0, Some(&run.auth.1))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with("invoice,month,line,"), "{csv}");
+    assert_eq!(csv.lines().count(), 7);
+    assert!(csv.contains(",produced,12,0.12,120000"), "{csv}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_month_is_idempotent_on_sqlite() {
+    closing_a_month_makes_one_complete_invoice_however_often_it_runs(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_month_is_idempotent_on_postgres() {
+    closing_a_month_makes_one_complete_invoice_however_often_it_runs(true).await;
+}

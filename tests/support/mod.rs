@@ -1,0 +1,292 @@
+//! Shared harness of the end-to-end suites: the real platform (control plane, gateway,
+//! metering, billing) on a fresh database, with typed helpers.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use capstan::platform::{MeteringSettings, Platform};
+use capstan_api::{
+    app::Settings, crypto::SecretKey, provisioner::find_broker_binary, state::PlatformConfig,
+};
+use capstan_billing::Collector;
+use rdkafka::{
+    ClientConfig,
+    consumer::{BaseConsumer, CommitMode, Consumer},
+    producer::{FutureProducer, FutureRecord},
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+pub struct Running {
+    pub platform_state: capstan_api::state::AppState,
+    pub enforcer: Arc<capstan_billing::enforcement::Enforcer>,
+    pub api: String,
+    pub gateway: String,
+    pub collector: Arc<Collector>,
+    pub http: reqwest::Client,
+    pub auth: (String, String),
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub async fn database(postgres: bool, dir: &std::path::Path) -> String {
+    if !postgres {
+        return format!("sqlite://{}", dir.join("capstan.db").display());
+    }
+    let admin = std::env::var("CAPSTAN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let name = format!("capstan_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+}
+
+pub async fn start(postgres: bool) -> Running {
+    start_with(postgres, PlatformConfig::default(), Default::default()).await
+}
+
+pub async fn start_with(
+    postgres: bool,
+    platform: PlatformConfig,
+    prices: capstan_billing::pricing::PriceList,
+) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        database_url: database(postgres, dir.path()).await,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        gateway_listen: "127.0.0.1:0".parse().unwrap(),
+        key: SecretKey::generate(),
+        data_dir: dir.path().to_owned(),
+        broker_binary: find_broker_binary(None)
+            .expect("tansu must be installed (scripts/test installs it)"),
+        platform: PlatformConfig {
+            max_clusters_per_account: 100,
+            ..platform
+        },
+    };
+    // A long interval: the tests sweep on demand.
+    let metering = MeteringSettings {
+        interval: Duration::from_secs(3600),
+        concurrency: 4,
+        prices,
+    };
+    let platform = Platform::build(settings, metering).await.unwrap();
+    let api = format!("http://{}", platform.application().local_addr().unwrap());
+    let gateway = format!("http://{}", platform.application().gateway_addr().unwrap());
+    let collector = platform.collector();
+    let enforcer = platform.enforcer();
+    let platform_state = platform.application().state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(platform.run_until(async {
+        let _ = rx.await;
+    }));
+    let http = reqwest::Client::new();
+    let credentials = json!({ "email": "meter@example.com", "password": "metering password" });
+    http.post(format!("{api}/v2/auth/signup"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    let session: Value = http
+        .post(format!("{api}/v2/auth/login"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key: Value = http
+        .post(format!("{api}/v2/api-keys"))
+        .bearer_auth(session["token"].as_str().unwrap())
+        .json(&json!({ "name": "t" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let auth = (
+        "meter@example.com".to_owned(),
+        key["key"].as_str().unwrap().to_owned(),
+    );
+    Running {
+        platform_state,
+        enforcer,
+        api,
+        gateway,
+        collector,
+        http,
+        auth,
+        stop: Some(tx),
+        _dir: dir,
+    }
+}
+
+impl Running {
+    pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.api))
+            .basic_auth(&self.auth.0, Some(&self.auth.1));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    pub async fn cluster(&self, name: &str, topics: &[(&str, i64)]) -> Value {
+        let cluster = self
+            .api(
+                Method::POST,
+                "/v2/kafka/cluster",
+                Some(json!({ "name": name, "region": "eu-west-1" })),
+            )
+            .await;
+        for (topic, partitions) in topics {
+            self.topic(&cluster, topic, *partitions).await;
+        }
+        cluster
+    }
+
+    pub async fn topic(&self, cluster: &Value, name: &str, partitions: i64) -> Value {
+        let body = json!({ "name": name, "partitions": partitions, "retention_time": -1, "retention_size": -1,
+            "max_message_size": -1, "cleanup_policy": "delete", "cluster_id": cluster["cluster_id"] });
+        self.api(Method::POST, "/v2/kafka/topic", Some(body)).await
+    }
+
+    pub async fn rest(
+        &self,
+        cluster: &Value,
+        method: Method,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Value {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.gateway))
+            .basic_auth(
+                cluster["username"].as_str().unwrap(),
+                cluster["password"].as_str(),
+            )
+            .body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    pub async fn sweep(&self) -> capstan_billing::metering::SweepReport {
+        self.collector
+            .sweep(capstan_billing::metering::unix_now())
+            .await
+            .unwrap()
+    }
+
+    /// Month-to-date totals per topic: (produced, consumed).
+    pub async fn totals(&self, cluster: &Value) -> BTreeMap<String, (i64, i64)> {
+        let id = cluster["cluster_id"].as_str().unwrap();
+        let usage = self
+            .api(Method::GET, &format!("/v2/kafka/usage/{id}"), None)
+            .await;
+        usage["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["topic"].as_str().unwrap().to_owned(),
+                    (
+                        t["produced"].as_i64().unwrap(),
+                        t["consumed"].as_i64().unwrap(),
+                    ),
+                )
+            })
+            .collect()
+    }
+}
+
+pub fn tcp(cluster: &Value) -> ClientConfig {
+    capstan_api::kafka_admin::client_config(
+        cluster["tcp_endpoint"].as_str().unwrap(),
+        cluster["username"].as_str().unwrap(),
+        cluster["password"].as_str().unwrap(),
+    )
+}
+
+pub async fn produce_tcp(cluster: &Value, topic: &str, count: usize, bytes: usize) {
+    let producer: FutureProducer = tcp(cluster)
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .create()
+        .unwrap();
+    let payload = "p".repeat(bytes);
+    let mut deliveries = Vec::new();
+    for _ in 0..count {
+        deliveries.push(
+            producer
+                .send_result(FutureRecord::<(), str>::to(topic).payload(&payload))
+                .map_err(|(e, _)| e)
+                .unwrap(),
+        );
+    }
+    for d in deliveries {
+        d.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+}
+
+/// Consumes exactly `count` messages with a committing group over TCP.
+pub async fn consume_tcp(cluster: &Value, topic: &str, group: &str, count: usize) {
+    let config = tcp(cluster);
+    let (topic, group) = (topic.to_owned(), group.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config
+            .clone()
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[&topic]).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut seen = 0;
+        while seen < count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "consumed only {seen} of {count}"
+            );
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+                seen += 1;
+                consumer.store_offset_from_message(&message).unwrap();
+            }
+        }
+        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+        consumer.unsubscribe();
+    })
+    .await
+    .unwrap();
+}
