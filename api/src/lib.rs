@@ -4,6 +4,8 @@
 //!
 //! The binary builds [`app::Settings`] and runs an [`app::Application`].
 
+#![recursion_limit = "256"] // the OpenAPI document is one large json! literal
+
 pub mod accounts;
 pub mod api_keys;
 pub mod app;
@@ -14,6 +16,7 @@ pub mod crypto;
 mod error;
 pub mod extract;
 pub mod gateway;
+pub mod invoice_page;
 pub mod kafka_admin;
 pub mod metrics;
 pub mod names;

@@ -100,6 +100,19 @@ fn plan_bounded() -> Value {
     json!({ "type": "integer", "format": "int64", "minimum": -1, "maximum": i64::MAX, "not": { "const": 0 } })
 }
 
+fn text_operation(summary: &str, media_type: &str) -> Value {
+    let mut op = operation(
+        summary,
+        false,
+        None,
+        "200",
+        json!({ "description": summary, "content": { media_type: { "schema": string() } } }),
+        Some("id"),
+    );
+    op["responses"].as_object_mut().map(|r| r.remove("400"));
+    op
+}
+
 fn usage_operation() -> Value {
     let mut op = operation(
         "Usage by hour or day, with per-topic totals",
@@ -162,7 +175,14 @@ pub fn document(regions: &[String]) -> Value {
             "/v2/kafka/update-topic/{id}": { "post": operation("Grow partitions or change limits", false, Some(reference("UpdateTopic")), "200", topic, Some("id")) },
             "/v2/kafka/credential": { "post": operation("Create a scoped credential", false, Some(reference("CreateCredential")), "200", json_response("The credential", reference("Credential")), None) },
             "/v2/kafka/credentials": { "get": operation("List scoped credentials of every cluster", false, None, "200", json_response("Credentials", array_of("Credential")), None) },
-            "/v2/kafka/credential/{id}": { "delete": operation("Delete a scoped credential", false, None, "200", ok_string, Some("id")) },
+            "/v2/kafka/credential/{id}": { "delete": operation("Delete a scoped credential", false, None, "200", ok_string.clone(), Some("id")) },
+            "/v2/kafka/update-budget/{id}": { "patch": operation("Set the monthly budget (whole dollars, 0 = none)", false,
+                Some(object(&["budget"], &[("budget", json!({ "type": "integer", "minimum": 0, "maximum": 1_000_000_000 }))], true)), "200", ok_string.clone(), Some("id")) },
+            "/v2/kafka/cost/{id}": { "get": operation("Month-to-date cost, forecast, cap and notifications", false, None, "200", json_response("Cost", reference("Cost")), Some("id")) },
+            "/v2/invoices": { "get": operation("The account's invoices, newest first", false, None, "200", json_response("Invoices", array_of("Invoice")), None) },
+            "/v2/invoices/{id}": { "get": operation("One invoice", false, None, "200", json_response("The invoice", reference("Invoice")), Some("id")) },
+            "/v2/invoices/{id}/csv": { "get": text_operation("The invoice's lines as CSV", "text/csv") },
+            "/v2/invoices/{id}/html": { "get": text_operation("The invoice as a printable page", "text/html") },
             "/v2/kafka/stats/cluster/{id}": { "get": operation("Cluster statistics (Upstash's ClusterStats shape)", false, None, "200", json_response("Statistics", reference("ClusterStats")), Some("id")) },
             "/v2/kafka/stats/topic/{id}": { "get": operation("Topic statistics (Upstash's TopicStats shape)", false, None, "200", json_response("Statistics", reference("TopicStats")), Some("id")) },
             "/v2/kafka/usage/{id}": { "get": usage_operation() },
@@ -179,6 +199,17 @@ pub fn document(regions: &[String]) -> Value {
                 "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "Token from /v2/auth/login" }
             },
             "schemas": {
+                "Line": object(&["kind", "quantity", "micros", "cents"], &[("kind", string()), ("quantity", integer()), ("micros", integer()), ("cents", integer())], false),
+                "Cost": object(&["month", "month_to_date_cents", "forecast_cents", "cap_cents", "budget_dollars", "notifications", "lines"],
+                    &[("month", string()), ("month_to_date_cents", integer()), ("forecast_cents", integer()), ("cap_cents", integer()),
+                      ("budget_dollars", integer()), ("notifications", json!({ "type": "array", "items": integer() })), ("lines", array_of("Line"))], false),
+                "InvoiceLine": object(&["line_no", "cluster_id", "cluster_name", "kind", "quantity", "micros", "cents"],
+                    &[("line_no", integer()), ("cluster_id", string()), ("cluster_name", string()), ("kind", string()), ("quantity", integer()),
+                      ("micros", integer()), ("cents", integer())], false),
+                "Invoice": object(&["id", "account_id", "month", "number", "state", "total_cents", "created_at", "finalized_at", "lines"],
+                    &[("id", string()), ("account_id", string()), ("month", string()), ("number", json!({ "type": ["integer", "null"] })),
+                      ("state", json!({ "enum": ["draft", "open", "paid", "void"] })), ("total_cents", integer()), ("created_at", integer()),
+                      ("finalized_at", json!({ "type": ["integer", "null"] })), ("lines", array_of("InvoiceLine"))], false),
                 "Point": object(&["x", "y"], &[("x", string()), ("y", integer())], false),
                 "ClusterStats": object(
                     &["throughput", "produce_throughput", "consume_throughput", "diskusage", "days", "dailyproduce", "dailyconsume",
@@ -207,11 +238,12 @@ pub fn document(regions: &[String]) -> Value {
                 "CreateCluster": object(&["name", "region"], &[("name", pattern(CLUSTER_NAME)), ("region", json!({ "enum": regions })), ("multizone", boolean())], true),
                 "Cluster": object(
                     &["cluster_id", "name", "region", "type", "multizone", "tcp_endpoint", "rest_endpoint", "state", "username", "password",
-                      "max_retention_size", "max_retention_time", "max_messages_per_second", "creation_time", "max_message_size", "max_partitions"],
+                      "max_retention_size", "max_retention_time", "max_messages_per_second", "creation_time", "max_message_size", "max_partitions", "budget"],
                     &[("cluster_id", string()), ("name", string()), ("region", string()), ("type", json!({ "enum": ["free", "paid"] })),
                       ("multizone", boolean()), ("tcp_endpoint", string()), ("rest_endpoint", string()), ("state", string()),
                       ("username", string()), ("password", string()), ("max_retention_size", integer()), ("max_retention_time", integer()),
-                      ("max_messages_per_second", integer()), ("creation_time", integer()), ("max_message_size", integer()), ("max_partitions", integer())],
+                      ("max_messages_per_second", integer()), ("creation_time", integer()), ("max_message_size", integer()), ("max_partitions", integer()),
+                      ("budget", integer())],
                     false),
                 "CreateTopic": object(
                     &["name", "partitions", "retention_time", "retention_size", "max_message_size", "cleanup_policy", "cluster_id"],

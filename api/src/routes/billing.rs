@@ -64,3 +64,16 @@ pub(super) async fn invoice_csv(
         .ok_or(Error::NotFound("invoice"))?;
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv))
 }
+
+pub(super) async fn invoice_html(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
+    let invoice = state
+        .billing
+        .invoice(&caller.account_id, &id)
+        .await?
+        .ok_or(Error::NotFound("invoice"))?;
+    Ok(axum::response::Html(crate::invoice_page::render(&invoice)))
+}
