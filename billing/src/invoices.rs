@@ -10,8 +10,8 @@ use sqlx::AnyPool;
 use crate::{
     Error, Result,
     customers::{BillableCluster, Customers},
-    ledger::{Month, month_usage},
-    pricing::{self, PriceList},
+    ledger::{Month, month_usage_by_cluster},
+    pricing::{self, MonthUsage, PriceList},
 };
 
 /// An invoice line.
@@ -67,8 +67,13 @@ pub struct CloseReport {
     pub finalized: usize,
 }
 
-/// Creates and finalizes the invoices of `month` for every account that had a cluster in it.
-/// Refuses a month that has not ended yet at `now`.
+/// Invoices written per transaction.
+const BATCH: usize = 500;
+
+/// Creates the finalized invoices of `month` for every account that had a cluster in it and has
+/// no invoice for it yet. Each batch of invoices, with all their lines and numbers, is one
+/// transaction, so a crash leaves whole invoices or none, and a re-run makes only the missing
+/// ones. Refuses a month that has not ended yet at `now`.
 pub async fn close_month(
     pool: &AnyPool,
     prices: &PriceList,
@@ -93,77 +98,147 @@ pub async fn close_month(
                 .push(cluster);
         }
     }
+    let existing: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT account_id, id, state FROM invoices WHERE month = $1")
+            .bind(month.label())
+            .fetch_all(pool)
+            .await?;
     let mut report = CloseReport::default();
-    for (account_id, clusters) in by_account {
-        let existing: Option<(String, String)> =
-            sqlx::query_as("SELECT id, state FROM invoices WHERE account_id = $1 AND month = $2")
-                .bind(&account_id)
-                .bind(month.label())
-                .fetch_optional(pool)
+    for (_, id, state) in &existing {
+        report.existing += 1;
+        if state == "draft" {
+            finalize(pool, id, now).await?;
+            report.finalized += 1;
+        }
+    }
+    let invoiced: std::collections::HashSet<&str> = existing
+        .iter()
+        .map(|(account, _, _)| account.as_str())
+        .collect();
+    let usage = month_usage_by_cluster(pool, month, month.end(), None).await?;
+    let pending: Vec<(&String, &Vec<BillableCluster>)> = by_account
+        .iter()
+        .filter(|(a, _)| !invoiced.contains(a.as_str()))
+        .collect();
+    for batch in pending.chunks(BATCH) {
+        let mut tx = pool.begin().await?;
+        let (mut number,): (i64,) =
+            sqlx::query_as("SELECT CAST(COALESCE(MAX(number), 0) AS BIGINT) FROM invoices")
+                .fetch_one(&mut *tx)
                 .await?;
-        let id = match existing {
-            Some((id, state)) => {
-                report.existing += 1;
-                if state != "draft" {
-                    continue;
+        let mut invoice_rows = Vec::with_capacity(batch.len());
+        let mut line_rows = Vec::new();
+        for (account_id, clusters) in batch {
+            number += 1;
+            let id = uuid::Uuid::new_v4().to_string();
+            let mut total = 0;
+            let mut line_no = 0;
+            for cluster in clusters.iter() {
+                let month_usage = usage
+                    .get(&cluster.cluster_id)
+                    .cloned()
+                    .unwrap_or(MonthUsage {
+                        days_in_month: month.days(),
+                        ..Default::default()
+                    });
+                for line in pricing::bill(prices, cluster.tariff, &month_usage) {
+                    line_no += 1;
+                    total += line.cents;
+                    line_rows.push((id.clone(), line_no, cluster, line));
                 }
-                id
             }
-            None => {
-                report.created += 1;
-                create(pool, prices, &account_id, &clusters, month, now).await?
-            }
-        };
-        finalize(pool, &id, now).await?;
-        report.finalized += 1;
+            invoice_rows.push((id, (*account_id).clone(), number, total));
+            report.created += 1;
+            report.finalized += 1;
+        }
+        insert_invoices(&mut tx, &invoice_rows, month, now).await?;
+        insert_lines(&mut tx, &line_rows).await?;
+        tx.commit().await?;
     }
     Ok(report)
 }
 
-async fn create(
-    pool: &AnyPool,
-    prices: &PriceList,
-    account_id: &str,
-    clusters: &[BillableCluster],
+async fn insert_invoices(
+    tx: &mut sqlx::AnyConnection,
+    rows: &[(String, String, i64, i64)],
     month: Month,
     now: i64,
-) -> Result<String> {
-    let mut lines = Vec::new();
-    for cluster in clusters {
-        let usage = month_usage(pool, &cluster.cluster_id, month, month.end()).await?;
-        for line in pricing::bill(prices, cluster.tariff, &usage) {
-            lines.push((cluster, line));
+) -> Result<()> {
+    for chunk in rows.chunks(100) {
+        let placeholders: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = i * 7;
+                format!(
+                    "(${}, ${}, ${}, ${}, 'open', ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO invoices (id, account_id, month, number, state, total_cents, created_at, finalized_at) VALUES {}",
+            placeholders.join(",")
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, account, number, total) in chunk {
+            query = query
+                .bind(id)
+                .bind(account)
+                .bind(month.label())
+                .bind(*number)
+                .bind(*total)
+                .bind(now)
+                .bind(now);
         }
+        query.execute(&mut *tx).await?;
     }
-    let id = uuid_v4();
-    let total: i64 = lines.iter().map(|(_, l)| l.cents).sum();
-    let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO invoices (id, account_id, month, state, total_cents, created_at) VALUES ($1, $2, $3, 'draft', $4, $5)")
-        .bind(&id)
-        .bind(account_id)
-        .bind(month.label())
-        .bind(total)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    for (n, (cluster, line)) in lines.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO invoice_lines (invoice_id, line_no, cluster_id, cluster_name, kind, quantity, micros, cents) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&id)
-        .bind(n as i64 + 1)
-        .bind(&cluster.cluster_id)
-        .bind(&cluster.name)
-        .bind(line.kind)
-        .bind(line.quantity)
-        .bind(line.micros)
-        .bind(line.cents)
-        .execute(&mut *tx)
-        .await?;
+    Ok(())
+}
+
+type LineRow<'a> = (String, i64, &'a BillableCluster, pricing::Line);
+
+async fn insert_lines(tx: &mut sqlx::AnyConnection, rows: &[LineRow<'_>]) -> Result<()> {
+    for chunk in rows.chunks(100) {
+        let placeholders: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = i * 8;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO invoice_lines (invoice_id, line_no, cluster_id, cluster_name, kind, quantity, micros, cents) VALUES {}",
+            placeholders.join(",")
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, line_no, cluster, line) in chunk {
+            query = query
+                .bind(id)
+                .bind(*line_no)
+                .bind(&cluster.cluster_id)
+                .bind(&cluster.name)
+                .bind(line.kind)
+                .bind(line.quantity)
+                .bind(line.micros)
+                .bind(line.cents);
+        }
+        query.execute(&mut *tx).await?;
     }
-    tx.commit().await?;
-    Ok(id)
+    Ok(())
 }
 
 /// Finalizes a draft: gives it the next number and makes it `open` (immutable).
@@ -287,8 +362,4 @@ pub fn csv(invoice: &Invoice) -> String {
         ));
     }
     out
-}
-
-fn uuid_v4() -> String {
-    uuid::Uuid::new_v4().to_string()
 }

@@ -1,6 +1,6 @@
 //! Months, and a cluster's cost over one, from the hourly usage.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use serde::Serialize;
 use sqlx::AnyPool;
@@ -96,44 +96,66 @@ impl Month {
     }
 }
 
-/// A cluster's usage over `[from, to)` of `month`: messages summed, storage as daily averages.
+/// Usage over `[month start, to)` per cluster (one cluster, or all when `cluster_id` is `None`):
+/// messages summed; storage as the sum of each day's average stored bytes (a day's average is the
+/// mean of its hours, an hour's the sum over topics of each topic's mean sample), which is all the
+/// storage charge needs. The invoice and the month-to-date cost both use this one query, so they
+/// agree to the cent.
+pub async fn month_usage_by_cluster(
+    pool: &AnyPool,
+    month: Month,
+    to: i64,
+    cluster_id: Option<&str>,
+) -> Result<HashMap<String, MonthUsage>> {
+    // Every level is cast to BIGINT: on PostgreSQL SUM(bigint) is numeric, and the division
+    // must be the same integer division as on SQLite for both to bill the same cents.
+    let sql = "SELECT cluster_id, CAST(SUM(produced) AS BIGINT), CAST(SUM(consumed) AS BIGINT), CAST(SUM(day_storage) AS BIGINT) FROM ( \
+                 SELECT cluster_id, day, CAST(SUM(produced) AS BIGINT) AS produced, CAST(SUM(consumed) AS BIGINT) AS consumed, \
+                        CASE WHEN SUM(has_storage) > 0 \
+                             THEN CAST(SUM(hour_storage) AS BIGINT) / CAST(SUM(has_storage) AS BIGINT) ELSE 0 END AS day_storage \
+                 FROM ( \
+                   SELECT cluster_id, hour / 86400 AS day, CAST(SUM(produced) AS BIGINT) AS produced, \
+                          CAST(SUM(consumed) AS BIGINT) AS consumed, \
+                          CAST(SUM(CASE WHEN storage_samples > 0 THEN storage_sum / storage_samples ELSE 0 END) AS BIGINT) AS hour_storage, \
+                          MAX(CASE WHEN storage_samples > 0 THEN 1 ELSE 0 END) AS has_storage \
+                   FROM usage_hourly WHERE hour >= $1 AND hour < $2 AND ($3 = '' OR cluster_id = $3) \
+                   GROUP BY cluster_id, hour \
+                 ) hours GROUP BY cluster_id, day \
+               ) days GROUP BY cluster_id";
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(sql)
+        .bind(month.start())
+        .bind(to.min(month.end()))
+        .bind(cluster_id.unwrap_or(""))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(cluster, produced, consumed, storage)| {
+            let usage = MonthUsage {
+                produced,
+                consumed,
+                daily_average_bytes: vec![storage],
+                days_in_month: month.days(),
+            };
+            (cluster, usage)
+        })
+        .collect())
+}
+
+/// One cluster's usage over `[month start, to)`.
 pub async fn month_usage(
     pool: &AnyPool,
     cluster_id: &str,
     month: Month,
     to: i64,
 ) -> Result<MonthUsage> {
-    let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT hour, produced, consumed, storage_sum, storage_samples FROM usage_hourly \
-         WHERE cluster_id = $1 AND hour >= $2 AND hour < $3",
-    )
-    .bind(cluster_id)
-    .bind(month.start())
-    .bind(to.min(month.end()))
-    .fetch_all(pool)
-    .await?;
-    let mut usage = MonthUsage {
-        days_in_month: month.days(),
-        ..Default::default()
-    };
-    // day -> hour -> summed average over topics
-    let mut storage: BTreeMap<i64, BTreeMap<i64, i64>> = BTreeMap::new();
-    for (hour, produced, consumed, sum, samples) in rows {
-        usage.produced += produced;
-        usage.consumed += consumed;
-        if samples > 0 {
-            *storage
-                .entry(hour.div_euclid(86_400))
-                .or_default()
-                .entry(hour)
-                .or_default() += sum / samples;
-        }
-    }
-    usage.daily_average_bytes = storage
-        .values()
-        .map(|hours| hours.values().sum::<i64>() / hours.len() as i64)
-        .collect();
-    Ok(usage)
+    Ok(month_usage_by_cluster(pool, month, to, Some(cluster_id))
+        .await?
+        .remove(cluster_id)
+        .unwrap_or(MonthUsage {
+            days_in_month: month.days(),
+            ..Default::default()
+        }))
 }
 
 /// A cluster's month so far, priced.
