@@ -115,11 +115,14 @@ pub async fn close_month(
         .iter()
         .map(|(account, _, _)| account.as_str())
         .collect();
-    let usage = month_usage_by_cluster(pool, month, month.end(), None).await?;
     let pending: Vec<(&String, &Vec<BillableCluster>)> = by_account
         .iter()
         .filter(|(a, _)| !invoiced.contains(a.as_str()))
         .collect();
+    if pending.is_empty() {
+        return Ok(report);
+    }
+    let usage = month_usage_by_cluster(pool, month, month.end(), None).await?;
     for batch in pending.chunks(BATCH) {
         let mut tx = pool.begin().await?;
         let (mut number,): (i64,) =
