@@ -122,6 +122,7 @@ async fn main() {
             interval: Duration::from_secs(3600),
             concurrency: CONCURRENCY,
             prices: Default::default(),
+            stripe: None,
         },
     )
     .await

@@ -22,6 +22,7 @@ use capstan_billing::{
     ledger::{self, Month},
     metering::{CollectorMetrics, unix_now},
     pricing::{DOLLAR, PriceList, Tariff},
+    stripe::{Stripe, StripeConfig, SyncReport},
 };
 use serde_json::Value;
 
@@ -34,6 +35,8 @@ pub struct MeteringSettings {
     pub concurrency: usize,
     /// Prices, ceilings and free-plan limits.
     pub prices: PriceList,
+    /// Stripe, when configured.
+    pub stripe: Option<StripeConfig>,
 }
 
 /// The control plane's clusters, as the collector sees them.
@@ -234,6 +237,7 @@ pub struct Billing {
     prices: PriceList,
     customers: Arc<ControlPlaneCustomers>,
     enforcer: Arc<Enforcer>,
+    stripe: Option<Stripe>,
 }
 
 #[async_trait]
@@ -284,6 +288,17 @@ impl BillingSource for Billing {
         }
     }
 
+    async fn stripe_webhook(&self, payload: &[u8], signature: &str) -> capstan_api::Result<()> {
+        let stripe = self
+            .stripe
+            .as_ref()
+            .ok_or(capstan_api::Error::NotFound("Stripe webhook endpoint"))?;
+        stripe
+            .handle_webhook(self.store.pool(), payload, signature, unix_now())
+            .await
+            .map_err(billing_error)
+    }
+
     async fn invoice_csv(
         &self,
         account_id: &str,
@@ -315,6 +330,7 @@ pub struct Platform {
     collector: Arc<Collector>,
     enforcer: Arc<Enforcer>,
     customers: Arc<ControlPlaneCustomers>,
+    stripe: Option<Stripe>,
     metering: MeteringSettings,
 }
 
@@ -343,11 +359,16 @@ impl Platform {
             metering.prices.clone(),
             customers.clone(),
         ));
+        let stripe = match &metering.stripe {
+            Some(config) => Some(Stripe::new(config.clone()).map_err(billing_error)?),
+            None => None,
+        };
         let billing = Billing {
             store: state.store.clone(),
             prices: metering.prices.clone(),
             customers: customers.clone(),
             enforcer: enforcer.clone(),
+            stripe: stripe.clone(),
         };
         let application = application
             .with_metering(
@@ -360,6 +381,7 @@ impl Platform {
             collector: Arc::new(collector),
             enforcer,
             customers,
+            stripe,
             metering,
         })
     }
@@ -379,6 +401,12 @@ impl Platform {
         self.enforcer.clone()
     }
 
+    /// Sends open invoices to Stripe now (it also happens every interval); `None` without Stripe.
+    pub async fn sync_stripe(&self) -> Option<capstan_billing::Result<SyncReport>> {
+        let stripe = self.stripe.as_ref()?;
+        Some(sync_stripe(stripe, &self.application.state().store).await)
+    }
+
     /// Serves and meters until `shutdown`; metering stops first, then the control plane.
     pub async fn run_until(
         self,
@@ -395,6 +423,7 @@ impl Platform {
             self.metering.clone(),
             self.enforcer.clone(),
             self.customers.clone(),
+            self.stripe.clone(),
             stop_rx,
         ));
         let served = self
@@ -417,6 +446,7 @@ async fn run_billing(
     settings: MeteringSettings,
     enforcer: Arc<Enforcer>,
     customers: Arc<ControlPlaneCustomers>,
+    stripe: Option<Stripe>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(settings.interval);
@@ -453,5 +483,18 @@ async fn run_billing(
                 }
             }
         }
+        if let Some(stripe) = &stripe {
+            // A failure leaves the rest for the next interval: the retry back-off is the interval.
+            if let Err(error) = sync_stripe(stripe, &store).await {
+                tracing::warn!(%error, "could not send invoices to Stripe; retrying at the next interval");
+            }
+        }
     }
+}
+
+async fn sync_stripe(stripe: &Stripe, store: &Store) -> capstan_billing::Result<SyncReport> {
+    let emails = capstan_api::accounts::emails(store)
+        .await
+        .map_err(fleet_error)?;
+    stripe.sync_open_invoices(store.pool(), &emails).await
 }

@@ -5,7 +5,10 @@ use std::{net::SocketAddr, path::PathBuf};
 use anyhow::Context;
 use capstan::platform::MeteringSettings;
 use capstan_api::{app::Settings, crypto::SecretKey, plans::Plan, state::PlatformConfig};
-use capstan_billing::pricing::{DOLLAR, PriceList};
+use capstan_billing::{
+    pricing::{DOLLAR, PriceList},
+    stripe::StripeConfig,
+};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Self-hostable serverless Kafka.
@@ -81,6 +84,8 @@ pub struct CommonArgs {
     pub metering_concurrency: usize,
     #[command(flatten)]
     pub pricing: PricingArgs,
+    #[command(flatten)]
+    pub stripe: StripeArgs,
     /// Lifetime of log-in session tokens, seconds.
     #[arg(long, env = "CAPSTAN_SESSION_TTL", default_value_t = 3600)]
     pub session_ttl: i64,
@@ -179,6 +184,42 @@ impl PricingArgs {
     }
 }
 
+/// Stripe: invoices are sent there when a secret key is given.
+#[derive(Debug, Args)]
+pub struct StripeArgs {
+    /// Stripe secret API key (`sk_…`); without it, invoices stay in Capstan.
+    #[arg(long, env = "CAPSTAN_STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+    /// Signing secret of the Stripe webhook endpoint `/v2/stripe/webhook` (`whsec_…`).
+    #[arg(long, env = "CAPSTAN_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<String>,
+    /// Stripe API base URL (a local stand-in such as localstripe for testing).
+    #[arg(
+        long,
+        env = "CAPSTAN_STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
+    pub stripe_api_base: String,
+}
+
+impl StripeArgs {
+    /// The Stripe configuration, if Stripe is configured.
+    pub fn config(&self) -> anyhow::Result<Option<StripeConfig>> {
+        match (&self.stripe_secret_key, &self.stripe_webhook_secret) {
+            (None, _) => Ok(None),
+            (Some(_), None) => anyhow::bail!(
+                "--stripe-secret-key needs --stripe-webhook-secret (the webhook's signing secret)"
+            ),
+            (Some(key), Some(webhook)) => Ok(Some(StripeConfig {
+                api_base: self.stripe_api_base.clone(),
+                secret_key: key.clone(),
+                webhook_secret: webhook.clone(),
+                auto_advance: true,
+            })),
+        }
+    }
+}
+
 /// `capstan invoices …`.
 #[derive(Debug, Subcommand)]
 pub enum InvoicesCommand {
@@ -260,6 +301,7 @@ impl CommonArgs {
     fn metering(&self, default_interval: u64) -> anyhow::Result<MeteringSettings> {
         Ok(MeteringSettings {
             prices: self.pricing.prices()?,
+            stripe: self.stripe.config()?,
             interval: std::time::Duration::from_secs(
                 self.metering_interval.unwrap_or(default_interval).max(1),
             ),

@@ -155,6 +155,14 @@ pub async fn find(store: &Store, id: &str) -> Result<Option<Account>> {
     )
 }
 
+/// Every account's e-mail address, by account id.
+pub async fn emails(store: &Store) -> Result<std::collections::HashMap<String, String>> {
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, email FROM accounts")
+        .fetch_all(store.pool())
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Looks an account's id up by e-mail address.
 pub async fn id_by_email(store: &Store, email: &str) -> Result<Option<String>> {
     let row: Option<(String,)> = sqlx::query_as("SELECT id FROM accounts WHERE email = $1")

@@ -37,6 +37,9 @@ pub trait BillingSource: Send + Sync + std::fmt::Debug {
     async fn invoice(&self, account_id: &str, invoice_id: &str) -> Result<Option<Value>>;
     /// One invoice's lines as CSV.
     async fn invoice_csv(&self, account_id: &str, invoice_id: &str) -> Result<Option<String>>;
+    /// Applies a Stripe webhook after checking its signature; `NotFound` when Stripe is not
+    /// configured, `Invalid` for a bad signature or payload.
+    async fn stripe_webhook(&self, payload: &[u8], signature: &str) -> Result<()>;
 }
 
 /// Used when no billing is wired (library users, some tests).
@@ -59,6 +62,9 @@ impl BillingSource for NoBilling {
     }
     async fn invoice_csv(&self, _: &str, _: &str) -> Result<Option<String>> {
         Ok(None)
+    }
+    async fn stripe_webhook(&self, _: &[u8], _: &str) -> Result<()> {
+        Err(Error::NotFound("Stripe webhook endpoint"))
     }
 }
 

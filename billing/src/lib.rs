@@ -12,6 +12,7 @@ pub mod kafka;
 pub mod ledger;
 pub mod metering;
 pub mod pricing;
+pub mod stripe;
 
 pub use metering::{ClusterTarget, Collector, Fleet, Meter};
 
@@ -39,6 +40,9 @@ pub enum Error {
     /// A value given by the caller is invalid.
     #[error("{0}")]
     Invalid(String),
+    /// Stripe was unreachable or refused a request.
+    #[error("{0}")]
+    Stripe(String),
     /// Something asked for does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),

@@ -63,6 +63,16 @@ pub async fn start_with(
     platform: PlatformConfig,
     prices: capstan_billing::pricing::PriceList,
 ) -> Running {
+    start_configured(postgres, platform, prices, None).await
+}
+
+/// Starts the platform, with Stripe when `stripe` is given.
+pub async fn start_configured(
+    postgres: bool,
+    platform: PlatformConfig,
+    prices: capstan_billing::pricing::PriceList,
+    stripe: Option<capstan_billing::stripe::StripeConfig>,
+) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings {
         database_url: database(postgres, dir.path()).await,
@@ -82,6 +92,7 @@ pub async fn start_with(
         interval: Duration::from_secs(3600),
         concurrency: 4,
         prices,
+        stripe,
     };
     let platform = Platform::build(settings, metering).await.unwrap();
     let api = format!("http://{}", platform.application().local_addr().unwrap());

@@ -77,3 +77,17 @@ pub(super) async fn invoice_html(
         .ok_or(Error::NotFound("invoice"))?;
     Ok(axum::response::Html(crate::invoice_page::render(&invoice)))
 }
+
+/// `POST /v2/stripe/webhook`: authenticated by Stripe's signature, not by an account.
+pub(super) async fn stripe_webhook(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>> {
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    state.billing.stripe_webhook(&body, signature).await?;
+    Ok(Json(serde_json::json!({ "received": true })))
+}

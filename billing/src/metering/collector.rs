@@ -349,6 +349,7 @@ fn reason(error: &Error) -> &'static str {
         Error::Database(_) => "database",
         Error::Fleet(_) => "fleet",
         Error::Invalid(_) | Error::NotFound(_) => "invalid",
+        Error::Stripe(_) => "stripe",
     }
 }
 

@@ -1,0 +1,257 @@
+//! Stripe end to end against `localstripe` (PyPI) on loopback: invoices sent once and only once
+//! (also across an outage), paid through Stripe, and the signed webhook — good and forged.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+mod support;
+
+use std::{process::Stdio, time::Duration};
+
+use capstan_api::state::PlatformConfig;
+use capstan_billing::{
+    invoices,
+    ledger::Month,
+    metering::unix_now,
+    pricing::PriceList,
+    stripe::{Stripe, StripeConfig},
+};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::start_configured;
+
+const KEY: &str = "sk_test_capstan";
+const WEBHOOK_SECRET: &str = "whsec_capstan";
+
+struct LocalStripe {
+    base: String,
+    child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+async fn localstripe() -> LocalStripe {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new("python3")
+        .args([
+            "-m",
+            "localstripe",
+            "--port",
+            &port.to_string(),
+            "--from-scratch",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("localstripe must be installed (pip install localstripe; scripts/test does it)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "localstripe did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    LocalStripe {
+        base: format!("http://127.0.0.1:{port}"),
+        child,
+        _dir: dir,
+    }
+}
+
+impl LocalStripe {
+    async fn call(&self, method: Method, path: &str, form: &[(&str, &str)]) -> Value {
+        let response = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(KEY)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+}
+
+fn config(base: &str) -> StripeConfig {
+    // localstripe refuses auto_advance (real Stripe needs it to charge by itself).
+    StripeConfig {
+        api_base: base.to_owned(),
+        secret_key: KEY.into(),
+        webhook_secret: WEBHOOK_SECRET.into(),
+        auto_advance: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoices_reach_stripe_once_and_its_signed_webhook_marks_them_paid() {
+    let stripe_server = localstripe().await;
+    let prices = PriceList {
+        single_zone_message_micros: 10_000,
+        ..Default::default()
+    };
+    let run = start_configured(
+        false,
+        PlatformConfig::default(),
+        prices.clone(),
+        Some(config(&stripe_server.base)),
+    )
+    .await;
+    let webhook_url = format!("{}/v2/stripe/webhook", run.api);
+    reqwest::Client::new()
+        .post(format!("{}/_config/webhooks/capstan", stripe_server.base))
+        .form(&[("url", webhook_url.as_str()), ("secret", WEBHOOK_SECRET)])
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+
+    let cluster = run.cluster("billed", &[("t", 1)]).await;
+    let body = serde_json::to_string(&vec![json!({ "value": "m" }); 30]).unwrap();
+    run.rest(&cluster, Method::POST, "/produce/t", &body, &[])
+        .await;
+    run.sweep().await;
+    let store = run.platform_state.store.clone();
+    let month = Month::of(unix_now());
+    let customers = capstan::platform::ControlPlaneCustomers::new(store.clone());
+    invoices::close_month(store.pool(), &prices, &customers, month, month.end() + 60)
+        .await
+        .unwrap();
+    let emails = capstan_api::accounts::emails(&store).await.unwrap();
+
+    // Stripe unreachable: nothing is recorded as sent, the invoice waits for the next round.
+    let down = Stripe::new(config("http://127.0.0.1:9")).unwrap();
+    let report = down
+        .sync_open_invoices(store.pool(), &emails)
+        .await
+        .unwrap();
+    assert_eq!((report.synced, report.failed), (0, 1));
+
+    let stripe = Stripe::new(config(&stripe_server.base)).unwrap();
+    assert_eq!(
+        stripe
+            .sync_open_invoices(store.pool(), &emails)
+            .await
+            .unwrap()
+            .synced,
+        1
+    );
+    assert_eq!(
+        stripe
+            .sync_open_invoices(store.pool(), &emails)
+            .await
+            .unwrap()
+            .synced,
+        0,
+        "nothing is sent twice"
+    );
+
+    let ours = &run.api(Method::GET, "/v2/invoices", None).await[0];
+    assert_eq!(ours["total_cents"], 30);
+    let customers_at_stripe = stripe_server.call(Method::GET, "/v1/customers", &[]).await;
+    assert_eq!(customers_at_stripe["data"].as_array().unwrap().len(), 1);
+    let customer = customers_at_stripe["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(customers_at_stripe["data"][0]["email"], run.auth.0.as_str());
+    let at_stripe = stripe_server
+        .call(
+            Method::GET,
+            &format!("/v1/invoices?customer={customer}"),
+            &[],
+        )
+        .await;
+    // Besides the $0 subscription's own first invoice, one Stripe invoice: the one Capstan recorded.
+    assert_eq!(
+        at_stripe["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["total"].as_i64() != Some(0))
+            .count(),
+        1,
+        "{at_stripe}"
+    );
+    let recorded: Vec<(String,)> =
+        sqlx::query_as("SELECT stripe_invoice_id FROM stripe_invoices WHERE invoice_id = $1")
+            .bind(ours["id"].as_str().unwrap())
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(recorded.len(), 1);
+    let stripe_invoice = recorded[0].0.clone();
+    let at_stripe_invoice = stripe_server
+        .call(Method::GET, &format!("/v1/invoices/{stripe_invoice}"), &[])
+        .await;
+    assert_eq!(at_stripe_invoice["total"], 30);
+    assert_eq!(at_stripe_invoice["customer"], customer.as_str());
+    let items: Vec<(i64,)> =
+        sqlx::query_as("SELECT line_no FROM stripe_invoice_items WHERE invoice_id = $1")
+            .bind(ours["id"].as_str().unwrap())
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(items.len(), 1, "one item per non-zero line, sent once");
+
+    // A forged webhook is refused and changes nothing.
+    let forged = reqwest::Client::new()
+        .post(&webhook_url)
+        .header("Stripe-Signature", format!("t={},v1={}", unix_now(), "00".repeat(32)))
+        .body(json!({ "type": "invoice.payment_succeeded", "data": { "object": { "id": stripe_invoice } } }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        run.api(Method::GET, "/v2/invoices", None).await[0]["state"],
+        "open"
+    );
+
+    // Pay through Stripe: its signed webhook marks the invoice paid.
+    stripe_server
+        .call(
+            Method::POST,
+            "/v1/payment_methods/pm_card_visa/attach",
+            &[("customer", customer.as_str())],
+        )
+        .await;
+    stripe_server
+        .call(
+            Method::POST,
+            &format!("/v1/customers/{customer}"),
+            &[("invoice_settings[default_payment_method]", "pm_card_visa")],
+        )
+        .await;
+    stripe_server
+        .call(
+            Method::POST,
+            &format!("/v1/invoices/{stripe_invoice}/pay"),
+            &[],
+        )
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let state = run.api(Method::GET, "/v2/invoices", None).await[0]["state"].clone();
+        if state == "paid" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the payment webhook never arrived (state {state})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(stripe_server.child);
+}
