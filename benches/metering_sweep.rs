@@ -123,6 +123,7 @@ async fn main() {
             concurrency: CONCURRENCY,
             prices: Default::default(),
             stripe: None,
+            notify_url: None,
         },
     )
     .await

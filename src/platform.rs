@@ -37,6 +37,8 @@ pub struct MeteringSettings {
     pub prices: PriceList,
     /// Stripe, when configured.
     pub stripe: Option<StripeConfig>,
+    /// Where 70% / 90% / 100% cap notifications are POSTed, if anywhere.
+    pub notify_url: Option<String>,
 }
 
 /// The control plane's clusters, as the collector sees them.
@@ -288,6 +290,49 @@ impl BillingSource for Billing {
         }
     }
 
+    async fn account_cost(&self, account_id: &str) -> capstan_api::Result<Value> {
+        let now = unix_now();
+        let mut clusters = Vec::new();
+        let (mut total, mut forecast) = (0i64, 0i64);
+        for cluster in self.customers.clusters().await.map_err(billing_error)? {
+            if cluster.account_id != account_id
+                || cluster
+                    .deleted_at
+                    .is_some_and(|d| d < Month::of(now).start())
+            {
+                continue;
+            }
+            let cost = ledger::cluster_cost(self.store.pool(), &self.prices, &cluster, now)
+                .await
+                .map_err(billing_error)?;
+            total += cost.month_to_date_cents;
+            forecast += cost.forecast_cents;
+            clusters.push(serde_json::json!({
+                "cluster_id": cluster.cluster_id, "name": cluster.name, "deleted": cluster.deleted_at.is_some(),
+                "month_to_date_cents": cost.month_to_date_cents, "forecast_cents": cost.forecast_cents, "cap_cents": cost.cap_cents,
+            }));
+        }
+        Ok(
+            serde_json::json!({ "month": Month::of(now).label(), "month_to_date_cents": total, "forecast_cents": forecast, "clusters": clusters }),
+        )
+    }
+
+    async fn invoice_usage_csv(
+        &self,
+        account_id: &str,
+        invoice_id: &str,
+    ) -> capstan_api::Result<Option<String>> {
+        match invoices::get(self.store.pool(), account_id, invoice_id).await {
+            Ok(invoice) => Ok(Some(
+                invoices::usage_csv(self.store.pool(), &invoice)
+                    .await
+                    .map_err(billing_error)?,
+            )),
+            Err(capstan_billing::Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(billing_error(e)),
+        }
+    }
+
     async fn stripe_webhook(&self, payload: &[u8], signature: &str) -> capstan_api::Result<()> {
         let stripe = self
             .stripe
@@ -354,11 +399,14 @@ impl Platform {
         )
         .with_metrics(metrics);
         let customers = Arc::new(ControlPlaneCustomers::new(state.store.clone()));
-        let enforcer = Arc::new(Enforcer::new(
-            state.store.pool().clone(),
-            metering.prices.clone(),
-            customers.clone(),
-        ));
+        let enforcer = Arc::new(
+            Enforcer::new(
+                state.store.pool().clone(),
+                metering.prices.clone(),
+                customers.clone(),
+            )
+            .with_notify_url(metering.notify_url.clone()),
+        );
         let stripe = match &metering.stripe {
             Some(config) => Some(Stripe::new(config.clone()).map_err(billing_error)?),
             None => None,

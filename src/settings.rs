@@ -86,6 +86,9 @@ pub struct CommonArgs {
     pub pricing: PricingArgs,
     #[command(flatten)]
     pub stripe: StripeArgs,
+    /// URL that receives a JSON POST when a cluster reaches 70%, 90% or 100% of its cap.
+    #[arg(long, env = "CAPSTAN_NOTIFY_WEBHOOK_URL")]
+    pub notify_webhook_url: Option<String>,
     /// Lifetime of log-in session tokens, seconds.
     #[arg(long, env = "CAPSTAN_SESSION_TTL", default_value_t = 3600)]
     pub session_ttl: i64,
@@ -302,6 +305,7 @@ impl CommonArgs {
         Ok(MeteringSettings {
             prices: self.pricing.prices()?,
             stripe: self.stripe.config()?,
+            notify_url: self.notify_webhook_url.clone(),
             interval: std::time::Duration::from_secs(
                 self.metering_interval.unwrap_or(default_interval).max(1),
             ),

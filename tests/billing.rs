@@ -10,7 +10,7 @@ use capstan_api::{plans::Plan, state::PlatformConfig};
 use capstan_billing::{invoices, ledger::Month, metering::unix_now, pricing::PriceList};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Running, start_with};
+use support::{Running, start_configured, start_with};
 
 /// A cent a message, so a few messages make visible amounts.
 fn cent_a_message() -> PriceList {
@@ -61,8 +61,36 @@ async fn meter(run: &Running) {
     run.enforcer.evaluate(unix_now()).await.unwrap();
 }
 
+/// A webhook receiver on loopback that keeps what it is sent.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = received.clone();
+    let app = axum::Router::new().route(
+        "/notify",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let store = store.clone();
+            async move {
+                store.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/notify", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
 async fn the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_it(postgres: bool) {
-    let run = start_with(postgres, PlatformConfig::default(), cent_a_message()).await;
+    let (notify_url, notified) = receiver().await;
+    let run = start_configured(
+        postgres,
+        PlatformConfig::default(),
+        cent_a_message(),
+        None,
+        Some(notify_url),
+    )
+    .await;
     let cluster = run.cluster("capped", &[("t", 1)]).await;
     let id = cluster["cluster_id"].as_str().unwrap();
     for (budget, expected) in [
@@ -104,6 +132,16 @@ async fn the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_i
     assert_eq!(cost["month_to_date_cents"], 80);
     assert_eq!(cost["cap_cents"], 100);
     assert_eq!(cost["notifications"], json!([70]));
+    {
+        let notified = notified.lock().unwrap();
+        assert_eq!(notified.len(), 1, "{notified:?}");
+        assert_eq!(notified[0]["threshold_percent"], 70);
+        assert_eq!(notified[0]["cluster_id"], cluster["cluster_id"]);
+        assert_eq!(notified[0]["cap_cents"], 100);
+    }
+    let account = run.api(Method::GET, "/v2/cost", None).await;
+    assert_eq!(account["month_to_date_cents"], 80);
+    assert_eq!(account["clusters"][0]["cluster_id"], cluster["cluster_id"]);
     assert!(!limited(&run, &cluster).await);
 
     // Past the budget: the month costs exactly the cap, and data requests get 429.
@@ -117,6 +155,13 @@ async fn the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_i
         "never above the cap: {cost}"
     );
     assert_eq!(cost["notifications"], json!([70, 90, 100]));
+    let thresholds: Vec<i64> = notified
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| n["threshold_percent"].as_i64().unwrap())
+        .collect();
+    assert_eq!(thresholds, vec![70, 90, 100], "each threshold is sent once");
     assert_eq!(
         cost["lines"].as_array().unwrap().last().unwrap()["kind"],
         "cap_adjustment"
@@ -298,6 +343,29 @@ async fn closing_a_month_makes_one_complete_invoice_however_often_it_runs(postgr
     assert!(csv.starts_with("invoice,month,line,"), "{csv}");
     assert_eq!(csv.lines().count(), 7);
     assert!(csv.contains(",produced,12,0.12,120000"), "{csv}");
+    let usage = run
+        .http
+        .get(format!("{}/v2/invoices/{id}/usage.csv", run.api))
+        .basic_auth(&run.auth.0, Some(&run.auth.1))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        usage.starts_with("cluster_id,topic,hour_utc,produced,consumed,average_stored_bytes\n"),
+        "{usage}"
+    );
+    let produced: i64 = usage
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(3).unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(
+        produced, 19,
+        "the usage behind the invoice adds up to its produced lines"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,6 +105,7 @@ async fn invoices_reach_stripe_once_and_its_signed_webhook_marks_them_paid() {
         PlatformConfig::default(),
         prices.clone(),
         Some(config(&stripe_server.base)),
+        None,
     )
     .await;
     let webhook_url = format!("{}/v2/stripe/webhook", run.api);

@@ -37,6 +37,11 @@ pub trait BillingSource: Send + Sync + std::fmt::Debug {
     async fn invoice(&self, account_id: &str, invoice_id: &str) -> Result<Option<Value>>;
     /// One invoice's lines as CSV.
     async fn invoice_csv(&self, account_id: &str, invoice_id: &str) -> Result<Option<String>>;
+    /// The account's month so far: totals and each live cluster's cost.
+    async fn account_cost(&self, account_id: &str) -> Result<Value>;
+    /// The hourly usage behind an invoice, as CSV.
+    async fn invoice_usage_csv(&self, account_id: &str, invoice_id: &str)
+    -> Result<Option<String>>;
     /// Applies a Stripe webhook after checking its signature; `NotFound` when Stripe is not
     /// configured, `Invalid` for a bad signature or payload.
     async fn stripe_webhook(&self, payload: &[u8], signature: &str) -> Result<()>;
@@ -61,6 +66,15 @@ impl BillingSource for NoBilling {
         Ok(None)
     }
     async fn invoice_csv(&self, _: &str, _: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
+    async fn account_cost(&self, _: &str) -> Result<Value> {
+        Err(Error::internal(
+            "billing is not configured in this process",
+            "no BillingSource",
+        ))
+    }
+    async fn invoice_usage_csv(&self, _: &str, _: &str) -> Result<Option<String>> {
         Ok(None)
     }
     async fn stripe_webhook(&self, _: &[u8], _: &str) -> Result<()> {

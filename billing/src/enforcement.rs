@@ -37,6 +37,8 @@ pub struct Enforcer {
     pool: AnyPool,
     prices: PriceList,
     customers: Arc<dyn Customers>,
+    notify_url: Option<String>,
+    http: reqwest::Client,
     standing: Mutex<HashMap<String, Standing>>,
     last_allowed: Mutex<HashMap<String, Instant>>,
 }
@@ -48,9 +50,43 @@ impl Enforcer {
             pool,
             prices,
             customers,
+            notify_url: None,
+            http: reqwest::Client::new(),
             standing: Mutex::default(),
             last_allowed: Mutex::default(),
         }
+    }
+
+    /// Also POSTs every new notification as JSON to `url` (a webhook of the platform's own).
+    pub fn with_notify_url(mut self, url: Option<String>) -> Self {
+        self.notify_url = url;
+        self
+    }
+
+    /// Sends one notification to the webhook, retrying twice with back-off. A notification that
+    /// cannot be delivered is logged; it stays recorded and shown either way.
+    async fn deliver(&self, notification: serde_json::Value) {
+        let Some(url) = &self.notify_url else { return };
+        for attempt in 0..3u32 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
+            }
+            match self
+                .http
+                .post(url)
+                .json(&notification)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+            {
+                Ok(response) if response.status().is_success() => return,
+                Ok(response) => {
+                    tracing::warn!(status = %response.status(), "the notification webhook refused a notification")
+                }
+                Err(error) => tracing::warn!(%error, "the notification webhook is unreachable"),
+            }
+        }
+        tracing::error!(%notification, "a notification could not be delivered to the webhook");
     }
 
     /// Re-evaluates every live cluster at `now`: stores notifications and limits. Run after
@@ -105,6 +141,11 @@ impl Enforcer {
                     if inserted.rows_affected() > 0 {
                         tracing::warn!(cluster = %cluster.cluster_id, threshold, usage_cents, cap_cents = cost.cap_cents,
                             "a cluster reached {threshold}% of its monthly cap");
+                        self.deliver(serde_json::json!({
+                            "type": "price_cap_threshold", "cluster_id": cluster.cluster_id, "account_id": cluster.account_id,
+                            "month": month.label(), "threshold_percent": threshold, "cost_cents": usage_cents, "cap_cents": cost.cap_cents,
+                        }))
+                        .await;
                     }
                 }
             }

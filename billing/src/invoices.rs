@@ -366,3 +366,36 @@ pub fn csv(invoice: &Invoice) -> String {
     }
     out
 }
+
+/// The hourly usage behind an invoice, as CSV: every hour of the invoice's month for each of its
+/// clusters and topics.
+pub async fn usage_csv(pool: &AnyPool, invoice: &Invoice) -> Result<String> {
+    let month = Month::parse(&invoice.month)?;
+    let mut clusters: Vec<&str> = invoice
+        .lines
+        .iter()
+        .map(|l| l.cluster_id.as_str())
+        .collect();
+    clusters.sort_unstable();
+    clusters.dedup();
+    let mut out =
+        String::from("cluster_id,topic,hour_utc,produced,consumed,average_stored_bytes\n");
+    for cluster in clusters {
+        let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT topic, hour, produced, consumed, storage_sum, storage_samples FROM usage_hourly \
+             WHERE cluster_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour, topic",
+        )
+        .bind(cluster)
+        .bind(month.start())
+        .bind(month.end())
+        .fetch_all(pool)
+        .await?;
+        for (topic, hour, produced, consumed, sum, samples) in rows {
+            let stored = if samples > 0 { sum / samples } else { 0 };
+            out.push_str(&format!(
+                "{cluster},{topic},{hour},{produced},{consumed},{stored}\n"
+            ));
+        }
+    }
+    Ok(out)
+}

@@ -63,7 +63,7 @@ pub async fn start_with(
     platform: PlatformConfig,
     prices: capstan_billing::pricing::PriceList,
 ) -> Running {
-    start_configured(postgres, platform, prices, None).await
+    start_configured(postgres, platform, prices, None, None).await
 }
 
 /// Starts the platform, with Stripe when `stripe` is given.
@@ -72,6 +72,7 @@ pub async fn start_configured(
     platform: PlatformConfig,
     prices: capstan_billing::pricing::PriceList,
     stripe: Option<capstan_billing::stripe::StripeConfig>,
+    notify_url: Option<String>,
 ) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings {
@@ -93,6 +94,7 @@ pub async fn start_configured(
         concurrency: 4,
         prices,
         stripe,
+        notify_url,
     };
     let platform = Platform::build(settings, metering).await.unwrap();
     let api = format!("http://{}", platform.application().local_addr().unwrap());

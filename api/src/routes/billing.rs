@@ -91,3 +91,23 @@ pub(super) async fn stripe_webhook(
     state.billing.stripe_webhook(&body, signature).await?;
     Ok(Json(serde_json::json!({ "received": true })))
 }
+
+pub(super) async fn account_cost(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>> {
+    Ok(Json(state.billing.account_cost(&caller.account_id).await?))
+}
+
+pub(super) async fn invoice_usage_csv(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse> {
+    let csv = state
+        .billing
+        .invoice_usage_csv(&caller.account_id, &id)
+        .await?
+        .ok_or(Error::NotFound("invoice"))?;
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv))
+}

@@ -57,6 +57,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/invoices/{id}", get(billing::invoice))
         .route("/v2/invoices/{id}/csv", get(billing::invoice_csv))
         .route("/v2/invoices/{id}/html", get(billing::invoice_html))
+        .route(
+            "/v2/invoices/{id}/usage.csv",
+            get(billing::invoice_usage_csv),
+        )
+        .route("/v2/cost", get(billing::account_cost))
         .route("/v2/stripe/webhook", post(billing::stripe_webhook))
         .route("/v2/kafka/stats/cluster/{id}", get(stats::cluster))
         .route("/v2/kafka/stats/topic/{id}", get(stats::topic))
