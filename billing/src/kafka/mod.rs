@@ -1,6 +1,7 @@
 //! A small Kafka client for the collector: one connection per broker, SASL/SCRAM-SHA-512, and
 //! the few admin reads metering needs, with versions every supported engine speaks.
 
+mod log_dirs;
 mod reader;
 mod scram;
 
@@ -9,11 +10,11 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::{
     messages::{
-        ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, ListGroupsRequest,
-        ListGroupsResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
-        MetadataResponse, OffsetFetchRequest, OffsetFetchResponse, RequestHeader, ResponseHeader,
-        SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
-        SaslHandshakeResponse,
+        ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, FindCoordinatorRequest,
+        FindCoordinatorResponse, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
+        ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetFetchRequest,
+        OffsetFetchResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+        SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
     },
     protocol::{Decodable, Encodable, HeaderVersion, StrBytes},
 };
@@ -23,6 +24,7 @@ use tokio::{
 };
 
 use crate::{Error, Result};
+pub use log_dirs::stored_bytes;
 pub use reader::{CommittedOffset, PartitionOffsets, Snapshot, read};
 pub use scram::Scram;
 
@@ -205,4 +207,5 @@ exchange! {
     ListGroupsRequest => ListGroupsResponse, ListGroups;
     FindCoordinatorRequest => FindCoordinatorResponse, FindCoordinator;
     OffsetFetchRequest => OffsetFetchResponse, OffsetFetch;
+    DescribeLogDirsRequest => DescribeLogDirsResponse, DescribeLogDirs;
 }
