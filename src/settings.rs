@@ -44,6 +44,8 @@ pub enum Command {
     /// Monthly invoices.
     #[command(subcommand)]
     Invoices(InvoicesCommand),
+    /// Print the KafkaCluster CustomResourceDefinition (YAML).
+    Crd,
 }
 
 /// Options shared by `dev` and `serve`.

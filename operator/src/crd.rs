@@ -1,0 +1,216 @@
+//! The `KafkaCluster` custom resource.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use kube::{CustomResource, CustomResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Single-zone or multi-zone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ZoneMode {
+    /// Brokers in one zone.
+    #[default]
+    Single,
+    /// One StatefulSet per zone in exactly three zones; survives the loss of a zone.
+    Multi,
+}
+
+/// Persistent storage of each broker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Storage {
+    /// Volume size, e.g. `10Gi`.
+    pub size: String,
+    /// Storage class; the cluster's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            size: "10Gi".into(),
+            storage_class_name: None,
+        }
+    }
+}
+
+/// An external listener (the internal one always exists).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalListener {
+    /// `LoadBalancer` or `NodePort`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// Listeners besides the internal SASL/SCRAM one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Listeners {
+    /// An external listener, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalListener>,
+}
+
+/// A Kafka (KRaft) cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[kube(
+    group = "capstan.dev",
+    version = "v1alpha1",
+    kind = "KafkaCluster",
+    namespaced,
+    status = "KafkaClusterStatus",
+    shortname = "kc",
+    printcolumn = r#"{"name":"Zones","type":"string","jsonPath":".spec.zoneMode"}"#,
+    printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyBrokers"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterSpec {
+    /// `single` (default) or `multi`.
+    #[serde(default)]
+    pub zone_mode: ZoneMode,
+    /// Zones: exactly three for `multi`; at most one for `single`.
+    #[serde(default)]
+    pub zones: Vec<String>,
+    /// Brokers in each zone (default 1).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 9))]
+    pub brokers_per_zone: i32,
+    /// Apache Kafka version, e.g. `3.9.1` (used when `image` is absent).
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// A container image to pin instead of `apache/kafka:<version>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Persistent storage of each broker.
+    #[serde(default)]
+    pub storage: Storage,
+    /// Resources of each broker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Listeners besides the internal one.
+    #[serde(default)]
+    pub listeners: Listeners,
+    /// Stop reconciling this resource.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+fn one() -> i32 {
+    1
+}
+
+fn default_version() -> String {
+    "3.9.1".into()
+}
+
+/// What the operator observed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterStatus {
+    /// Pending, Provisioning, Ready, Degraded, Deleting or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Where clients connect, e.g. `orders-kafka-bootstrap.tenants.svc:9092`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_servers: Option<String>,
+    /// Brokers that are ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_brokers: Option<i32>,
+    /// Conditions, with reasons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<BTreeMap<String, String>>,
+}
+
+impl KafkaClusterSpec {
+    /// Checks the rules the schema cannot express, and gives the zones to use.
+    pub fn zones(&self) -> Result<Vec<Option<String>>> {
+        match self.zone_mode {
+            ZoneMode::Multi if self.zones.len() == 3 => {
+                let mut unique = self.zones.clone();
+                unique.sort();
+                unique.dedup();
+                if unique.len() != 3 {
+                    return Err(Error::Invalid(
+                        "the three zones of a multi-zone cluster must differ".into(),
+                    ));
+                }
+                Ok(self.zones.iter().cloned().map(Some).collect())
+            }
+            ZoneMode::Multi => Err(Error::Invalid(format!(
+                "a multi-zone cluster needs exactly 3 zones, not {}",
+                self.zones.len()
+            ))),
+            ZoneMode::Single if self.zones.len() <= 1 => Ok(vec![self.zones.first().cloned()]),
+            ZoneMode::Single => Err(Error::Invalid(
+                "a single-zone cluster takes at most one zone".into(),
+            )),
+        }
+    }
+
+    /// The container image.
+    pub fn image(&self) -> String {
+        self.image
+            .clone()
+            .unwrap_or_else(|| format!("apache/kafka:{}", self.version))
+    }
+}
+
+/// The CRD as YAML (what `capstan crd` prints and the Helm chart ships).
+pub fn crd_yaml() -> Result<String> {
+    let crd = KafkaCluster::crd();
+    serde_yaml::to_string(&crd).map_err(|e| Error::Serialize(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(mode: ZoneMode, zones: &[&str]) -> KafkaClusterSpec {
+        serde_json::from_value(serde_json::json!({ "zoneMode": mode, "zones": zones })).unwrap()
+    }
+
+    #[test]
+    fn multi_zone_needs_exactly_three_distinct_zones() {
+        assert!(spec(ZoneMode::Multi, &["a", "b", "c"]).zones().is_ok());
+        assert!(spec(ZoneMode::Multi, &["a", "b"]).zones().is_err());
+        assert!(spec(ZoneMode::Multi, &["a", "a", "b"]).zones().is_err());
+        assert_eq!(spec(ZoneMode::Single, &[]).zones().unwrap(), vec![None]);
+        assert!(spec(ZoneMode::Single, &["a", "b"]).zones().is_err());
+    }
+
+    #[test]
+    fn defaults_fill_a_minimal_spec() {
+        let s: KafkaClusterSpec = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(
+            (s.zone_mode, s.brokers_per_zone, s.image()),
+            (ZoneMode::Single, 1, "apache/kafka:3.9.1".to_owned())
+        );
+        assert_eq!(s.storage.size, "10Gi");
+    }
+
+    #[test]
+    fn the_crd_has_printer_columns_and_the_short_name() {
+        let yaml = crd_yaml().unwrap();
+        for needle in [
+            "name: kafkaclusters.capstan.dev",
+            "kind: KafkaCluster",
+            "- kc",
+            "jsonPath: .status.readyBrokers",
+            "scope: Namespaced",
+        ] {
+            assert!(yaml.contains(needle), "{needle} missing from\n{yaml}");
+        }
+    }
+}

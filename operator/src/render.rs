@@ -1,0 +1,630 @@
+//! What a `KafkaCluster` owns, rendered as plain data: a pure function from the resource (and
+//! its secrets) to Kubernetes objects, so it can be checked field by field and against the
+//! official schemas without a cluster.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    ByteString,
+    api::{
+        apps::v1::{StatefulSet, StatefulSetSpec},
+        core::v1::{
+            Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar,
+            EnvVarSource, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+            ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
+            PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Secret,
+            SecretKeySelector, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume,
+            VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+        },
+        networking::v1::{
+            NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+            NetworkPolicySpec,
+        },
+        policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
+    },
+    apimachinery::pkg::{
+        api::resource::Quantity,
+        apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
+        util::intstr::IntOrString,
+    },
+};
+use serde_json::Value;
+
+use crate::{Error, KafkaCluster, Result, ZoneMode};
+
+/// Client listener (SASL/SCRAM-SHA-512).
+pub const CLIENT_PORT: i32 = 9092;
+/// KRaft controller listener.
+pub const CONTROLLER_PORT: i32 = 9093;
+/// Optional external listener.
+pub const EXTERNAL_PORT: i32 = 9094;
+const DATA_DIR: &str = "/var/lib/kafka/data";
+
+/// The resource and the secrets its objects carry (generated once by the reconciler and kept in
+/// the Secret it owns).
+#[derive(Clone, Debug)]
+pub struct RenderInput<'a> {
+    /// The custom resource (its name, namespace and uid are required).
+    pub cluster: &'a KafkaCluster,
+    /// The KRaft cluster id (22 characters of URL-safe base64).
+    pub kraft_cluster_id: String,
+    /// Password of the `capstan-admin` SCRAM user (inter-broker and control-plane traffic).
+    pub admin_password: String,
+    /// The default client credential.
+    pub client_username: String,
+    /// Its password.
+    pub client_password: String,
+}
+
+struct Names {
+    name: String,
+    namespace: String,
+    headless: String,
+    labels: BTreeMap<String, String>,
+    owner: OwnerReference,
+}
+
+fn names(cluster: &KafkaCluster) -> Result<Names> {
+    let name = cluster
+        .metadata
+        .name
+        .clone()
+        .ok_or_else(|| Error::Invalid("metadata.name is required".into()))?;
+    let namespace = cluster
+        .metadata
+        .namespace
+        .clone()
+        .ok_or_else(|| Error::Invalid("metadata.namespace is required".into()))?;
+    let uid = cluster.metadata.uid.clone().ok_or_else(|| {
+        Error::Invalid("metadata.uid is required (render a stored resource)".into())
+    })?;
+    let labels = BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), "kafka".to_owned()),
+        ("app.kubernetes.io/instance".to_owned(), name.clone()),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "capstan-operator".to_owned(),
+        ),
+        ("capstan.dev/cluster".to_owned(), name.clone()),
+    ]);
+    let owner = OwnerReference {
+        api_version: "capstan.dev/v1alpha1".into(),
+        kind: "KafkaCluster".into(),
+        name: name.clone(),
+        uid,
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    Ok(Names {
+        headless: format!("{name}-kafka-headless"),
+        name,
+        namespace,
+        labels,
+        owner,
+    })
+}
+
+impl Names {
+    fn meta(&self, name: String) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(self.labels.clone()),
+            owner_references: Some(vec![self.owner.clone()]),
+            ..Default::default()
+        }
+    }
+
+    fn selector(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([("capstan.dev/cluster".to_owned(), self.name.clone())])
+    }
+}
+
+/// One StatefulSet's place in the cluster.
+struct Group {
+    statefulset: String,
+    zone: Option<String>,
+    /// Node ids of this group are `base + ordinal`; bases are 100 apart, so ids never collide.
+    base: i32,
+}
+
+fn groups(input: &RenderInput<'_>, n: &Names) -> Result<Vec<Group>> {
+    let zones = input.cluster.spec.zones()?;
+    let multi = input.cluster.spec.zone_mode == ZoneMode::Multi;
+    Ok(zones
+        .into_iter()
+        .enumerate()
+        .map(|(i, zone)| Group {
+            statefulset: if multi {
+                format!("{}-kafka-z{i}", n.name)
+            } else {
+                format!("{}-kafka", n.name)
+            },
+            zone,
+            base: i as i32 * 100,
+        })
+        .collect())
+}
+
+/// Replication settings: multi-zone is RF 3 / min ISR 2; single-zone RF min(3, brokers), min ISR RF−1 (at least 1).
+fn replication(input: &RenderInput<'_>, brokers: i32) -> (i32, i32) {
+    match input.cluster.spec.zone_mode {
+        ZoneMode::Multi => (3, 2),
+        ZoneMode::Single => {
+            let rf = brokers.min(3);
+            (rf, (rf - 1).max(1))
+        }
+    }
+}
+
+fn server_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -> String {
+    let per_zone = input.cluster.spec.brokers_per_zone;
+    let brokers = per_zone * groups.len() as i32;
+    let (rf, min_isr) = replication(input, brokers);
+    let voters: Vec<String> = groups
+        .iter()
+        .flat_map(|g| {
+            (0..per_zone).map(move |o| {
+                format!(
+                    "{}@{}-{o}.{}.{}.svc:{CONTROLLER_PORT}",
+                    g.base + o,
+                    g.statefulset,
+                    n.headless,
+                    n.namespace
+                )
+            })
+        })
+        .collect();
+    let external = input.cluster.spec.listeners.external.is_some();
+    let listeners = if external {
+        format!(
+            "INTERNAL://:{CLIENT_PORT},CONTROLLER://:{CONTROLLER_PORT},EXTERNAL://:{EXTERNAL_PORT}"
+        )
+    } else {
+        format!("INTERNAL://:{CLIENT_PORT},CONTROLLER://:{CONTROLLER_PORT}")
+    };
+    format!(
+        "# Rendered by the Capstan operator; node-specific settings are appended by start.sh.\n\
+         process.roles=broker,controller\n\
+         controller.quorum.voters={voters}\n\
+         listeners={listeners}\n\
+         listener.security.protocol.map=INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT\n\
+         inter.broker.listener.name=INTERNAL\n\
+         controller.listener.names=CONTROLLER\n\
+         sasl.enabled.mechanisms=SCRAM-SHA-512\n\
+         sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\n\
+         log.dirs={DATA_DIR}\n\
+         auto.create.topics.enable=false\n\
+         default.replication.factor={rf}\n\
+         min.insync.replicas={min_isr}\n\
+         offsets.topic.replication.factor={rf}\n\
+         transaction.state.log.replication.factor={rf}\n\
+         transaction.state.log.min.isr={min_isr}\n",
+        voters = voters.join(","),
+    )
+}
+
+/// The start script: node id from the pod ordinal, rack, advertised address, SCRAM users at
+/// format time (first boot only; later changes go through AlterUserScramCredentials).
+const START_SH: &str = r#"#!/bin/bash
+set -euo pipefail
+ORDINAL="${POD_NAME##*-}"
+NODE_ID=$((ZONE_BASE + ORDINAL))
+cp /config/server.properties /tmp/server.properties
+{
+  echo "node.id=${NODE_ID}"
+  if [ -n "${ZONE}" ]; then echo "broker.rack=${ZONE}"; fi
+  echo "advertised.listeners=INTERNAL://${POD_NAME}.${HEADLESS}.${NAMESPACE}.svc:9092"
+  echo "listener.name.internal.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"${ADMIN_USERNAME}\" password=\"${ADMIN_PASSWORD}\";"
+} >> /tmp/server.properties
+/opt/kafka/bin/kafka-storage.sh format --ignore-formatted -t "${KRAFT_CLUSTER_ID}" -c /tmp/server.properties \
+  --add-scram "SCRAM-SHA-512=[name=${ADMIN_USERNAME},password=${ADMIN_PASSWORD}]" \
+  --add-scram "SCRAM-SHA-512=[name=${CLIENT_USERNAME},password=${CLIENT_PASSWORD}]"
+exec /opt/kafka/bin/kafka-server-start.sh /tmp/server.properties
+"#;
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn tcp_probe(port: i32, initial_delay: i32, failures: i32) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::Int(port),
+            host: None,
+        }),
+        initial_delay_seconds: Some(initial_delay),
+        period_seconds: Some(10),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+fn statefulset(input: &RenderInput<'_>, n: &Names, group: &Group) -> StatefulSet {
+    let spec = &input.cluster.spec;
+    let secret = format!("{}-kafka-credentials", n.name);
+    let mut labels = n.labels.clone();
+    labels.insert("capstan.dev/statefulset".into(), group.statefulset.clone());
+    let mut ports = vec![
+        ContainerPort {
+            name: Some("client".into()),
+            container_port: CLIENT_PORT,
+            ..Default::default()
+        },
+        ContainerPort {
+            name: Some("controller".into()),
+            container_port: CONTROLLER_PORT,
+            ..Default::default()
+        },
+    ];
+    if spec.listeners.external.is_some() {
+        ports.push(ContainerPort {
+            name: Some("external".into()),
+            container_port: EXTERNAL_PORT,
+            ..Default::default()
+        });
+    }
+    let pod_name = EnvVar {
+        name: "POD_NAME".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.name".into(),
+                api_version: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let affinity = match &group.zone {
+        // Multi-zone: each StatefulSet is pinned to its zone.
+        Some(zone) if spec.zone_mode == ZoneMode::Multi => Affinity {
+            node_affinity: Some(NodeAffinity {
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: vec![NodeSelectorTerm {
+                        match_expressions: Some(vec![NodeSelectorRequirement {
+                            key: "topology.kubernetes.io/zone".into(),
+                            operator: "In".into(),
+                            values: Some(vec![zone.clone()]),
+                        }]),
+                        match_fields: None,
+                    }],
+                }),
+                preferred_during_scheduling_ignored_during_execution: None,
+            }),
+            ..Default::default()
+        },
+        // Single zone: brokers spread over hosts.
+        _ => Affinity {
+            pod_anti_affinity: Some(PodAntiAffinity {
+                preferred_during_scheduling_ignored_during_execution: Some(vec![
+                    WeightedPodAffinityTerm {
+                        weight: 100,
+                        pod_affinity_term: PodAffinityTerm {
+                            label_selector: Some(LabelSelector {
+                                match_labels: Some(n.selector()),
+                                match_expressions: None,
+                            }),
+                            topology_key: "kubernetes.io/hostname".into(),
+                            ..Default::default()
+                        },
+                    },
+                ]),
+                required_during_scheduling_ignored_during_execution: None,
+            }),
+            ..Default::default()
+        },
+    };
+    let container = Container {
+        name: "kafka".into(),
+        image: Some(spec.image()),
+        command: Some(vec!["/bin/bash".into(), "/config/start.sh".into()]),
+        env: Some(vec![
+            pod_name,
+            env("NAMESPACE", &n.namespace),
+            env("HEADLESS", &n.headless),
+            env("ZONE", group.zone.as_deref().unwrap_or("")),
+            env("ZONE_BASE", &group.base.to_string()),
+            env_from_secret("KRAFT_CLUSTER_ID", &secret, "kraft-cluster-id"),
+            env_from_secret("ADMIN_USERNAME", &secret, "admin-username"),
+            env_from_secret("ADMIN_PASSWORD", &secret, "admin-password"),
+            env_from_secret("CLIENT_USERNAME", &secret, "client-username"),
+            env_from_secret("CLIENT_PASSWORD", &secret, "client-password"),
+        ]),
+        ports: Some(ports),
+        readiness_probe: Some(tcp_probe(CLIENT_PORT, 10, 3)),
+        liveness_probe: Some(tcp_probe(CONTROLLER_PORT, 60, 6)),
+        resources: spec.resources.clone(),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "data".into(),
+                mount_path: DATA_DIR.into(),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "config".into(),
+                mount_path: "/config".into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    };
+    StatefulSet {
+        metadata: n.meta(group.statefulset.clone()),
+        spec: Some(StatefulSetSpec {
+            service_name: Some(n.headless.clone()),
+            replicas: Some(spec.brokers_per_zone),
+            // KRaft voters must all come up to form the quorum.
+            pod_management_policy: Some("Parallel".into()),
+            selector: LabelSelector {
+                match_labels: Some(BTreeMap::from([
+                    ("capstan.dev/cluster".to_owned(), n.name.clone()),
+                    (
+                        "capstan.dev/statefulset".to_owned(),
+                        group.statefulset.clone(),
+                    ),
+                ])),
+                match_expressions: None,
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    affinity: Some(affinity),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(1000),
+                        fs_group: Some(1000),
+                        ..Default::default()
+                    }),
+                    termination_grace_period_seconds: Some(120),
+                    volumes: Some(vec![Volume {
+                        name: "config".into(),
+                        config_map: Some(ConfigMapVolumeSource {
+                            name: format!("{}-kafka-config", n.name),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+            },
+            volume_claim_templates: Some(vec![PersistentVolumeClaim {
+                metadata: ObjectMeta {
+                    name: Some("data".into()),
+                    labels: Some(n.labels.clone()),
+                    ..Default::default()
+                },
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".into()]),
+                    storage_class_name: spec.storage.storage_class_name.clone(),
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some(BTreeMap::from([(
+                            "storage".to_owned(),
+                            Quantity(spec.storage.size.clone()),
+                        )])),
+                        limits: None,
+                    }),
+                    ..Default::default()
+                }),
+                status: None,
+            }]),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn to_value<T: serde::Serialize>(object: &T) -> Result<Value> {
+    serde_json::to_value(object).map_err(|e| Error::Serialize(e.to_string()))
+}
+
+fn service(
+    n: &Names,
+    name: String,
+    headless: bool,
+    kind: Option<&str>,
+    ports: Vec<ServicePort>,
+) -> Service {
+    Service {
+        metadata: n.meta(name),
+        spec: Some(ServiceSpec {
+            selector: Some(n.selector()),
+            cluster_ip: headless.then(|| "None".to_owned()),
+            publish_not_ready_addresses: headless.then_some(true),
+            type_: kind.map(str::to_owned),
+            ports: Some(ports),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn port(name: &str, number: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.into()),
+        port: number,
+        target_port: Some(IntOrString::Int(number)),
+        ..Default::default()
+    }
+}
+
+/// Every object the cluster owns, in apply order: ConfigMap, Secret, Services, StatefulSet(s),
+/// PodDisruptionBudget, NetworkPolicy.
+pub fn render(input: &RenderInput<'_>) -> Result<Vec<Value>> {
+    let n = names(input.cluster)?;
+    let groups = groups(input, &n)?;
+    let config = ConfigMap {
+        metadata: n.meta(format!("{}-kafka-config", n.name)),
+        data: Some(BTreeMap::from([
+            (
+                "server.properties".to_owned(),
+                server_properties(input, &n, &groups),
+            ),
+            ("start.sh".to_owned(), START_SH.to_owned()),
+        ])),
+        ..Default::default()
+    };
+    let secret = Secret {
+        metadata: n.meta(format!("{}-kafka-credentials", n.name)),
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([
+            (
+                "kraft-cluster-id".to_owned(),
+                ByteString(input.kraft_cluster_id.clone().into_bytes()),
+            ),
+            (
+                "admin-username".to_owned(),
+                ByteString(b"capstan-admin".to_vec()),
+            ),
+            (
+                "admin-password".to_owned(),
+                ByteString(input.admin_password.clone().into_bytes()),
+            ),
+            (
+                "client-username".to_owned(),
+                ByteString(input.client_username.clone().into_bytes()),
+            ),
+            (
+                "client-password".to_owned(),
+                ByteString(input.client_password.clone().into_bytes()),
+            ),
+        ])),
+        ..Default::default()
+    };
+    let mut objects = vec![
+        to_value(&config)?,
+        to_value(&secret)?,
+        to_value(&service(
+            &n,
+            n.headless.clone(),
+            true,
+            None,
+            vec![
+                port("client", CLIENT_PORT),
+                port("controller", CONTROLLER_PORT),
+            ],
+        ))?,
+        to_value(&service(
+            &n,
+            format!("{}-kafka-bootstrap", n.name),
+            false,
+            Some("ClusterIP"),
+            vec![port("client", CLIENT_PORT)],
+        ))?,
+    ];
+    if let Some(external) = &input.cluster.spec.listeners.external {
+        if !matches!(external.kind.as_str(), "LoadBalancer" | "NodePort") {
+            return Err(Error::Invalid(format!(
+                "listeners.external.type must be LoadBalancer or NodePort, not {:?}",
+                external.kind
+            )));
+        }
+        objects.push(to_value(&service(
+            &n,
+            format!("{}-kafka-external", n.name),
+            false,
+            Some(&external.kind),
+            vec![port("external", EXTERNAL_PORT)],
+        ))?);
+    }
+    for group in &groups {
+        objects.push(to_value(&statefulset(input, &n, group))?);
+    }
+    let pdb = PodDisruptionBudget {
+        metadata: n.meta(format!("{}-kafka", n.name)),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(n.selector()),
+                match_expressions: None,
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    };
+    objects.push(to_value(&pdb)?);
+    let own_pods = NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(n.selector()),
+            match_expressions: None,
+        }),
+        ..Default::default()
+    };
+    let mut rules = vec![
+        // Clients anywhere in the namespace (and the control plane) reach the client listener.
+        NetworkPolicyIngressRule {
+            ports: Some(vec![NetworkPolicyPort {
+                port: Some(IntOrString::Int(CLIENT_PORT)),
+                protocol: Some("TCP".into()),
+                end_port: None,
+            }]),
+            from: None,
+        },
+        // Only the cluster's own brokers reach the controller listener.
+        NetworkPolicyIngressRule {
+            ports: Some(vec![NetworkPolicyPort {
+                port: Some(IntOrString::Int(CONTROLLER_PORT)),
+                protocol: Some("TCP".into()),
+                end_port: None,
+            }]),
+            from: Some(vec![own_pods]),
+        },
+    ];
+    if input.cluster.spec.listeners.external.is_some() {
+        rules.push(NetworkPolicyIngressRule {
+            ports: Some(vec![NetworkPolicyPort {
+                port: Some(IntOrString::Int(EXTERNAL_PORT)),
+                protocol: Some("TCP".into()),
+                end_port: None,
+            }]),
+            from: None,
+        });
+    }
+    let policy = NetworkPolicy {
+        metadata: n.meta(format!("{}-kafka", n.name)),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(n.selector()),
+                match_expressions: None,
+            }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(rules),
+            egress: None,
+        }),
+    };
+    objects.push(to_value(&policy)?);
+    Ok(objects)
+}
+
+/// The rendered objects as one multi-document YAML stream.
+pub fn rendered_yaml(input: &RenderInput<'_>) -> Result<String> {
+    let mut out = String::new();
+    for object in render(input)? {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&object).map_err(|e| Error::Serialize(e.to_string()))?);
+    }
+    Ok(out)
+}
