@@ -104,7 +104,7 @@ async fn stats(
         json!(month.iter().map(|p| p.consumed).sum::<i64>()),
     );
     if topic.is_none() {
-        let day_names: Vec<&str> = (0..SERIES_DAYS)
+        let day_names: Vec<String> = (0..SERIES_DAYS)
             .map(|i| weekday(w.days_from + i * 86_400))
             .collect();
         body.insert("days".into(), json!(day_names));

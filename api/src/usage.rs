@@ -92,61 +92,38 @@ pub fn daily(hours: &[UsagePoint]) -> Vec<UsagePoint> {
         .collect()
 }
 
+fn utc(unix_seconds: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
 /// `YYYY-MM-DD HH:MM:SS` (UTC) for unix seconds, the format of Upstash's stats series.
 pub fn format_utc(unix_seconds: i64) -> String {
-    let days = unix_seconds.div_euclid(86_400);
-    let secs = unix_seconds.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let t = utc(unix_seconds);
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 
 /// The weekday name of unix seconds (UTC).
-pub fn weekday(unix_seconds: i64) -> &'static str {
-    const NAMES: [&str; 7] = [
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-    ];
-    NAMES[unix_seconds.div_euclid(86_400).rem_euclid(7) as usize]
+pub fn weekday(unix_seconds: i64) -> String {
+    utc(unix_seconds).weekday().to_string()
 }
 
 /// The first second of the UTC month containing `unix_seconds`.
 pub fn month_start(unix_seconds: i64) -> i64 {
-    let (y, m, _) = civil_from_days(unix_seconds.div_euclid(86_400));
-    days_from_civil(y, m, 1) * 86_400
-}
-
-// Howard Hinnant's civil calendar algorithms (public domain), proleptic Gregorian, UTC.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let date = utc(unix_seconds).date();
+    date.replace_day(1)
+        .unwrap_or(date)
+        .midnight()
+        .assume_utc()
+        .unix_timestamp()
 }
 
 #[cfg(test)]

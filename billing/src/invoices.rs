@@ -161,6 +161,19 @@ pub async fn close_month(
     Ok(report)
 }
 
+/// `($1, $2, …), ($n+1, …)` for a multi-row INSERT of `rows` rows of `columns` values.
+fn values_clause(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let values: Vec<String> = (1..=columns)
+                .map(|column| format!("${}", row * columns + column))
+                .collect();
+            format!("({})", values.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 async fn insert_invoices(
     tx: &mut sqlx::AnyConnection,
     rows: &[(String, String, i64, i64)],
@@ -168,24 +181,9 @@ async fn insert_invoices(
     now: i64,
 ) -> Result<()> {
     for chunk in rows.chunks(100) {
-        let placeholders: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let b = i * 7;
-                format!(
-                    "(${}, ${}, ${}, ${}, 'open', ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7
-                )
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO invoices (id, account_id, month, number, state, total_cents, created_at, finalized_at) VALUES {}",
-            placeholders.join(",")
+            values_clause(chunk.len(), 8)
         );
         let mut query = sqlx::query(&sql);
         for (id, account, number, total) in chunk {
@@ -194,6 +192,7 @@ async fn insert_invoices(
                 .bind(account)
                 .bind(month.label())
                 .bind(*number)
+                .bind("open")
                 .bind(*total)
                 .bind(now)
                 .bind(now);
@@ -207,25 +206,9 @@ type LineRow<'a> = (String, i64, &'a BillableCluster, pricing::Line);
 
 async fn insert_lines(tx: &mut sqlx::AnyConnection, rows: &[LineRow<'_>]) -> Result<()> {
     for chunk in rows.chunks(100) {
-        let placeholders: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let b = i * 8;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8
-                )
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO invoice_lines (invoice_id, line_no, cluster_id, cluster_name, kind, quantity, micros, cents) VALUES {}",
-            placeholders.join(",")
+            values_clause(chunk.len(), 8)
         );
         let mut query = sqlx::query(&sql);
         for (id, line_no, cluster, line) in chunk {

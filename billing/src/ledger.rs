@@ -41,8 +41,13 @@ impl Month {
 
     /// The month containing `unix_seconds`.
     pub fn of(unix_seconds: i64) -> Self {
-        let (year, month, _) = civil_from_days(unix_seconds.div_euclid(86_400));
-        Month { year, month }
+        let date = time::OffsetDateTime::from_unix_timestamp(unix_seconds)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+            .date();
+        Month {
+            year: i64::from(date.year()),
+            month: u32::from(u8::from(date.month())),
+        }
     }
 
     /// The next month.
@@ -77,7 +82,10 @@ impl Month {
 
     /// First second of the month, unix seconds.
     pub fn start(self) -> i64 {
-        days_from_civil(self.year, self.month, 1) * 86_400
+        let month = time::Month::try_from(self.month as u8).unwrap_or(time::Month::January);
+        time::Date::from_calendar_date(self.year as i32, month, 1)
+            .map(|d| d.midnight().assume_utc().unix_timestamp())
+            .unwrap_or_default()
     }
 
     /// First second of the next month.
@@ -204,28 +212,6 @@ pub async fn cluster_cost(
         messages: usage.produced + usage.consumed,
         lines,
     })
-}
-
-// Howard Hinnant's civil calendar algorithms (public domain), proleptic Gregorian, UTC.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
 }
 
 #[cfg(test)]
