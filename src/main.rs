@@ -26,6 +26,10 @@ async fn run() -> anyhow::Result<()> {
         Command::Dev(args) => run_server(args.into_settings()?, true).await,
         Command::Serve(args) => run_server(args.into_settings()?, false).await,
         Command::Invoices(settings::InvoicesCommand::Close(args)) => close_invoices(args).await,
+        Command::Operator(args) => {
+            capstan_operator::run(args.listen, shutdown_signal()).await?;
+            Ok(())
+        }
         Command::Crd => {
             print!("{}", capstan_operator::crd_yaml()?);
             Ok(())

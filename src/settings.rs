@@ -46,6 +46,8 @@ pub enum Command {
     Invoices(InvoicesCommand),
     /// Print the KafkaCluster CustomResourceDefinition (YAML).
     Crd,
+    /// Run the Kubernetes operator (in a cluster, or against KUBECONFIG).
+    Operator(OperatorArgs),
 }
 
 /// Options shared by `dev` and `serve`.
@@ -284,6 +286,14 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// `capstan operator`.
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Address of `/healthz` and `/metrics`.
+    #[arg(long, env = "CAPSTAN_OPERATOR_LISTEN", default_value = "0.0.0.0:8090")]
+    pub listen: SocketAddr,
 }
 
 /// `capstan migrate`.

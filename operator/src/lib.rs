@@ -1,15 +1,19 @@
 //! Capstan's Kubernetes operator, as far as it is built: the `KafkaCluster` custom resource
-//! (`capstan.dev/v1alpha1`) defined in Rust, its CRD, and the pure rendering of every object a
-//! cluster owns. The reconciler that applies them is not built yet (see the README).
+//! (`capstan.dev/v1alpha1`) defined in Rust, its CRD, the pure rendering of every object a
+//! cluster owns, and the reconciler that applies them.
 
 mod crd;
+pub mod metrics;
+pub mod reconciler;
 mod render;
+mod run;
 
 pub use crd::{
     ExternalListener, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, Listeners, Storage,
     ZoneMode, crd_yaml,
 };
 pub use render::{RenderInput, render, rendered_yaml};
+pub use run::run;
 
 /// Result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -23,4 +27,18 @@ pub enum Error {
     /// An object could not be serialized.
     #[error("could not serialize: {0}")]
     Serialize(String),
+    /// The Kubernetes API refused or failed a request.
+    #[error("Kubernetes API: {0}")]
+    Kube(String),
+}
+
+impl Error {
+    /// A short, bounded label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "invalid",
+            Error::Serialize(_) => "serialize",
+            Error::Kube(_) => "kubernetes_api",
+        }
+    }
 }

@@ -1,0 +1,302 @@
+//! The reconciler: applies what a `KafkaCluster` owns, keeps its status, and cleans up behind a
+//! finalizer. One field manager; a child is written only when the live object no longer holds
+//! what was rendered, so reconciling an unchanged resource writes nothing and drift (an edited
+//! or deleted child) is repaired.
+
+use std::{sync::Arc, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Secret};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams},
+    runtime::{
+        controller::Action,
+        finalizer::{Event, finalizer},
+    },
+};
+use rand::RngCore;
+use serde_json::{Value, json};
+
+use crate::{Error, KafkaCluster, KafkaClusterStatus, RenderInput, Result, render};
+
+/// The one field manager of every write.
+pub const FIELD_MANAGER: &str = "capstan-operator";
+/// Held on every KafkaCluster until its cleanup is done.
+pub const FINALIZER: &str = "capstan.dev/cleanup";
+
+/// What the reconciler needs.
+#[derive(Clone)]
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+/// Reconciles one KafkaCluster (called by the controller for every change and periodically).
+pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_timer();
+    ctx.metrics.reconciles.inc();
+    let namespace = cluster
+        .namespace()
+        .ok_or_else(|| Error::Invalid("a KafkaCluster must be namespaced".into()))?;
+    let api: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, cluster, |event| async {
+        match event {
+            Event::Apply(cluster) => apply(&cluster, &ctx).await,
+            Event::Cleanup(cluster) => cleanup(&cluster).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Kube(format!("{e}")))
+}
+
+/// After a failure: count it and retry with a delay (the controller spaces retries per object).
+pub fn error_policy(_cluster: Arc<KafkaCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .errors
+        .with_label_values(&[error.reason()])
+        .inc();
+    tracing::warn!(%error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(15))
+}
+
+async fn apply(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
+    if cluster.spec.paused {
+        tracing::info!(cluster = %cluster.name_any(), "paused: not reconciling");
+        return Ok(Action::await_change());
+    }
+    let namespace = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+    let secrets = secrets(&ctx.client, &namespace, &name).await?;
+    let input = RenderInput {
+        cluster,
+        kraft_cluster_id: secrets.kraft_cluster_id,
+        admin_password: secrets.admin_password,
+        client_username: secrets.client_username,
+        client_password: secrets.client_password,
+    };
+    for object in render(&input)? {
+        apply_child(&ctx.client, &namespace, object).await?;
+    }
+    let status = observe(cluster, &ctx.client, &namespace).await?;
+    if cluster.status.as_ref().map(essentials) != Some(essentials(&status)) {
+        let api: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+        let body = json!({ "apiVersion": "capstan.dev/v1alpha1", "kind": "KafkaCluster", "status": status });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(kube_error)?;
+    }
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// Owned objects go away with their owner (owner references); volumes follow the storage
+/// class's retention policy. Nothing else to do before the finalizer is removed.
+async fn cleanup(cluster: &KafkaCluster) -> Result<Action> {
+    tracing::info!(cluster = %cluster.name_any(), "deleted; owned objects are garbage-collected");
+    Ok(Action::await_change())
+}
+
+struct Secrets {
+    kraft_cluster_id: String,
+    admin_password: String,
+    client_username: String,
+    client_password: String,
+}
+
+fn random(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buffer);
+    URL_SAFE_NO_PAD.encode(buffer)
+}
+
+/// The cluster's secrets: those of its Secret when it exists, else new ones (made once).
+async fn secrets(client: &Client, namespace: &str, name: &str) -> Result<Secrets> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let existing = api
+        .get_opt(&format!("{name}-kafka-credentials"))
+        .await
+        .map_err(kube_error)?;
+    let value = |key: &str| {
+        existing
+            .as_ref()
+            .and_then(|s| s.data.as_ref())
+            .and_then(|d| d.get(key))
+            .and_then(|v| String::from_utf8(v.0.clone()).ok())
+    };
+    Ok(Secrets {
+        kraft_cluster_id: value("kraft-cluster-id").unwrap_or_else(|| random(16)),
+        admin_password: value("admin-password").unwrap_or_else(|| random(32)),
+        client_username: value("client-username")
+            .unwrap_or_else(|| URL_SAFE_NO_PAD.encode(format!("{name}${}", random(9)))),
+        client_password: value("client-password").unwrap_or_else(|| random(32)),
+    })
+}
+
+/// True when every field of `desired` is in `live` with the same value (the server adds more).
+pub fn contains(live: &Value, desired: &Value) -> bool {
+    match (live, desired) {
+        (Value::Object(live), Value::Object(desired)) => desired
+            .iter()
+            .all(|(k, v)| live.get(k).is_some_and(|l| contains(l, v))),
+        (Value::Array(live), Value::Array(desired)) => {
+            live.len() == desired.len() && live.iter().zip(desired).all(|(l, d)| contains(l, d))
+        }
+        (live, desired) => live == desired,
+    }
+}
+
+/// Applies one child by server-side apply, unless the live object already holds it.
+async fn apply_child(client: &Client, namespace: &str, object: Value) -> Result<()> {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &kind));
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let live = api.get_opt(&name).await.map_err(kube_error)?;
+    if let Some(live) = live {
+        let live = serde_json::to_value(&live).map_err(|e| Error::Serialize(e.to_string()))?;
+        let desired_without_type = json!({ "metadata": object["metadata"], "spec": object.get("spec"), "data": object.get("data") });
+        if contains(&live, &strip_nulls(desired_without_type)) {
+            return Ok(());
+        }
+    }
+    tracing::info!(%kind, %name, "applying");
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&object),
+    )
+    .await
+    .map_err(kube_error)?;
+    Ok(())
+}
+
+fn strip_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(strip_nulls).collect()),
+        other => other,
+    }
+}
+
+/// Reads the StatefulSets and says what the cluster is.
+async fn observe(
+    cluster: &KafkaCluster,
+    client: &Client,
+    namespace: &str,
+) -> Result<KafkaClusterStatus> {
+    let name = cluster.name_any();
+    let zones = cluster.spec.zones()?;
+    let multi = zones.len() > 1;
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let mut ready = 0;
+    for i in 0..zones.len() {
+        let set = if multi {
+            format!("{name}-kafka-z{i}")
+        } else {
+            format!("{name}-kafka")
+        };
+        if let Some(statefulset) = api.get_opt(&set).await.map_err(kube_error)? {
+            ready += statefulset
+                .status
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0);
+        }
+    }
+    let wanted = cluster.spec.brokers_per_zone * zones.len() as i32;
+    let (phase, reason) = if ready >= wanted {
+        ("Ready", "AllBrokersReady")
+    } else if ready == 0 {
+        ("Provisioning", "BrokersStarting")
+    } else {
+        ("Degraded", "SomeBrokersNotReady")
+    };
+    let condition = [
+        ("type", "Ready".to_owned()),
+        (
+            "status",
+            if phase == "Ready" { "True" } else { "False" }.to_owned(),
+        ),
+        ("reason", reason.to_owned()),
+        ("message", format!("{ready} of {wanted} brokers ready")),
+        ("lastTransitionTime", now_rfc3339()),
+    ];
+    Ok(KafkaClusterStatus {
+        phase: Some(phase.into()),
+        observed_generation: cluster.metadata.generation,
+        bootstrap_servers: Some(format!(
+            "{name}-kafka-bootstrap.{namespace}.svc:{}",
+            crate::render::CLIENT_PORT
+        )),
+        ready_brokers: Some(ready),
+        conditions: vec![
+            condition
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        ],
+    })
+}
+
+/// Phase, observed generation, bootstrap address, ready brokers and condition reasons.
+type Essentials = (
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<i32>,
+    Vec<String>,
+);
+
+/// The status without timestamps: what decides whether a status write is needed.
+fn essentials(status: &KafkaClusterStatus) -> Essentials {
+    let reasons = status
+        .conditions
+        .iter()
+        .filter_map(|c| c.get("reason").cloned())
+        .collect();
+    (
+        status.phase.clone(),
+        status.observed_generation,
+        status.bootstrap_servers.clone(),
+        status.ready_brokers,
+        reasons,
+    )
+}
+
+fn now_rfc3339() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+fn kube_error(error: kube::Error) -> Error {
+    Error::Kube(error.to_string())
+}

@@ -1,0 +1,299 @@
+//! The reconciler against a mocked Kubernetes API server (kube's tower-test pattern): an
+//! in-memory API that answers like the real one and records every write, so each test asserts
+//! exactly which writes a reconcile made.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use capstan_operator::{
+    KafkaCluster,
+    metrics::Metrics,
+    reconciler::{Context, FIELD_MANAGER, error_policy, reconcile},
+};
+use http::{Method, Request, Response, StatusCode};
+use kube::{Client, client::Body};
+use serde_json::{Value, json};
+
+const BASE: &str = "/apis/capstan.dev/v1alpha1/namespaces/tenants/kafkaclusters/orders";
+
+#[derive(Default)]
+struct FakeApi {
+    objects: HashMap<String, Value>,
+    writes: Vec<String>,
+    fail_gets_of: Option<String>,
+}
+
+type Shared = Arc<Mutex<FakeApi>>;
+
+fn respond(status: StatusCode, body: Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap()
+}
+
+fn not_found() -> Response<Body> {
+    respond(
+        StatusCode::NOT_FOUND,
+        json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found" }),
+    )
+}
+
+fn handle(api: &Shared, method: &Method, path: &str, query: &str, body: &[u8]) -> Response<Body> {
+    let mut api = api.lock().unwrap();
+    if method == Method::GET {
+        if api
+            .fail_gets_of
+            .as_deref()
+            .is_some_and(|p| path.contains(p))
+        {
+            return respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 500, "message": "etcd is down" }),
+            );
+        }
+        return api
+            .objects
+            .get(path)
+            .map(|o| respond(StatusCode::OK, o.clone()))
+            .unwrap_or_else(not_found);
+    }
+    assert_eq!(method, Method::PATCH, "{method} {path}");
+    let patch: Value = serde_json::from_slice(body).unwrap();
+    if let Some(object_path) = path.strip_suffix("/status") {
+        assert!(
+            query.contains(&format!("fieldManager={FIELD_MANAGER}")),
+            "{query}"
+        );
+        api.writes.push(format!("status {object_path}"));
+        let object = api.objects.get_mut(object_path).unwrap();
+        object["status"] = patch["status"].clone();
+        return respond(StatusCode::OK, object.clone());
+    }
+    if patch.is_array() {
+        // A JSON patch: kube's finalizer helper adding or removing the finalizer.
+        let adding = patch.as_array().unwrap().iter().any(|op| op["op"] == "add");
+        api.writes.push(format!(
+            "{} finalizer {path}",
+            if adding { "add" } else { "remove" }
+        ));
+        let object = api.objects.get_mut(path).unwrap();
+        object["metadata"]["finalizers"] = if adding {
+            json!(["capstan.dev/cleanup"])
+        } else {
+            json!([])
+        };
+        return respond(StatusCode::OK, object.clone());
+    }
+    assert!(
+        query.contains(&format!("fieldManager={FIELD_MANAGER}")) && query.contains("force=true"),
+        "{query}"
+    );
+    api.writes.push(format!("apply {path}"));
+    let mut object = patch.clone();
+    object["metadata"]["uid"] = json!("child-uid");
+    object["metadata"]["resourceVersion"] = json!("1");
+    api.objects.insert(path.to_owned(), object.clone());
+    respond(StatusCode::OK, object)
+}
+
+fn client(api: Shared) -> Client {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    tokio::spawn(async move {
+        while let Some((request, send)) = handle.next_request().await {
+            let method = request.method().clone();
+            let path = request.uri().path().to_owned();
+            let query = request.uri().query().unwrap_or_default().to_owned();
+            let body = request.into_body().collect_bytes().await.unwrap();
+            send.send_response(handle_request(&api, &method, &path, &query, &body));
+        }
+    });
+    Client::new(service, "tenants")
+}
+
+fn handle_request(
+    api: &Shared,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &[u8],
+) -> Response<Body> {
+    handle(api, method, path, query, body)
+}
+
+fn resource(spec: Value, extra_metadata: Value) -> Value {
+    let mut metadata = json!({ "name": "orders", "namespace": "tenants", "uid": "6b0e0c8e-2f6f-4e0a-9d59-6cf0e8a5f3a1", "generation": 1 });
+    for (k, v) in extra_metadata.as_object().unwrap() {
+        metadata[k] = v.clone();
+    }
+    json!({ "apiVersion": "capstan.dev/v1alpha1", "kind": "KafkaCluster", "metadata": metadata, "spec": spec })
+}
+
+fn setup(object: Value) -> (Shared, Arc<Context>) {
+    let api: Shared = Arc::default();
+    api.lock().unwrap().objects.insert(BASE.to_owned(), object);
+    let ctx = Arc::new(Context {
+        client: client(api.clone()),
+        metrics: Arc::new(Metrics::new().unwrap()),
+    });
+    (api, ctx)
+}
+
+async fn reconcile_stored(
+    api: &Shared,
+    ctx: &Arc<Context>,
+) -> Result<kube::runtime::controller::Action, capstan_operator::Error> {
+    let stored: KafkaCluster =
+        serde_json::from_value(api.lock().unwrap().objects[BASE].clone()).unwrap();
+    reconcile(Arc::new(stored), ctx.clone()).await
+}
+
+fn take_writes(api: &Shared) -> Vec<String> {
+    std::mem::take(&mut api.lock().unwrap().writes)
+}
+
+const CHILDREN: [&str; 7] = [
+    "apply /api/v1/namespaces/tenants/configmaps/orders-kafka-config",
+    "apply /api/v1/namespaces/tenants/secrets/orders-kafka-credentials",
+    "apply /api/v1/namespaces/tenants/services/orders-kafka-headless",
+    "apply /api/v1/namespaces/tenants/services/orders-kafka-bootstrap",
+    "apply /apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka",
+    "apply /apis/policy/v1/namespaces/tenants/poddisruptionbudgets/orders-kafka",
+    "apply /apis/networking.k8s.io/v1/namespaces/tenants/networkpolicies/orders-kafka",
+];
+
+#[tokio::test]
+async fn a_new_cluster_gets_its_finalizer_then_every_child_then_its_status_and_then_nothing() {
+    let (api, ctx) = setup(resource(json!({}), json!({})));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(take_writes(&api), vec![format!("add finalizer {BASE}")]);
+
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let mut expected: Vec<String> = CHILDREN.iter().map(|s| s.to_string()).collect();
+    expected.push(format!("status {BASE}"));
+    assert_eq!(take_writes(&api), expected);
+    let status = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_eq!(status["phase"], "Provisioning");
+    assert_eq!(status["readyBrokers"], 0);
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(
+        status["bootstrapServers"],
+        "orders-kafka-bootstrap.tenants.svc:9092"
+    );
+
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        take_writes(&api),
+        Vec::<String>::new(),
+        "an unchanged cluster is reconciled without a single write"
+    );
+}
+
+#[tokio::test]
+async fn ready_brokers_make_the_cluster_ready_and_drifted_children_are_applied_again() {
+    let (api, ctx) = setup(resource(
+        json!({}),
+        json!({ "finalizers": ["capstan.dev/cleanup"] }),
+    ));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    take_writes(&api);
+    {
+        let mut api = api.lock().unwrap();
+        let sts = "/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka";
+        api.objects.get_mut(sts).unwrap()["status"] = json!({ "replicas": 1, "readyReplicas": 1 });
+        // Someone edits the ConfigMap and deletes the PodDisruptionBudget.
+        api.objects
+            .get_mut("/api/v1/namespaces/tenants/configmaps/orders-kafka-config")
+            .unwrap()["data"]["server.properties"] = json!("edited");
+        api.objects
+            .remove("/apis/policy/v1/namespaces/tenants/poddisruptionbudgets/orders-kafka");
+    }
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        take_writes(&api),
+        vec![
+            CHILDREN[0].to_owned(),
+            CHILDREN[5].to_owned(),
+            format!("status {BASE}")
+        ]
+    );
+    let status = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_eq!(
+        (status["phase"].as_str(), status["readyBrokers"].as_i64()),
+        (Some("Ready"), Some(1))
+    );
+    assert_eq!(status["conditions"][0]["reason"], "AllBrokersReady");
+}
+
+#[tokio::test]
+async fn the_secrets_are_made_once_and_kept() {
+    let (api, ctx) = setup(resource(
+        json!({}),
+        json!({ "finalizers": ["capstan.dev/cleanup"] }),
+    ));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let first =
+        api.lock().unwrap().objects["/api/v1/namespaces/tenants/secrets/orders-kafka-credentials"]
+            ["data"]
+            .clone();
+    api.lock()
+        .unwrap()
+        .objects
+        .remove("/api/v1/namespaces/tenants/configmaps/orders-kafka-config");
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let second =
+        api.lock().unwrap().objects["/api/v1/namespaces/tenants/secrets/orders-kafka-credentials"]
+            ["data"]
+            .clone();
+    assert_eq!(first, second);
+}
+
+#[tokio::test]
+async fn a_deleted_cluster_is_cleaned_up_and_its_finalizer_removed() {
+    let deleted = json!({ "finalizers": ["capstan.dev/cleanup"], "deletionTimestamp": "2026-11-26T12:00:00Z" });
+    let (api, ctx) = setup(resource(json!({}), deleted));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(take_writes(&api), vec![format!("remove finalizer {BASE}")]);
+}
+
+#[tokio::test]
+async fn a_paused_cluster_is_left_alone() {
+    let (api, ctx) = setup(resource(
+        json!({ "paused": true }),
+        json!({ "finalizers": ["capstan.dev/cleanup"] }),
+    ));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(take_writes(&api), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_api_error_fails_the_reconcile_which_is_counted_and_requeued() {
+    let (api, ctx) = setup(resource(
+        json!({}),
+        json!({ "finalizers": ["capstan.dev/cleanup"] }),
+    ));
+    api.lock().unwrap().fail_gets_of = Some("/secrets/".into());
+    let stored: KafkaCluster =
+        serde_json::from_value(api.lock().unwrap().objects[BASE].clone()).unwrap();
+    let error = reconcile(Arc::new(stored.clone()), ctx.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "kubernetes_api");
+    let action = error_policy(Arc::new(stored), &error, ctx.clone());
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(15))
+    );
+    assert_eq!(
+        ctx.metrics
+            .errors
+            .with_label_values(&["kubernetes_api"])
+            .get(),
+        1
+    );
+    assert_eq!(take_writes(&api), Vec::<String>::new());
+}
