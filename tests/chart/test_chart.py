@@ -1,0 +1,104 @@
+"""The Helm chart, rendered offline with Helm's own library (helm-python-sdk), linted, and every
+rendered object validated against the official Kubernetes schemas (kubernetes-validate)."""
+
+from pathlib import Path
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "capstan"
+KUBERNETES = "1.35.0"
+
+
+def render(values=None):
+    chart = helm.Chart.load(str(CHART))
+    manifests = chart.render(values or {}, name="capstan", namespace="platform", is_install=True)
+    return [doc for text in manifests.values() for doc in yaml.safe_load_all(text) if doc]
+
+
+def by_kind(objects, kind):
+    return [o for o in objects if o["kind"] == kind]
+
+
+def validate(objects):
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBERNETES, strict=True)
+
+
+def test_the_default_values_render_valid_objects():
+    objects = render()
+    kinds = sorted(o["kind"] for o in objects)
+    assert kinds == sorted(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Deployment",
+                            "PersistentVolumeClaim", "Service"])
+    validate(objects)
+    operator = next(d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "capstan-operator")
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["operator", "--listen", "0.0.0.0:8090"]
+    assert container["image"] == "ghcr.io/capstan/capstan:0.1.0"
+    assert operator["spec"]["replicas"] == 1
+    assert operator["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    control = next(d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "capstan")
+    env = {e["name"]: e for e in control["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CAPSTAN_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "capstan", "key": "database-url"}
+    assert env["CAPSTAN_SECRET_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "capstan", "key": "secret-key"}
+    assert "CAPSTAN_STRIPE_SECRET_KEY" not in env
+
+
+def test_non_default_values_reach_the_objects():
+    objects = render({
+        "image": {"repository": "registry.local/capstan", "tag": "1.2.3"},
+        "operator": {"enabled": False},
+        "controlPlane": {
+            "stripe": {"enabled": True, "secretName": "stripe-keys"},
+            "restEndpoint": "kafka-rest.example.com",
+            "ingress": {"enabled": True, "className": "nginx", "tlsSecretName": "capstan-tls"},
+            "persistence": {"size": "50Gi", "storageClassName": "gp3"},
+            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+        },
+    })
+    validate(objects)
+    assert not [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "capstan-operator"]
+    assert not by_kind(objects, "ClusterRole")
+    control = by_kind(objects, "Deployment")[0]
+    container = control["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.local/capstan:1.2.3"
+    assert container["resources"]["requests"] == {"cpu": "1", "memory": "1Gi"}
+    env = {e["name"]: e for e in container["env"]}
+    assert env["CAPSTAN_STRIPE_WEBHOOK_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "stripe-keys", "key": "webhook-secret"}
+    assert env["CAPSTAN_REST_ENDPOINT"]["value"] == "kafka-rest.example.com"
+    ingress = by_kind(objects, "Ingress")[0]
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert [r["host"] for r in ingress["spec"]["rules"]] == ["capstan.example.com", "kafka-rest.capstan.example.com"]
+    pvc = by_kind(objects, "PersistentVolumeClaim")[0]
+    assert (pvc["spec"]["storageClassName"], pvc["spec"]["resources"]["requests"]["storage"]) == ("gp3", "50Gi")
+
+
+def test_the_operator_role_is_least_privilege():
+    role = by_kind(render(), "ClusterRole")[0]
+    granted = {}
+    for rule in role["rules"]:
+        for field in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[field], rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted[(group, resource)] = set(rule["verbs"])
+    assert granted[("capstan.dev", "kafkaclusters/finalizers")] == {"update"}
+    assert "delete" not in set().union(*granted.values()), "owned objects are deleted by garbage collection, not the operator"
+    assert set(granted) == {
+        ("capstan.dev", "kafkaclusters"), ("capstan.dev", "kafkaclusters/status"), ("capstan.dev", "kafkaclusters/finalizers"),
+        ("", "configmaps"), ("", "secrets"), ("", "services"), ("apps", "statefulsets"),
+        ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies"),
+    }
+
+
+def test_the_chart_lints_cleanly_and_ships_the_crd():
+    report = helm.lint(str(CHART), strict=True, kube_version="v" + KUBERNETES)
+    problems = [m for m in report.get("messages") or [] if m.get("severity", 0) >= 2]
+    assert not problems and not report.get("errors"), report
+    crds = helm.Chart.load(str(CHART)).crds
+    assert [c["name"] for c in crds] == ["crds/kafkaclusters.capstan.dev.yaml"]
+    crd = yaml.safe_load(crds[0]["data"])
+    assert crd["metadata"]["name"] == "kafkaclusters.capstan.dev"
+    kubernetes_validate.validate(crd, KUBERNETES, strict=True)
