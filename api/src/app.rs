@@ -144,6 +144,7 @@ impl Application {
             let _ = stop_tx.send(true);
         });
         let expiry = tokio::spawn(expire_idle_instances(self.gateway.clone(), stop_rx.clone()));
+        let supervision = tokio::spawn(supervise_brokers(self.state.clone(), stop_rx.clone()));
         let api = axum::serve(self.listener, routes::router(self.state.clone()))
             .with_graceful_shutdown(stopped(stop_rx.clone()));
         let gateway = gateway::serve(
@@ -153,6 +154,7 @@ impl Application {
         );
         let (api, gateway) = tokio::join!(api, gateway);
         let _ = expiry.await;
+        let _ = supervision.await;
         tracing::info!("closing consumer instances and stopping brokers");
         self.gateway.shutdown().await;
         self.state.provisioner.shutdown().await;
@@ -172,6 +174,19 @@ async fn expire_idle_instances(gateway: GatewayState, mut stop: watch::Receiver<
     loop {
         tokio::select! {
             _ = tick.tick() => gateway.instances.expire_idle().await,
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Restarts brokers that died, every two seconds, so a crashed broker recovers by itself.
+async fn supervise_brokers(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                state.provisioner.supervise().await;
+            }
             _ = stop.changed() => break,
         }
     }

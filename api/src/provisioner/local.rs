@@ -263,6 +263,42 @@ impl Provisioner for LocalProvisioner {
         result
     }
 
+    async fn supervise(&self) -> usize {
+        let brokers: Vec<(String, Arc<Mutex<Broker>>)> = self
+            .brokers
+            .lock()
+            .await
+            .iter()
+            .map(|(id, b)| (id.clone(), b.clone()))
+            .collect();
+        let mut restarted = 0;
+        for (cluster, broker) in brokers {
+            let mut broker = broker.lock().await;
+            let exited = match broker.child.as_mut() {
+                Some(child) => child
+                    .try_wait()
+                    .ok()
+                    .flatten()
+                    .map(|status| status.to_string()),
+                // A start that failed earlier: try again.
+                None => Some("not running".to_owned()),
+            };
+            let Some(status) = exited else { continue };
+            tracing::warn!(%cluster, %status, "a broker stopped unexpectedly; restarting it");
+            broker.child = None;
+            match broker.start(&self.binary).await {
+                Ok(()) => {
+                    restarted += 1;
+                    tracing::info!(%cluster, bootstrap = %broker.bootstrap(), "broker restarted");
+                }
+                Err(error) => {
+                    tracing::error!(%cluster, error = %crate::error::cause_chain(&error), "could not restart a broker; retrying")
+                }
+            }
+        }
+        restarted
+    }
+
     async fn running_clusters(&self) -> usize {
         self.brokers.lock().await.len()
     }

@@ -100,6 +100,9 @@ pub trait Provisioner: Send + Sync + std::fmt::Debug {
         &self,
         cluster: &ClusterSpec,
     ) -> Result<std::collections::BTreeMap<String, i64>>;
+    /// Restarts brokers that exited without being asked to; returns how many were restarted.
+    /// Called periodically by the application.
+    async fn supervise(&self) -> usize;
     /// Number of clusters whose brokers run now.
     async fn running_clusters(&self) -> usize;
     /// Stops every broker cleanly (graceful shutdown).
