@@ -146,7 +146,7 @@ pub async fn insert(
     .bind(topic)
     .bind(permissions.as_str())
     .bind(&secret.username)
-    .bind(key.encrypt(&secret.password))
+    .bind(key.encrypt(&secret.password)?)
     .bind(key.keyed_hash(PASSWORD_PURPOSE, secret.password.as_bytes()))
     .bind(store::now())
     .execute(&mut *db)
@@ -181,7 +181,7 @@ pub async fn rotate_default(state: &AppState, cluster: &ClusterRow) -> Result<()
     sqlx::query(
         "UPDATE credentials SET password_encrypted = $1, password_hash = $2 WHERE cluster_id = $3 AND is_default = 1",
     )
-    .bind(state.key.encrypt(&password))
+    .bind(state.key.encrypt(&password)?)
     .bind(state.key.keyed_hash(PASSWORD_PURPOSE, password.as_bytes()))
     .bind(&cluster.id)
     .execute(state.store.pool())

@@ -54,8 +54,7 @@ impl SecretKey {
 
     /// A key for one purpose, derived so that keys of different purposes are unrelated.
     pub fn derive(&self, purpose: &str) -> [u8; 32] {
-        let mut mac =
-            <HmacSha256 as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        let mut mac = hmac_with(&self.0);
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
     }
@@ -63,24 +62,28 @@ impl SecretKey {
     /// A keyed hash (HMAC-SHA256) of `data` for `purpose`, as hex. Used to look up and verify
     /// machine-generated secrets (API keys, cluster passwords) on the hot path.
     pub fn keyed_hash(&self, purpose: &str, data: &[u8]) -> String {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.derive(purpose))
-            .expect("HMAC takes keys of any length");
+        let mut mac = hmac_with(&self.derive(purpose));
         mac.update(data);
         to_hex(&mac.finalize().into_bytes())
     }
 
     /// Encrypts a secret for storage: base64 of a random 24-byte nonce followed by the
     /// XChaCha20-Poly1305 ciphertext.
-    pub fn encrypt(&self, plaintext: &str) -> String {
+    pub fn encrypt(&self, plaintext: &str) -> Result<String> {
         let cipher = XChaCha20Poly1305::new(&self.derive("encryption-at-rest").into());
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ciphertext = cipher
             .encrypt(XNonce::from_slice(&nonce), plaintext.as_bytes())
-            .expect("encryption of an in-memory buffer cannot fail");
+            .map_err(|_| {
+                Error::internal(
+                    "could not encrypt a secret",
+                    "XChaCha20-Poly1305 refused the buffer",
+                )
+            })?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ciphertext);
-        STANDARD.encode(out)
+        Ok(STANDARD.encode(out))
     }
 
     /// Decrypts what [`SecretKey::encrypt`] produced with the same key.
@@ -102,6 +105,14 @@ impl SecretKey {
             .map_err(|_| failed("authentication tag mismatch"))?;
         String::from_utf8(plaintext).map_err(|_| failed("not UTF-8"))
     }
+}
+
+/// HMAC-SHA256 keyed with a 32-byte key. HMAC pads keys shorter than the 64-byte block with
+/// zeros, so padding here gives the same MAC through the infallible constructor.
+fn hmac_with(key: &[u8; 32]) -> HmacSha256 {
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(key);
+    <HmacSha256 as KeyInit>::new(&block.into())
 }
 
 /// A random secret of `bytes` bytes as URL-safe base64 without padding (ASCII only, no `=`
@@ -128,10 +139,23 @@ mod tests {
     #[test]
     fn an_encrypted_secret_decrypts_to_itself_and_not_with_another_key() {
         let key = SecretKey::generate();
-        let stored = key.encrypt("hunter2");
+        let stored = key.encrypt("hunter2").unwrap();
         assert_ne!(stored, "hunter2");
         assert_eq!(key.decrypt(&stored).unwrap(), "hunter2");
         assert!(SecretKey::generate().decrypt(&stored).is_err());
+    }
+
+    #[test]
+    fn the_padded_key_gives_the_standard_hmac() {
+        let key = [7u8; 32];
+        let mut standard = <HmacSha256 as Mac>::new_from_slice(&key).unwrap();
+        standard.update(b"data");
+        let mut padded = hmac_with(&key);
+        padded.update(b"data");
+        assert_eq!(
+            standard.finalize().into_bytes(),
+            padded.finalize().into_bytes()
+        );
     }
 
     #[test]
