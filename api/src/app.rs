@@ -168,12 +168,27 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-/// Closes consumer instances that idled past their session timeout, every second.
+/// Closes consumer instances that idled past their session timeout, every second; every 30
+/// seconds also drops the gateway's clients and instances of deleted clusters.
 async fn expire_idle_instances(gateway: GatewayState, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
-            _ = tick.tick() => gateway.instances.expire_idle().await,
+            _ = tick.tick() => {
+                gateway.instances.expire_idle().await;
+                ticks += 1;
+                if ticks.is_multiple_of(30) {
+                    match clusters::all_live(&gateway.app.store).await {
+                        Ok(rows) => {
+                            let live = rows.into_iter().map(|r| r.id).collect();
+                            gateway.clients.retain(&live).await;
+                            gateway.instances.retain(&live).await;
+                        }
+                        Err(error) => tracing::warn!(error = %crate::error::cause_chain(&error), "could not list live clusters"),
+                    }
+                }
+            }
             _ = stop.changed() => break,
         }
     }

@@ -139,6 +139,26 @@ impl Clients {
         Ok(clients)
     }
 
+    /// Drops the clients of clusters not in `live` (deleted clusters), on a blocking thread.
+    pub async fn retain(&self, live: &std::collections::HashSet<String>) {
+        let gone: Vec<Arc<ClusterClients>> = {
+            let mut by_cluster = self.by_cluster.lock().await;
+            let ids: Vec<String> = by_cluster
+                .keys()
+                .filter(|id| !live.contains(*id))
+                .cloned()
+                .collect();
+            ids.iter().filter_map(|id| by_cluster.remove(id)).collect()
+        };
+        if !gone.is_empty() {
+            tracing::info!(
+                clusters = gone.len(),
+                "dropping the Kafka clients of deleted clusters"
+            );
+            let _ = tokio::task::spawn_blocking(move || drop(gone)).await;
+        }
+    }
+
     /// Drops every client (at shutdown), flushing producers first.
     pub async fn close(&self) {
         let all: Vec<_> = self

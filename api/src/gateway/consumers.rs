@@ -273,6 +273,22 @@ impl Instances {
         }
     }
 
+    /// Closes the instances of clusters not in `live` (deleted clusters).
+    pub async fn retain(&self, live: &std::collections::HashSet<String>) {
+        let gone: Vec<Arc<Instance>> = {
+            let mut instances = self.live.lock().await;
+            let keys: Vec<Key> = instances
+                .keys()
+                .filter(|k| !live.contains(&k.cluster))
+                .cloned()
+                .collect();
+            keys.iter().filter_map(|k| instances.remove(k)).collect()
+        };
+        if !gone.is_empty() {
+            let _ = tokio::task::spawn_blocking(move || gone.iter().for_each(|i| i.close())).await;
+        }
+    }
+
     /// Closes every instance (shutdown).
     pub async fn close_all(&self) {
         let all: Vec<Arc<Instance>> = self.live.lock().await.drain().map(|(_, i)| i).collect();
