@@ -83,8 +83,28 @@ async fn apply(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         client_username: secrets.client_username,
         client_password: secrets.client_password,
     };
+    // Zone by zone: a changed StatefulSet is applied only while every other one is settled, and
+    // one per reconcile, so a rolling change never takes brokers of two zones down at once.
+    let mut rolling = unsettled_statefulsets(&ctx.client, &namespace, &name).await?;
+    let mut deferred = false;
     for object in render(&input)? {
-        apply_child(&ctx.client, &namespace, object).await?;
+        let statefulset = object["kind"] == "StatefulSet";
+        let set_name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let Some(exists) = needs_apply(&ctx.client, &namespace, &object).await? else {
+            continue;
+        };
+        if statefulset && exists && rolling.iter().any(|other| other != &set_name) {
+            tracing::info!(statefulset = %set_name, "waiting for another zone to finish rolling");
+            deferred = true;
+            continue;
+        }
+        apply_object(&ctx.client, &namespace, &object).await?;
+        if statefulset && exists {
+            rolling.push(set_name);
+        }
     }
     let status = observe(cluster, &ctx.client, &namespace).await?;
     if cluster.status.as_ref().map(essentials) != Some(essentials(&status)) {
@@ -98,7 +118,11 @@ async fn apply(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         .await
         .map_err(kube_error)?;
     }
-    Ok(Action::requeue(Duration::from_secs(300)))
+    Ok(Action::requeue(Duration::from_secs(if deferred {
+        15
+    } else {
+        300
+    })))
 }
 
 /// Owned objects go away with their owner (owner references); volumes follow the storage
@@ -157,34 +181,71 @@ pub fn contains(live: &Value, desired: &Value) -> bool {
     }
 }
 
-/// Applies one child by server-side apply, unless the live object already holds it.
-async fn apply_child(client: &Client, namespace: &str, object: Value) -> Result<()> {
+fn dynamic_api(client: &Client, namespace: &str, object: &Value) -> (Api<DynamicObject>, String) {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
-    let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+    let kind = object["kind"].as_str().unwrap_or_default();
     let name = object["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &kind));
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-    let live = api.get_opt(&name).await.map_err(kube_error)?;
-    if let Some(live) = live {
-        let live = serde_json::to_value(&live).map_err(|e| Error::Serialize(e.to_string()))?;
-        let desired_without_type = json!({ "metadata": object["metadata"], "spec": object.get("spec"), "data": object.get("data") });
-        if contains(&live, &strip_nulls(desired_without_type)) {
-            return Ok(());
-        }
-    }
-    tracing::info!(%kind, %name, "applying");
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+    (
+        Api::namespaced_with(client.clone(), namespace, &resource),
+        name,
+    )
+}
+
+/// `None` when the live object already holds what was rendered; else whether it exists.
+async fn needs_apply(client: &Client, namespace: &str, object: &Value) -> Result<Option<bool>> {
+    let (api, name) = dynamic_api(client, namespace, object);
+    let Some(live) = api.get_opt(&name).await.map_err(kube_error)? else {
+        return Ok(Some(false));
+    };
+    let live = serde_json::to_value(&live).map_err(|e| Error::Serialize(e.to_string()))?;
+    let desired = json!({ "metadata": object["metadata"], "spec": object.get("spec"), "data": object.get("data") });
+    Ok((!contains(&live, &strip_nulls(desired))).then_some(true))
+}
+
+/// Applies one child by server-side apply with the one field manager.
+async fn apply_object(client: &Client, namespace: &str, object: &Value) -> Result<()> {
+    let (api, name) = dynamic_api(client, namespace, object);
+    tracing::info!(kind = %object["kind"], %name, "applying");
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&object),
+        &Patch::Apply(object),
     )
     .await
     .map_err(kube_error)?;
     Ok(())
+}
+
+/// The cluster's StatefulSets still rolling out: not every replica updated and ready.
+async fn unsettled_statefulsets(
+    client: &Client,
+    namespace: &str,
+    cluster: &str,
+) -> Result<Vec<String>> {
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let sets = api
+        .list(&kube::api::ListParams::default().labels(&format!("capstan.dev/cluster={cluster}")))
+        .await
+        .map_err(kube_error)?;
+    Ok(sets
+        .items
+        .into_iter()
+        .filter(|set| {
+            let wanted = set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let status = set.status.clone().unwrap_or_default();
+            let observed =
+                status.observed_generation.unwrap_or(0) >= set.metadata.generation.unwrap_or(0);
+            !(observed
+                && status.updated_replicas.unwrap_or(0) >= wanted
+                && status.ready_replicas.unwrap_or(0) >= wanted)
+        })
+        .filter_map(|set| set.metadata.name)
+        .collect())
 }
 
 fn strip_nulls(value: Value) -> Value {

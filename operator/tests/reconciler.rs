@@ -56,11 +56,24 @@ fn handle(api: &Shared, method: &Method, path: &str, query: &str, body: &[u8]) -
                 json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 500, "message": "etcd is down" }),
             );
         }
-        return api
+        if let Some(object) = api.objects.get(path) {
+            return respond(StatusCode::OK, object.clone());
+        }
+        // A LIST: every stored object right under this collection path.
+        let prefix = format!("{path}/");
+        let items: Vec<Value> = api
             .objects
-            .get(path)
-            .map(|o| respond(StatusCode::OK, o.clone()))
-            .unwrap_or_else(not_found);
+            .iter()
+            .filter(|(p, _)| p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
+            .map(|(_, o)| o.clone())
+            .collect();
+        if path.ends_with("/statefulsets") {
+            return respond(
+                StatusCode::OK,
+                json!({ "apiVersion": "apps/v1", "kind": "StatefulSetList", "metadata": {}, "items": items }),
+            );
+        }
+        return not_found();
     }
     assert_eq!(method, Method::PATCH, "{method} {path}");
     let patch: Value = serde_json::from_slice(body).unwrap();
@@ -296,4 +309,48 @@ async fn an_api_error_fails_the_reconcile_which_is_counted_and_requeued() {
         1
     );
     assert_eq!(take_writes(&api), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_multi_zone_change_rolls_one_zone_at_a_time() {
+    let spec = json!({ "zoneMode": "multi", "zones": ["a", "b", "c"] });
+    let (api, ctx) = setup(resource(
+        spec.clone(),
+        json!({ "finalizers": ["capstan.dev/cleanup"] }),
+    ));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    take_writes(&api);
+    let set =
+        |zone: usize| format!("/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka-z{zone}");
+    let settle = |api: &Shared, zone: usize| {
+        api.lock().unwrap().objects.get_mut(&set(zone)).unwrap()["status"] = json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1, "observedGeneration": 1 });
+    };
+    for zone in 0..3 {
+        settle(&api, zone);
+    }
+    // A new image for every zone.
+    {
+        let mut api = api.lock().unwrap();
+        let cluster = api.objects.get_mut(BASE).unwrap();
+        cluster["spec"]["image"] = json!("apache/kafka:4.0.0");
+        cluster["metadata"]["generation"] = json!(2);
+    }
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        take_writes(&api),
+        vec![format!("apply {}", set(0)), format!("status {BASE}")],
+        "only the first zone rolls"
+    );
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        take_writes(&api),
+        Vec::<String>::new(),
+        "the other zones wait while zone 0 rolls"
+    );
+    settle(&api, 0);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(take_writes(&api), vec![format!("apply {}", set(1))]);
+    settle(&api, 1);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(take_writes(&api), vec![format!("apply {}", set(2))]);
 }
