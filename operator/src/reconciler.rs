@@ -8,10 +8,11 @@ use std::{sync::Arc, time::Duration};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Secret};
 use kube::{
-    Api, Client, ResourceExt,
+    Api, Client, Resource, ResourceExt,
     api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams},
     runtime::{
         controller::Action,
+        events::{Event as KubeEvent, EventType, Recorder, Reporter},
         finalizer::{Event, finalizer},
     },
 };
@@ -51,7 +52,7 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
     finalizer(&api, FINALIZER, cluster, |event| async {
         match event {
             Event::Apply(cluster) => apply(&cluster, &ctx).await,
-            Event::Cleanup(cluster) => cleanup(&cluster).await,
+            Event::Cleanup(cluster) => cleanup(&cluster, &ctx).await,
         }
     })
     .await
@@ -107,6 +108,21 @@ async fn apply(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         }
     }
     let status = observe(cluster, &ctx.client, &namespace).await?;
+    let old_phase = cluster.status.as_ref().and_then(|s| s.phase.clone());
+    if old_phase != status.phase {
+        let phase = status.phase.clone().unwrap_or_default();
+        let kind = if phase == "Degraded" {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        let note = status
+            .conditions
+            .first()
+            .and_then(|c| c.get("message").cloned())
+            .unwrap_or_default();
+        publish(ctx, cluster, kind, &phase, &note, "Reconcile").await;
+    }
     if cluster.status.as_ref().map(essentials) != Some(essentials(&status)) {
         let api: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
         let body = json!({ "apiVersion": "capstan.dev/v1alpha1", "kind": "KafkaCluster", "status": status });
@@ -127,9 +143,46 @@ async fn apply(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
 
 /// Owned objects go away with their owner (owner references); volumes follow the storage
 /// class's retention policy. Nothing else to do before the finalizer is removed.
-async fn cleanup(cluster: &KafkaCluster) -> Result<Action> {
+async fn cleanup(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
     tracing::info!(cluster = %cluster.name_any(), "deleted; owned objects are garbage-collected");
+    publish(
+        ctx,
+        cluster,
+        EventType::Normal,
+        "Deleting",
+        "owned objects are garbage-collected",
+        "Cleanup",
+    )
+    .await;
     Ok(Action::await_change())
+}
+
+/// Publishes a Kubernetes Event about the cluster; a failure is logged, never fatal.
+async fn publish(
+    ctx: &Context,
+    cluster: &KafkaCluster,
+    kind: EventType,
+    reason: &str,
+    note: &str,
+    action: &str,
+) {
+    let recorder = Recorder::new(
+        ctx.client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: None,
+        },
+    );
+    let event = KubeEvent {
+        type_: kind,
+        reason: reason.to_owned(),
+        note: Some(note.to_owned()),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = recorder.publish(&event, &cluster.object_ref(&())).await {
+        tracing::warn!(%error, "could not publish an event");
+    }
 }
 
 struct Secrets {

@@ -75,6 +75,16 @@ fn handle(api: &Shared, method: &Method, path: &str, query: &str, body: &[u8]) -
         }
         return not_found();
     }
+    if path.contains("/events") {
+        // Kubernetes Events (created, or merge-patched when they repeat).
+        let event: Value = serde_json::from_slice(body).unwrap();
+        let reason = event["reason"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| "repeat".into());
+        api.writes.push(format!("event {reason}"));
+        return respond(StatusCode::CREATED, event);
+    }
     assert_eq!(method, Method::PATCH, "{method} {path}");
     let patch: Value = serde_json::from_slice(body).unwrap();
     if let Some(object_path) = path.strip_suffix("/status") {
@@ -169,6 +179,13 @@ fn take_writes(api: &Shared) -> Vec<String> {
     std::mem::take(&mut api.lock().unwrap().writes)
 }
 
+fn take_statefulset_writes(api: &Shared) -> Vec<String> {
+    take_writes(api)
+        .into_iter()
+        .filter(|w| w.contains("/statefulsets/"))
+        .collect()
+}
+
 const CHILDREN: [&str; 7] = [
     "apply /api/v1/namespaces/tenants/configmaps/orders-kafka-config",
     "apply /api/v1/namespaces/tenants/secrets/orders-kafka-credentials",
@@ -187,6 +204,7 @@ async fn a_new_cluster_gets_its_finalizer_then_every_child_then_its_status_and_t
 
     reconcile_stored(&api, &ctx).await.unwrap();
     let mut expected: Vec<String> = CHILDREN.iter().map(|s| s.to_string()).collect();
+    expected.push("event Provisioning".to_owned());
     expected.push(format!("status {BASE}"));
     assert_eq!(take_writes(&api), expected);
     let status = api.lock().unwrap().objects[BASE]["status"].clone();
@@ -231,6 +249,7 @@ async fn ready_brokers_make_the_cluster_ready_and_drifted_children_are_applied_a
         vec![
             CHILDREN[0].to_owned(),
             CHILDREN[5].to_owned(),
+            "event Ready".to_owned(),
             format!("status {BASE}")
         ]
     );
@@ -270,7 +289,13 @@ async fn a_deleted_cluster_is_cleaned_up_and_its_finalizer_removed() {
     let deleted = json!({ "finalizers": ["capstan.dev/cleanup"], "deletionTimestamp": "2026-11-26T12:00:00Z" });
     let (api, ctx) = setup(resource(json!({}), deleted));
     reconcile_stored(&api, &ctx).await.unwrap();
-    assert_eq!(take_writes(&api), vec![format!("remove finalizer {BASE}")]);
+    assert_eq!(
+        take_writes(&api),
+        vec![
+            "event Deleting".to_owned(),
+            format!("remove finalizer {BASE}")
+        ]
+    );
 }
 
 #[tokio::test]
@@ -319,7 +344,7 @@ async fn a_multi_zone_change_rolls_one_zone_at_a_time() {
         json!({ "finalizers": ["capstan.dev/cleanup"] }),
     ));
     reconcile_stored(&api, &ctx).await.unwrap();
-    take_writes(&api);
+    take_statefulset_writes(&api);
     let set =
         |zone: usize| format!("/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka-z{zone}");
     let settle = |api: &Shared, zone: usize| {
@@ -337,20 +362,26 @@ async fn a_multi_zone_change_rolls_one_zone_at_a_time() {
     }
     reconcile_stored(&api, &ctx).await.unwrap();
     assert_eq!(
-        take_writes(&api),
-        vec![format!("apply {}", set(0)), format!("status {BASE}")],
+        take_statefulset_writes(&api),
+        vec![format!("apply {}", set(0))],
         "only the first zone rolls"
     );
     reconcile_stored(&api, &ctx).await.unwrap();
     assert_eq!(
-        take_writes(&api),
+        take_statefulset_writes(&api),
         Vec::<String>::new(),
         "the other zones wait while zone 0 rolls"
     );
     settle(&api, 0);
     reconcile_stored(&api, &ctx).await.unwrap();
-    assert_eq!(take_writes(&api), vec![format!("apply {}", set(1))]);
+    assert_eq!(
+        take_statefulset_writes(&api),
+        vec![format!("apply {}", set(1))]
+    );
     settle(&api, 1);
     reconcile_stored(&api, &ctx).await.unwrap();
-    assert_eq!(take_writes(&api), vec![format!("apply {}", set(2))]);
+    assert_eq!(
+        take_statefulset_writes(&api),
+        vec![format!("apply {}", set(2))]
+    );
 }

@@ -89,8 +89,9 @@ def test_the_operator_role_is_least_privilege():
     assert set(granted) == {
         ("capstan.dev", "kafkaclusters"), ("capstan.dev", "kafkaclusters/status"), ("capstan.dev", "kafkaclusters/finalizers"),
         ("", "configmaps"), ("", "secrets"), ("", "services"), ("apps", "statefulsets"),
-        ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies"),
+        ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies"), ("events.k8s.io", "events"),
     }
+    assert granted[("events.k8s.io", "events")] == {"create", "patch"}
 
 
 def test_the_chart_lints_cleanly_and_ships_the_crd():
