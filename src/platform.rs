@@ -242,6 +242,21 @@ pub struct Billing {
     stripe: Option<Stripe>,
 }
 
+impl Billing {
+    /// The account's invoice, or `None` when it does not exist or belongs to someone else.
+    async fn owned_invoice(
+        &self,
+        account_id: &str,
+        invoice_id: &str,
+    ) -> capstan_api::Result<Option<invoices::Invoice>> {
+        match invoices::get(self.store.pool(), account_id, invoice_id).await {
+            Ok(invoice) => Ok(Some(invoice)),
+            Err(capstan_billing::Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(billing_error(e)),
+        }
+    }
+}
+
 #[async_trait]
 impl BillingSource for Billing {
     async fn cost(&self, cluster_id: &str) -> capstan_api::Result<CostView> {
@@ -283,11 +298,10 @@ impl BillingSource for Billing {
         account_id: &str,
         invoice_id: &str,
     ) -> capstan_api::Result<Option<Value>> {
-        match invoices::get(self.store.pool(), account_id, invoice_id).await {
-            Ok(invoice) => Ok(Some(to_json(&invoice)?)),
-            Err(capstan_billing::Error::NotFound(_)) => Ok(None),
-            Err(e) => Err(billing_error(e)),
-        }
+        self.owned_invoice(account_id, invoice_id)
+            .await?
+            .map(|invoice| to_json(&invoice))
+            .transpose()
     }
 
     async fn account_cost(&self, account_id: &str) -> capstan_api::Result<Value> {
@@ -322,15 +336,13 @@ impl BillingSource for Billing {
         account_id: &str,
         invoice_id: &str,
     ) -> capstan_api::Result<Option<String>> {
-        match invoices::get(self.store.pool(), account_id, invoice_id).await {
-            Ok(invoice) => Ok(Some(
-                invoices::usage_csv(self.store.pool(), &invoice)
-                    .await
-                    .map_err(billing_error)?,
-            )),
-            Err(capstan_billing::Error::NotFound(_)) => Ok(None),
-            Err(e) => Err(billing_error(e)),
-        }
+        let Some(invoice) = self.owned_invoice(account_id, invoice_id).await? else {
+            return Ok(None);
+        };
+        invoices::usage_csv(self.store.pool(), &invoice)
+            .await
+            .map(Some)
+            .map_err(billing_error)
     }
 
     async fn stripe_webhook(&self, payload: &[u8], signature: &str) -> capstan_api::Result<()> {
@@ -349,11 +361,10 @@ impl BillingSource for Billing {
         account_id: &str,
         invoice_id: &str,
     ) -> capstan_api::Result<Option<String>> {
-        match invoices::get(self.store.pool(), account_id, invoice_id).await {
-            Ok(invoice) => Ok(Some(invoices::csv(&invoice))),
-            Err(capstan_billing::Error::NotFound(_)) => Ok(None),
-            Err(e) => Err(billing_error(e)),
-        }
+        Ok(self
+            .owned_invoice(account_id, invoice_id)
+            .await?
+            .map(|invoice| invoices::csv(&invoice)))
     }
 }
 

@@ -163,15 +163,6 @@ pub async fn emails(store: &Store) -> Result<std::collections::HashMap<String, S
     Ok(rows.into_iter().collect())
 }
 
-/// Looks an account's id up by e-mail address.
-pub async fn id_by_email(store: &Store, email: &str) -> Result<Option<String>> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT id FROM accounts WHERE email = $1")
-        .bind(email.trim().to_lowercase())
-        .fetch_optional(store.pool())
-        .await?;
-    Ok(row.map(|r| r.0))
-}
-
 async fn hash_password(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);

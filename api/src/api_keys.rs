@@ -19,7 +19,7 @@ pub struct ApiKey {
     pub name: String,
     /// Creation time, unix seconds.
     pub created_at: i64,
-    /// Last successful use, unix seconds.
+    /// Last successful use, unix seconds, to within a minute.
     pub last_used_at: Option<i64>,
 }
 
@@ -114,22 +114,27 @@ pub async fn authenticate(
 ) -> Result<String> {
     let wrong = || Error::Unauthenticated("wrong e-mail address or API key".into());
     let hash = key.keyed_hash(PURPOSE, secret.as_bytes());
-    let row: Option<(String, String, String)> = sqlx::query_as(
-        "SELECT k.id, k.key_hash, a.id FROM api_keys k JOIN accounts a ON a.id = k.account_id \
-         WHERE k.key_hash = $1 AND a.email = $2",
+    let row: Option<(String, String, String, Option<i64>)> = sqlx::query_as(
+        "SELECT k.id, k.key_hash, a.id, k.last_used_at FROM api_keys k \
+         JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1 AND a.email = $2",
     )
     .bind(&hash)
     .bind(email.trim().to_lowercase())
     .fetch_optional(store.pool())
     .await?;
-    let (key_id, stored, account_id) = row.ok_or_else(wrong)?;
+    let (key_id, stored, account_id, last_used_at) = row.ok_or_else(wrong)?;
     if !crypto::constant_time_eq(&stored, &hash) {
         return Err(wrong());
     }
-    sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
-        .bind(store::now())
-        .bind(&key_id)
-        .execute(store.pool())
-        .await?;
+    // Every API request authenticates; refreshing the stamp at most once a minute keeps reads
+    // from becoming writes.
+    let now = store::now();
+    if last_used_at.is_none_or(|used| now - used >= 60) {
+        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&key_id)
+            .execute(store.pool())
+            .await?;
+    }
     Ok(account_id)
 }

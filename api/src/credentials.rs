@@ -107,10 +107,12 @@ pub struct CreateCredential {
     pub permissions: String,
 }
 
+/// A scoped credential with its cluster's slug, as listed.
 #[derive(Debug, sqlx::FromRow)]
-struct CredentialRow {
+struct ListedRow {
     id: String,
     cluster_id: String,
+    slug: String,
     name: String,
     topic: String,
     permissions: String,
@@ -118,9 +120,6 @@ struct CredentialRow {
     password_encrypted: String,
     created_at: i64,
 }
-
-const COLUMNS: &str =
-    "id, cluster_id, name, topic, permissions, username, password_encrypted, created_at";
 
 /// Stores a credential inside the caller's transaction; returns its id.
 #[allow(clippy::too_many_arguments)]
@@ -259,36 +258,31 @@ pub async fn create(
 
 /// Every scoped credential of the account's clusters (default credentials left out, as Upstash did).
 pub async fn list(state: &AppState, account_id: &str) -> Result<Vec<CredentialView>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT c.id, c.slug FROM clusters c WHERE c.account_id = $1 AND c.state <> 'deleted' ORDER BY c.created_at, c.id",
+    let rows: Vec<ListedRow> = sqlx::query_as(
+        "SELECT cr.id, cr.cluster_id, c.slug, cr.name, cr.topic, cr.permissions, cr.username, \
+         cr.password_encrypted, cr.created_at FROM credentials cr JOIN clusters c ON c.id = cr.cluster_id \
+         WHERE c.account_id = $1 AND c.state <> 'deleted' AND cr.is_default = 0 \
+         ORDER BY c.created_at, c.id, cr.created_at, cr.id",
     )
     .bind(account_id)
     .fetch_all(state.store.pool())
     .await?;
-    let mut views = Vec::new();
-    for (cluster_id, slug) in rows {
-        let credentials: Vec<CredentialRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM credentials WHERE cluster_id = $1 AND is_default = 0 ORDER BY created_at, id"
-        ))
-        .bind(&cluster_id)
-        .fetch_all(state.store.pool())
-        .await?;
-        for row in credentials {
-            views.push(CredentialView {
+    rows.into_iter()
+        .map(|row| {
+            Ok(CredentialView {
                 password: state.key.decrypt(&row.password_encrypted)?,
                 credential_id: row.id,
                 credential_name: row.name,
                 topic: row.topic,
                 permissions: row.permissions,
                 cluster_id: row.cluster_id,
-                cluster_slug: slug.clone(),
+                cluster_slug: row.slug,
                 username: row.username,
                 creation_time: row.created_at,
                 state: "active".into(),
-            });
-        }
-    }
-    Ok(views)
+            })
+        })
+        .collect()
 }
 
 /// Deletes a scoped credential of the account (the default one cannot be deleted).

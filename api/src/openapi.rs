@@ -214,7 +214,7 @@ pub fn document(regions: &[String]) -> Value {
                       ("micros", integer()), ("cents", integer())], false),
                 "Invoice": object(&["id", "account_id", "month", "number", "state", "total_cents", "created_at", "finalized_at", "lines"],
                     &[("id", string()), ("account_id", string()), ("month", string()), ("number", json!({ "type": ["integer", "null"] })),
-                      ("state", json!({ "enum": ["draft", "open", "paid", "void"] })), ("total_cents", integer()), ("created_at", integer()),
+                      ("state", json!({ "enum": ["open", "paid", "void"] })), ("total_cents", integer()), ("created_at", integer()),
                       ("finalized_at", json!({ "type": ["integer", "null"] })), ("lines", array_of("InvoiceLine"))], false),
                 "Point": object(&["x", "y"], &[("x", string()), ("y", integer())], false),
                 "ClusterStats": object(

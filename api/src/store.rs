@@ -20,12 +20,11 @@ static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
-    backend: Backend,
 }
 
-/// Which database engine a [`Store`] talks to.
+/// Which database engine a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
+enum Backend {
     /// An SQLite file (the embedded default).
     Sqlite,
     /// A PostgreSQL server.
@@ -65,7 +64,7 @@ impl Store {
                     e,
                 )
             })?;
-        Ok(Store { pool, backend })
+        Ok(Store { pool })
     }
 
     /// Applies every pending migration.
@@ -77,11 +76,6 @@ impl Store {
     /// The connection pool, for the SQL of the domain modules.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
-    }
-
-    /// The engine behind this store.
-    pub fn backend(&self) -> Backend {
-        self.backend
     }
 
     /// Checks that the database answers (used by `/readyz`).

@@ -232,7 +232,17 @@ pub async fn create(state: &AppState, account_id: &str, request: CreateTopic) ->
 
 async fn view(state: &AppState, cluster: &ClusterRow, row: &TopicRow) -> Result<TopicView> {
     let default = credentials::default_of(&state.store, &state.key, &cluster.id).await?;
-    Ok(TopicView {
+    Ok(view_with(state, cluster, row, &default))
+}
+
+/// The view, given the cluster's default credential (read once for a whole list).
+fn view_with(
+    state: &AppState,
+    cluster: &ClusterRow,
+    row: &TopicRow,
+    default: &credentials::Secret,
+) -> TopicView {
+    TopicView {
         topic_id: row.id.clone(),
         topic_name: row.name.clone(),
         cluster_id: cluster.id.clone(),
@@ -243,13 +253,13 @@ async fn view(state: &AppState, cluster: &ClusterRow, row: &TopicRow) -> Result<
         multizone: cluster.multizone != 0,
         tcp_endpoint: cluster.tcp_endpoint.clone(),
         rest_endpoint: state.config.rest_endpoint.clone(),
-        username: default.username,
-        password: default.password,
+        username: default.username.clone(),
+        password: default.password.clone(),
         cleanup_policy: row.cleanup_policy.clone(),
         retention_size: row.retention_size,
         retention_time: row.retention_time,
         max_message_size: row.max_message_size,
-    })
+    }
 }
 
 /// A topic of the account with its cluster; anything else is 404.
@@ -284,11 +294,11 @@ pub async fn list(state: &AppState, account_id: &str, cluster_id: &str) -> Resul
     .bind(cluster_id)
     .fetch_all(state.store.pool())
     .await?;
-    let mut views = Vec::with_capacity(rows.len());
-    for row in &rows {
-        views.push(view(state, &cluster, row).await?);
-    }
-    Ok(views)
+    let default = credentials::default_of(&state.store, &state.key, &cluster.id).await?;
+    Ok(rows
+        .iter()
+        .map(|row| view_with(state, &cluster, row, &default))
+        .collect())
 }
 
 /// One topic of the account.

@@ -1,6 +1,6 @@
 //! Monthly invoices: one per account and month, with lines per cluster. Closing a month is
 //! idempotent and safe to run late or again after a crash: an invoice and all its lines are
-//! written in one transaction, then finalized (numbered, immutable) in another.
+//! written finalized (numbered, immutable) in one transaction.
 
 use std::collections::BTreeMap;
 
@@ -44,7 +44,7 @@ pub struct Invoice {
     pub month: String,
     /// Sequential number, given at finalization.
     pub number: Option<i64>,
-    /// `draft`, `open`, `paid` or `void`.
+    /// `open`, `paid` or `void`.
     pub state: String,
     /// The sum of the lines' cents.
     pub total_cents: i64,
@@ -63,7 +63,7 @@ pub struct CloseReport {
     pub created: usize,
     /// Invoices that already existed (a re-run).
     pub existing: usize,
-    /// Drafts finalized now.
+    /// Invoices finalized now (they are created finalized).
     pub finalized: usize,
 }
 
@@ -98,23 +98,18 @@ pub async fn close_month(
                 .push(cluster);
         }
     }
-    let existing: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT account_id, id, state FROM invoices WHERE month = $1")
+    let invoiced: std::collections::HashSet<String> =
+        sqlx::query_as::<_, (String,)>("SELECT account_id FROM invoices WHERE month = $1")
             .bind(month.label())
             .fetch_all(pool)
-            .await?;
-    let mut report = CloseReport::default();
-    for (_, id, state) in &existing {
-        report.existing += 1;
-        if state == "draft" {
-            finalize(pool, id, now).await?;
-            report.finalized += 1;
-        }
-    }
-    let invoiced: std::collections::HashSet<&str> = existing
-        .iter()
-        .map(|(account, _, _)| account.as_str())
-        .collect();
+            .await?
+            .into_iter()
+            .map(|(account,)| account)
+            .collect();
+    let mut report = CloseReport {
+        existing: invoiced.len(),
+        ..Default::default()
+    };
     let pending: Vec<(&String, &Vec<BillableCluster>)> = by_account
         .iter()
         .filter(|(a, _)| !invoiced.contains(a.as_str()))
@@ -223,43 +218,6 @@ async fn insert_lines(tx: &mut sqlx::AnyConnection, rows: &[LineRow<'_>]) -> Res
                 .bind(line.cents);
         }
         query.execute(&mut *tx).await?;
-    }
-    Ok(())
-}
-
-/// Finalizes a draft: gives it the next number and makes it `open` (immutable).
-pub async fn finalize(pool: &AnyPool, id: &str, now: i64) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    let (next,): (i64,) =
-        sqlx::query_as("SELECT CAST(COALESCE(MAX(number), 0) + 1 AS BIGINT) FROM invoices")
-            .fetch_one(&mut *tx)
-            .await?;
-    sqlx::query("UPDATE invoices SET state = 'open', number = $1, finalized_at = $2 WHERE id = $3 AND state = 'draft'")
-        .bind(next)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Marks a finalized invoice `paid` or `void` (an invoice's lines never change).
-pub async fn set_state(pool: &AnyPool, id: &str, state: &str) -> Result<()> {
-    if !matches!(state, "paid" | "void") {
-        return Err(Error::Invalid(format!(
-            "an invoice can become paid or void, not {state:?}"
-        )));
-    }
-    let done = sqlx::query("UPDATE invoices SET state = $1 WHERE id = $2 AND state = 'open'")
-        .bind(state)
-        .bind(id)
-        .execute(pool)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(Error::Invalid(
-            "only an open invoice can be marked paid or void".into(),
-        ));
     }
     Ok(())
 }

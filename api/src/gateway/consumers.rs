@@ -29,7 +29,7 @@ use super::{
     Action, GatewayResult, GatewayState,
     auth::Client,
     poll,
-    types::{Message, OneOrMany, TopicPartition, TopicPartitionOffset},
+    types::{Message, OneOrMany, TopicPartitionOffset},
 };
 use crate::{Error, Result, credentials::Access, extract::parse_json, topics};
 
@@ -462,17 +462,7 @@ pub(super) async fn committed(
     Query(query): Query<TimeoutQuery>,
     body: Bytes,
 ) -> GatewayResult<Json<Vec<TopicPartitionOffset>>> {
-    let wanted = parse_json::<OneOrMany<TopicPartition>>(&body)?
-        .map(OneOrMany::into_vec)
-        .ok_or_else(|| {
-            Error::Invalid("the body must be a {topic, partition} or an array of them".into())
-        })?;
-    for tp in &wanted {
-        let topic = state
-            .require_topic(&access, &tp.topic, Action::Consume)
-            .await?;
-        state.require_partition(&topic, tp.partition)?;
-    }
+    let wanted = state.require_consumable_partitions(&access, &body).await?;
     let instance = state.instances.find(&key(&access, group, instance)).await?;
     let timeout = poll::timeout(query.timeout, 10_000);
     let offsets = instance

@@ -113,6 +113,27 @@ impl GatewayState {
         Ok(())
     }
 
+    /// Parses a `{topic, partition}` body (one or an array) and checks that the caller may
+    /// consume each named partition, which must exist.
+    pub(crate) async fn require_consumable_partitions(
+        &self,
+        access: &Access,
+        body: &[u8],
+    ) -> Result<Vec<types::TopicPartition>> {
+        let wanted = crate::extract::parse_json::<types::OneOrMany<types::TopicPartition>>(body)?
+            .map(types::OneOrMany::into_vec)
+            .ok_or_else(|| {
+                Error::Invalid("the body must be a {topic, partition} or an array of them".into())
+            })?;
+        for tp in &wanted {
+            let topic = self
+                .require_topic(access, &tp.topic, Action::Consume)
+                .await?;
+            self.require_partition(&topic, tp.partition)?;
+        }
+        Ok(wanted)
+    }
+
     /// Closes every consumer instance and flushes producers (graceful shutdown).
     pub async fn shutdown(&self) {
         self.instances.close_all().await;

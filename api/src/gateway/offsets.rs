@@ -10,13 +10,8 @@ use axum::{
 use rdkafka::{Offset, TopicPartitionList, consumer::Consumer};
 use serde::Deserialize;
 
-use super::{
-    Action, GatewayResult, GatewayState,
-    auth::Client,
-    poll,
-    types::{OneOrMany, TopicPartition, TopicPartitionOffset},
-};
-use crate::{Error, extract::parse_json, topics};
+use super::{GatewayResult, GatewayState, auth::Client, poll, types::TopicPartitionOffset};
+use crate::{Error, topics};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct TimeoutQuery {
@@ -48,17 +43,7 @@ pub(super) async fn offsets(
             ))
         })?),
     };
-    let wanted = parse_json::<OneOrMany<TopicPartition>>(&body)?
-        .map(OneOrMany::into_vec)
-        .ok_or_else(|| {
-            Error::Invalid("the body must be a {topic, partition} or an array of them".into())
-        })?;
-    for tp in &wanted {
-        let topic = state
-            .require_topic(&access, &tp.topic, Action::Consume)
-            .await?;
-        state.require_partition(&topic, tp.partition)?;
-    }
+    let wanted = state.require_consumable_partitions(&access, &body).await?;
     let timeout = poll::timeout(query.timeout, 10_000);
     let clients = state.clients.of(&state.app, &access.cluster_id).await?;
     let fetcher = clients.take_fetcher().await?;

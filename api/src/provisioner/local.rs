@@ -299,10 +299,6 @@ impl Provisioner for LocalProvisioner {
         restarted
     }
 
-    async fn running_clusters(&self) -> usize {
-        self.brokers.lock().await.len()
-    }
-
     async fn shutdown(&self) {
         let brokers: Vec<_> = self.brokers.lock().await.drain().collect();
         for (id, broker) in brokers {

@@ -103,8 +103,6 @@ pub trait Provisioner: Send + Sync + std::fmt::Debug {
     /// Restarts brokers that exited without being asked to; returns how many were restarted.
     /// Called periodically by the application.
     async fn supervise(&self) -> usize;
-    /// Number of clusters whose brokers run now.
-    async fn running_clusters(&self) -> usize;
     /// Stops every broker cleanly (graceful shutdown).
     async fn shutdown(&self);
 }

@@ -57,12 +57,7 @@ pub(super) async fn invoice_csv(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
-    let csv = state
-        .billing
-        .invoice_csv(&caller.account_id, &id)
-        .await?
-        .ok_or(Error::NotFound("invoice"))?;
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv))
+    csv_response(state.billing.invoice_csv(&caller.account_id, &id).await?)
 }
 
 pub(super) async fn invoice_html(
@@ -104,10 +99,16 @@ pub(super) async fn invoice_usage_csv(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse> {
-    let csv = state
-        .billing
-        .invoice_usage_csv(&caller.account_id, &id)
-        .await?
-        .ok_or(Error::NotFound("invoice"))?;
+    csv_response(
+        state
+            .billing
+            .invoice_usage_csv(&caller.account_id, &id)
+            .await?,
+    )
+}
+
+/// An invoice CSV as a download, or the invoice's 404.
+fn csv_response(csv: Option<String>) -> Result<impl IntoResponse> {
+    let csv = csv.ok_or(Error::NotFound("invoice"))?;
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv))
 }

@@ -121,34 +121,3 @@ impl Meter {
         Ok(topics.into_values().collect())
     }
 }
-
-/// Daily usage from hourly usage: sums of messages, and the average of the hourly storage
-/// averages over the hours that have samples.
-pub fn daily(hours: &[HourlyUsage]) -> Vec<HourlyUsage> {
-    let mut days: BTreeMap<i64, (HourlyUsage, i64, i64)> = BTreeMap::new();
-    for h in hours {
-        let day = h.hour - h.hour.rem_euclid(86_400);
-        let (entry, storage_total, storage_hours) = days.entry(day).or_insert_with(|| {
-            (
-                HourlyUsage {
-                    hour: day,
-                    ..Default::default()
-                },
-                0,
-                0,
-            )
-        });
-        entry.produced += h.produced;
-        entry.consumed += h.consumed;
-        if h.storage_bytes > 0 {
-            *storage_total += h.storage_bytes;
-            *storage_hours += 1;
-        }
-    }
-    days.into_values()
-        .map(|(mut d, total, count)| {
-            d.storage_bytes = if count > 0 { total / count } else { 0 };
-            d
-        })
-        .collect()
-}

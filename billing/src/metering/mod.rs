@@ -6,7 +6,7 @@ mod meter;
 
 pub use collector::{Collector, CollectorMetrics, SweepReport, unix_now};
 pub use cursors::{Increment, plan};
-pub use meter::{HourlyUsage, Meter, TopicTotals, daily};
+pub use meter::{HourlyUsage, Meter, TopicTotals};
 
 use std::collections::BTreeMap;
 
