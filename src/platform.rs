@@ -435,6 +435,8 @@ impl Platform {
                 Arc::new(FetchCounter(meter)),
             )
             .with_billing(Arc::new(billing), Arc::new(Limiter(enforcer.clone())));
+        let console = capstan_web::router(application.state().clone(), metering.prices.clone());
+        let application = application.with_routes(console);
         Ok(Platform {
             application,
             collector: Arc::new(collector),

@@ -46,6 +46,7 @@ pub struct Application {
     state: AppState,
     gateway: GatewayState,
     resumed: (usize, usize),
+    extra_routes: axum::Router,
 }
 
 impl Application {
@@ -85,6 +86,7 @@ impl Application {
             state,
             gateway,
             resumed,
+            extra_routes: axum::Router::new(),
         })
     }
 
@@ -109,6 +111,12 @@ impl Application {
         self.state.billing = billing;
         self.state.limiter = Some(limiter);
         self.gateway.app = self.state.clone();
+        self
+    }
+
+    /// Serves `routes` (the web console) on the API's listener too.
+    pub fn with_routes(mut self, routes: axum::Router) -> Self {
+        self.extra_routes = routes;
         self
     }
 
@@ -145,8 +153,10 @@ impl Application {
         });
         let expiry = tokio::spawn(expire_idle_instances(self.gateway.clone(), stop_rx.clone()));
         let supervision = tokio::spawn(supervise_brokers(self.state.clone(), stop_rx.clone()));
-        let api = axum::serve(self.listener, routes::router(self.state.clone()))
-            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        // The peer address is kept for the console's per-address log-in limits.
+        let app = routes::router(self.state.clone(), self.extra_routes)
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let api = axum::serve(self.listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
         let gateway = gateway::serve(
             self.gateway_listener,
             self.gateway.clone(),

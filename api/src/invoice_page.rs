@@ -10,7 +10,8 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-fn dollars(cents: i64) -> String {
+/// Cents as dollars with a sign: `$1.05`, `−$20.00`.
+pub fn dollars(cents: i64) -> String {
     format!(
         "{}${}.{:02}",
         if cents < 0 { "−" } else { "" },
@@ -19,7 +20,8 @@ fn dollars(cents: i64) -> String {
     )
 }
 
-fn describe(kind: &str, quantity: i64) -> String {
+/// What an invoice line is for, in words.
+pub fn describe(kind: &str, quantity: i64) -> String {
     match kind {
         "produced" => format!("{quantity} messages produced"),
         "consumed" => format!("{quantity} messages consumed"),

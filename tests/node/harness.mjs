@@ -23,13 +23,14 @@ async function freePort() {
   });
 }
 
-export async function startCapstan() {
+// `args` are extra `capstan dev` options (prices, metering interval).
+export async function startCapstan({ args = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "capstan-node-"));
   const apiPort = await freePort();
   const gatewayPort = await freePort();
   const child = spawn(
     capstanBinary(),
-    ["dev", "--data-dir", join(dir, "data"), "--listen", `127.0.0.1:${apiPort}`, "--gateway-listen", `127.0.0.1:${gatewayPort}`],
+    ["dev", "--data-dir", join(dir, "data"), "--listen", `127.0.0.1:${apiPort}`, "--gateway-listen", `127.0.0.1:${gatewayPort}`, ...args],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";

@@ -17,8 +17,9 @@ use axum::{
 
 use crate::{Error, state::AppState};
 
-/// The control plane's router (provisioning API and operations endpoints).
-pub fn router(state: AppState) -> Router {
+/// The control plane's router (provisioning API and operations endpoints), with `extra`
+/// routes (the web console, wired in by the binary) served on the same listener.
+pub fn router(state: AppState, extra: Router) -> Router {
     Router::new()
         .route("/v2/auth/signup", post(accounts::sign_up))
         .route("/v2/auth/login", post(accounts::log_in))
@@ -70,14 +71,12 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
+        .with_state(state.clone())
+        .merge(extra)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::metrics::track,
-        ))
+        .layer(middleware::from_fn_with_state(state, crate::metrics::track))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 async fn not_found(uri: Uri) -> Error {

@@ -1,0 +1,317 @@
+//! The web console over HTTP, as a browser without JavaScript uses it: forms with CSRF tokens,
+//! the session cookie, invoices (which need a closed month, so they are tested here rather than
+//! in the browser suite under tests/node), and one account never seeing another's pages.
+
+mod support;
+
+use capstan::platform::ControlPlaneCustomers;
+use capstan_api::state::PlatformConfig;
+use capstan_billing::{invoices, ledger::Month, metering::unix_now, pricing::PriceList};
+use reqwest::{Method, StatusCode, header};
+use serde_json::{Value, json};
+use support::{Running, start_with};
+
+/// A browser: a cookie jar, no redirects followed, forms posted with this page's CSRF token.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Browser {
+    fn new(run: &Running) -> Self {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: run.api.clone(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    /// The CSRF token in the forms of `path`.
+    async fn token(&self, path: &str) -> String {
+        let (_, page) = self.get(path).await;
+        let start = page
+            .find(r#"name="csrf" value=""#)
+            .expect("a form with a CSRF token")
+            + 19;
+        page[start..start + page[start..].find('"').unwrap()].to_owned()
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts `form` with the token of the page `from`.
+    async fn submit(&self, from: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let token = self.token(from).await;
+        let mut fields = form.to_vec();
+        fields.push(("csrf", &token));
+        self.post(path, &fields).await
+    }
+
+    async fn sign_up(&self, email: &str, password: &str) {
+        let response = self
+            .submit(
+                "/signup",
+                "/signup",
+                &[("email", email), ("password", password)],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    }
+}
+
+fn cent_a_message() -> PriceList {
+    PriceList {
+        single_zone_message_micros: 10_000,
+        ..Default::default()
+    }
+}
+
+async fn produce(run: &Running, cluster: &Value, count: usize) {
+    let body = serde_json::to_string(&vec![json!({ "value": "m" }); count]).unwrap();
+    let response = run
+        .http
+        .post(format!("{}/produce/t", run.gateway))
+        .basic_auth(
+            cluster["username"].as_str().unwrap(),
+            cluster["password"].as_str(),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn invoices_are_shown_and_printable_to_their_account_only(postgres: bool) {
+    let run = start_with(postgres, PlatformConfig::default(), cent_a_message()).await;
+    let cluster = run.cluster("billed", &[("t", 1)]).await;
+    produce(&run, &cluster, 12).await;
+    run.sweep().await;
+    let month = Month::of(unix_now());
+    let store = run.platform_state.store.clone();
+    let customers = ControlPlaneCustomers::new(store.clone());
+    invoices::close_month(
+        store.pool(),
+        &cent_a_message(),
+        &customers,
+        month,
+        month.end() + 60,
+    )
+    .await
+    .unwrap();
+    let invoice = run.api(Method::GET, "/v2/invoices", None).await[0].clone();
+    let id = invoice["id"].as_str().unwrap();
+    let number = invoice["number"].as_i64().unwrap();
+
+    // The harness's account logs in to the console.
+    let owner = Browser::new(&run);
+    let logged_in = owner
+        .submit(
+            "/login",
+            "/login",
+            &[
+                ("email", "meter@example.com"),
+                ("password", "metering password"),
+            ],
+        )
+        .await;
+    assert_eq!(logged_in.status(), StatusCode::SEE_OTHER);
+    let (status, list) = owner.get("/invoices").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        list.contains(&format!("#{number}")) && list.contains(&month.label()),
+        "{list}"
+    );
+    assert!(list.contains("$0.12"), "12 messages at a cent: {list}");
+    let (status, page) = owner.get(&format!("/invoices/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("12 messages produced") && page.contains("billed"),
+        "{page}"
+    );
+    assert!(page.contains(r#"id="invoice-total">$0.12<"#), "{page}");
+    let (status, print) = owner.get(&format!("/invoices/{id}/print")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(print.contains(&format!("Invoice #{number}")));
+
+    let stranger = Browser::new(&run);
+    stranger
+        .sign_up("stranger@example.com", "a stranger's password")
+        .await;
+    let (_, list) = stranger.get("/invoices").await;
+    assert!(list.contains("No invoices yet"), "{list}");
+    let cluster_id = cluster["cluster_id"].as_str().unwrap();
+    for path in [
+        format!("/invoices/{id}"),
+        format!("/invoices/{id}/print"),
+        format!("/clusters/{cluster_id}"),
+        format!("/clusters/{cluster_id}/usage"),
+    ] {
+        let (status, page) = stranger.get(&path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(!page.contains("billed"), "{path} leaks the cluster's name");
+    }
+}
+
+#[tokio::test]
+async fn invoices_on_sqlite() {
+    invoices_are_shown_and_printable_to_their_account_only(false).await;
+}
+
+#[tokio::test]
+async fn invoices_on_postgres() {
+    invoices_are_shown_and_printable_to_their_account_only(true).await;
+}
+
+#[tokio::test]
+async fn sessions_are_httponly_samesite_cookies_and_pages_are_protected() {
+    let run = start_with(false, PlatformConfig::default(), PriceList::default()).await;
+    let visitor = Browser::new(&run);
+    let response = visitor
+        .http
+        .get(format!("{}/clusters", run.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[header::LOCATION], "/login");
+
+    let token = visitor.token("/signup").await;
+    let response = visitor
+        .post(
+            "/signup",
+            &[
+                ("email", "cookie@example.com"),
+                ("password", "cookie password"),
+                ("csrf", &token),
+            ],
+        )
+        .await;
+    let cookies: Vec<&str> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("capstan_session="))
+        .unwrap();
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+
+    let response = visitor
+        .http
+        .get(format!("{}/clusters", run.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers();
+    assert_eq!(
+        headers[header::CACHE_CONTROL],
+        "no-store",
+        "pages show secrets"
+    );
+    assert!(
+        headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+
+    // Behind a TLS-terminating proxy the cookies are Secure.
+    let response = visitor
+        .http
+        .post(format!("{}/login", run.api))
+        .header("x-forwarded-proto", "https")
+        .form(&[
+            ("email", "cookie@example.com"),
+            ("password", "cookie password"),
+            ("csrf", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let session = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(session.contains("Secure"), "{session}");
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_change_nothing() {
+    let run = start_with(false, PlatformConfig::default(), PriceList::default()).await;
+    let owner = Browser::new(&run);
+    owner
+        .submit(
+            "/login",
+            "/login",
+            &[
+                ("email", "meter@example.com"),
+                ("password", "metering password"),
+            ],
+        )
+        .await;
+    let cluster = run.cluster("kept", &[("t", 1)]).await;
+    let id = cluster["cluster_id"].as_str().unwrap();
+    for (path, form) in [
+        (
+            "/clusters".to_owned(),
+            vec![
+                ("name", "sneaky"),
+                ("region", "eu-west-1"),
+                ("zone", "single"),
+            ],
+        ),
+        (format!("/clusters/{id}/delete"), vec![("confirm", "kept")]),
+        (format!("/clusters/{id}/budget"), vec![("budget", "5")]),
+        ("/api-keys".to_owned(), vec![("name", "sneaky")]),
+    ] {
+        let response = owner.post(&path, &form).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+        let mut forged = form.clone();
+        forged.push(("csrf", "0000"));
+        assert_eq!(
+            owner.post(&path, &forged).await.status(),
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    let clusters = run.api(Method::GET, "/v2/kafka/clusters", None).await;
+    assert_eq!(clusters.as_array().unwrap().len(), 1, "{clusters}");
+    assert_eq!(clusters[0]["budget"], 0);
+    // With the token the same form works.
+    let response = owner
+        .submit(
+            &format!("/clusters/{id}/budget"),
+            &format!("/clusters/{id}/budget"),
+            &[("budget", "5")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        run.api(Method::GET, &format!("/v2/kafka/cluster/{id}"), None)
+            .await["budget"],
+        5
+    );
+}

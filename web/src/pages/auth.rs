@@ -1,0 +1,203 @@
+//! Sign up, log in, log out.
+
+use std::time::Instant;
+
+use askama::Template;
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use axum_extra::extract::cookie::CookieJar;
+use capstan_api::{
+    accounts::{self, Email, Password},
+    sessions,
+};
+use serde::Deserialize;
+
+use super::{Layout, ok, render, see_other};
+use crate::{
+    ConsoleState, Result,
+    csrf::{CsrfForm, CsrfToken},
+    forms::FieldErrors,
+    session::{self, ClientAddress},
+};
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignUpPage {
+    layout: Layout,
+    email: String,
+    errors: FieldErrors,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LogInPage {
+    layout: Layout,
+    email: String,
+    errors: FieldErrors,
+}
+
+/// Sign-up and log-in form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CredentialsForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `/`: the clusters when logged in, the log-in page otherwise.
+pub(crate) async fn home(State(state): State<ConsoleState>, jar: CookieJar) -> Result<Response> {
+    Ok(match session::current(&jar, &state).await? {
+        Some(_) => see_other("/clusters"),
+        None => see_other("/login"),
+    })
+}
+
+pub(crate) async fn sign_up_page(
+    State(state): State<ConsoleState>,
+    jar: CookieJar,
+    csrf: CsrfToken,
+) -> Result<Response> {
+    if session::current(&jar, &state).await?.is_some() {
+        return Ok(see_other("/clusters"));
+    }
+    ok(&SignUpPage {
+        layout: Layout::new("Sign up", None, &csrf, "signup"),
+        email: String::new(),
+        errors: FieldErrors::default(),
+    })
+}
+
+pub(crate) async fn sign_up(
+    State(state): State<ConsoleState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<CredentialsForm>,
+) -> Result<Response> {
+    let refuse = |status, errors| {
+        render(
+            status,
+            &SignUpPage {
+                layout: Layout::new("Sign up", None, &csrf, "signup"),
+                email: form.email.clone(),
+                errors,
+            },
+        )
+    };
+    let email = match Email::parse(&form.email) {
+        Ok(email) => email,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                FieldErrors::one("email", e.to_string()),
+            );
+        }
+    };
+    let password = match Password::parse(&form.password, &email) {
+        Ok(password) => password,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                FieldErrors::one("password", e.to_string()),
+            );
+        }
+    };
+    let account = match accounts::sign_up(&state.app.store, email, password).await {
+        Ok(account) => account,
+        Err(e) => {
+            let (status, errors) = FieldErrors::from_domain(e, &[("e-mail", "email")])?;
+            return refuse(status, errors);
+        }
+    };
+    let jar = start_session(&state, jar, &headers, &account.id)?;
+    Ok((jar, see_other("/clusters")).into_response())
+}
+
+fn start_session(
+    state: &ConsoleState,
+    jar: CookieJar,
+    headers: &HeaderMap,
+    account_id: &str,
+) -> Result<CookieJar> {
+    let ttl = state.app.config.session_ttl_seconds;
+    let issued = sessions::issue(&state.app.key, account_id, ttl)?;
+    Ok(session::start(
+        jar,
+        issued.token,
+        ttl,
+        session::is_https(headers),
+    ))
+}
+
+pub(crate) async fn log_in_page(
+    State(state): State<ConsoleState>,
+    jar: CookieJar,
+    csrf: CsrfToken,
+) -> Result<Response> {
+    if session::current(&jar, &state).await?.is_some() {
+        return Ok(see_other("/clusters"));
+    }
+    ok(&LogInPage {
+        layout: Layout::new("Log in", None, &csrf, "login"),
+        email: String::new(),
+        errors: FieldErrors::default(),
+    })
+}
+
+pub(crate) async fn log_in(
+    State(state): State<ConsoleState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<CredentialsForm>,
+) -> Result<Response> {
+    let refuse = |status, message: String| {
+        render(
+            status,
+            &LogInPage {
+                layout: Layout::new("Log in", None, &csrf, "login"),
+                email: form.email.clone(),
+                errors: FieldErrors::one("", message),
+            },
+        )
+    };
+    let limiter = &state.login_limit;
+    if let Err(wait) = limiter.check(&form.email, &address, Instant::now()) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many failed log-ins for this account or from this address. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            ),
+        );
+    }
+    match accounts::log_in(&state.app.store, &form.email, &form.password).await {
+        Ok(account) => {
+            limiter.record_success(&form.email);
+            let jar = start_session(&state, jar, &headers, &account.id)?;
+            Ok((jar, see_other("/clusters")).into_response())
+        }
+        Err(capstan_api::Error::Unauthenticated(_)) => {
+            limiter.record_failure(&form.email, &address, Instant::now());
+            refuse(
+                StatusCode::UNAUTHORIZED,
+                "The e-mail address or the password is wrong.".into(),
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Logging out needs the CSRF token too, so another site cannot log the visitor out.
+pub(crate) async fn log_out(
+    jar: CookieJar,
+    CsrfForm(_): CsrfForm<std::collections::HashMap<String, String>>,
+) -> Response {
+    (session::end(jar), see_other("/login")).into_response()
+}
