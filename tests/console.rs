@@ -2,6 +2,8 @@
 //! the session cookie, invoices (which need a closed month, so they are tested here rather than
 //! in the browser suite under tests/node), and one account never seeing another's pages.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 mod support;
 
 use capstan::platform::ControlPlaneCustomers;

@@ -35,7 +35,7 @@ pub(crate) async fn ensure_seed(jar: CookieJar, mut request: Request, next: Next
             .path("/")
             .http_only(true)
             .secure(secure)
-            .same_site(SameSite::Strict)
+            .same_site(SameSite::Lax)
             .build();
         if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
             response.headers_mut().append(header::SET_COOKIE, value);

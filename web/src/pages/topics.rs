@@ -110,16 +110,49 @@ const KEYWORDS: [(&str, &str); 7] = [
     ("cleanup_policy", "cleanup_policy"),
 ];
 
+/// What the last form submission left to show: its status, values and errors.
+#[derive(Debug)]
+struct Attempt {
+    status: StatusCode,
+    form: TopicForm,
+    errors: FieldErrors,
+    /// The topic whose update failed, if one did.
+    failed_topic: String,
+}
+
+impl Attempt {
+    fn none() -> Self {
+        Attempt {
+            status: StatusCode::OK,
+            form: TopicForm::default(),
+            errors: FieldErrors::default(),
+            failed_topic: String::new(),
+        }
+    }
+
+    fn refused(status: StatusCode, form: TopicForm, errors: FieldErrors) -> Self {
+        Attempt {
+            status,
+            form,
+            errors,
+            failed_topic: String::new(),
+        }
+    }
+}
+
 async fn render_page(
     state: &ConsoleState,
     viewer: &Viewer,
     csrf: &CsrfToken,
     id: &str,
-    status: StatusCode,
-    form: TopicForm,
-    errors: FieldErrors,
-    failed_topic: String,
+    attempt: Attempt,
 ) -> Result<Response> {
+    let Attempt {
+        status,
+        form,
+        errors,
+        failed_topic,
+    } = attempt;
     let header = ClusterHeader::load(state, viewer, id, "topics").await?;
     let row = clusters::find_owned(&state.app.store, &viewer.account_id, id).await?;
     let views = topics::list(&state.app, &viewer.account_id, id).await?;
@@ -182,17 +215,7 @@ pub(crate) async fn list(
     csrf: CsrfToken,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    render_page(
-        &state,
-        &viewer,
-        &csrf,
-        &id,
-        StatusCode::OK,
-        TopicForm::default(),
-        FieldErrors::default(),
-        String::new(),
-    )
-    .await
+    render_page(&state, &viewer, &csrf, &id, Attempt::none()).await
 }
 
 pub(crate) async fn create(
@@ -233,10 +256,7 @@ pub(crate) async fn create(
             &viewer,
             &csrf,
             &id,
-            StatusCode::BAD_REQUEST,
-            form,
-            errors,
-            String::new(),
+            Attempt::refused(StatusCode::BAD_REQUEST, form, errors),
         )
         .await;
     }
@@ -249,10 +269,7 @@ pub(crate) async fn create(
                 &viewer,
                 &csrf,
                 &id,
-                status,
-                form,
-                errors,
-                String::new(),
+                Attempt::refused(status, form, errors),
             )
             .await
         }
@@ -308,28 +325,24 @@ pub(crate) async fn update(
             &mut errors,
         )),
     };
-    let result = if errors.is_empty() {
-        topics::update(&state.app, &viewer.account_id, &topic_id, request)
-            .await
-            .map(|_| ())
-    } else {
-        Ok(())
-    };
-    if let Err(e) = result {
-        errors = FieldErrors::from_domain(e, &[("", "update")])?.1;
-    }
+    let mut status = StatusCode::BAD_REQUEST;
     if errors.is_empty() {
-        return Ok(see_other(&format!("/clusters/{id}/topics")));
+        match topics::update(&state.app, &viewer.account_id, &topic_id, request).await {
+            Ok(_) => return Ok(see_other(&format!("/clusters/{id}/topics"))),
+            Err(e) => (status, errors) = FieldErrors::from_domain(e, &[("", "update")])?,
+        }
     }
     render_page(
         &state,
         &viewer,
         &csrf,
         &id,
-        StatusCode::BAD_REQUEST,
-        TopicForm::default(),
-        errors,
-        topic_id,
+        Attempt {
+            status,
+            form: TopicForm::default(),
+            errors,
+            failed_topic: topic_id,
+        },
     )
     .await
 }
