@@ -67,7 +67,7 @@ describe("web console", () => {
     await page.waitForURL(`${capstan.api}/clusters`);
     assert.match(await page.locator("h1").innerText(), /Clusters/);
     // The price per 100K messages is shown beside each zone choice.
-    assert.match(await page.locator("label.choice").first().innerText(), /\$10\.00 per 100K messages/);
+    assert.match(await page.locator("label.choice").first().innerText(), /\$1000\.00 per 100K messages/);
     // A bad name is explained next to the field.
     await page.fill("#name", "no/slashes");
     await page.click("text=Create cluster");
@@ -220,6 +220,7 @@ describe("web console", () => {
       assert.equal(response.status(), 404, `${suffix || "/"} is not found for another account`);
       assert.doesNotMatch(await intruder.content(), /orders/);
     }
+    await intruder.goto(`${capstan.api}/clusters`);
     const csrf = await intruder.locator("input[name=csrf]").first().inputValue();
     const deleted = await intruder.request.post(`${state.clusterUrl}/delete`, { form: { csrf, confirm: "orders" } });
     assert.equal(deleted.status(), 404);
