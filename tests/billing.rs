@@ -10,7 +10,7 @@ use capstan_api::{plans::Plan, state::PlatformConfig};
 use capstan_billing::{invoices, ledger::Month, metering::unix_now, pricing::PriceList};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Running, start_configured, start_with};
+use support::{Running, produce_rest, start_configured, start_with};
 
 /// A cent a message, so a few messages make visible amounts.
 fn cent_a_message() -> PriceList {
@@ -20,36 +20,10 @@ fn cent_a_message() -> PriceList {
     }
 }
 
-async fn produce(run: &Running, cluster: &Value, count: usize) -> StatusCode {
-    let body = serde_json::to_string(&vec![json!({ "value": "m" }); count]).unwrap();
-    let response = run
-        .http
-        .post(format!("{}/produce/t", run.gateway))
-        .basic_auth(
-            cluster["username"].as_str().unwrap(),
-            cluster["password"].as_str(),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let answer: Value = response.json().await.unwrap();
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        assert_eq!(answer["status"], 429);
-        assert!(
-            answer["error"].as_str().unwrap().contains("limit")
-                || answer["error"].as_str().unwrap().contains("cap"),
-            "{answer}"
-        );
-    }
-    status
-}
-
 /// Sends up to three requests: the first may use the one-a-second allowance of a limited cluster.
 async fn limited(run: &Running, cluster: &Value) -> bool {
     for _ in 0..3 {
-        if produce(run, cluster, 1).await == StatusCode::TOO_MANY_REQUESTS {
+        if produce_rest(run, cluster, 1).await == StatusCode::TOO_MANY_REQUESTS {
             return true;
         }
     }
@@ -124,7 +98,7 @@ async fn the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_i
     );
 
     // 80 messages = $0.80 of a $1 budget: warned at 70%, not limited.
-    assert_eq!(produce(&run, &cluster, 80).await, StatusCode::OK);
+    assert_eq!(produce_rest(&run, &cluster, 80).await, StatusCode::OK);
     meter(&run).await;
     let cost = run
         .api(Method::GET, &format!("/v2/kafka/cost/{id}"), None)
@@ -145,7 +119,7 @@ async fn the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_i
     assert!(!limited(&run, &cluster).await);
 
     // Past the budget: the month costs exactly the cap, and data requests get 429.
-    assert_eq!(produce(&run, &cluster, 50).await, StatusCode::OK);
+    assert_eq!(produce_rest(&run, &cluster, 50).await, StatusCode::OK);
     meter(&run).await;
     let cost = run
         .api(Method::GET, &format!("/v2/kafka/cost/{id}"), None)
@@ -210,10 +184,10 @@ async fn a_free_cluster_is_limited_for_the_rest_of_the_day_once_its_messages_are
     };
     let run = start_with(false, platform, prices).await;
     let cluster = run.cluster("free", &[("t", 1)]).await;
-    assert_eq!(produce(&run, &cluster, 20).await, StatusCode::OK);
+    assert_eq!(produce_rest(&run, &cluster, 20).await, StatusCode::OK);
     meter(&run).await;
     assert!(!limited(&run, &cluster).await);
-    assert_eq!(produce(&run, &cluster, 20).await, StatusCode::OK);
+    assert_eq!(produce_rest(&run, &cluster, 20).await, StatusCode::OK);
     meter(&run).await;
     assert!(limited(&run, &cluster).await);
     let cost = run
@@ -233,8 +207,8 @@ async fn closing_a_month_makes_one_complete_invoice_however_often_it_runs(postgr
     let run = start_with(postgres, PlatformConfig::default(), cent_a_message()).await;
     let first = run.cluster("first", &[("t", 1)]).await;
     let second = run.cluster("second", &[("t", 1)]).await;
-    assert_eq!(produce(&run, &first, 12).await, StatusCode::OK);
-    assert_eq!(produce(&run, &second, 7).await, StatusCode::OK);
+    assert_eq!(produce_rest(&run, &first, 12).await, StatusCode::OK);
+    assert_eq!(produce_rest(&run, &second, 7).await, StatusCode::OK);
     let fetched = run
         .rest(
             &second,

@@ -10,8 +10,7 @@ use capstan::platform::ControlPlaneCustomers;
 use capstan_api::state::PlatformConfig;
 use capstan_billing::{invoices, ledger::Month, metering::unix_now, pricing::PriceList};
 use reqwest::{Method, StatusCode, header};
-use serde_json::{Value, json};
-use support::{Running, start_with};
+use support::{Running, produce_rest, start_with};
 
 /// A browser: a cookie jar, no redirects followed, forms posted with this page's CSRF token.
 struct Browser {
@@ -68,6 +67,21 @@ impl Browser {
         self.post(path, &fields).await
     }
 
+    /// Logs in as the harness's own account (the one `Running::api` uses).
+    async fn log_in_as_harness(&self) {
+        let response = self
+            .submit(
+                "/login",
+                "/login",
+                &[
+                    ("email", "meter@example.com"),
+                    ("password", "metering password"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    }
+
     async fn sign_up(&self, email: &str, password: &str) {
         let response = self
             .submit(
@@ -87,26 +101,10 @@ fn cent_a_message() -> PriceList {
     }
 }
 
-async fn produce(run: &Running, cluster: &Value, count: usize) {
-    let body = serde_json::to_string(&vec![json!({ "value": "m" }); count]).unwrap();
-    let response = run
-        .http
-        .post(format!("{}/produce/t", run.gateway))
-        .basic_auth(
-            cluster["username"].as_str().unwrap(),
-            cluster["password"].as_str(),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-}
-
 async fn invoices_are_shown_and_printable_to_their_account_only(postgres: bool) {
     let run = start_with(postgres, PlatformConfig::default(), cent_a_message()).await;
     let cluster = run.cluster("billed", &[("t", 1)]).await;
-    produce(&run, &cluster, 12).await;
+    assert_eq!(produce_rest(&run, &cluster, 12).await, StatusCode::OK);
     run.sweep().await;
     let month = Month::of(unix_now());
     let store = run.platform_state.store.clone();
@@ -124,19 +122,8 @@ async fn invoices_are_shown_and_printable_to_their_account_only(postgres: bool) 
     let id = invoice["id"].as_str().unwrap();
     let number = invoice["number"].as_i64().unwrap();
 
-    // The harness's account logs in to the console.
     let owner = Browser::new(&run);
-    let logged_in = owner
-        .submit(
-            "/login",
-            "/login",
-            &[
-                ("email", "meter@example.com"),
-                ("password", "metering password"),
-            ],
-        )
-        .await;
-    assert_eq!(logged_in.status(), StatusCode::SEE_OTHER);
+    owner.log_in_as_harness().await;
     let (status, list) = owner.get("/invoices").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -264,16 +251,7 @@ async fn sessions_are_httponly_samesite_cookies_and_pages_are_protected() {
 async fn forms_without_the_csrf_token_change_nothing() {
     let run = start_with(false, PlatformConfig::default(), PriceList::default()).await;
     let owner = Browser::new(&run);
-    owner
-        .submit(
-            "/login",
-            "/login",
-            &[
-                ("email", "meter@example.com"),
-                ("password", "metering password"),
-            ],
-        )
-        .await;
+    owner.log_in_as_harness().await;
     let cluster = run.cluster("kept", &[("t", 1)]).await;
     let id = cluster["cluster_id"].as_str().unwrap();
     for (path, form) in [

@@ -303,3 +303,31 @@ pub async fn consume_tcp(cluster: &Value, topic: &str, group: &str, count: usize
     .await
     .unwrap();
 }
+
+/// Produces `count` messages to topic `t` of `cluster` over REST in one request; a 429 must
+/// say why (price cap, budget or free-plan limit).
+pub async fn produce_rest(run: &Running, cluster: &Value, count: usize) -> reqwest::StatusCode {
+    let body = serde_json::to_string(&vec![json!({ "value": "m" }); count]).unwrap();
+    let response = run
+        .http
+        .post(format!("{}/produce/t", run.gateway))
+        .basic_auth(
+            cluster["username"].as_str().unwrap(),
+            cluster["password"].as_str(),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        assert_eq!(answer["status"], 429);
+        assert!(
+            answer["error"].as_str().unwrap().contains("limit")
+                || answer["error"].as_str().unwrap().contains("cap"),
+            "{answer}"
+        );
+    }
+    status
+}

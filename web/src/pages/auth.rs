@@ -39,6 +39,38 @@ struct LogInPage {
     errors: FieldErrors,
 }
 
+impl SignUpPage {
+    fn new(csrf: &CsrfToken, email: &str, errors: FieldErrors) -> Self {
+        SignUpPage {
+            layout: Layout::new("Sign up", None, csrf, "signup"),
+            email: email.to_owned(),
+            errors,
+        }
+    }
+}
+
+impl LogInPage {
+    fn new(csrf: &CsrfToken, email: &str, errors: FieldErrors) -> Self {
+        LogInPage {
+            layout: Layout::new("Log in", None, csrf, "login"),
+            email: email.to_owned(),
+            errors,
+        }
+    }
+}
+
+/// A page for visitors who are not logged in; those who are go to their clusters.
+async fn for_visitors(
+    state: &ConsoleState,
+    jar: &CookieJar,
+    page: &impl Template,
+) -> Result<Response> {
+    if session::current(jar, state).await?.is_some() {
+        return Ok(see_other("/clusters"));
+    }
+    ok(page)
+}
+
 /// Sign-up and log-in form.
 #[derive(Debug, Deserialize)]
 pub(crate) struct CredentialsForm {
@@ -61,14 +93,8 @@ pub(crate) async fn sign_up_page(
     jar: CookieJar,
     csrf: CsrfToken,
 ) -> Result<Response> {
-    if session::current(&jar, &state).await?.is_some() {
-        return Ok(see_other("/clusters"));
-    }
-    ok(&SignUpPage {
-        layout: Layout::new("Sign up", None, &csrf, "signup"),
-        email: String::new(),
-        errors: FieldErrors::default(),
-    })
+    let page = SignUpPage::new(&csrf, "", FieldErrors::default());
+    for_visitors(&state, &jar, &page).await
 }
 
 pub(crate) async fn sign_up(
@@ -78,16 +104,7 @@ pub(crate) async fn sign_up(
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<CredentialsForm>,
 ) -> Result<Response> {
-    let refuse = |status, errors| {
-        render(
-            status,
-            &SignUpPage {
-                layout: Layout::new("Sign up", None, &csrf, "signup"),
-                email: form.email.clone(),
-                errors,
-            },
-        )
-    };
+    let refuse = |status, errors| render(status, &SignUpPage::new(&csrf, &form.email, errors));
     let email = match Email::parse(&form.email) {
         Ok(email) => email,
         Err(e) => {
@@ -138,14 +155,8 @@ pub(crate) async fn log_in_page(
     jar: CookieJar,
     csrf: CsrfToken,
 ) -> Result<Response> {
-    if session::current(&jar, &state).await?.is_some() {
-        return Ok(see_other("/clusters"));
-    }
-    ok(&LogInPage {
-        layout: Layout::new("Log in", None, &csrf, "login"),
-        email: String::new(),
-        errors: FieldErrors::default(),
-    })
+    let page = LogInPage::new(&csrf, "", FieldErrors::default());
+    for_visitors(&state, &jar, &page).await
 }
 
 pub(crate) async fn log_in(
@@ -159,11 +170,7 @@ pub(crate) async fn log_in(
     let refuse = |status, message: String| {
         render(
             status,
-            &LogInPage {
-                layout: Layout::new("Log in", None, &csrf, "login"),
-                email: form.email.clone(),
-                errors: FieldErrors::one("", message),
-            },
+            &LogInPage::new(&csrf, &form.email, FieldErrors::one("", message)),
         )
     };
     let limiter = &state.login_limit;

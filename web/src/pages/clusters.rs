@@ -205,6 +205,21 @@ struct DeletePage {
     errors: FieldErrors,
 }
 
+impl DeletePage {
+    fn new(viewer: &Viewer, csrf: &CsrfToken, cluster: ClusterView, errors: FieldErrors) -> Self {
+        DeletePage {
+            layout: Layout::new(
+                format!("Delete {}", cluster.name),
+                Some(viewer),
+                csrf,
+                "clusters",
+            ),
+            cluster,
+            errors,
+        }
+    }
+}
+
 pub(crate) async fn confirm_delete(
     State(state): State<ConsoleState>,
     viewer: Viewer,
@@ -212,16 +227,12 @@ pub(crate) async fn confirm_delete(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let cluster = clusters::get(&state.app, &viewer.account_id, &id).await?;
-    ok(&DeletePage {
-        layout: Layout::new(
-            format!("Delete {}", cluster.name),
-            Some(&viewer),
-            &csrf,
-            "clusters",
-        ),
+    ok(&DeletePage::new(
+        &viewer,
+        &csrf,
         cluster,
-        errors: FieldErrors::default(),
-    })
+        FieldErrors::default(),
+    ))
 }
 
 /// The delete confirmation: the cluster's name typed again.
@@ -240,21 +251,13 @@ pub(crate) async fn delete(
 ) -> Result<Response> {
     let cluster = clusters::get(&state.app, &viewer.account_id, &id).await?;
     if form.confirm.trim() != cluster.name {
+        let errors = FieldErrors::one(
+            "confirm",
+            format!("Type the cluster's name, {}, to confirm.", cluster.name),
+        );
         return render(
             StatusCode::BAD_REQUEST,
-            &DeletePage {
-                layout: Layout::new(
-                    format!("Delete {}", cluster.name),
-                    Some(&viewer),
-                    &csrf,
-                    "clusters",
-                ),
-                errors: FieldErrors::one(
-                    "confirm",
-                    format!("Type the cluster's name, {}, to confirm.", cluster.name),
-                ),
-                cluster,
-            },
+            &DeletePage::new(&viewer, &csrf, cluster, errors),
         );
     }
     clusters::delete(&state.app, &viewer.account_id, &id).await?;
