@@ -4,6 +4,7 @@
 
 mod crd;
 pub mod metrics;
+pub mod provisioner;
 pub mod reconciler;
 mod render;
 mod run;

@@ -411,6 +411,6 @@ fn now_rfc3339() -> String {
     )
 }
 
-fn kube_error(error: kube::Error) -> Error {
+pub(crate) fn kube_error(error: kube::Error) -> Error {
     Error::Kube(error.to_string())
 }

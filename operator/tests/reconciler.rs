@@ -10,8 +10,9 @@ use std::{
 };
 
 use capstan_operator::{
-    KafkaCluster,
+    KafkaCluster, Storage,
     metrics::Metrics,
+    provisioner::{self, ClusterTemplate, KubernetesClusters},
     reconciler::{Context, FIELD_MANAGER, error_policy, reconcile},
 };
 use http::{Method, Request, Response, StatusCode};
@@ -85,6 +86,13 @@ fn handle(api: &Shared, method: &Method, path: &str, query: &str, body: &[u8]) -
         api.writes.push(format!("event {reason}"));
         return respond(StatusCode::CREATED, event);
     }
+    if method == Method::DELETE {
+        api.writes.push(format!("delete {path}"));
+        return match api.objects.remove(path) {
+            Some(object) => respond(StatusCode::OK, object),
+            None => not_found(),
+        };
+    }
     assert_eq!(method, Method::PATCH, "{method} {path}");
     let patch: Value = serde_json::from_slice(body).unwrap();
     if let Some(object_path) = path.strip_suffix("/status") {
@@ -113,7 +121,9 @@ fn handle(api: &Shared, method: &Method, path: &str, query: &str, body: &[u8]) -
         return respond(StatusCode::OK, object.clone());
     }
     assert!(
-        query.contains(&format!("fieldManager={FIELD_MANAGER}")) && query.contains("force=true"),
+        (query.contains(&format!("fieldManager={FIELD_MANAGER}"))
+            || query.contains(&format!("fieldManager={}", provisioner::FIELD_MANAGER)))
+            && query.contains("force=true"),
         "{query}"
     );
     api.writes.push(format!("apply {path}"));
@@ -384,4 +394,105 @@ async fn a_multi_zone_change_rolls_one_zone_at_a_time() {
         take_statefulset_writes(&api),
         vec![format!("apply {}", set(2))]
     );
+}
+
+fn control_plane(api: &Shared) -> KubernetesClusters {
+    KubernetesClusters::new(
+        client(api.clone()),
+        ClusterTemplate {
+            namespace: "tenants".into(),
+            zones: vec!["z-a".into(), "z-b".into(), "z-c".into()],
+            version: "3.9.1".into(),
+            storage: Storage::default(),
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_control_plane_creates_a_cluster_the_operator_completes_and_deletes_it() {
+    let api: Shared = Arc::default();
+    let clusters = control_plane(&api);
+    let id = "0f8e2a4c-1b3d-4e5f-8a9b-0c1d2e3f4a5b";
+    let name = provisioner::resource_name(id);
+    let bootstrap = clusters
+        .create(id, true, "default-user", "default-password")
+        .await
+        .unwrap();
+    assert_eq!(
+        bootstrap,
+        format!("{name}-kafka-bootstrap.tenants.svc:9092")
+    );
+    let resource_path =
+        format!("/apis/capstan.dev/v1alpha1/namespaces/tenants/kafkaclusters/{name}");
+    let secret_path = format!("/api/v1/namespaces/tenants/secrets/{name}-kafka-credentials");
+    assert_eq!(
+        take_writes(&api),
+        vec![
+            format!("apply {secret_path}"),
+            format!("apply {resource_path}")
+        ],
+        "the credential first, so the brokers are formatted with it"
+    );
+    let resource = api.lock().unwrap().objects[&resource_path].clone();
+    assert_eq!(resource["spec"]["zoneMode"], "multi");
+    assert_eq!(resource["spec"]["zones"], json!(["z-a", "z-b", "z-c"]));
+    assert_eq!(
+        resource["metadata"]["labels"][provisioner::CLUSTER_ID_LABEL],
+        id
+    );
+    assert_eq!(
+        clusters
+            .credentials(id)
+            .await
+            .unwrap()
+            .map(|c| c.client_username),
+        None,
+        "not usable until the operator has added the admin user"
+    );
+    assert_eq!(clusters.status(id).await.unwrap(), Some(Default::default()));
+
+    // The operator reconciles the resource (its finalizer first, then its children): it keeps
+    // the control plane's client credential and adds the rest.
+    let ctx = Arc::new(Context {
+        client: client(api.clone()),
+        metrics: Arc::new(Metrics::new().unwrap()),
+    });
+    for _ in 0..2 {
+        let stored: KafkaCluster =
+            serde_json::from_value(api.lock().unwrap().objects[&resource_path].clone()).unwrap();
+        reconcile(Arc::new(stored), ctx.clone()).await.unwrap();
+    }
+    let credentials = clusters.credentials(id).await.unwrap().unwrap();
+    assert_eq!(credentials.client_username, "default-user");
+    assert_eq!(credentials.client_password, "default-password");
+    assert_eq!(credentials.admin_username, "capstan-admin");
+    assert!(credentials.admin_password.len() >= 32);
+    let status = clusters.status(id).await.unwrap().unwrap();
+    assert_eq!(
+        status.bootstrap_servers.as_deref(),
+        Some(bootstrap.as_str())
+    );
+
+    take_writes(&api);
+    clusters.delete(id).await.unwrap();
+    assert_eq!(take_writes(&api), vec![format!("delete {resource_path}")]);
+    assert_eq!(clusters.status(id).await.unwrap(), None);
+    clusters.delete(id).await.unwrap();
+}
+
+#[tokio::test]
+async fn multi_zone_clusters_need_three_configured_zones() {
+    let api: Shared = Arc::default();
+    let error = KubernetesClusters::new(
+        client(api),
+        ClusterTemplate {
+            namespace: "tenants".into(),
+            zones: vec!["only-one".into()],
+            version: "3.9.1".into(),
+            storage: Storage::default(),
+        },
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("exactly 3 zones"), "{error}");
 }

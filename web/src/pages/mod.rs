@@ -101,6 +101,8 @@ pub(crate) struct CostSummary {
     /// Month-to-date as a percentage of the cap, 0 to 100.
     pub percent: i64,
     pub budget_dollars: i64,
+    /// The bill's lines so far (JSON of the billing source).
+    pub lines: serde_json::Value,
 }
 
 /// Rate-limiting at the cap, in one sentence (shown on the budget page and in the banner).
@@ -120,6 +122,7 @@ impl CostSummary {
             cap: format::dollars(cost.cap_cents),
             percent,
             budget_dollars: cost.budget_dollars,
+            lines: cost.lines.clone(),
         }
     }
 
@@ -168,6 +171,15 @@ impl ClusterHeader {
         tab: &'static str,
     ) -> Result<Self> {
         let cluster = capstan_api::clusters::get(&state.app, &viewer.account_id, id).await?;
+        Self::with_cost(state, cluster, tab).await
+    }
+
+    /// The header of a cluster already loaded for its owner, with the cost read now.
+    pub async fn with_cost(
+        state: &ConsoleState,
+        cluster: ClusterView,
+        tab: &'static str,
+    ) -> Result<Self> {
         let cost = state.app.billing.cost(&cluster.cluster_id).await?;
         Ok(ClusterHeader {
             cost: CostSummary::of(&cost),

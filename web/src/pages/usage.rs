@@ -52,7 +52,9 @@ pub(crate) async fn show(
     csrf: CsrfToken,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let header = ClusterHeader::load(&state, &viewer, &id, "usage").await?;
+    // Ownership first; then usage before cost, so the cost shown covers at least the usage
+    // shown even when a metering sweep lands between the reads.
+    let cluster = capstan_api::clusters::get(&state.app, &viewer.account_id, &id).await?;
     let now = unix_now();
     let month = Month::of(now);
     let (from, to) = (month.start(), month.end());
@@ -117,8 +119,9 @@ pub(crate) async fn show(
             consumed: format::count(t.consumed),
         })
         .collect();
-    let cost = state.app.billing.cost(&id).await?;
-    let lines = cost
+    let header = ClusterHeader::with_cost(&state, cluster, "usage").await?;
+    let lines = header
+        .cost
         .lines
         .as_array()
         .into_iter()
