@@ -1,4 +1,5 @@
 //! The `capstan` binary's library side: the platform wired together, so end-to-end tests drive
 //! exactly what the binary runs.
 
+pub mod kubernetes;
 pub mod platform;

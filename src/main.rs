@@ -3,6 +3,8 @@
 mod broker_install;
 mod settings;
 
+use std::sync::Arc;
+
 use capstan::platform::Platform;
 use clap::Parser;
 use settings::{Cli, Command, LogFormat};
@@ -53,17 +55,33 @@ async fn run_server(settings: settings::Resolved, dev: bool) -> anyhow::Result<(
         mut app,
         metering,
         explicit_broker,
+        kubernetes,
     } = settings;
-    app.broker_binary =
-        match capstan_api::provisioner::find_broker_binary(explicit_broker.as_deref()) {
-            Ok(path) => path,
-            Err(_) if dev && explicit_broker.is_none() => broker_install::install().await?,
-            Err(e) => return Err(report(e)),
-        };
+    let provisioner: Option<Arc<dyn capstan_api::provisioner::Provisioner>> = match kubernetes {
+        Some(kubernetes) => {
+            let clusters =
+                capstan_operator::provisioner::KubernetesClusters::connect(kubernetes.template())
+                    .await?;
+            Some(Arc::new(capstan::kubernetes::KubernetesProvisioner::new(
+                clusters,
+            )))
+        }
+        None => {
+            app.broker_binary =
+                match capstan_api::provisioner::find_broker_binary(explicit_broker.as_deref()) {
+                    Ok(path) => path,
+                    Err(_) if dev && explicit_broker.is_none() => broker_install::install().await?,
+                    Err(e) => return Err(report(e)),
+                };
+            None
+        }
+    };
     let data_dir = app.data_dir.clone();
     let database = capstan_api::store::redact(&app.database_url);
     let interval = metering.interval;
-    let platform = Platform::build(app, metering).await.map_err(report)?;
+    let platform = Platform::build_with(app, metering, provisioner)
+        .await
+        .map_err(report)?;
     let application = platform.application();
     let address = application.local_addr().map_err(report)?;
     let gateway = application.gateway_addr().map_err(report)?;

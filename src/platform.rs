@@ -396,7 +396,17 @@ impl Platform {
         settings: Settings,
         metering: MeteringSettings,
     ) -> capstan_api::Result<Self> {
-        let application = Application::build(settings).await?;
+        Self::build_with(settings, metering, None).await
+    }
+
+    /// As [`Platform::build`], with clusters made by `provisioner` when one is given (the
+    /// Kubernetes provisioner) instead of local brokers.
+    pub async fn build_with(
+        settings: Settings,
+        metering: MeteringSettings,
+        provisioner: Option<Arc<dyn capstan_api::provisioner::Provisioner>>,
+    ) -> capstan_api::Result<Self> {
+        let application = Application::build_with(settings, provisioner).await?;
         let state = application.state().clone();
         let meter = Meter::new(state.store.pool().clone());
         let metrics = CollectorMetrics::register(&state.metrics.registry)

@@ -284,8 +284,61 @@ pub struct ServeArgs {
     /// Where local brokers keep their data.
     #[arg(long, env = "CAPSTAN_DATA_DIR", default_value = "/var/lib/capstan")]
     pub data_dir: PathBuf,
+    /// What makes the brokers of clusters.
+    #[arg(long, env = "CAPSTAN_PROVISIONER", value_enum, default_value_t = ProvisionerKind::Local)]
+    pub provisioner: ProvisionerKind,
+    #[command(flatten)]
+    pub kubernetes: KubernetesArgs,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// Who makes the brokers of clusters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProvisionerKind {
+    /// One local broker process (tansu) per cluster on this machine.
+    Local,
+    /// A `KafkaCluster` resource per cluster, made into Apache Kafka by `capstan operator`.
+    Kubernetes,
+}
+
+/// How clusters are shaped with `--provisioner kubernetes`.
+#[derive(Clone, Debug, Args)]
+pub struct KubernetesArgs {
+    /// Namespace of the clusters' `KafkaCluster` resources.
+    #[arg(
+        long,
+        env = "CAPSTAN_KUBERNETES_NAMESPACE",
+        default_value = "capstan-clusters"
+    )]
+    pub kubernetes_namespace: String,
+    /// The three zones multi-zone clusters span (comma-separated), e.g. `eu-west-1a,eu-west-1b,eu-west-1c`.
+    #[arg(long, env = "CAPSTAN_KUBERNETES_ZONES", value_delimiter = ',')]
+    pub kubernetes_zones: Vec<String>,
+    /// Apache Kafka version of new clusters.
+    #[arg(long, env = "CAPSTAN_KAFKA_VERSION", default_value = "3.9.1")]
+    pub kafka_version: String,
+    /// Volume size of each broker.
+    #[arg(long, env = "CAPSTAN_KAFKA_STORAGE_SIZE", default_value = "10Gi")]
+    pub kafka_storage_size: String,
+    /// Storage class of broker volumes (default: the cluster's default class).
+    #[arg(long, env = "CAPSTAN_KAFKA_STORAGE_CLASS")]
+    pub kafka_storage_class: Option<String>,
+}
+
+impl KubernetesArgs {
+    /// The shape of new clusters.
+    pub fn template(&self) -> capstan_operator::provisioner::ClusterTemplate {
+        capstan_operator::provisioner::ClusterTemplate {
+            namespace: self.kubernetes_namespace.clone(),
+            zones: self.kubernetes_zones.clone(),
+            version: self.kafka_version.clone(),
+            storage: capstan_operator::Storage {
+                size: self.kafka_storage_size.clone(),
+                storage_class_name: self.kafka_storage_class.clone(),
+            },
+        }
+    }
 }
 
 /// `capstan operator`.
@@ -310,6 +363,8 @@ pub struct Resolved {
     pub app: Settings,
     pub metering: MeteringSettings,
     pub explicit_broker: Option<PathBuf>,
+    /// Set when clusters are made on Kubernetes instead of by local brokers.
+    pub kubernetes: Option<KubernetesArgs>,
 }
 
 impl CommonArgs {
@@ -352,6 +407,7 @@ impl DevArgs {
             },
             metering: self.common.metering(10)?,
             explicit_broker: self.common.broker_bin,
+            kubernetes: None,
         })
     }
 }
@@ -379,6 +435,8 @@ impl ServeArgs {
             },
             metering: self.common.metering(60)?,
             explicit_broker: self.common.broker_bin,
+            kubernetes: (self.provisioner == ProvisionerKind::Kubernetes)
+                .then_some(self.kubernetes),
         })
     }
 }

@@ -12,7 +12,7 @@ use crate::{
     crypto::SecretKey,
     gateway::{self, FetchObserver, GatewayState},
     metrics::Metrics,
-    provisioner::LocalProvisioner,
+    provisioner::{LocalProvisioner, Provisioner},
     routes,
     state::{AppState, PlatformConfig},
     store::Store,
@@ -51,15 +51,27 @@ pub struct Application {
 
 impl Application {
     /// Connects to the database, applies migrations, binds both listeners and brings back the
-    /// brokers of existing clusters.
+    /// brokers of existing clusters, run by local broker processes.
     pub async fn build(settings: Settings) -> Result<Self> {
+        Self::build_with(settings, None).await
+    }
+
+    /// As [`Application::build`], with clusters made by `provisioner` instead of local brokers
+    /// when one is given (the Kubernetes provisioner).
+    pub async fn build_with(
+        settings: Settings,
+        provisioner: Option<Arc<dyn Provisioner>>,
+    ) -> Result<Self> {
         let store = Store::connect(&settings.database_url).await?;
         store.migrate().await?;
-        let provisioner = LocalProvisioner::new(
-            &settings.data_dir,
-            settings.broker_binary.clone(),
-            settings.key.clone(),
-        )?;
+        let provisioner: Arc<dyn Provisioner> = match provisioner {
+            Some(provisioner) => provisioner,
+            None => Arc::new(LocalProvisioner::new(
+                &settings.data_dir,
+                settings.broker_binary.clone(),
+                settings.key.clone(),
+            )?),
+        };
         let metrics =
             Metrics::new().map_err(|e| Error::internal("could not register metrics", e))?;
         let listener = bind(settings.listen, "the API").await?;
@@ -71,7 +83,7 @@ impl Application {
         let state = AppState {
             store,
             key: settings.key,
-            provisioner: Arc::new(provisioner),
+            provisioner,
             config: Arc::new(platform),
             metrics: Arc::new(metrics),
             usage: Arc::new(NoUsage),
@@ -204,13 +216,21 @@ async fn expire_idle_instances(gateway: GatewayState, mut stop: watch::Receiver<
     }
 }
 
-/// Restarts brokers that died, every two seconds, so a crashed broker recovers by itself.
+/// Every two seconds: restarts brokers that died, so a crashed broker recovers by itself, and
+/// stores the cluster states the provisioner reports.
 async fn supervise_brokers(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 state.provisioner.supervise().await;
+                for (id, observed) in state.provisioner.observed_states().await {
+                    match clusters::set_state(&state.store, &id, &observed).await {
+                        Ok(true) => tracing::info!(cluster = %id, state = %observed, "cluster state changed"),
+                        Ok(false) => {}
+                        Err(error) => tracing::warn!(cluster = %id, error = %crate::error::cause_chain(&error), "could not store a cluster state"),
+                    }
+                }
             }
             _ = stop.changed() => break,
         }

@@ -154,7 +154,7 @@ pub async fn create(
         region: request.region,
         multizone: i64::from(request.multizone),
         plan: state.config.default_plan.as_str().to_owned(),
-        state: "active".into(),
+        state: state.provisioner.initial_state().into(),
         tcp_endpoint,
         created_at: store::now(),
         budget_dollars: 0,
@@ -402,6 +402,19 @@ pub async fn find_live(store: &Store, id: &str) -> Result<ClusterRow> {
     .fetch_optional(store.pool())
     .await?
     .ok_or(Error::NotFound("cluster"))
+}
+
+/// Records the state the provisioner reports for a live cluster; `false` when the cluster is
+/// gone (deleted meanwhile) or already in that state.
+pub async fn set_state(store: &Store, id: &str, state: &str) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE clusters SET state = $1 WHERE id = $2 AND state <> 'deleted' AND state <> $1",
+    )
+    .bind(state)
+    .bind(id)
+    .execute(store.pool())
+    .await?;
+    Ok(updated.rows_affected() > 0)
 }
 
 /// Body of `PATCH /v2/kafka/update-budget/{id}`.

@@ -32,9 +32,7 @@ pub async fn create_topic(
     topic: &TopicSpec,
     replication: i32,
 ) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = config
-        .create()
-        .map_err(|e| Error::Broker(format!("could not create a Kafka admin client: {e}")))?;
+    let admin = admin(config)?;
     let configs = topic.configs();
     let mut new_topic = NewTopic::new(
         &topic.name,
@@ -44,11 +42,8 @@ pub async fn create_topic(
     for (key, value) in &configs {
         new_topic = new_topic.set(key, value);
     }
-    let options = AdminOptions::new()
-        .request_timeout(Some(Duration::from_secs(15)))
-        .operation_timeout(Some(Duration::from_secs(15)));
     let results = admin
-        .create_topics([&new_topic], &options)
+        .create_topics([&new_topic], &options())
         .await
         .map_err(|e| {
             Error::Broker(format!(
@@ -70,6 +65,77 @@ pub async fn create_topic(
                 )));
             }
         }
+    }
+    Ok(())
+}
+
+fn admin(config: &ClientConfig) -> Result<AdminClient<DefaultClientContext>> {
+    config
+        .create()
+        .map_err(|e| Error::Broker(format!("could not create a Kafka admin client: {e}")))
+}
+
+fn options() -> AdminOptions {
+    AdminOptions::new()
+        .request_timeout(Some(Duration::from_secs(15)))
+        .operation_timeout(Some(Duration::from_secs(15)))
+}
+
+/// Deletes a topic; one that is already gone is not an error.
+pub async fn delete_topic(config: &ClientConfig, name: &str) -> Result<()> {
+    let results = admin(config)?
+        .delete_topics(&[name], &options())
+        .await
+        .map_err(|e| Error::Broker(format!("the broker did not delete topic {name}: {e}")))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((name, code)) => {
+                return Err(Error::Broker(format!(
+                    "the broker refused to delete topic {name}: {code}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Grows a topic to `topic.partitions` (when more than `old_partitions`) and sets its
+/// configuration.
+pub async fn update_topic(
+    config: &ClientConfig,
+    topic: &TopicSpec,
+    old_partitions: i32,
+) -> Result<()> {
+    use rdkafka::admin::{AlterConfig, NewPartitions, ResourceSpecifier};
+    let admin = admin(config)?;
+    let refused = |what: &str, e: &dyn std::fmt::Display| {
+        Error::Broker(format!(
+            "the broker refused to {what} of topic {}: {e}",
+            topic.name
+        ))
+    };
+    if topic.partitions > old_partitions {
+        let grow = NewPartitions::new(&topic.name, topic.partitions as usize);
+        for result in admin
+            .create_partitions([&grow], &options())
+            .await
+            .map_err(|e| refused("add partitions", &e))?
+        {
+            result.map_err(|(_, code)| refused("add partitions", &code))?;
+        }
+    }
+    let configs = topic.configs();
+    let mut change = AlterConfig::new(ResourceSpecifier::Topic(&topic.name));
+    for (key, value) in &configs {
+        change = change.set(key, value);
+    }
+    for result in admin
+        .alter_configs([&change], &options())
+        .await
+        .map_err(|e| refused("change the configuration", &e))?
+    {
+        result.map_err(|(_, code)| refused("change the configuration", &code))?;
     }
     Ok(())
 }

@@ -104,6 +104,17 @@ impl KubernetesClusters {
         Ok(KubernetesClusters { client, template })
     }
 
+    /// Clusters made through the Kubernetes API of this environment (in-cluster service account,
+    /// or `KUBECONFIG`).
+    pub async fn connect(template: ClusterTemplate) -> Result<Self> {
+        let client = Client::try_default().await.map_err(|e| {
+            Error::Kube(format!(
+                "{e}; run the control plane in the cluster with its service account, or set KUBECONFIG"
+            ))
+        })?;
+        Self::new(client, template)
+    }
+
     /// Where clients inside the Kubernetes cluster connect: the bootstrap Service.
     pub fn bootstrap(&self, cluster_id: &str) -> String {
         format!(
@@ -205,6 +216,29 @@ impl KubernetesClusters {
             .await
             .map_err(kube_error)?
             .map(|c| c.status.unwrap_or_default()))
+    }
+
+    /// Every `KafkaCluster` of the control plane in the namespace with what the operator last
+    /// reported, as `(cluster id, status)`: one LIST request.
+    pub async fn statuses(&self) -> Result<Vec<(String, KafkaClusterStatus)>> {
+        let list = self
+            .api()
+            .list(&kube::api::ListParams::default().labels(CLUSTER_ID_LABEL))
+            .await
+            .map_err(kube_error)?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|cluster| {
+                let id = cluster
+                    .metadata
+                    .labels
+                    .as_ref()?
+                    .get(CLUSTER_ID_LABEL)?
+                    .clone();
+                Some((id, cluster.status.unwrap_or_default()))
+            })
+            .collect())
     }
 
     /// The SCRAM users of the cluster's Secret, once the operator has completed it.

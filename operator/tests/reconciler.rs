@@ -68,6 +68,12 @@ fn handle(api: &Shared, method: &Method, path: &str, query: &str, body: &[u8]) -
             .filter(|(p, _)| p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
             .map(|(_, o)| o.clone())
             .collect();
+        if path.ends_with("/kafkaclusters") {
+            return respond(
+                StatusCode::OK,
+                json!({ "apiVersion": "capstan.dev/v1alpha1", "kind": "KafkaClusterList", "metadata": {}, "items": items }),
+            );
+        }
         if path.ends_with("/statefulsets") {
             return respond(
                 StatusCode::OK,
@@ -451,6 +457,10 @@ async fn the_control_plane_creates_a_cluster_the_operator_completes_and_deletes_
         "not usable until the operator has added the admin user"
     );
     assert_eq!(clusters.status(id).await.unwrap(), Some(Default::default()));
+    assert_eq!(
+        clusters.statuses().await.unwrap(),
+        vec![(id.to_owned(), Default::default())]
+    );
 
     // The operator reconciles the resource (its finalizer first, then its children): it keeps
     // the control plane's client credential and adds the rest.

@@ -74,6 +74,18 @@ pub async fn start_configured(
     stripe: Option<capstan_billing::stripe::StripeConfig>,
     notify_url: Option<String>,
 ) -> Running {
+    start_on(postgres, platform, prices, stripe, notify_url, None).await
+}
+
+/// Starts the platform with clusters made by `provisioner` (local brokers when `None`).
+pub async fn start_on(
+    postgres: bool,
+    platform: PlatformConfig,
+    prices: capstan_billing::pricing::PriceList,
+    stripe: Option<capstan_billing::stripe::StripeConfig>,
+    notify_url: Option<String>,
+    provisioner: Option<Arc<dyn capstan_api::provisioner::Provisioner>>,
+) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings {
         database_url: database(postgres, dir.path()).await,
@@ -96,7 +108,9 @@ pub async fn start_configured(
         stripe,
         notify_url,
     };
-    let platform = Platform::build(settings, metering).await.unwrap();
+    let platform = Platform::build_with(settings, metering, provisioner)
+        .await
+        .unwrap();
     let api = format!("http://{}", platform.application().local_addr().unwrap());
     let gateway = format!("http://{}", platform.application().gateway_addr().unwrap());
     let collector = platform.collector();

@@ -1,7 +1,8 @@
 //! Provisioners turn clusters and topics of the store into running brokers.
 //!
 //! [`LocalProvisioner`] runs one real broker process per cluster on loopback (`capstan dev`,
-//! tests); a Kubernetes provisioner (operator issue) will sit beside it behind the same trait.
+//! tests); the Kubernetes provisioner (wired by the binary, on the operator crate) sits beside
+//! it behind the same trait.
 
 mod local;
 mod tansu;
@@ -105,4 +106,15 @@ pub trait Provisioner: Send + Sync + std::fmt::Debug {
     async fn supervise(&self) -> usize;
     /// Stops every broker cleanly (graceful shutdown).
     async fn shutdown(&self);
+    /// The state of a cluster right after `create_cluster`: `active` when its brokers are
+    /// ready then (local brokers), `provisioning` when they come up later (Kubernetes).
+    fn initial_state(&self) -> &'static str {
+        "active"
+    }
+    /// Clusters whose state the brokers' manager reports differently than before, as
+    /// `(cluster id, state)` with state `provisioning`, `active`, `degraded` or `failed`.
+    /// Called periodically by the application, which stores what it hears.
+    async fn observed_states(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }

@@ -1,0 +1,200 @@
+//! The control plane with `--provisioner kubernetes` against a mocked Kubernetes API server (no
+//! API server can run here): creating a cluster through the API writes its credentials Secret
+//! and its `KafkaCluster`, the cluster's state follows the status the operator reports, and
+//! deleting the cluster deletes the resource.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use capstan::kubernetes::KubernetesProvisioner;
+use capstan_api::state::PlatformConfig;
+use capstan_operator::{
+    Storage,
+    provisioner::{self, ClusterTemplate, KubernetesClusters},
+};
+use http::{Method, Request, Response, StatusCode};
+use kube::{Client, client::Body};
+use reqwest::Method as HttpMethod;
+use serde_json::{Value, json};
+use support::start_on;
+
+#[derive(Default)]
+struct FakeApi {
+    objects: HashMap<String, Value>,
+    writes: Vec<String>,
+}
+
+type Shared = Arc<Mutex<FakeApi>>;
+
+fn respond(status: StatusCode, body: Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap()
+}
+
+fn handle(api: &Shared, method: &Method, path: &str, body: &[u8]) -> Response<Body> {
+    let mut api = api.lock().unwrap();
+    let not_found = json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found" });
+    match *method {
+        Method::GET if path.ends_with("/kafkaclusters") => {
+            let items: Vec<Value> = api
+                .objects
+                .iter()
+                .filter(|(p, _)| p.starts_with(path))
+                .map(|(_, o)| o.clone())
+                .collect();
+            respond(
+                StatusCode::OK,
+                json!({ "apiVersion": "capstan.dev/v1alpha1", "kind": "KafkaClusterList", "metadata": {}, "items": items }),
+            )
+        }
+        Method::GET => match api.objects.get(path) {
+            Some(object) => respond(StatusCode::OK, object.clone()),
+            None => respond(StatusCode::NOT_FOUND, not_found),
+        },
+        Method::PATCH => {
+            api.writes.push(format!("apply {path}"));
+            let object: Value = serde_json::from_slice(body).unwrap();
+            api.objects.insert(path.to_owned(), object.clone());
+            respond(StatusCode::OK, object)
+        }
+        Method::DELETE => {
+            api.writes.push(format!("delete {path}"));
+            match api.objects.remove(path) {
+                Some(object) => respond(StatusCode::OK, object),
+                None => respond(StatusCode::NOT_FOUND, not_found),
+            }
+        }
+        _ => panic!("unexpected {method} {path}"),
+    }
+}
+
+fn client(api: Shared) -> Client {
+    let (service, mut handle_) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    tokio::spawn(async move {
+        while let Some((request, send)) = handle_.next_request().await {
+            let method = request.method().clone();
+            let path = request.uri().path().to_owned();
+            let body = request.into_body().collect_bytes().await.unwrap();
+            send.send_response(handle(&api, &method, &path, &body));
+        }
+    });
+    Client::new(service, "capstan-clusters")
+}
+
+async fn cluster_state(run: &support::Running, id: &str) -> String {
+    let cluster = run
+        .api(HttpMethod::GET, &format!("/v2/kafka/cluster/{id}"), None)
+        .await;
+    cluster["state"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state() {
+    let api: Shared = Arc::default();
+    let clusters = KubernetesClusters::new(
+        client(api.clone()),
+        ClusterTemplate {
+            namespace: "capstan-clusters".into(),
+            zones: vec!["a".into(), "b".into(), "c".into()],
+            version: "3.9.1".into(),
+            storage: Storage::default(),
+        },
+    )
+    .unwrap();
+    let run = start_on(
+        false,
+        PlatformConfig::default(),
+        Default::default(),
+        None,
+        None,
+        Some(Arc::new(KubernetesProvisioner::new(clusters))),
+    )
+    .await;
+
+    let cluster = run
+        .api(
+            HttpMethod::POST,
+            "/v2/kafka/cluster",
+            Some(json!({ "name": "orders", "region": "eu-west-1", "multizone": true })),
+        )
+        .await;
+    let id = cluster["cluster_id"].as_str().unwrap();
+    let name = provisioner::resource_name(id);
+    assert_eq!(cluster["state"], "provisioning");
+    assert_eq!(
+        cluster["tcp_endpoint"],
+        format!("{name}-kafka-bootstrap.capstan-clusters.svc:9092")
+    );
+    let namespace = "/namespaces/capstan-clusters";
+    let secret_path = format!("/api/v1{namespace}/secrets/{name}-kafka-credentials");
+    let resource_path = format!("/apis/capstan.dev/v1alpha1{namespace}/kafkaclusters/{name}");
+    {
+        let api = api.lock().unwrap();
+        assert_eq!(
+            api.writes,
+            vec![
+                format!("apply {secret_path}"),
+                format!("apply {resource_path}")
+            ]
+        );
+        let secret = &api.objects[&secret_path];
+        let username = cluster["username"].as_str().unwrap();
+        assert_eq!(
+            secret["data"]["client-username"],
+            base64_of(username),
+            "the brokers are formatted with the credential the control plane shows"
+        );
+        assert_eq!(api.objects[&resource_path]["spec"]["zoneMode"], "multi");
+    }
+
+    // The operator reports the brokers ready: the cluster becomes active.
+    api.lock().unwrap().objects.get_mut(&resource_path).unwrap()["status"] =
+        json!({ "phase": "Ready", "readyBrokers": 3 });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cluster_state(&run, id).await != "active" {
+        assert!(
+            Instant::now() < deadline,
+            "the state did not follow the status"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // SCRAM users cannot be changed on Kubernetes clusters yet: refused with an explanation.
+    let refused = run
+        .http
+        .post(format!("{}/v2/kafka/reset-password/{id}", run.api))
+        .basic_auth(&run.auth.0, Some(&run.auth.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("not available on Kubernetes clusters yet")
+    );
+
+    api.lock().unwrap().writes.clear();
+    run.api(HttpMethod::DELETE, &format!("/v2/kafka/cluster/{id}"), None)
+        .await;
+    assert_eq!(
+        api.lock().unwrap().writes,
+        vec![format!("delete {resource_path}")]
+    );
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
