@@ -60,7 +60,7 @@ async fn run_server(settings: settings::Resolved, dev: bool) -> anyhow::Result<(
     let provisioner: Option<Arc<dyn capstan_api::provisioner::Provisioner>> = match kubernetes {
         Some(kubernetes) => {
             let clusters =
-                capstan_operator::provisioner::KubernetesClusters::connect(kubernetes.template())
+                capstan_operator::provisioner::KubernetesClusters::connect(kubernetes.template()?)
                     .await?;
             Some(Arc::new(capstan::kubernetes::KubernetesProvisioner::new(
                 clusters,

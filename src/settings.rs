@@ -328,8 +328,14 @@ pub struct KubernetesArgs {
 
 impl KubernetesArgs {
     /// The shape of new clusters.
-    pub fn template(&self) -> capstan_operator::provisioner::ClusterTemplate {
-        capstan_operator::provisioner::ClusterTemplate {
+    pub fn template(&self) -> anyhow::Result<capstan_operator::provisioner::ClusterTemplate> {
+        if self.kubernetes_zones.len() != 3 {
+            anyhow::bail!(
+                "--provisioner kubernetes needs the three zones of multi-zone clusters: --kubernetes-zones a,b,c (got {})",
+                self.kubernetes_zones.len()
+            );
+        }
+        Ok(capstan_operator::provisioner::ClusterTemplate {
             namespace: self.kubernetes_namespace.clone(),
             zones: self.kubernetes_zones.clone(),
             version: self.kafka_version.clone(),
@@ -337,7 +343,7 @@ impl KubernetesArgs {
                 size: self.kafka_storage_size.clone(),
                 storage_class_name: self.kafka_storage_class.clone(),
             },
-        }
+        })
     }
 }
 

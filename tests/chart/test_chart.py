@@ -103,3 +103,32 @@ def test_the_chart_lints_cleanly_and_ships_the_crd():
     crd = yaml.safe_load(crds[0]["data"])
     assert crd["metadata"]["name"] == "kafkaclusters.capstan.dev"
     kubernetes_validate.validate(crd, KUBERNETES, strict=True)
+
+
+def test_the_kubernetes_provisioner_gets_its_settings_and_a_least_privilege_role():
+    objects = render({
+        "controlPlane": {
+            "provisioner": "kubernetes",
+            "kubernetes": {"namespace": "tenants", "zones": ["eu-west-1a", "eu-west-1b", "eu-west-1c"], "storageClassName": "gp3"},
+        },
+    })
+    validate(objects)
+    control = next(d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "capstan")
+    pod = control["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "capstan-control-plane"
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["CAPSTAN_PROVISIONER"] == "kubernetes"
+    assert env["CAPSTAN_KUBERNETES_NAMESPACE"] == "tenants"
+    assert env["CAPSTAN_KUBERNETES_ZONES"] == "eu-west-1a,eu-west-1b,eu-west-1c"
+    assert env["CAPSTAN_KAFKA_STORAGE_CLASS"] == "gp3"
+    role = by_kind(objects, "Role")[0]
+    assert role["metadata"]["namespace"] == "tenants"
+    granted = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert granted == {
+        ("capstan.dev", "kafkaclusters"): {"get", "list", "create", "patch", "delete"},
+        ("", "secrets"): {"get", "create", "patch"},
+    }
+    binding = by_kind(objects, "RoleBinding")[0]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "capstan-control-plane", "namespace": "platform"}]
+    # With local brokers there is no such identity.
+    assert not by_kind(render(), "Role")
