@@ -1,8 +1,8 @@
 //! The `kubernetes` provisioner: each cluster is a `KafkaCluster` resource that the operator
 //! turns into Apache Kafka brokers. This adapts the operator crate's [`KubernetesClusters`] to
-//! the control plane's [`Provisioner`] trait. Topics are administered over the Kafka protocol
-//! with the admin user from the cluster's Secret; the cluster's state follows the resource's
-//! status.
+//! the control plane's [`Provisioner`] trait. Topics and SCRAM users are administered over the
+//! Kafka protocol with the admin user from the cluster's Secret; the cluster's state follows the
+//! resource's status.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -20,11 +20,18 @@ use capstan_operator::provisioner::{ClusterCredentials, KubernetesClusters};
 #[derive(Debug)]
 pub struct KubernetesProvisioner {
     clusters: KubernetesClusters,
-    /// Admin credentials of each cluster, once the operator has made them (`client_config` is
-    /// synchronous, so they are kept here).
-    credentials: Mutex<HashMap<String, ClusterCredentials>>,
+    /// How the control plane reaches each cluster's brokers, once the operator has made its
+    /// Secret (`client_config` is synchronous, so this is kept here).
+    access: Mutex<HashMap<String, Access>>,
     /// The state last reported for each cluster, so only changes are reported.
     reported: Mutex<HashMap<String, String>>,
+}
+
+/// The admin user of a cluster and where the operator says its brokers are.
+#[derive(Clone, Debug)]
+struct Access {
+    credentials: ClusterCredentials,
+    bootstrap: String,
 }
 
 fn kube_error(error: capstan_operator::Error) -> Error {
@@ -47,55 +54,80 @@ impl KubernetesProvisioner {
     pub fn new(clusters: KubernetesClusters) -> Self {
         KubernetesProvisioner {
             clusters,
-            credentials: Mutex::default(),
+            access: Mutex::default(),
             reported: Mutex::default(),
         }
     }
 
-    fn cached(&self, cluster_id: &str) -> Option<ClusterCredentials> {
-        self.credentials
+    fn cached(&self, cluster_id: &str) -> Option<Access> {
+        self.access
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(cluster_id)
             .cloned()
     }
 
-    /// The admin credentials, read from the Secret when not known yet.
-    async fn admin(&self, cluster_id: &str) -> Result<ClusterCredentials> {
-        if let Some(credentials) = self.cached(cluster_id) {
-            return Ok(credentials);
+    /// The admin user and the bootstrap address the operator reports, read from the Kubernetes
+    /// API when not known yet.
+    async fn admin(&self, cluster_id: &str) -> Result<Access> {
+        if let Some(access) = self.cached(cluster_id) {
+            return Ok(access);
         }
+        let provisioning = || {
+            Error::Broker(
+                "the cluster's brokers are still being provisioned; try again in a minute".into(),
+            )
+        };
         let credentials = self
             .clusters
             .credentials(cluster_id)
             .await
             .map_err(kube_error)?
-            .ok_or_else(|| {
-                Error::Broker(
-                    "the cluster's brokers are still being provisioned; try again in a minute"
-                        .into(),
-                )
-            })?;
-        self.credentials
+            .ok_or_else(provisioning)?;
+        let bootstrap = self
+            .clusters
+            .status(cluster_id)
+            .await
+            .map_err(kube_error)?
+            .and_then(|status| status.bootstrap_servers)
+            .ok_or_else(provisioning)?;
+        let access = Access {
+            credentials,
+            bootstrap,
+        };
+        self.access
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(cluster_id.to_owned(), credentials.clone());
-        Ok(credentials)
+            .insert(cluster_id.to_owned(), access.clone());
+        Ok(access)
     }
 
     async fn admin_config(&self, cluster: &ClusterSpec) -> Result<rdkafka::ClientConfig> {
-        let credentials = self.admin(&cluster.id).await?;
+        let Access {
+            credentials,
+            bootstrap,
+        } = self.admin(&cluster.id).await?;
         Ok(kafka_admin::client_config(
-            &self.clusters.bootstrap(&cluster.id),
+            &bootstrap,
             &credentials.admin_username,
             &credentials.admin_password,
         ))
     }
 
-    fn unsupported(what: &str) -> Error {
-        Error::Forbidden(format!(
-            "{what} is not available on Kubernetes clusters yet: their SCRAM users are set when the brokers are first formatted (see docs/operator.md)"
-        ))
+    /// The admin user's connection settings for Capstan's own Kafka client.
+    async fn protocol_credentials(
+        &self,
+        cluster: &ClusterSpec,
+    ) -> Result<capstan_billing::kafka::Credentials> {
+        let Access {
+            credentials,
+            bootstrap,
+        } = self.admin(&cluster.id).await?;
+        Ok(capstan_billing::kafka::Credentials {
+            bootstrap,
+            username: credentials.admin_username,
+            password: credentials.admin_password,
+        })
     }
 }
 
@@ -139,7 +171,7 @@ impl Provisioner for KubernetesProvisioner {
             .delete(&cluster.id)
             .await
             .map_err(kube_error)?;
-        self.credentials
+        self.access
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&cluster.id);
@@ -166,12 +198,18 @@ impl Provisioner for KubernetesProvisioner {
         kafka_admin::delete_topic(&self.admin_config(cluster).await?, name).await
     }
 
-    async fn put_user(&self, _: &ClusterSpec, _: &BrokerUser) -> Result<()> {
-        Err(Self::unsupported("changing a credential"))
+    async fn put_user(&self, cluster: &ClusterSpec, user: &BrokerUser) -> Result<()> {
+        let credentials = self.protocol_credentials(cluster).await?;
+        capstan_billing::kafka::upsert_scram_user(&credentials, &user.username, &user.password)
+            .await
+            .map_err(|e| Error::Broker(format!("could not set the SCRAM user: {e}")))
     }
 
-    async fn delete_user(&self, _: &ClusterSpec, _: &str) -> Result<()> {
-        Err(Self::unsupported("deleting a credential"))
+    async fn delete_user(&self, cluster: &ClusterSpec, username: &str) -> Result<()> {
+        let credentials = self.protocol_credentials(cluster).await?;
+        capstan_billing::kafka::delete_scram_user(&credentials, username)
+            .await
+            .map_err(|e| Error::Broker(format!("could not delete the SCRAM user: {e}")))
     }
 
     fn client_config(&self, cluster: &ClusterSpec, bootstrap: &str) -> rdkafka::ClientConfig {
@@ -179,18 +217,13 @@ impl Provisioner for KubernetesProvisioner {
         // gateway answers 503: the cluster is still provisioning.
         let (username, password) = self
             .cached(&cluster.id)
-            .map(|c| (c.admin_username, c.admin_password))
+            .map(|a| (a.credentials.admin_username, a.credentials.admin_password))
             .unwrap_or_else(|| ("capstan-admin".into(), String::new()));
         kafka_admin::client_config(bootstrap, &username, &password)
     }
 
     async fn stored_bytes(&self, cluster: &ClusterSpec) -> Result<BTreeMap<String, i64>> {
-        let admin = self.admin(&cluster.id).await?;
-        let credentials = capstan_billing::kafka::Credentials {
-            bootstrap: self.clusters.bootstrap(&cluster.id),
-            username: admin.admin_username,
-            password: admin.admin_password,
-        };
+        let credentials = self.protocol_credentials(cluster).await?;
         capstan_billing::kafka::stored_bytes(&credentials)
             .await
             .map_err(|e| Error::Broker(format!("could not read the stored bytes: {e}")))

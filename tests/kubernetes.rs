@@ -1,10 +1,13 @@
 //! The control plane with `--provisioner kubernetes` against a mocked Kubernetes API server (no
-//! API server can run here): creating a cluster through the API writes its credentials Secret
-//! and its `KafkaCluster`, the cluster's state follows the status the operator reports, and
-//! deleting the cluster deletes the resource.
+//! API server can run here) and a mock Kafka broker (no Apache Kafka either): creating a cluster
+//! through the API writes its credentials Secret and its `KafkaCluster`, the cluster's state
+//! follows the status the operator reports, password resets and scoped credentials become SCRAM
+//! users on the brokers, and deleting the cluster deletes the resource.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
+#[path = "../billing/tests/mock_broker/mod.rs"]
+mod mock_broker;
 mod support;
 
 use std::{
@@ -20,6 +23,10 @@ use capstan_operator::{
     provisioner::{self, ClusterTemplate, KubernetesClusters},
 };
 use http::{Method, Request, Response, StatusCode};
+use kafka_protocol::{
+    messages::{AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey},
+    protocol::Decodable,
+};
 use kube::{Client, client::Body};
 use reqwest::Method as HttpMethod;
 use serde_json::{Value, json};
@@ -168,22 +175,55 @@ async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // SCRAM users cannot be changed on Kubernetes clusters yet: refused with an explanation.
-    let refused = run
-        .http
-        .post(format!("{}/v2/kafka/reset-password/{id}", run.api))
-        .basic_auth(&run.auth.0, Some(&run.auth.1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
-    assert!(
-        refused
-            .text()
-            .await
-            .unwrap()
-            .contains("not available on Kubernetes clusters yet")
+    // The operator completes the Secret and reports where the brokers are (here a mock broker
+    // speaking the Kafka protocol): SCRAM users are then changed with AlterUserScramCredentials.
+    let seen = Seen::default();
+    let broker = scram_broker(seen.clone()).await;
+    {
+        let mut api = api.lock().unwrap();
+        let secret = api.objects.get_mut(&secret_path).unwrap();
+        secret["data"]["admin-username"] = json!(base64_of(mock_broker::USER));
+        secret["data"]["admin-password"] = json!(base64_of(mock_broker::PASSWORD));
+        api.objects.get_mut(&resource_path).unwrap()["status"]["bootstrapServers"] = json!(broker);
+    }
+    let reset = run
+        .api(
+            HttpMethod::POST,
+            &format!("/v2/kafka/reset-password/{id}"),
+            None,
+        )
+        .await;
+    let upsert = seen.lock().unwrap().remove(0).upsertions.remove(0);
+    assert_eq!(upsert.name.as_str(), reset["username"].as_str().unwrap());
+    assert_eq!(
+        upsert.salted_password.as_ref(),
+        capstan_billing::kafka::salted_password(
+            reset["password"].as_str().unwrap(),
+            &upsert.salt,
+            upsert.iterations as u32
+        ),
+        "the brokers get the new password the API shows"
     );
+    let scoped = run
+        .api(
+            HttpMethod::POST,
+            "/v2/kafka/credential",
+            Some(json!({ "credential_name": "reader", "cluster_id": id, "topic": "*", "permissions": "CONSUME" })),
+        )
+        .await;
+    let upsert = seen.lock().unwrap().remove(0).upsertions.remove(0);
+    assert_eq!(upsert.name.as_str(), scoped["username"].as_str().unwrap());
+    run.api(
+        HttpMethod::DELETE,
+        &format!(
+            "/v2/kafka/credential/{}",
+            scoped["credential_id"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    let deletion = seen.lock().unwrap().remove(0).deletions.remove(0);
+    assert_eq!(deletion.name.as_str(), scoped["username"].as_str().unwrap());
 
     api.lock().unwrap().writes.clear();
     run.api(HttpMethod::DELETE, &format!("/v2/kafka/cluster/{id}"), None)
@@ -192,6 +232,19 @@ async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state
         api.lock().unwrap().writes,
         vec![format!("delete {resource_path}")]
     );
+}
+
+type Seen = Arc<Mutex<Vec<AlterUserScramCredentialsRequest>>>;
+
+/// A mock Kafka broker that records AlterUserScramCredentials requests and accepts them.
+async fn scram_broker(seen: Seen) -> String {
+    mock_broker::start(Arc::new(move |api, version, id, mut body: bytes::Bytes| {
+        assert_eq!(api, ApiKey::AlterUserScramCredentials);
+        let request = AlterUserScramCredentialsRequest::decode(&mut body, version).unwrap();
+        seen.lock().unwrap().push(request);
+        mock_broker::encode(id, version, AlterUserScramCredentialsResponse::default())
+    }))
+    .await
 }
 
 fn base64_of(text: &str) -> String {

@@ -1,16 +1,19 @@
 //! A small Kafka client for the collector: one connection per broker, SASL/SCRAM-SHA-512, and
-//! the few admin reads metering needs, with versions every supported engine speaks.
+//! the few admin reads metering needs, with versions every supported engine speaks; plus the
+//! SCRAM user changes the Kubernetes provisioner needs on Apache Kafka.
 
 mod log_dirs;
 mod reader;
 mod scram;
+mod scram_users;
 
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::{
     messages::{
-        ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, FindCoordinatorRequest,
+        AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
+        DescribeLogDirsRequest, DescribeLogDirsResponse, FindCoordinatorRequest,
         FindCoordinatorResponse, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
         ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetFetchRequest,
         OffsetFetchResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
@@ -26,7 +29,8 @@ use tokio::{
 use crate::{Error, Result};
 pub use log_dirs::stored_bytes;
 pub use reader::{CommittedOffset, PartitionOffsets, Snapshot, read};
-pub use scram::Scram;
+pub use scram::{Scram, salted_password};
+pub use scram_users::{delete_scram_user, upsert_scram_user};
 
 /// How to reach and authenticate to a cluster's brokers.
 #[derive(Clone)]
@@ -208,4 +212,5 @@ exchange! {
     FindCoordinatorRequest => FindCoordinatorResponse, FindCoordinator;
     OffsetFetchRequest => OffsetFetchResponse, OffsetFetch;
     DescribeLogDirsRequest => DescribeLogDirsResponse, DescribeLogDirs;
+    AlterUserScramCredentialsRequest => AlterUserScramCredentialsResponse, AlterUserScramCredentials;
 }

@@ -71,8 +71,7 @@ impl Scram {
         let iterations: u32 = field("i=")?
             .parse()
             .map_err(|_| Error::Protocol("bad iteration count".into()))?;
-        let mut salted = [0u8; 64];
-        pbkdf2::pbkdf2_hmac::<Sha512>(self.password.as_bytes(), &salt, iterations, &mut salted);
+        let salted = salted_password(&self.password, &salt, iterations);
         let client_key = hmac(&salted, b"Client Key")?;
         let stored_key = Sha512::digest(&client_key);
         let without_proof = format!("c=biws,r={nonce}");
@@ -110,4 +109,11 @@ impl Scram {
         }
         Ok(())
     }
+}
+
+/// The SCRAM-SHA-512 salted password of `password` (RFC 5802's `Hi`: PBKDF2-HMAC-SHA512).
+pub fn salted_password(password: &str, salt: &[u8], iterations: u32) -> [u8; 64] {
+    let mut salted = [0u8; 64];
+    pbkdf2::pbkdf2_hmac::<Sha512>(password.as_bytes(), salt, iterations, &mut salted);
+    salted
 }
