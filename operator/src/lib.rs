@@ -14,7 +14,7 @@ pub use crd::{
     ZoneMode, crd_yaml,
 };
 pub use render::{RenderInput, render, rendered_yaml};
-pub use run::run;
+pub use run::{run, run_with_client};
 
 /// Result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -26,7 +26,8 @@ use crate::{
     reconciler::{Context, error_policy, reconcile},
 };
 
-/// Runs the controller until `shutdown` completes.
+/// Runs the controller until `shutdown` completes, with the in-cluster service account or
+/// `KUBECONFIG`.
 pub async fn run(
     listen: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -36,6 +37,15 @@ pub async fn run(
             "no Kubernetes configuration (in-cluster or KUBECONFIG): {e}"
         ))
     })?;
+    run_with_client(client, listen, shutdown).await
+}
+
+/// Runs the controller with `client` until `shutdown` completes.
+pub async fn run_with_client(
+    client: Client,
+    listen: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let metrics = Arc::new(Metrics::new().map_err(|e| Error::Kube(format!("metrics: {e}")))?);
     let listener = TcpListener::bind(listen)
         .await
