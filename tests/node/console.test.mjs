@@ -187,6 +187,45 @@ describe("web console", () => {
     await shoot(page, "invoices");
   });
 
+  test("scoped credentials are created and deleted; the password is reset", async () => {
+    await page.goto(state.clusterUrl);
+    await page.fill("#credential-name", "bad name!");
+    await page.click("text=Create credential");
+    assert.match(await page.locator("#credential-name-error").innerText(), /credential name/);
+    await page.fill("#credential-name", "reader");
+    await page.fill("#credential-topic", "events");
+    await page.selectOption("#credential-permissions", "CONSUME");
+    await page.click("text=Create credential");
+    const row = page.locator("#scoped-credentials tbody tr");
+    assert.match(await row.innerText(), /reader\s+events\s+CONSUME/);
+    await page.click("button[aria-label='Delete credential reader']");
+    assert.equal(await page.locator("text=No scoped credentials.").count(), 1);
+
+    const before = await page.locator("#password").textContent();
+    await page.click("text=Reset password");
+    await page.waitForURL(/#credentials$/);
+    const after = await page.locator("#password").textContent();
+    assert.notEqual(after, before, "a new password is shown");
+  });
+
+  test("a cluster is renamed, and deleted only after its name is typed", async () => {
+    await page.goto(`${capstan.api}/clusters`);
+    await page.fill("#name", "scratch");
+    await page.click("text=Create cluster");
+    await page.waitForURL(/\/clusters\/[0-9a-f-]+$/);
+    await page.fill("#rename", "scratch-2");
+    await page.click("button:text-is('Rename')");
+    assert.match(await page.locator("h1").innerText(), /scratch-2/);
+    await page.click("text=Delete cluster…");
+    await page.fill("#confirm", "scratch");
+    await page.click("button:text-is('Delete cluster')");
+    assert.match(await page.locator("#confirm-error").innerText(), /Type the cluster's name, scratch-2/);
+    await page.fill("#confirm", "scratch-2");
+    await page.click("button:text-is('Delete cluster')");
+    await page.waitForURL(`${capstan.api}/clusters`);
+    assert.doesNotMatch(await page.locator("main").innerText(), /scratch-2/);
+  });
+
   test("forms without this browser's CSRF token are refused", async () => {
     const csrf = await page.locator("input[name=csrf]").first().inputValue();
     const before = (await capstan.request("GET", "/v2/kafka/clusters")).length;
