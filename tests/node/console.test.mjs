@@ -93,6 +93,25 @@ describe("web console", () => {
     await page.click("text=Create topic");
     await page.waitForSelector("td:text-is('events')");
     await shoot(page, "topics");
+
+    // A second topic: grown (partitions only grow), then deleted.
+    await page.fill("#topic-name", "scratch");
+    await page.fill("#partitions", "1");
+    await page.click("text=Create topic");
+    const row = page.locator("tr", { has: page.locator("td:text-is('scratch')") });
+    await row.locator("summary:text-is('Edit')").click();
+    await row.locator("input[name=partitions]").fill("0");
+    await row.locator("button:text-is('Save')").click();
+    assert.match(await page.locator(".form-error").innerText(), /partitions/);
+    const again = page.locator("tr", { has: page.locator("td:text-is('scratch')") });
+    await again.locator("input[name=partitions]").fill("2");
+    await again.locator("button:text-is('Save')").click();
+    assert.equal(await page.locator("tr", { has: page.locator("td:text-is('scratch')") }).locator("td.num").first().innerText(), "2");
+    const last = page.locator("tr", { has: page.locator("td:text-is('scratch')") });
+    await last.locator("summary:text-is('Delete…')").click();
+    await last.locator("button.danger").click();
+    await page.waitForSelector("td:text-is('events')");
+    assert.equal(await page.locator("td:text-is('scratch')").count(), 0);
   });
 
   test("the REST credentials are copied and work with @upstash/kafka as shown", async () => {
