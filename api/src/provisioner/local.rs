@@ -78,6 +78,21 @@ impl LocalProvisioner {
         self.key.keyed_hash("broker-admin", cluster_id.as_bytes())
     }
 
+    /// Runs `f` on a running broker's metadata store while holding the broker's lock (so it
+    /// is not restarted meanwhile), then closes the store.
+    async fn on_store<T>(
+        &self,
+        cluster_id: &str,
+        f: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T>,
+    ) -> Result<T> {
+        let broker = self.broker(cluster_id).await?;
+        let broker = broker.lock().await;
+        let mut db = tansu::open(&broker.dir).await?;
+        let result = f(&mut db).await;
+        let _ = sqlx::Connection::close(db).await;
+        result
+    }
+
     async fn broker(&self, cluster_id: &str) -> Result<Arc<Mutex<Broker>>> {
         self.brokers
             .lock()
@@ -230,21 +245,17 @@ impl Provisioner for LocalProvisioner {
     }
 
     async fn put_user(&self, cluster: &ClusterSpec, user: &BrokerUser) -> Result<()> {
-        let broker = self.broker(&cluster.id).await?;
-        let broker = broker.lock().await;
-        let mut db = tansu::open(&broker.dir).await?;
-        let result = tansu::upsert_user(&mut db, &user.username, &user.password).await;
-        let _ = sqlx::Connection::close(db).await;
-        result
+        self.on_store(&cluster.id, async |db| {
+            tansu::upsert_user(db, &user.username, &user.password).await
+        })
+        .await
     }
 
     async fn delete_user(&self, cluster: &ClusterSpec, username: &str) -> Result<()> {
-        let broker = self.broker(&cluster.id).await?;
-        let broker = broker.lock().await;
-        let mut db = tansu::open(&broker.dir).await?;
-        let result = tansu::delete_user(&mut db, username).await;
-        let _ = sqlx::Connection::close(db).await;
-        result
+        self.on_store(&cluster.id, async |db| {
+            tansu::delete_user(db, username).await
+        })
+        .await
     }
 
     fn client_config(&self, cluster: &ClusterSpec, bootstrap: &str) -> rdkafka::ClientConfig {
@@ -255,12 +266,8 @@ impl Provisioner for LocalProvisioner {
         &self,
         cluster: &ClusterSpec,
     ) -> Result<std::collections::BTreeMap<String, i64>> {
-        let broker = self.broker(&cluster.id).await?;
-        let broker = broker.lock().await;
-        let mut db = tansu::open(&broker.dir).await?;
-        let result = tansu::stored_bytes(&mut db).await;
-        let _ = sqlx::Connection::close(db).await;
-        result
+        self.on_store(&cluster.id, async |db| tansu::stored_bytes(db).await)
+            .await
     }
 
     async fn supervise(&self) -> usize {
