@@ -446,7 +446,7 @@ impl Platform {
             )
             .with_billing(Arc::new(billing), Arc::new(Limiter(enforcer.clone())));
         let console = capstan_web::router(application.state().clone(), metering.prices.clone());
-        let application = application.with_routes(console);
+        let application = application.with_console(console);
         Ok(Platform {
             application,
             collector: Arc::new(collector),

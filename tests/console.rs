@@ -230,6 +230,33 @@ async fn sessions_are_httponly_samesite_cookies_and_pages_are_protected() {
             .contains("frame-ancestors 'none'")
     );
 
+    // Unknown paths: a page for browsers, the API's JSON error for API clients.
+    let page = visitor
+        .http
+        .get(format!("{}/clustres", run.api))
+        .header(header::ACCEPT, "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("This page does not exist")
+    );
+    let json = visitor
+        .http
+        .get(format!("{}/clustres", run.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        json.json::<serde_json::Value>().await.unwrap()["status"],
+        404
+    );
+
     // Behind a TLS-terminating proxy the cookies are Secure.
     let response = visitor
         .http

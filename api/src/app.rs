@@ -46,7 +46,7 @@ pub struct Application {
     state: AppState,
     gateway: GatewayState,
     resumed: (usize, usize),
-    extra_routes: axum::Router,
+    console: Option<axum::Router>,
 }
 
 impl Application {
@@ -98,7 +98,7 @@ impl Application {
             state,
             gateway,
             resumed,
-            extra_routes: axum::Router::new(),
+            console: None,
         })
     }
 
@@ -126,9 +126,10 @@ impl Application {
         self
     }
 
-    /// Serves `routes` (the web console) on the API's listener too.
-    pub fn with_routes(mut self, routes: axum::Router) -> Self {
-        self.extra_routes = routes;
+    /// Serves the web console's `routes` on the API's listener too; they also answer unknown
+    /// paths (see [`routes::router`]).
+    pub fn with_console(mut self, routes: axum::Router) -> Self {
+        self.console = Some(routes);
         self
     }
 
@@ -166,7 +167,7 @@ impl Application {
         let expiry = tokio::spawn(expire_idle_instances(self.gateway.clone(), stop_rx.clone()));
         let supervision = tokio::spawn(supervise_brokers(self.state.clone(), stop_rx.clone()));
         // The peer address is kept for the console's per-address log-in limits.
-        let app = routes::router(self.state.clone(), self.extra_routes)
+        let app = routes::router(self.state.clone(), self.console)
             .into_make_service_with_connect_info::<SocketAddr>();
         let api = axum::serve(self.listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
         let gateway = gateway::serve(

@@ -17,7 +17,10 @@ mod session;
 use std::sync::Arc;
 
 use axum::{
-    Router, middleware,
+    Router,
+    http::{HeaderMap, header::ACCEPT},
+    middleware,
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use capstan_api::state::AppState;
@@ -86,6 +89,20 @@ pub fn router(app: AppState, prices: PriceList) -> Router {
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/api-keys/{id}/revoke", post(api_keys::revoke))
         .route("/assets/{file}", get(assets::serve))
+        .fallback(not_found)
         .layer(middleware::from_fn(csrf::ensure_seed))
         .with_state(state)
+}
+
+/// Unknown paths: the console's 404 page for browsers, the API's JSON error for API clients.
+async fn not_found(headers: HeaderMap) -> Response {
+    let browser = headers
+        .get(ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if browser {
+        Error::NotFound.into_response()
+    } else {
+        capstan_api::Error::NotFound("route").into_response()
+    }
 }

@@ -17,10 +17,12 @@ use axum::{
 
 use crate::{Error, state::AppState};
 
-/// The control plane's router (provisioning API and operations endpoints), with `extra`
-/// routes (the web console, wired in by the binary) served on the same listener.
-pub fn router(state: AppState, extra: Router) -> Router {
-    Router::new()
+/// The control plane's router (provisioning API and operations endpoints), with the web
+/// console's routes (wired in by the binary) on the same listener when given. The console then
+/// also answers unknown paths (a page for browsers, the JSON error for API clients); without it
+/// they get the JSON error.
+pub fn router(state: AppState, console: Option<Router>) -> Router {
+    let api = Router::new()
         .route("/v2/auth/signup", post(accounts::sign_up))
         .route("/v2/auth/login", post(accounts::log_in))
         .route(
@@ -71,12 +73,14 @@ pub fn router(state: AppState, extra: Router) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
-        .with_state(state.clone())
-        .merge(extra)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state, crate::metrics::track))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state.clone());
+    match console {
+        Some(console) => api.merge(console),
+        None => api.fallback(not_found),
+    }
+    .method_not_allowed_fallback(method_not_allowed)
+    .layer(middleware::from_fn_with_state(state, crate::metrics::track))
+    .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 async fn not_found(uri: Uri) -> Error {
