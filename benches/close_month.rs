@@ -95,30 +95,23 @@ async fn run(label: &str, url: &str, accounts: usize) {
     let baseline = started.elapsed();
 
     let customers = ControlPlaneCustomers::new(store.clone());
-    let started = Instant::now();
-    let report = invoices::close_month(
-        store.pool(),
-        &PriceList::default(),
-        &customers,
-        month,
-        month.end() + 60,
-    )
-    .await
-    .expect("close");
-    let close = started.elapsed();
+    let close_once = || async {
+        let started = Instant::now();
+        let report = invoices::close_month(
+            store.pool(),
+            &PriceList::default(),
+            &customers,
+            month,
+            month.end() + 60,
+        )
+        .await
+        .expect("close");
+        (report, started.elapsed())
+    };
+    let (report, close) = close_once().await;
     assert_eq!(report.created, accounts);
-    let again = Instant::now();
-    let second = invoices::close_month(
-        store.pool(),
-        &PriceList::default(),
-        &customers,
-        month,
-        month.end() + 60,
-    )
-    .await
-    .expect("close again");
+    let (second, rerun) = close_once().await;
     assert_eq!(second.created, 0);
-    let rerun = again.elapsed();
     println!(
         "| {label} | {accounts} | {rows} | {:.2} s | {:.1} s | {:.0} | {:.1} s | {:.0}× |",
         baseline.as_secs_f64(),

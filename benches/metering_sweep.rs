@@ -41,6 +41,7 @@ impl Fleet for Repeated {
                 (0..COPIES).map(move |i| ClusterTarget {
                     cluster_id: format!("{}#{i}", t.cluster_id),
                     credentials: t.credentials.clone(),
+                    multizone: t.multizone,
                 })
             })
             .collect())
@@ -60,6 +61,7 @@ impl Fleet for Repeated {
             .stored_bytes(&ClusterTarget {
                 cluster_id: real,
                 credentials: cluster.credentials.clone(),
+                multizone: cluster.multizone,
             })
             .await
     }

@@ -9,6 +9,7 @@ use capstan_api::{
     billing::{BillingSource, CostView, RequestLimiter},
     clusters::{self, ClusterRow},
     gateway::FetchObserver,
+    provisioner::ClusterSpec,
     state::AppState,
     store::Store,
     usage::{TopicUsage, UsagePoint, UsageSource},
@@ -78,6 +79,7 @@ impl Fleet for ControlPlaneFleet {
                         username: setting("sasl.username"),
                         password: setting("sasl.password"),
                     },
+                    multizone: row.multizone != 0,
                     cluster_id: row.id,
                 }
             })
@@ -88,12 +90,14 @@ impl Fleet for ControlPlaneFleet {
         &self,
         cluster: &ClusterTarget,
     ) -> capstan_billing::Result<BTreeMap<String, i64>> {
-        let row = clusters::find_live(&self.state.store, &cluster.cluster_id)
-            .await
-            .map_err(fleet_error)?;
+        // What `clusters` listed is enough: no second read of the store per cluster and sweep.
+        let spec = ClusterSpec {
+            id: cluster.cluster_id.clone(),
+            multizone: cluster.multizone,
+        };
         self.state
             .provisioner
-            .stored_bytes(&row.spec())
+            .stored_bytes(&spec)
             .await
             .map_err(fleet_error)
     }
@@ -183,6 +187,19 @@ impl ControlPlaneCustomers {
     pub fn new(store: Store) -> Self {
         ControlPlaneCustomers { store }
     }
+
+    /// Every cluster, or one account's, deleted ones included.
+    async fn billable(
+        &self,
+        account_id: Option<&str>,
+    ) -> capstan_billing::Result<Vec<BillableCluster>> {
+        Ok(clusters::all_for_billing(&self.store, account_id)
+            .await
+            .map_err(fleet_error)?
+            .into_iter()
+            .map(billable)
+            .collect())
+    }
 }
 
 fn billable(row: ClusterRow) -> BillableCluster {
@@ -203,12 +220,7 @@ fn billable(row: ClusterRow) -> BillableCluster {
 #[async_trait]
 impl Customers for ControlPlaneCustomers {
     async fn clusters(&self) -> capstan_billing::Result<Vec<BillableCluster>> {
-        Ok(clusters::all_for_billing(&self.store)
-            .await
-            .map_err(fleet_error)?
-            .into_iter()
-            .map(billable)
-            .collect())
+        self.billable(None).await
     }
 
     async fn cluster(&self, cluster_id: &str) -> capstan_billing::Result<Option<BillableCluster>> {
@@ -308,11 +320,16 @@ impl BillingSource for Billing {
         let now = unix_now();
         let mut clusters = Vec::new();
         let (mut total, mut forecast) = (0i64, 0i64);
-        for cluster in self.customers.clusters().await.map_err(billing_error)? {
-            if cluster.account_id != account_id
-                || cluster
-                    .deleted_at
-                    .is_some_and(|d| d < Month::of(now).start())
+        // Only this account's clusters are read (the console asks on every list view).
+        for cluster in self
+            .customers
+            .billable(Some(account_id))
+            .await
+            .map_err(billing_error)?
+        {
+            if cluster
+                .deleted_at
+                .is_some_and(|d| d < Month::of(now).start())
             {
                 continue;
             }

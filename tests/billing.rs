@@ -304,29 +304,11 @@ async fn closing_a_month_makes_one_complete_invoice_however_often_it_runs(postgr
             .await,
         invoice
     );
-    let csv = run
-        .http
-        .get(format!("{}/v2/invoices/{id}/csv", run.api))
-        .basic_auth(&run.auth.0, Some(&run.auth.1))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = run.api_text(&format!("/v2/invoices/{id}/csv")).await;
     assert!(csv.starts_with("invoice,month,line,"), "{csv}");
     assert_eq!(csv.lines().count(), 7);
     assert!(csv.contains(",produced,12,0.12,120000"), "{csv}");
-    let usage = run
-        .http
-        .get(format!("{}/v2/invoices/{id}/usage.csv", run.api))
-        .basic_auth(&run.auth.0, Some(&run.auth.1))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let usage = run.api_text(&format!("/v2/invoices/{id}/usage.csv")).await;
     assert!(
         usage.starts_with("cluster_id,topic,hour_utc,produced,consumed,average_stored_bytes\n"),
         "{usage}"

@@ -30,13 +30,17 @@ impl Browser {
         }
     }
 
-    async fn get(&self, path: &str) -> (StatusCode, String) {
-        let response = self
-            .http
+    /// A GET of `path`, answered as is (headers, redirects).
+    async fn fetch(&self, path: &str) -> reqwest::Response {
+        self.http
             .get(format!("{}{path}", self.base))
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let response = self.fetch(path).await;
         (response.status(), response.text().await.unwrap())
     }
 
@@ -175,12 +179,7 @@ async fn invoices_on_postgres() {
 async fn sessions_are_httponly_samesite_cookies_and_pages_are_protected() {
     let run = start_with(false, PlatformConfig::default(), PriceList::default()).await;
     let visitor = Browser::new(&run);
-    let response = visitor
-        .http
-        .get(format!("{}/clusters", run.api))
-        .send()
-        .await
-        .unwrap();
+    let response = visitor.fetch("/clusters").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()[header::LOCATION], "/login");
 
@@ -210,12 +209,7 @@ async fn sessions_are_httponly_samesite_cookies_and_pages_are_protected() {
         "{session}"
     );
 
-    let response = visitor
-        .http
-        .get(format!("{}/clusters", run.api))
-        .send()
-        .await
-        .unwrap();
+    let response = visitor.fetch("/clusters").await;
     assert_eq!(response.status(), StatusCode::OK);
     let headers = response.headers();
     assert_eq!(
@@ -245,12 +239,7 @@ async fn sessions_are_httponly_samesite_cookies_and_pages_are_protected() {
             .unwrap()
             .contains("This page does not exist")
     );
-    let json = visitor
-        .http
-        .get(format!("{}/clustres", run.api))
-        .send()
-        .await
-        .unwrap();
+    let json = visitor.fetch("/clustres").await;
     assert_eq!(json.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         json.json::<serde_json::Value>().await.unwrap()["status"],

@@ -221,6 +221,7 @@ fn target(cluster: &Value) -> capstan_billing::ClusterTarget {
             username: cluster["username"].as_str().unwrap().to_owned(),
             password: cluster["password"].as_str().unwrap().to_owned(),
         },
+        multizone: cluster["multizone"].as_bool().unwrap(),
     }
 }
 

@@ -450,13 +450,20 @@ pub async fn update_budget(
     Ok(())
 }
 
-/// Every cluster ever made, deleted ones included (billing needs their last month).
-pub async fn all_for_billing(store: &Store) -> Result<Vec<ClusterRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM clusters ORDER BY created_at, id"
-    ))
-    .fetch_all(store.pool())
-    .await?)
+/// Every cluster ever made, deleted ones included (billing needs their last month); only
+/// those of `account_id` when given.
+pub async fn all_for_billing(store: &Store, account_id: Option<&str>) -> Result<Vec<ClusterRow>> {
+    let only_account = if account_id.is_some() {
+        "WHERE account_id = $1"
+    } else {
+        ""
+    };
+    let sql = format!("SELECT {COLUMNS} FROM clusters {only_account} ORDER BY created_at, id");
+    let mut query = sqlx::query_as(&sql);
+    if let Some(account_id) = account_id {
+        query = query.bind(account_id);
+    }
+    Ok(query.fetch_all(store.pool()).await?)
 }
 
 /// One cluster by id, deleted or not.

@@ -164,6 +164,23 @@ pub async fn start_on(
 }
 
 impl Running {
+    /// An authenticated GET of the provisioning API answered with text (CSV), not JSON.
+    pub async fn api_text(&self, path: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.api))
+            .basic_auth(&self.auth.0, Some(&self.auth.1))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.text().await.unwrap()
+    }
+
     pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> Value {
         let mut request = self
             .http

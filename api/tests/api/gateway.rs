@@ -21,6 +21,16 @@ impl Fixture {
     }
 }
 
+/// The `value` of each message of a fetch answer.
+fn values_of(fetched: &Value) -> Vec<&str> {
+    fetched
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect()
+}
+
 async fn fixture(topics: &[(&str, i64)]) -> Fixture {
     let app = spawn_app(Backend::Sqlite).await;
     let user = app.new_user().await;
@@ -104,12 +114,7 @@ async fn produce_accepts_every_documented_form() {
             &[],
         )
         .await;
-    let values: Vec<&str> = fetched
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["value"].as_str().unwrap())
-        .collect();
+    let values = values_of(&fetched);
     assert!(
         values.contains(&r#"{"json":true}"#),
         "non-string values are sent as their JSON text: {fetched}"
@@ -774,12 +779,7 @@ async fn an_unreachable_broker_gives_a_503_and_the_gateway_recovers_by_itself() 
             &[],
         )
         .await;
-    let values: Vec<&str> = fetched
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["value"].as_str().unwrap())
-        .collect();
+    let values = values_of(&fetched);
     assert!(
         values.contains(&"before") && values.contains(&"after"),
         "{fetched}"

@@ -21,6 +21,9 @@ pub struct ClusterTarget {
     pub cluster_id: String,
     /// How to reach its brokers with full read access.
     pub credentials: Credentials,
+    /// Three zones instead of one (handed back to [`Fleet::stored_bytes`], which measures the
+    /// engine's way and may need it).
+    pub multizone: bool,
 }
 
 /// The control plane as the collector sees it.

@@ -14,7 +14,10 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
 };
-use capstan_api::{billing::CostView, clusters::ClusterView};
+use capstan_api::{
+    billing::CostView,
+    clusters::{ClusterRow, ClusterView},
+};
 
 use crate::{ConsoleState, Result, csrf::CsrfToken, format, session::Viewer};
 
@@ -155,6 +158,9 @@ impl CostSummary {
 /// The top of every cluster page: name, tabs, cost against the cap and the cap banner.
 #[derive(Debug)]
 pub(crate) struct ClusterHeader {
+    /// The cluster as stored (its spec, plan and bootstrap address).
+    pub row: ClusterRow,
+    /// The cluster as the API shows it (with its default credential).
     pub cluster: ClusterView,
     pub cost: CostSummary,
     pub banner: Option<Banner>,
@@ -170,20 +176,23 @@ impl ClusterHeader {
         id: &str,
         tab: &'static str,
     ) -> Result<Self> {
-        let cluster = capstan_api::clusters::get(&state.app, &viewer.account_id, id).await?;
-        Self::with_cost(state, cluster, tab).await
+        let row =
+            capstan_api::clusters::find_owned(&state.app.store, &viewer.account_id, id).await?;
+        Self::with_cost(state, row, tab).await
     }
 
     /// The header of a cluster already loaded for its owner, with the cost read now.
     pub async fn with_cost(
         state: &ConsoleState,
-        cluster: ClusterView,
+        row: ClusterRow,
         tab: &'static str,
     ) -> Result<Self> {
+        let cluster = capstan_api::clusters::view(&state.app, &row).await?;
         let cost = state.app.billing.cost(&cluster.cluster_id).await?;
         Ok(ClusterHeader {
             cost: CostSummary::of(&cost),
             banner: CostSummary::banner(&cost),
+            row,
             cluster,
             tab,
         })

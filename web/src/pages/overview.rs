@@ -158,7 +158,7 @@ pub(crate) async fn render_page(
     form: Option<CredentialForm>,
 ) -> Result<Response> {
     let header = ClusterHeader::load(state, viewer, id, "overview").await?;
-    let row = clusters::find_owned(&state.app.store, &viewer.account_id, id).await?;
+    let row = &header.row;
     let config = state
         .app
         .provisioner

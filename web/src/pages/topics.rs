@@ -6,10 +6,7 @@ use axum::{
     http::StatusCode,
     response::Response,
 };
-use capstan_api::{
-    clusters,
-    topics::{self, CreateTopic, UpdateTopic},
-};
+use capstan_api::topics::{self, CreateTopic, UpdateTopic};
 use serde::Deserialize;
 
 use super::{ClusterHeader, Layout, render, see_other};
@@ -154,17 +151,16 @@ async fn render_page(
         failed_topic,
     } = attempt;
     let header = ClusterHeader::load(state, viewer, id, "topics").await?;
-    let row = clusters::find_owned(&state.app.store, &viewer.account_id, id).await?;
     let views = topics::list(&state.app, &viewer.account_id, id).await?;
     // Sizes are read live from the brokers; when they cannot be reached the list still shows.
-    let stored = match state.app.provisioner.stored_bytes(&row.spec()).await {
+    let stored = match state.app.provisioner.stored_bytes(&header.row.spec()).await {
         Ok(sizes) => Some(sizes),
         Err(error) => {
             tracing::warn!(cluster = id, error = %capstan_api::cause_chain(&error), "could not read topic sizes");
             None
         }
     };
-    let limits = row.plan().limits();
+    let limits = header.row.plan().limits();
     let used: i64 = views.iter().map(|t| t.partitions).sum();
     let topics = views
         .into_iter()

@@ -54,7 +54,7 @@ pub(crate) async fn show(
 ) -> Result<Response> {
     // Ownership first; then usage before cost, so the cost shown covers at least the usage
     // shown even when a metering sweep lands between the reads.
-    let cluster = capstan_api::clusters::get(&state.app, &viewer.account_id, &id).await?;
+    let row = capstan_api::clusters::find_owned(&state.app.store, &viewer.account_id, &id).await?;
     let now = unix_now();
     let month = Month::of(now);
     let (from, to) = (month.start(), month.end());
@@ -119,7 +119,7 @@ pub(crate) async fn show(
             consumed: format::count(t.consumed),
         })
         .collect();
-    let header = ClusterHeader::with_cost(&state, cluster, "usage").await?;
+    let header = ClusterHeader::with_cost(&state, row, "usage").await?;
     let lines = header
         .cost
         .lines
