@@ -118,12 +118,12 @@ impl KubernetesProvisioner {
     async fn protocol_credentials(
         &self,
         cluster: &ClusterSpec,
-    ) -> Result<capstan_billing::kafka::Credentials> {
+    ) -> Result<capstan_kafka::Credentials> {
         let Access {
             credentials,
             bootstrap,
         } = self.admin(&cluster.id).await?;
-        Ok(capstan_billing::kafka::Credentials {
+        Ok(capstan_kafka::Credentials {
             bootstrap,
             username: credentials.admin_username,
             password: credentials.admin_password,
@@ -200,14 +200,14 @@ impl Provisioner for KubernetesProvisioner {
 
     async fn put_user(&self, cluster: &ClusterSpec, user: &BrokerUser) -> Result<()> {
         let credentials = self.protocol_credentials(cluster).await?;
-        capstan_billing::kafka::upsert_scram_user(&credentials, &user.username, &user.password)
+        capstan_kafka::upsert_scram_user(&credentials, &user.username, &user.password)
             .await
             .map_err(|e| Error::Broker(format!("could not set the SCRAM user: {e}")))
     }
 
     async fn delete_user(&self, cluster: &ClusterSpec, username: &str) -> Result<()> {
         let credentials = self.protocol_credentials(cluster).await?;
-        capstan_billing::kafka::delete_scram_user(&credentials, username)
+        capstan_kafka::delete_scram_user(&credentials, username)
             .await
             .map_err(|e| Error::Broker(format!("could not delete the SCRAM user: {e}")))
     }
@@ -224,7 +224,7 @@ impl Provisioner for KubernetesProvisioner {
 
     async fn stored_bytes(&self, cluster: &ClusterSpec) -> Result<BTreeMap<String, i64>> {
         let credentials = self.protocol_credentials(cluster).await?;
-        capstan_billing::kafka::stored_bytes(&credentials)
+        capstan_kafka::stored_bytes(&credentials)
             .await
             .map_err(|e| Error::Broker(format!("could not read the stored bytes: {e}")))
     }

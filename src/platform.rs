@@ -19,12 +19,12 @@ use capstan_billing::{
     customers::{BillableCluster, Customers},
     enforcement::Enforcer,
     invoices,
-    kafka::Credentials,
     ledger::{self, Month},
     metering::{CollectorMetrics, unix_now},
     pricing::{DOLLAR, PriceList, Tariff},
     stripe::{Stripe, StripeConfig, SyncReport},
 };
+use capstan_kafka::Credentials;
 use serde_json::Value;
 
 /// How metering and billing run.
@@ -80,6 +80,7 @@ impl Fleet for ControlPlaneFleet {
                         password: setting("sasl.password"),
                     },
                     multizone: row.multizone != 0,
+                    prefix: String::new(),
                     cluster_id: row.id,
                 }
             })

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-#[path = "../billing/tests/mock_broker/mod.rs"]
+#[path = "../kafka/tests/mock_broker/mod.rs"]
 mod mock_broker;
 mod support;
 
@@ -197,7 +197,7 @@ async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state
     assert_eq!(upsert.name.as_str(), reset["username"].as_str().unwrap());
     assert_eq!(
         upsert.salted_password.as_ref(),
-        capstan_billing::kafka::salted_password(
+        capstan_kafka::salted_password(
             reset["password"].as_str().unwrap(),
             &upsert.salt,
             upsert.iterations as u32

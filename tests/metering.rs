@@ -216,12 +216,13 @@ async fn a_cluster_whose_broker_is_down_does_not_stop_the_others_and_is_caught_u
 fn target(cluster: &Value) -> capstan_billing::ClusterTarget {
     capstan_billing::ClusterTarget {
         cluster_id: cluster["cluster_id"].as_str().unwrap().to_owned(),
-        credentials: capstan_billing::kafka::Credentials {
+        credentials: capstan_kafka::Credentials {
             bootstrap: cluster["tcp_endpoint"].as_str().unwrap().to_owned(),
             username: cluster["username"].as_str().unwrap().to_owned(),
             password: cluster["password"].as_str().unwrap().to_owned(),
         },
         multizone: cluster["multizone"].as_bool().unwrap(),
+        prefix: String::new(),
     }
 }
 

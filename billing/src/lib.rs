@@ -8,7 +8,6 @@
 pub mod customers;
 pub mod enforcement;
 pub mod invoices;
-pub mod kafka;
 pub mod ledger;
 pub mod metering;
 pub mod pricing;
@@ -22,15 +21,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What can go wrong while metering.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A broker could not be reached or did not answer in time.
-    #[error("broker unreachable: {0}")]
-    Unreachable(String),
-    /// The brokers refused the credentials.
-    #[error("broker authentication failed: {0}")]
-    Authentication(String),
-    /// A malformed or unexpected protocol exchange.
-    #[error("Kafka protocol error: {0}")]
-    Protocol(String),
+    /// Reading a cluster's brokers failed.
+    #[error(transparent)]
+    Kafka(#[from] capstan_kafka::Error),
     /// A database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -16,7 +16,7 @@ use super::{
     cursors::{Cursor, CursorKey, Increment, plan},
     hour_of,
 };
-use crate::{Error, Result, kafka};
+use crate::{Error, Result};
 
 /// Prometheus metrics of the collector.
 #[derive(Clone, Debug)]
@@ -167,7 +167,7 @@ impl Collector {
 
     /// Reads one cluster and stores what it adds.
     pub async fn sweep_cluster(&self, target: &ClusterTarget, now: i64) -> Result<()> {
-        let snapshot = kafka::read(&target.credentials).await?;
+        let snapshot = capstan_kafka::read_offsets(&target.credentials, &target.prefix).await?;
         let stored = self.fleet.stored_bytes(target).await?;
         self.store(&target.cluster_id, &snapshot, &stored, now)
             .await
@@ -178,7 +178,7 @@ impl Collector {
     pub async fn store(
         &self,
         cluster_id: &str,
-        snapshot: &kafka::Snapshot,
+        snapshot: &capstan_kafka::Snapshot,
         stored: &BTreeMap<String, i64>,
         now: i64,
     ) -> Result<()> {
@@ -343,9 +343,11 @@ pub(super) async fn add_usage(
 
 fn reason(error: &Error) -> &'static str {
     match error {
-        Error::Unreachable(_) => "unreachable",
-        Error::Authentication(_) => "authentication",
-        Error::Protocol(_) => "protocol",
+        Error::Kafka(capstan_kafka::Error::Unreachable(_) | capstan_kafka::Error::Io { .. }) => {
+            "unreachable"
+        }
+        Error::Kafka(capstan_kafka::Error::Authentication(_)) => "authentication",
+        Error::Kafka(capstan_kafka::Error::Protocol(_)) => "protocol",
         Error::Database(_) => "database",
         Error::Fleet(_) => "fleet",
         Error::Invalid(_) | Error::NotFound(_) => "invalid",

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::kafka::Snapshot;
+use capstan_kafka::Snapshot;
 
 /// A stored cursor: where counting stopped for a partition (group "") or group-partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,7 +111,7 @@ fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kafka::{CommittedOffset, PartitionOffsets};
+    use capstan_kafka::{CommittedOffset, PartitionOffsets};
 
     fn partition(topic: &str, id: &str, start: i64, end: i64) -> PartitionOffsets {
         PartitionOffsets {

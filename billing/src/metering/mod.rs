@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use crate::{Result, kafka::Credentials};
+use capstan_kafka::Credentials;
+
+use crate::Result;
 
 /// A cluster to sweep.
 #[derive(Clone, Debug)]
@@ -21,6 +23,9 @@ pub struct ClusterTarget {
     pub cluster_id: String,
     /// How to reach its brokers with full read access.
     pub credentials: Credentials,
+    /// The prefix of the cluster's topics and groups on a shared broker pool ("" for a cluster
+    /// with brokers of its own): only names with it are read, and it is stripped.
+    pub prefix: String,
     /// Three zones instead of one (handed back to [`Fleet::stored_bytes`], which measures the
     /// engine's way and may need it).
     pub multizone: bool,

@@ -1,0 +1,488 @@
+//! The way in: each request is put into the pool's names (under the tenant's prefix), checked
+//! against what the tenant owns and what the engine can take, and either forwarded with what
+//! its answer's rewrite needs ([`Context`]) or answered here.
+
+use kafka_protocol::{
+    messages::{fetch_response::FetchableTopicResponse, produce_response::TopicProduceResponse, *},
+    records::RecordBatchDecoder,
+};
+
+use super::{
+    backend::BackendPool,
+    errors::{code, error_response, fetch_partition_error, produce_partition_error},
+    names::Names,
+    policy::Engine,
+};
+use crate::Result;
+
+/// What to do with a request.
+#[derive(Debug)]
+pub enum Route {
+    /// Send it to the backend; `answer` is false when the client expects no response.
+    Forward {
+        /// The request in the pool's names.
+        request: RequestKind,
+        /// What the answer's rewrite needs.
+        context: Context,
+        /// Whether the client gets the answer.
+        answer: bool,
+    },
+    /// Answer it here.
+    Answer(ResponseKind),
+    /// Topic administration: answered by the control plane (see `admin`).
+    Admin(RequestKind),
+    /// Nothing to send and nobody to answer (an `acks=0` produce refused entirely).
+    Nothing,
+}
+
+/// What rewriting an answer needs to know of its request.
+#[derive(Debug)]
+pub enum Context {
+    /// Nothing in the answer names anything: forward it as it is.
+    Opaque,
+    /// Strip the prefix from names and drop entries that are not the tenant's.
+    Rewrite,
+    /// A Metadata answer: `all` when every topic was asked for; `none` when no topic was
+    /// (tansu answers every topic to an empty list).
+    Metadata {
+        /// Every topic was asked for.
+        all: bool,
+        /// No topic was asked for.
+        none: bool,
+    },
+    /// A Produce answer, plus partitions answered here (in the tenant's names).
+    Produce(Vec<TopicProduceResponse>),
+    /// A Fetch answer, plus partitions answered here.
+    Fetch(Vec<FetchableTopicResponse>),
+    /// A DescribeConfigs answer, plus resources answered here.
+    DescribeConfigs(Vec<describe_configs_response::DescribeConfigsResult>),
+    /// An InitProducerId answer whose producer id the gateway must remember (local engine).
+    InitProducerId,
+}
+
+/// Config resource types.
+const TOPIC_RESOURCE: i8 = 2;
+
+fn forward(request: impl Into<RequestKind>, context: Context) -> Route {
+    Route::Forward {
+        request: request.into(),
+        context,
+        answer: true,
+    }
+}
+
+fn refuse(request: &RequestKind, code: i16, message: &str) -> Route {
+    match error_response(request, code, message) {
+        Some(response) => Route::Answer(response),
+        None => Route::Answer(ResponseKind::ApiVersions(
+            ApiVersionsResponse::default().with_error_code(code),
+        )),
+    }
+}
+
+/// Routes one request of an authenticated tenant.
+pub async fn route(
+    request: RequestKind,
+    version: i16,
+    names: &Names,
+    pool: &BackendPool,
+) -> Result<Route> {
+    let tansu = pool.spec.engine == Engine::Tansu;
+    Ok(match request {
+        RequestKind::Produce(r) => produce(r, names, pool).await?,
+        RequestKind::Fetch(r) => fetch(r, version, names, pool).await?,
+        RequestKind::ListOffsets(mut r) => {
+            r.replica_id = BrokerId(-1);
+            for topic in &mut r.topics {
+                topic.name = names.topic(&topic.name);
+            }
+            forward(r, Context::Rewrite)
+        }
+        RequestKind::Metadata(r) => metadata(r, version, names, pool).await?,
+        RequestKind::OffsetCommit(mut r) => {
+            r.group_id = names.group(&r.group_id);
+            for topic in &mut r.topics {
+                topic.name = names.topic(&topic.name);
+            }
+            forward(r, Context::Rewrite)
+        }
+        RequestKind::OffsetFetch(mut r) => {
+            r.group_id = names.group(&r.group_id);
+            for topic in r.topics.iter_mut().flatten() {
+                topic.name = names.topic(&topic.name);
+            }
+            for group in &mut r.groups {
+                group.group_id = names.group(&group.group_id);
+                for topic in group.topics.iter_mut().flatten() {
+                    topic.name = names.topic(&topic.name);
+                }
+            }
+            forward(r, Context::Rewrite)
+        }
+        RequestKind::FindCoordinator(mut r) => {
+            // Group and transactional ids share the prefix, whatever the key type.
+            if !r.key.is_empty() {
+                r.key = names.physical(&r.key);
+            }
+            for key in &mut r.coordinator_keys {
+                *key = names.physical(key);
+            }
+            forward(r, Context::Rewrite)
+        }
+        RequestKind::JoinGroup(mut r) => {
+            r.group_id = names.group(&r.group_id);
+            forward(r, Context::Opaque)
+        }
+        RequestKind::Heartbeat(mut r) => {
+            r.group_id = names.group(&r.group_id);
+            forward(r, Context::Opaque)
+        }
+        RequestKind::LeaveGroup(mut r) => {
+            r.group_id = names.group(&r.group_id);
+            forward(r, Context::Opaque)
+        }
+        RequestKind::SyncGroup(mut r) => {
+            r.group_id = names.group(&r.group_id);
+            forward(r, Context::Opaque)
+        }
+        RequestKind::DescribeGroups(mut r) => {
+            r.groups = r.groups.iter().map(|g| names.group(g)).collect();
+            forward(r, Context::Rewrite)
+        }
+        RequestKind::ListGroups(r) => forward(r, Context::Rewrite),
+        RequestKind::DeleteGroups(mut r) => {
+            r.groups_names = r.groups_names.iter().map(|g| names.group(g)).collect();
+            forward(r, Context::Rewrite)
+        }
+        RequestKind::OffsetDelete(mut r) => {
+            r.group_id = names.group(&r.group_id);
+            for topic in &mut r.topics {
+                topic.name = names.topic(&topic.name);
+            }
+            forward(r, Context::Rewrite)
+        }
+        RequestKind::InitProducerId(mut r) => {
+            if tansu && r.transactional_id.is_some() {
+                let request = RequestKind::InitProducerId(r);
+                return Ok(refuse(
+                    &request,
+                    code::UNSUPPORTED_VERSION,
+                    "transactions are not supported by the local broker engine",
+                ));
+            }
+            if tansu && (r.producer_id.0 != -1 || r.producer_epoch != -1) {
+                let request = RequestKind::InitProducerId(r);
+                return Ok(refuse(
+                    &request,
+                    code::UNSUPPORTED_VERSION,
+                    "the local broker engine cannot bump a producer's epoch; start a new producer",
+                ));
+            }
+            r.transactional_id = r.transactional_id.map(|t| names.transactional_id(&t));
+            let context = if tansu {
+                Context::InitProducerId
+            } else {
+                Context::Opaque
+            };
+            forward(r, context)
+        }
+        RequestKind::AddPartitionsToTxn(mut r) => {
+            r.v3_and_below_transactional_id =
+                names.transactional_id(&r.v3_and_below_transactional_id);
+            for topic in &mut r.v3_and_below_topics {
+                topic.name = names.topic(&topic.name);
+            }
+            forward(r, Context::Rewrite)
+        }
+        RequestKind::AddOffsetsToTxn(mut r) => {
+            r.transactional_id = names.transactional_id(&r.transactional_id);
+            r.group_id = names.group(&r.group_id);
+            forward(r, Context::Opaque)
+        }
+        RequestKind::EndTxn(mut r) => {
+            r.transactional_id = names.transactional_id(&r.transactional_id);
+            forward(r, Context::Opaque)
+        }
+        RequestKind::TxnOffsetCommit(mut r) => {
+            r.transactional_id = names.transactional_id(&r.transactional_id);
+            r.group_id = names.group(&r.group_id);
+            for topic in &mut r.topics {
+                topic.name = names.topic(&topic.name);
+            }
+            forward(r, Context::Rewrite)
+        }
+        RequestKind::OffsetForLeaderEpoch(mut r) => {
+            r.replica_id = BrokerId(-1);
+            for topic in &mut r.topics {
+                topic.topic = names.topic(&topic.topic);
+            }
+            forward(r, Context::Rewrite)
+        }
+        RequestKind::DeleteRecords(mut r) => {
+            for topic in &mut r.topics {
+                topic.name = names.topic(&topic.name);
+            }
+            forward(r, Context::Rewrite)
+        }
+        RequestKind::DescribeConfigs(r) => describe_configs(r, names),
+        RequestKind::DescribeLogDirs(mut r) => {
+            for topic in r.topics.iter_mut().flatten() {
+                topic.topic = names.topic(&topic.topic);
+            }
+            forward(r, Context::Rewrite)
+        }
+        RequestKind::DescribeCluster(r) => forward(r, Context::Rewrite),
+        request @ (RequestKind::CreateTopics(_)
+        | RequestKind::DeleteTopics(_)
+        | RequestKind::CreatePartitions(_)
+        | RequestKind::AlterConfigs(_)
+        | RequestKind::IncrementalAlterConfigs(_)) => Route::Admin(request),
+        other => refuse(
+            &other,
+            code::CLUSTER_AUTHORIZATION_FAILED,
+            "this API is not available through the Capstan gateway",
+        ),
+    })
+}
+
+async fn produce(mut r: ProduceRequest, names: &Names, pool: &BackendPool) -> Result<Route> {
+    let answer = r.acks != 0;
+    // acks=0 is sent with acks=1 so that the broker's answer (which tansu sends even for acks=0)
+    // keeps the connection's answers in order; the client gets none, as it expects.
+    if !answer {
+        r.acks = 1;
+    }
+    r.transactional_id = r.transactional_id.map(|t| names.transactional_id(&t));
+    let tansu = pool.spec.engine == Engine::Tansu;
+    let mut local = Vec::new();
+    for topic in &mut r.topic_data {
+        let virtual_name = topic.name.clone();
+        topic.name = names.topic(&topic.name);
+        if !tansu {
+            continue;
+        }
+        // tansu 0.6 panics on a produce to a partition it does not have, or with a producer
+        // epoch it did not issue: answer those here.
+        let partitions = pool
+            .catalog
+            .partitions(&pool.spec, topic.name.as_str())
+            .await?;
+        let mut refused = Vec::new();
+        topic.partition_data.retain(|data| {
+            let exists = partitions.is_some_and(|count| (0..count).contains(&data.index));
+            if !exists {
+                refused.push(produce_partition_error(
+                    data.index,
+                    code::UNKNOWN_TOPIC_OR_PARTITION,
+                    "This server does not host this topic-partition.",
+                ));
+                return false;
+            }
+            if !producers_known(data.records.as_ref(), pool) {
+                refused.push(produce_partition_error(
+                    data.index,
+                    code::INVALID_PRODUCER_EPOCH,
+                    "the producer id and epoch were not issued by this cluster",
+                ));
+                return false;
+            }
+            true
+        });
+        if !refused.is_empty() {
+            local.push(
+                TopicProduceResponse::default()
+                    .with_name(virtual_name)
+                    .with_partition_responses(refused),
+            );
+        }
+    }
+    r.topic_data.retain(|t| !t.partition_data.is_empty());
+    if r.topic_data.is_empty() {
+        let response = ProduceResponse::default().with_responses(local);
+        return Ok(if answer {
+            Route::Answer(response.into())
+        } else {
+            Route::Nothing
+        });
+    }
+    Ok(Route::Forward {
+        request: r.into(),
+        context: Context::Produce(local),
+        answer,
+    })
+}
+
+/// True when every idempotent batch carries a producer id and epoch the backend issued.
+fn producers_known(records: Option<&bytes::Bytes>, pool: &BackendPool) -> bool {
+    let Some(records) = records else { return true };
+    let Ok(batches) = RecordBatchDecoder::decode_batch_info(&mut records.clone()) else {
+        return false;
+    };
+    batches
+        .iter()
+        .filter(|batch| batch.producer_id >= 0)
+        .all(|batch| {
+            pool.catalog
+                .knows_producer(batch.producer_id, batch.producer_epoch)
+        })
+}
+
+async fn fetch(
+    mut r: FetchRequest,
+    version: i16,
+    names: &Names,
+    pool: &BackendPool,
+) -> Result<Route> {
+    // Incremental fetch sessions are not offered: the session id is a broker-wide number, and
+    // a guessed one must never show another tenant's partitions. Every fetch is a full fetch.
+    r.session_id = 0;
+    r.session_epoch = -1;
+    r.forgotten_topics_data.clear();
+    r.replica_id = BrokerId(-1);
+    r.replica_state = Default::default();
+    r.cluster_id = None;
+    let tansu = pool.spec.engine == Engine::Tansu;
+    let mut local = Vec::new();
+    let mut kept = Vec::new();
+    for mut topic in std::mem::take(&mut r.topics) {
+        let physical = if version >= 13 {
+            match pool.catalog.name_of(&pool.spec, topic.topic_id).await? {
+                Some(name) if names.owns(&name) => Some(name),
+                _ => None,
+            }
+        } else {
+            topic.topic = names.topic(&topic.topic);
+            Some(topic.topic.to_string())
+        };
+        let Some(physical) = physical else {
+            // An id that is not the tenant's is as unknown as one that does not exist.
+            local.push(
+                FetchableTopicResponse::default()
+                    .with_topic_id(topic.topic_id)
+                    .with_partitions(
+                        topic
+                            .partitions
+                            .iter()
+                            .map(|p| fetch_partition_error(p.partition, code::UNKNOWN_TOPIC_ID))
+                            .collect(),
+                    ),
+            );
+            continue;
+        };
+        if tansu {
+            // tansu 0.6 panics on a fetch of a partition it does not have.
+            let count = pool.catalog.partitions(&pool.spec, &physical).await?;
+            let mut refused = Vec::new();
+            topic.partitions.retain(|p| {
+                let exists = count.is_some_and(|count| (0..count).contains(&p.partition));
+                if !exists {
+                    refused.push(fetch_partition_error(
+                        p.partition,
+                        code::UNKNOWN_TOPIC_OR_PARTITION,
+                    ));
+                }
+                exists
+            });
+            if !refused.is_empty() {
+                let virtual_name = names
+                    .virtual_topic(&TopicName(kafka_protocol::protocol::StrBytes::from_string(
+                        physical,
+                    )))
+                    .unwrap_or_default();
+                local.push(
+                    FetchableTopicResponse::default()
+                        .with_topic(if version >= 13 {
+                            TopicName::default()
+                        } else {
+                            virtual_name
+                        })
+                        .with_topic_id(topic.topic_id)
+                        .with_partitions(refused),
+                );
+            }
+        }
+        if !topic.partitions.is_empty() {
+            kept.push(topic);
+        }
+    }
+    r.topics = kept;
+    if r.topics.is_empty() && !local.is_empty() {
+        return Ok(Route::Answer(
+            FetchResponse::default().with_responses(local).into(),
+        ));
+    }
+    Ok(forward(r, Context::Fetch(local)))
+}
+
+async fn metadata(
+    mut r: MetadataRequest,
+    version: i16,
+    names: &Names,
+    pool: &BackendPool,
+) -> Result<Route> {
+    // Topics are only ever created through Capstan's rules, never by a metadata request.
+    r.allow_auto_topic_creation = false;
+    let all = match &r.topics {
+        None => true,
+        Some(topics) => version == 0 && topics.is_empty(),
+    };
+    let none = !all && r.topics.as_ref().is_some_and(Vec::is_empty);
+    if let Some(topics) = &mut r.topics {
+        let mut kept = Vec::new();
+        for mut topic in std::mem::take(topics) {
+            match &topic.name {
+                Some(name) => {
+                    topic.name = Some(names.topic(name));
+                    kept.push(topic);
+                }
+                None if !topic.topic_id.is_nil() => {
+                    // By id: only an id of the tenant's topics is looked up (by its name).
+                    if let Some(name) = pool.catalog.name_of(&pool.spec, topic.topic_id).await?
+                        && names.owns(&name)
+                    {
+                        topic.name = Some(TopicName(
+                            kafka_protocol::protocol::StrBytes::from_string(name),
+                        ));
+                        kept.push(topic);
+                    }
+                }
+                None => {}
+            }
+        }
+        *topics = kept;
+    }
+    if none {
+        // Ask for no topic in a way every engine understands: the brokers only.
+        r.topics = Some(Vec::new());
+    }
+    Ok(forward(r, Context::Metadata { all, none }))
+}
+
+fn describe_configs(mut r: DescribeConfigsRequest, names: &Names) -> Route {
+    let mut local = Vec::new();
+    r.resources.retain_mut(|resource| {
+        if resource.resource_type == TOPIC_RESOURCE {
+            resource.resource_name = names.physical(&resource.resource_name);
+            true
+        } else {
+            local.push(
+                describe_configs_response::DescribeConfigsResult::default()
+                    .with_resource_type(resource.resource_type)
+                    .with_resource_name(resource.resource_name.clone())
+                    .with_error_code(code::CLUSTER_AUTHORIZATION_FAILED)
+                    .with_error_message(Some(kafka_protocol::protocol::StrBytes::from_static_str(
+                        "only topic configurations are visible to clients of a Capstan cluster",
+                    ))),
+            );
+            false
+        }
+    });
+    if r.resources.is_empty() {
+        return Route::Answer(
+            DescribeConfigsResponse::default()
+                .with_results(local)
+                .into(),
+        );
+    }
+    forward(r, Context::DescribeConfigs(local))
+}

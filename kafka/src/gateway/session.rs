@@ -1,0 +1,655 @@
+//! One client connection: SASL first, then requests read in order, each routed (forwarded to
+//! the backend on one leased connection, or answered here), and answers written back in the
+//! order the requests came, as a broker does.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use kafka_protocol::{
+    messages::{
+        ApiKey, ApiVersionsResponse, RequestKind, ResponseKind, SaslAuthenticateResponse,
+        SaslHandshakeResponse, api_versions_response::ApiVersion,
+    },
+    protocol::StrBytes,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter},
+    sync::{Notify, mpsc, oneshot, watch},
+    task::JoinHandle,
+};
+
+use super::{
+    Shared, admin,
+    backend::{BackendPool, Lease, Target},
+    codec::{self, Request, Undecodable},
+    errors::{code, error_response},
+    frame::{FrameError, read_frame, write_frame},
+    names::Names,
+    policy::{Engine, Tenant},
+    requests::{self, Context, Route},
+    responses::Rewriter,
+    sasl::{Exchange, SaslMechanism, Step},
+    versions,
+};
+use crate::Result;
+
+/// Largest frame before authentication (Kafka's `sasl.server.max.receive.size`).
+const MAX_UNAUTHENTICATED_FRAME: usize = 512 * 1024;
+/// Time a client has to authenticate.
+const AUTHENTICATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection that sends nothing for this long is closed (Kafka's `connections.max.idle.ms`).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Requests of one connection waiting for their answers; more wait in the socket.
+const MAX_IN_FLIGHT: usize = 128;
+/// How often an authenticated connection's credential is checked again.
+const REVALIDATE_EVERY: Duration = Duration::from_secs(30);
+/// Wait for a free backend connection before giving up on a request.
+const LEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// Why a connection was closed early, for the log and `/metrics`.
+#[derive(Debug)]
+struct Rejection {
+    reason: &'static str,
+    detail: String,
+}
+
+fn reject(reason: &'static str, detail: impl Into<String>) -> Rejection {
+    Rejection {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// Serves one client connection until it closes, misbehaves, or the gateway stops.
+pub async fn serve<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    target: Target,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (read, write) = tokio::io::split(stream);
+    let mut reader = BufReader::new(read);
+    let mut writer = BufWriter::new(write);
+    let authenticated = tokio::select! {
+        result = tokio::time::timeout(AUTHENTICATION_TIMEOUT, authenticate(&mut reader, &mut writer, &shared)) => match result {
+            Ok(result) => result,
+            Err(_) => Err(reject("authentication_timeout", "no authentication in time")),
+        },
+        _ = stop.changed() => return,
+    };
+    let tenant = match authenticated {
+        Ok(Some(tenant)) => tenant,
+        Ok(None) => return,
+        Err(rejection) => {
+            note(&shared, peer, &rejection);
+            return;
+        }
+    };
+    tracing::debug!(%peer, cluster = %tenant.cluster_id, "Kafka client authenticated");
+    if let Err(rejection) = serve_requests(reader, writer, target, tenant, &shared, stop).await {
+        note(&shared, peer, &rejection);
+    }
+}
+
+fn note(shared: &Shared, peer: std::net::SocketAddr, rejection: &Rejection) {
+    shared
+        .metrics
+        .rejected
+        .with_label_values(&[rejection.reason])
+        .inc();
+    tracing::info!(%peer, reason = rejection.reason, detail = %rejection.detail, "closed a Kafka client connection");
+}
+
+/// The ApiVersions answer: the versions offered in front of `engine`.
+fn api_versions(engine: Engine, error_code: i16) -> ResponseKind {
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(
+            versions::table(engine)
+                .into_iter()
+                .map(|(key, range)| {
+                    ApiVersion::default()
+                        .with_api_key(key as i16)
+                        .with_min_version(range.min)
+                        .with_max_version(range.max)
+                })
+                .collect(),
+        )
+        .into()
+}
+
+async fn write_answer<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    key: ApiKey,
+    version: i16,
+    correlation: i32,
+    answer: &ResponseKind,
+) -> std::io::Result<()> {
+    let frame = codec::encode_response(key, version, correlation, answer)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    write_frame(writer, &frame).await?;
+    writer.flush().await
+}
+
+/// Reads frames until the client has authenticated (`Some`), gave up (`None`), or broke a rule.
+async fn authenticate<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    shared: &Shared,
+) -> Result<Option<Tenant>, Rejection>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let engine = shared.config.engine;
+    let mut exchange: Option<Exchange> = None;
+    // After SaslHandshake v0, tokens come as bare frames instead of SaslAuthenticate requests.
+    let mut bare_tokens = false;
+    loop {
+        let frame = match read_frame(reader, MAX_UNAUTHENTICATED_FRAME).await {
+            Ok(frame) => frame,
+            Err(FrameError::Closed) => return Ok(None),
+            Err(FrameError::TooLarge(size, max)) => {
+                return Err(reject(
+                    "frame_too_large",
+                    format!("{size} bytes before authentication (limit {max})"),
+                ));
+            }
+            Err(FrameError::Io(e)) => return Err(reject("io", e.to_string())),
+        };
+        if bare_tokens {
+            let Some(current) = exchange.as_mut() else {
+                return Err(reject("sasl", "token without a handshake"));
+            };
+            match step(current, &frame, shared).await {
+                Step::Continue(token) => {
+                    write_frame(writer, &token)
+                        .await
+                        .map_err(|e| reject("io", e.to_string()))?;
+                    writer
+                        .flush()
+                        .await
+                        .map_err(|e| reject("io", e.to_string()))?;
+                }
+                Step::Done(token, tenant) => {
+                    write_frame(writer, &token)
+                        .await
+                        .map_err(|e| reject("io", e.to_string()))?;
+                    writer
+                        .flush()
+                        .await
+                        .map_err(|e| reject("io", e.to_string()))?;
+                    return Ok(Some(*tenant));
+                }
+                Step::Failed(why) => return Err(reject("authentication_failed", why)),
+            }
+            continue;
+        }
+        if let Some((key, version, correlation)) = codec::peek(&frame)
+            && key == ApiKey::ApiVersions as i16
+            && version > 4
+        {
+            // KIP-511: a version the gateway does not know gets v0 with the versions it does.
+            write_answer(
+                writer,
+                ApiKey::ApiVersions,
+                0,
+                correlation,
+                &api_versions(engine, code::UNSUPPORTED_VERSION),
+            )
+            .await
+            .map_err(|e| reject("io", e.to_string()))?;
+            continue;
+        }
+        let request = codec::decode_request(frame).map_err(undecodable)?;
+        let Request {
+            key,
+            version,
+            correlation,
+            body,
+            ..
+        } = request;
+        let answer: ResponseKind = match body {
+            RequestKind::ApiVersions(_) => api_versions(engine, 0),
+            RequestKind::SaslHandshake(handshake) => {
+                let offered = offered_mechanisms(shared);
+                let wanted = SaslMechanism::from_name(handshake.mechanism.as_str())
+                    .filter(|m| offered.contains(m));
+                let mut answer = SaslHandshakeResponse::default().with_mechanisms(
+                    offered
+                        .iter()
+                        .map(|m| StrBytes::from_static_str(m.name()))
+                        .collect(),
+                );
+                match wanted {
+                    Some(mechanism) => {
+                        exchange = Some(Exchange::new(mechanism));
+                        bare_tokens = version == 0;
+                    }
+                    None => answer.error_code = code::UNSUPPORTED_SASL_MECHANISM,
+                }
+                answer.into()
+            }
+            RequestKind::SaslAuthenticate(authenticate) => {
+                let Some(current) = exchange.as_mut() else {
+                    let answer = SaslAuthenticateResponse::default()
+                        .with_error_code(code::ILLEGAL_SASL_STATE)
+                        .with_error_message(Some(StrBytes::from_static_str(
+                            "SaslHandshake must come first",
+                        )));
+                    let _ = write_answer(writer, key, version, correlation, &answer.into()).await;
+                    return Err(reject("sasl", "SaslAuthenticate before SaslHandshake"));
+                };
+                let mechanism = current.mechanism().name();
+                match step(current, &authenticate.auth_bytes, shared).await {
+                    Step::Continue(token) => SaslAuthenticateResponse::default()
+                        .with_auth_bytes(Bytes::from(token))
+                        .into(),
+                    Step::Done(token, tenant) => {
+                        let answer: ResponseKind = SaslAuthenticateResponse::default()
+                            .with_auth_bytes(Bytes::from(token))
+                            .into();
+                        write_answer(writer, key, version, correlation, &answer)
+                            .await
+                            .map_err(|e| reject("io", e.to_string()))?;
+                        shared
+                            .metrics
+                            .authentications
+                            .with_label_values(&[mechanism, "ok"])
+                            .inc();
+                        return Ok(Some(*tenant));
+                    }
+                    Step::Failed(why) => {
+                        shared
+                            .metrics
+                            .authentications
+                            .with_label_values(&[mechanism, "failed"])
+                            .inc();
+                        let answer = SaslAuthenticateResponse::default()
+                            .with_error_code(code::SASL_AUTHENTICATION_FAILED)
+                            .with_error_message(Some(StrBytes::from_string(format!(
+                                "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"
+                            ))));
+                        let _ =
+                            write_answer(writer, key, version, correlation, &answer.into()).await;
+                        return Err(reject("authentication_failed", why));
+                    }
+                }
+            }
+            _ => {
+                return Err(reject(
+                    "unauthenticated_request",
+                    format!("{key:?} before authentication"),
+                ));
+            }
+        };
+        write_answer(writer, key, version, correlation, &answer)
+            .await
+            .map_err(|e| reject("io", e.to_string()))?;
+    }
+}
+
+async fn step(exchange: &mut Exchange, token: &[u8], shared: &Shared) -> Step {
+    exchange
+        .step(token, shared.policy.as_ref(), &shared.config.decoy_key)
+        .await
+}
+
+fn offered_mechanisms(shared: &Shared) -> Vec<SaslMechanism> {
+    use crate::scram::Mechanism;
+    let mut offered = vec![
+        SaslMechanism::Scram(Mechanism::Sha512),
+        SaslMechanism::Scram(Mechanism::Sha256),
+    ];
+    if shared.config.tls {
+        offered.push(SaslMechanism::Plain);
+    }
+    offered
+}
+
+fn undecodable(error: Undecodable) -> Rejection {
+    match error {
+        Undecodable::Truncated => reject("malformed", "a frame too short for a request header"),
+        Undecodable::UnknownKey { key, .. } => reject("unknown_api_key", format!("API key {key}")),
+        Undecodable::Malformed {
+            key,
+            version,
+            reason,
+            ..
+        } => reject("malformed", format!("{key:?} v{version}: {reason}")),
+    }
+}
+
+/// An answer on its way to the client, in request order.
+struct Pending {
+    key: ApiKey,
+    version: i16,
+    correlation: i32,
+    answer: Answer,
+}
+
+enum Answer {
+    Ready(Box<ResponseKind>),
+    Later(JoinHandle<ResponseKind>),
+    Forwarded(oneshot::Receiver<Result<Bytes>>, Context),
+}
+
+async fn serve_requests<R, W>(
+    mut reader: BufReader<R>,
+    writer: BufWriter<W>,
+    target: Target,
+    tenant: Tenant,
+    shared: &Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), Rejection>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let pool = shared.pool(&tenant.backend);
+    let names = Names::new(&tenant.prefix);
+    let tenant = Arc::new(tenant);
+    let closing = Arc::new(Notify::new());
+    let (pending, queue) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+    let answers = tokio::spawn(write_answers(
+        writer,
+        queue,
+        names.clone(),
+        tenant.clone(),
+        pool.clone(),
+        shared.clone(),
+        closing.clone(),
+    ));
+    let revalidation = tokio::spawn(revalidate(shared.clone(), tenant.clone(), closing.clone()));
+    let mut lease: Option<Lease> = None;
+    let max_frame = shared.config.max_frame_bytes;
+    let outcome = loop {
+        let frame = tokio::select! {
+            frame = tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut reader, max_frame)) => frame,
+            _ = closing.notified() => break Ok(()),
+            _ = stop.changed() => break Ok(()),
+        };
+        let frame = match frame {
+            Err(_) => break Ok(()),
+            Ok(Ok(frame)) => frame,
+            Ok(Err(FrameError::Closed)) => break Ok(()),
+            Ok(Err(FrameError::TooLarge(size, max))) => {
+                break Err(reject(
+                    "frame_too_large",
+                    format!("{size} bytes (limit {max})"),
+                ));
+            }
+            Ok(Err(FrameError::Io(e))) => break Err(reject("io", e.to_string())),
+        };
+        let request = match codec::decode_request(frame) {
+            Ok(request) => request,
+            Err(error) => break Err(undecodable(error)),
+        };
+        shared
+            .metrics
+            .requests
+            .with_label_values(&[api_name(request.key)])
+            .inc();
+        let more_buffered = !reader.buffer().is_empty();
+        let handled = handle(
+            request,
+            target,
+            &names,
+            &tenant,
+            &pool,
+            shared,
+            &mut lease,
+            more_buffered,
+        )
+        .await;
+        let pending_answer = match handled {
+            Ok(Some(answer)) => answer,
+            Ok(None) => continue,
+            Err(rejection) => break Err(rejection),
+        };
+        if pending.send(pending_answer).await.is_err() {
+            break Ok(());
+        }
+    };
+    drop(pending);
+    revalidation.abort();
+    // Answers already on their way are written before the connection closes.
+    let _ = answers.await;
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    request: Request,
+    target: Target,
+    names: &Names,
+    tenant: &Arc<Tenant>,
+    pool: &Arc<BackendPool>,
+    shared: &Arc<Shared>,
+    lease: &mut Option<Lease>,
+    more_buffered: bool,
+) -> Result<Option<Pending>, Rejection> {
+    let Request {
+        key,
+        version,
+        correlation,
+        client_id,
+        body,
+    } = request;
+    let pending = |answer| {
+        Some(Pending {
+            key,
+            version,
+            correlation,
+            answer,
+        })
+    };
+    if key == ApiKey::ApiVersions {
+        return Ok(pending(Answer::Ready(Box::new(api_versions(
+            pool.spec.engine,
+            0,
+        )))));
+    }
+    if matches!(key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
+        // Re-authentication (KIP-368) is not offered: the gateway re-checks credentials itself.
+        let answer = match body {
+            RequestKind::SaslHandshake(_) => SaslHandshakeResponse::default()
+                .with_error_code(code::ILLEGAL_SASL_STATE)
+                .into(),
+            _ => SaslAuthenticateResponse::default()
+                .with_error_code(code::ILLEGAL_SASL_STATE)
+                .into(),
+        };
+        return Ok(pending(Answer::Ready(Box::new(answer))));
+    }
+    if !versions::supports(pool.spec.engine, key, version) {
+        let answer = error_response(
+            &body,
+            code::UNSUPPORTED_VERSION,
+            "this version is not offered here",
+        );
+        return match answer {
+            Some(answer) => Ok(pending(Answer::Ready(Box::new(answer)))),
+            None => Err(reject("unsupported_api", format!("{key:?} v{version}"))),
+        };
+    }
+    let route = requests::route(body, version, names, pool)
+        .await
+        .map_err(|e| reject("backend", e.to_string()))?;
+    match route {
+        Route::Answer(answer) => Ok(pending(Answer::Ready(Box::new(answer)))),
+        Route::Nothing => Ok(None),
+        Route::Admin(request) => {
+            let policy = shared.policy.clone();
+            let tenant = tenant.clone();
+            let names = names.clone();
+            let pool = pool.clone();
+            let task = tokio::spawn(async move {
+                admin::answer(request, version, &tenant, &names, policy.as_ref(), &pool).await
+            });
+            Ok(pending(Answer::Later(task)))
+        }
+        Route::Forward {
+            request,
+            context,
+            answer,
+        } => {
+            if lease
+                .as_ref()
+                .is_none_or(|l| l.pool().spec.id != pool.spec.id)
+            {
+                *lease = Some(
+                    pool.lease(target, LEASE_WAIT)
+                        .await
+                        .map_err(|e| reject("backend", e.to_string()))?,
+                );
+            }
+            let Some(lease) = lease.as_mut() else {
+                return Err(reject("backend", "no backend connection"));
+            };
+            let upstream = lease
+                .upstream()
+                .map_err(|e| reject("backend", e.to_string()))?;
+            let backend_correlation = upstream.next_correlation();
+            let frame =
+                codec::encode_request(key, version, backend_correlation, client_id, &request)
+                    .map_err(|e| reject("encoding", e.to_string()))?;
+            let (reply, receiver) = if answer {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            } else {
+                (None, None)
+            };
+            upstream
+                .send(backend_correlation, &frame, reply, !more_buffered)
+                .await
+                .map_err(|e| reject("backend", e.to_string()))?;
+            Ok(receiver.and_then(|rx| pending(Answer::Forwarded(rx, context))))
+        }
+    }
+}
+
+async fn write_answers<W: AsyncWrite + Unpin>(
+    mut writer: BufWriter<W>,
+    mut queue: mpsc::Receiver<Pending>,
+    names: Names,
+    tenant: Arc<Tenant>,
+    pool: Arc<BackendPool>,
+    shared: Arc<Shared>,
+    closing: Arc<Notify>,
+) {
+    let rewriter = Rewriter {
+        names: &names,
+        advertised: &shared.config.advertised,
+        cluster_id: &tenant.cluster_id,
+        pool: &pool,
+    };
+    while let Some(Pending {
+        key,
+        version,
+        correlation,
+        answer,
+    }) = queue.recv().await
+    {
+        let frame = match answer {
+            Answer::Ready(response) => codec::encode_response(key, version, correlation, &response),
+            Answer::Later(task) => match task.await {
+                Ok(response) => codec::encode_response(key, version, correlation, &response),
+                Err(e) => Err(crate::Error::Protocol(format!(
+                    "an administrative request failed: {e}"
+                ))),
+            },
+            Answer::Forwarded(reply, context) => match reply.await {
+                Ok(Ok(frame)) => match context {
+                    Context::Opaque => Ok(codec::with_correlation(frame, correlation)),
+                    context => {
+                        codec::decode_response(key, version, frame).and_then(|(_, mut response)| {
+                            rewriter.rewrite(&mut response, context);
+                            codec::encode_response(key, version, correlation, &response)
+                        })
+                    }
+                },
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(crate::Error::Unreachable(
+                    "the backend connection closed".into(),
+                )),
+            },
+        };
+        let written = match frame {
+            Ok(frame) => write_frame(&mut writer, &frame).await,
+            Err(error) => {
+                // The broker went away (or answered garbage): close, as a broker that fails
+                // does; clients treat that as retriable and reconnect.
+                tracing::debug!(cluster = %tenant.cluster_id, %error, "closing a client connection after a backend failure");
+                break;
+            }
+        };
+        let flushed = match written {
+            Ok(()) if queue.is_empty() => writer.flush().await,
+            other => other,
+        };
+        if flushed.is_err() {
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+    closing.notify_one();
+}
+
+/// Closes the connection once its credential stops being valid.
+async fn revalidate(shared: Arc<Shared>, tenant: Arc<Tenant>, closing: Arc<Notify>) {
+    let mut tick = tokio::time::interval(REVALIDATE_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if !shared.policy.still_valid(&tenant).await {
+            tracing::info!(cluster = %tenant.cluster_id, "closing a Kafka connection: its credential is no longer valid");
+            closing.notify_one();
+            return;
+        }
+    }
+}
+
+/// A metric label for an API key.
+fn api_name(key: ApiKey) -> &'static str {
+    use ApiKey::*;
+    match key {
+        Produce => "Produce",
+        Fetch => "Fetch",
+        ListOffsets => "ListOffsets",
+        Metadata => "Metadata",
+        OffsetCommit => "OffsetCommit",
+        OffsetFetch => "OffsetFetch",
+        FindCoordinator => "FindCoordinator",
+        JoinGroup => "JoinGroup",
+        Heartbeat => "Heartbeat",
+        LeaveGroup => "LeaveGroup",
+        SyncGroup => "SyncGroup",
+        DescribeGroups => "DescribeGroups",
+        ListGroups => "ListGroups",
+        SaslHandshake => "SaslHandshake",
+        ApiVersions => "ApiVersions",
+        CreateTopics => "CreateTopics",
+        DeleteTopics => "DeleteTopics",
+        DeleteRecords => "DeleteRecords",
+        InitProducerId => "InitProducerId",
+        OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+        AddPartitionsToTxn => "AddPartitionsToTxn",
+        AddOffsetsToTxn => "AddOffsetsToTxn",
+        EndTxn => "EndTxn",
+        TxnOffsetCommit => "TxnOffsetCommit",
+        DescribeConfigs => "DescribeConfigs",
+        AlterConfigs => "AlterConfigs",
+        DescribeLogDirs => "DescribeLogDirs",
+        SaslAuthenticate => "SaslAuthenticate",
+        CreatePartitions => "CreatePartitions",
+        DeleteGroups => "DeleteGroups",
+        IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        OffsetDelete => "OffsetDelete",
+        DescribeCluster => "DescribeCluster",
+        _ => "other",
+    }
+}

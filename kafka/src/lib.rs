@@ -1,0 +1,25 @@
+//! The Kafka protocol as Capstan speaks it, on the `kafka-protocol` crate:
+//!
+//! - [`Connection`]: an authenticated client connection to one broker (SASL/SCRAM-SHA-512);
+//! - the admin reads and changes the control plane needs: [`read_offsets`] (metering),
+//!   [`stored_bytes`] (DescribeLogDirs), [`upsert_scram_user`] / [`delete_scram_user`];
+//! - [`scram`]: SCRAM-SHA-256/512 arithmetic for both sides;
+//! - [`gateway`]: the Kafka gateway's engine, which the control plane drives through
+//!   [`gateway::Policy`].
+//!
+//! It depends on nothing else of Capstan.
+
+mod connection;
+mod error;
+pub mod gateway;
+mod log_dirs;
+mod offsets;
+pub mod scram;
+mod scram_users;
+
+pub use connection::{Connection, Credentials, Exchange};
+pub use error::{Error, Result};
+pub use log_dirs::stored_bytes;
+pub use offsets::{CommittedOffset, PartitionOffsets, Snapshot, read as read_offsets};
+pub use scram::salted_password;
+pub use scram_users::{delete_scram_user, upsert_scram_user};

@@ -1,0 +1,305 @@
+//! One read of a cluster's counters: each partition's log start and end, and each consumer
+//! group's committed offsets. Requests go to partition leaders and group coordinators, so the
+//! same code serves a single local broker and a multi-broker Apache Kafka cluster.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kafka_protocol::{
+    messages::{
+        BrokerId, FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest,
+        MetadataRequest, OffsetFetchRequest, TopicName,
+        list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
+        offset_fetch_request::OffsetFetchRequestTopic,
+    },
+    protocol::StrBytes,
+};
+
+use crate::connection::{Connection, Credentials};
+use crate::{Error, Result};
+
+/// A partition's offsets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    /// Topic name.
+    pub topic: String,
+    /// The engine's topic id ("" when the engine reports none).
+    pub topic_id: String,
+    /// Partition number.
+    pub partition: i32,
+    /// First offset still stored.
+    pub log_start: i64,
+    /// Next offset to be written (the high watermark).
+    pub log_end: i64,
+    /// Brokers holding a replica.
+    pub replicas: usize,
+}
+
+/// A group's committed offset for one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedOffset {
+    /// Consumer group id.
+    pub group: String,
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+    /// Committed offset (the next record the group will read).
+    pub offset: i64,
+}
+
+/// What one read found.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Every partition of every non-internal topic.
+    pub partitions: Vec<PartitionOffsets>,
+    /// Every committed offset of every group.
+    pub committed: Vec<CommittedOffset>,
+}
+
+/// A topic's id and, per partition, its leader and number of replicas.
+type TopicLayout = (String, BTreeMap<i32, (i32, usize)>);
+
+const METADATA_VERSION: i16 = 12;
+const LIST_OFFSETS_VERSION: i16 = 3;
+const LIST_GROUPS_VERSION: i16 = 2;
+const FIND_COORDINATOR_VERSION: i16 = 2;
+const OFFSET_FETCH_VERSION: i16 = 3;
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+
+/// Broker connections of one read, opened as needed.
+struct Brokers<'a> {
+    credentials: &'a Credentials,
+    addresses: HashMap<i32, String>,
+    open: HashMap<String, Connection>,
+}
+
+impl Brokers<'_> {
+    async fn at(&mut self, address: &str) -> Result<&mut Connection> {
+        if !self.open.contains_key(address) {
+            let connection = Connection::open(
+                address,
+                &self.credentials.username,
+                &self.credentials.password,
+            )
+            .await?;
+            self.open.insert(address.to_owned(), connection);
+        }
+        self.open
+            .get_mut(address)
+            .ok_or_else(|| Error::Protocol("connection vanished".into()))
+    }
+
+    async fn node(&mut self, id: i32) -> Result<&mut Connection> {
+        let address = self
+            .addresses
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::Protocol(format!("unknown broker {id}")))?;
+        self.at(&address).await
+    }
+}
+
+/// Reads a cluster's offsets. On a shared broker pool, `prefix` is the cluster's: only topics
+/// and groups named with it are read, and the names in the snapshot are without it. A cluster
+/// with brokers of its own has the prefix "".
+pub async fn read(credentials: &Credentials, prefix: &str) -> Result<Snapshot> {
+    let mut brokers = Brokers {
+        credentials,
+        addresses: HashMap::new(),
+        open: HashMap::new(),
+    };
+    let metadata = brokers
+        .at(&credentials.bootstrap)
+        .await?
+        .call(
+            MetadataRequest::default().with_topics(None),
+            METADATA_VERSION,
+        )
+        .await?;
+    for broker in &metadata.brokers {
+        brokers
+            .addresses
+            .insert(broker.node_id.0, format!("{}:{}", broker.host, broker.port));
+    }
+    let mut layout: BTreeMap<String, TopicLayout> = BTreeMap::new();
+    for topic in &metadata.topics {
+        let Some(name) = topic.name.as_ref().map(|n| n.to_string()) else {
+            continue;
+        };
+        if topic.is_internal || !name.starts_with(prefix) || topic.error_code != 0 {
+            continue;
+        }
+        if name[prefix.len()..].starts_with("__") {
+            continue;
+        }
+        let id = if topic.topic_id.is_nil() {
+            String::new()
+        } else {
+            topic.topic_id.to_string()
+        };
+        let partitions = topic
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.partition_index,
+                    (p.leader_id.0, p.replica_nodes.len().max(1)),
+                )
+            })
+            .collect();
+        layout.insert(name, (id, partitions));
+    }
+
+    let mut by_leader: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+    for (topic, (_, partitions)) in &layout {
+        for (partition, (leader, _)) in partitions {
+            by_leader
+                .entry(*leader)
+                .or_default()
+                .push((topic.clone(), *partition));
+        }
+    }
+    let mut ends: HashMap<(String, i32), i64> = HashMap::new();
+    let mut starts: HashMap<(String, i32), i64> = HashMap::new();
+    for (leader, partitions) in &by_leader {
+        for (timestamp, into) in [(LATEST, &mut ends), (EARLIEST, &mut starts)] {
+            let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
+            for (topic, partition) in partitions {
+                topics.entry(topic).or_default().push(
+                    ListOffsetsPartition::default()
+                        .with_partition_index(*partition)
+                        .with_timestamp(timestamp),
+                );
+            }
+            let request = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(name, partitions)| {
+                            ListOffsetsTopic::default()
+                                .with_name(topic_name(name))
+                                .with_partitions(partitions)
+                        })
+                        .collect(),
+                );
+            let response = brokers
+                .node(*leader)
+                .await?
+                .call(request, LIST_OFFSETS_VERSION)
+                .await?;
+            for topic in response.topics {
+                for partition in topic.partitions {
+                    if partition.error_code != 0 {
+                        return Err(Error::Protocol(format!(
+                            "ListOffsets for {}:{} failed with error {}",
+                            topic.name.0, partition.partition_index, partition.error_code
+                        )));
+                    }
+                    into.insert(
+                        (topic.name.to_string(), partition.partition_index),
+                        partition.offset,
+                    );
+                }
+            }
+        }
+    }
+    let mut snapshot = Snapshot::default();
+    for (topic, (id, partitions)) in &layout {
+        for (partition, (_, replicas)) in partitions {
+            let key = (topic.clone(), *partition);
+            snapshot.partitions.push(PartitionOffsets {
+                topic: topic[prefix.len()..].to_owned(),
+                topic_id: id.clone(),
+                partition: *partition,
+                log_start: starts.get(&key).copied().unwrap_or(0).max(0),
+                log_end: ends.get(&key).copied().unwrap_or(0).max(0),
+                replicas: *replicas,
+            });
+        }
+    }
+
+    // Every partition, named: some engines (tansu) answer "all topics" (null) with a null list.
+    let every_partition: Vec<OffsetFetchRequestTopic> = layout
+        .iter()
+        .map(|(topic, (_, partitions))| {
+            OffsetFetchRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partition_indexes(partitions.keys().copied().collect())
+        })
+        .collect();
+    let mut groups = Vec::new();
+    let nodes: Vec<i32> = brokers.addresses.keys().copied().collect();
+    for node in nodes {
+        let listed = brokers
+            .node(node)
+            .await?
+            .call(ListGroupsRequest::default(), LIST_GROUPS_VERSION)
+            .await?;
+        if listed.error_code != 0 {
+            return Err(Error::Protocol(format!(
+                "ListGroups failed with error {}",
+                listed.error_code
+            )));
+        }
+        groups.extend(
+            listed
+                .groups
+                .into_iter()
+                .map(|g| g.group_id.to_string())
+                .filter(|g| g.starts_with(prefix)),
+        );
+    }
+    groups.sort();
+    groups.dedup();
+    for group in groups {
+        let coordinator = brokers
+            .at(&credentials.bootstrap)
+            .await?
+            .call(
+                FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.clone())),
+                FIND_COORDINATOR_VERSION,
+            )
+            .await?;
+        if coordinator.error_code != 0 {
+            tracing::debug!(%group, code = coordinator.error_code, "no coordinator for a group");
+            continue;
+        }
+        let address = format!("{}:{}", coordinator.host, coordinator.port);
+        let fetched = brokers
+            .at(&address)
+            .await?
+            .call(
+                OffsetFetchRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+                    .with_topics(Some(every_partition.clone())),
+                OFFSET_FETCH_VERSION,
+            )
+            .await?;
+        if fetched.error_code != 0 {
+            tracing::debug!(%group, code = fetched.error_code, "OffsetFetch failed for a group");
+            continue;
+        }
+        for topic in fetched.topics {
+            for partition in topic.partitions {
+                let Some(name) = topic.name.strip_prefix(prefix) else {
+                    continue;
+                };
+                if partition.error_code == 0 && partition.committed_offset >= 0 {
+                    snapshot.committed.push(CommittedOffset {
+                        group: group[prefix.len()..].to_owned(),
+                        topic: name.to_owned(),
+                        partition: partition.partition_index,
+                        offset: partition.committed_offset,
+                    });
+                }
+            }
+        }
+    }
+    Ok(snapshot)
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
