@@ -40,8 +40,7 @@ impl Fleet for Repeated {
             .flat_map(|t| {
                 (0..COPIES).map(move |i| ClusterTarget {
                     cluster_id: format!("{}#{i}", t.cluster_id),
-                    credentials: t.credentials.clone(),
-                    multizone: t.multizone,
+                    ..t.clone()
                 })
             })
             .collect())
@@ -60,8 +59,7 @@ impl Fleet for Repeated {
         self.0
             .stored_bytes(&ClusterTarget {
                 cluster_id: real,
-                credentials: cluster.credentials.clone(),
-                multizone: cluster.multizone,
+                ..cluster.clone()
             })
             .await
     }
@@ -109,6 +107,7 @@ async fn main() {
         database_url: format!("sqlite://{}", dir.path().join("capstan.db").display()),
         listen: "127.0.0.1:0".parse().expect("address"),
         gateway_listen: "127.0.0.1:0".parse().expect("address"),
+        kafka: capstan_api::app::KafkaListen::loopback(),
         key: SecretKey::generate(),
         data_dir: dir.path().to_owned(),
         broker_binary: find_broker_binary(None)

@@ -1,8 +1,9 @@
-//! The `kubernetes` provisioner: each cluster is a `KafkaCluster` resource that the operator
-//! turns into Apache Kafka brokers. This adapts the operator crate's [`KubernetesClusters`] to
-//! the control plane's [`Provisioner`] trait. Topics and SCRAM users are administered over the
-//! Kafka protocol with the admin user from the cluster's Secret; the cluster's state follows the
-//! resource's status.
+//! The `kubernetes` provisioner: each dedicated cluster is a `KafkaCluster` resource that the
+//! operator turns into Apache Kafka brokers, and so is each shared pool (one single-zone, one
+//! multi-zone, made when the first cluster needs it). This adapts the operator crate's
+//! [`KubernetesClusters`] to the control plane's [`Provisioner`] trait. Topics and SCRAM users
+//! are administered over the Kafka protocol with the admin user from the resource's Secret; a
+//! cluster's state follows its resource's status (a shared cluster's, its pool's).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -12,14 +13,44 @@ use std::{
 use async_trait::async_trait;
 use capstan_api::{
     Error, Result, kafka_admin,
-    provisioner::{BrokerUser, ClusterSpec, Provisioner, TopicSpec},
+    provisioner::{Backend, BrokerUser, ClusterSpec, Engine, Placement, Provisioner, TopicSpec},
 };
-use capstan_operator::provisioner::{ClusterCredentials, KubernetesClusters};
+use capstan_operator::provisioner::{ClusterCredentials, KubernetesClusters, POOL_ID_PREFIX};
+
+/// The shared pools on Kubernetes.
+#[derive(Clone, Debug)]
+pub struct Pools {
+    /// Name of the single-zone pool (a DNS label).
+    pub single_zone: String,
+    /// Name of the multi-zone pool.
+    pub multi_zone: String,
+    /// Brokers per zone of each pool.
+    pub brokers_per_zone: u16,
+}
+
+impl Default for Pools {
+    fn default() -> Self {
+        Pools {
+            single_zone: "shared-single-zone".into(),
+            multi_zone: "shared-multi-zone".into(),
+            brokers_per_zone: 3,
+        }
+    }
+}
+
+/// The resource id of the brokers a cluster's topics live on: its own, or its pool's.
+fn brokers_of(cluster: &ClusterSpec) -> String {
+    match &cluster.placement {
+        Placement::Dedicated => cluster.id.clone(),
+        Placement::Shared { pool, .. } => format!("{POOL_ID_PREFIX}{pool}"),
+    }
+}
 
 /// Clusters on Kubernetes, through the operator.
 #[derive(Debug)]
 pub struct KubernetesProvisioner {
     clusters: KubernetesClusters,
+    pools: Pools,
     /// How the control plane reaches each cluster's brokers, once the operator has made its
     /// Secret (`client_config` is synchronous, so this is kept here).
     access: Mutex<HashMap<String, Access>>,
@@ -50,10 +81,11 @@ fn state_of(phase: Option<&str>) -> Option<&'static str> {
 }
 
 impl KubernetesProvisioner {
-    /// A provisioner writing `KafkaCluster` resources through `clusters`.
-    pub fn new(clusters: KubernetesClusters) -> Self {
+    /// A provisioner writing `KafkaCluster` resources through `clusters`, with shared `pools`.
+    pub fn new(clusters: KubernetesClusters, pools: Pools) -> Self {
         KubernetesProvisioner {
             clusters,
+            pools,
             access: Mutex::default(),
             reported: Mutex::default(),
         }
@@ -106,7 +138,7 @@ impl KubernetesProvisioner {
         let Access {
             credentials,
             bootstrap,
-        } = self.admin(&cluster.id).await?;
+        } = self.admin(&brokers_of(cluster)).await?;
         Ok(kafka_admin::client_config(
             &bootstrap,
             &credentials.admin_username,
@@ -122,7 +154,7 @@ impl KubernetesProvisioner {
         let Access {
             credentials,
             bootstrap,
-        } = self.admin(&cluster.id).await?;
+        } = self.admin(&brokers_of(cluster)).await?;
         Ok(capstan_kafka::Credentials {
             bootstrap,
             username: credentials.admin_username,
@@ -133,7 +165,59 @@ impl KubernetesProvisioner {
 
 #[async_trait]
 impl Provisioner for KubernetesProvisioner {
+    fn pool_for(&self, multizone: bool) -> String {
+        if multizone {
+            self.pools.multi_zone.clone()
+        } else {
+            self.pools.single_zone.clone()
+        }
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::ApacheKafka
+    }
+
+    async fn gateway_backend(&self, cluster: &ClusterSpec) -> Result<Backend> {
+        let brokers = brokers_of(cluster);
+        let Access {
+            credentials,
+            bootstrap,
+        } = self.admin(&brokers).await?;
+        Ok(Backend {
+            id: brokers,
+            bootstrap,
+            username: credentials.admin_username,
+            password: credentials.admin_password,
+            engine: Engine::ApacheKafka,
+        })
+    }
+
     async fn create_cluster(&self, cluster: &ClusterSpec, users: &[BrokerUser]) -> Result<String> {
+        if let Placement::Shared { pool, .. } = &cluster.placement {
+            // The pool is made once, by the first cluster that needs it.
+            let id = format!("{POOL_ID_PREFIX}{pool}");
+            if self
+                .clusters
+                .status(&id)
+                .await
+                .map_err(kube_error)?
+                .is_none()
+            {
+                let user = capstan_api::credentials::generate_secret(pool);
+                self.clusters
+                    .create_sized(
+                        &id,
+                        cluster.multizone,
+                        self.pools.brokers_per_zone,
+                        &user.username,
+                        &user.password,
+                    )
+                    .await
+                    .map_err(kube_error)?;
+                tracing::info!(%pool, "created a shared broker pool");
+            }
+            return Ok(self.clusters.bootstrap(&id));
+        }
         let default = users.first().ok_or_else(|| {
             Error::internal("a new cluster needs its default user", "no users given")
         })?;
@@ -167,6 +251,13 @@ impl Provisioner for KubernetesProvisioner {
     }
 
     async fn delete_cluster(&self, cluster: &ClusterSpec) -> Result<()> {
+        if cluster.pool().is_some() {
+            return kafka_admin::delete_prefixed(
+                &self.admin_config(cluster).await?,
+                cluster.prefix(),
+            )
+            .await;
+        }
         self.clusters
             .delete(&cluster.id)
             .await
@@ -182,7 +273,11 @@ impl Provisioner for KubernetesProvisioner {
         // The operator's contract: RF 3 over the zones of a multi-zone cluster; a single-zone
         // cluster has one broker per zone by default, so RF 1.
         let replication = if cluster.multizone { 3 } else { 1 };
-        kafka_admin::create_topic(&self.admin_config(cluster).await?, topic, replication).await
+        let topic = TopicSpec {
+            name: cluster.physical(&topic.name),
+            ..topic.clone()
+        };
+        kafka_admin::create_topic(&self.admin_config(cluster).await?, &topic, replication).await
     }
 
     async fn update_topic(
@@ -191,14 +286,22 @@ impl Provisioner for KubernetesProvisioner {
         topic: &TopicSpec,
         old_partitions: i32,
     ) -> Result<()> {
-        kafka_admin::update_topic(&self.admin_config(cluster).await?, topic, old_partitions).await
+        let topic = TopicSpec {
+            name: cluster.physical(&topic.name),
+            ..topic.clone()
+        };
+        kafka_admin::update_topic(&self.admin_config(cluster).await?, &topic, old_partitions).await
     }
 
     async fn delete_topic(&self, cluster: &ClusterSpec, name: &str) -> Result<()> {
-        kafka_admin::delete_topic(&self.admin_config(cluster).await?, name).await
+        kafka_admin::delete_topic(&self.admin_config(cluster).await?, &cluster.physical(name)).await
     }
 
     async fn put_user(&self, cluster: &ClusterSpec, user: &BrokerUser) -> Result<()> {
+        if cluster.pool().is_some() {
+            // Clients of a pool authenticate at the gateway.
+            return Ok(());
+        }
         let credentials = self.protocol_credentials(cluster).await?;
         capstan_kafka::upsert_scram_user(&credentials, &user.username, &user.password)
             .await
@@ -206,6 +309,9 @@ impl Provisioner for KubernetesProvisioner {
     }
 
     async fn delete_user(&self, cluster: &ClusterSpec, username: &str) -> Result<()> {
+        if cluster.pool().is_some() {
+            return Ok(());
+        }
         let credentials = self.protocol_credentials(cluster).await?;
         capstan_kafka::delete_scram_user(&credentials, username)
             .await
@@ -215,18 +321,28 @@ impl Provisioner for KubernetesProvisioner {
     fn client_config(&self, cluster: &ClusterSpec, bootstrap: &str) -> rdkafka::ClientConfig {
         // Until the operator has made the Secret, connections fail authentication and the
         // gateway answers 503: the cluster is still provisioning.
-        let (username, password) = self
-            .cached(&cluster.id)
+        let access = self.cached(&brokers_of(cluster));
+        let bootstrap = match (&cluster.placement, &access) {
+            (Placement::Shared { .. }, Some(access)) => access.bootstrap.clone(),
+            (Placement::Shared { .. }, None) => self.clusters.bootstrap(&brokers_of(cluster)),
+            (Placement::Dedicated, _) => bootstrap.to_owned(),
+        };
+        let (username, password) = access
             .map(|a| (a.credentials.admin_username, a.credentials.admin_password))
             .unwrap_or_else(|| ("capstan-admin".into(), String::new()));
-        kafka_admin::client_config(bootstrap, &username, &password)
+        kafka_admin::client_config(&bootstrap, &username, &password)
     }
 
     async fn stored_bytes(&self, cluster: &ClusterSpec) -> Result<BTreeMap<String, i64>> {
         let credentials = self.protocol_credentials(cluster).await?;
-        capstan_kafka::stored_bytes(&credentials)
+        let sizes = capstan_kafka::stored_bytes(&credentials)
             .await
-            .map_err(|e| Error::Broker(format!("could not read the stored bytes: {e}")))
+            .map_err(|e| Error::Broker(format!("could not read the stored bytes: {e}")))?;
+        let prefix = cluster.prefix();
+        Ok(sizes
+            .into_iter()
+            .filter_map(|(topic, bytes)| topic.strip_prefix(prefix).map(|t| (t.to_owned(), bytes)))
+            .collect())
     }
 
     /// Nothing to restart (Kubernetes does that); reads the admin credentials of clusters whose
@@ -249,8 +365,13 @@ impl Provisioner for KubernetesProvisioner {
 
     async fn shutdown(&self) {}
 
-    fn initial_state(&self) -> &'static str {
-        "provisioning"
+    fn initial_state(&self, cluster: &ClusterSpec) -> &'static str {
+        // A shared cluster is as ready as its pool.
+        let reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        match reported.get(&brokers_of(cluster)).map(String::as_str) {
+            Some("active") if cluster.pool().is_some() => "active",
+            _ => "provisioning",
+        }
     }
 
     async fn observed_states(&self) -> Vec<(String, String)> {
@@ -269,7 +390,12 @@ impl Provisioner for KubernetesProvisioner {
             };
             if reported.get(&id).map(String::as_str) != Some(state) {
                 reported.insert(id.clone(), state.to_owned());
-                changes.push((id, state.to_owned()));
+                // A pool's state is its clusters' (`pool:<name>`, see `Provisioner::observed_states`).
+                let reported_id = match id.strip_prefix(POOL_ID_PREFIX) {
+                    Some(pool) => format!("pool:{pool}"),
+                    None => id,
+                };
+                changes.push((reported_id, state.to_owned()));
             }
         }
         changes

@@ -64,6 +64,7 @@ async fn run_server(settings: settings::Resolved, dev: bool) -> anyhow::Result<(
                     .await?;
             Some(Arc::new(capstan::kubernetes::KubernetesProvisioner::new(
                 clusters,
+                kubernetes.pools(),
             )))
         }
         None => {
@@ -85,6 +86,8 @@ async fn run_server(settings: settings::Resolved, dev: bool) -> anyhow::Result<(
     let application = platform.application();
     let address = application.local_addr().map_err(report)?;
     let gateway = application.gateway_addr().map_err(report)?;
+    let kafka = application.kafka_addr();
+    let kafka_shown = application.state().config.kafka_endpoint.clone();
     let (resumed, failed) = application.resumed_clusters();
     let rest = application.state().config.rest_endpoint.clone();
     println!("Capstan {} is running", if dev { "dev" } else { "serve" });
@@ -92,6 +95,7 @@ async fn run_server(settings: settings::Resolved, dev: bool) -> anyhow::Result<(
     println!("  OpenAPI document              http://{address}/openapi.json");
     println!("  health and metrics            http://{address}/healthz  http://{address}/metrics");
     println!("  REST data gateway             http://{gateway}  (shown to users as {rest})");
+    println!("  Kafka gateway (SASL/SCRAM)    {kafka}  (shown to users as {kafka_shown})");
     println!("  database                      {database}");
     println!("  data directory                {}", data_dir.display());
     println!(

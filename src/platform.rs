@@ -9,7 +9,7 @@ use capstan_api::{
     billing::{BillingSource, CostView, RequestLimiter},
     clusters::{self, ClusterRow},
     gateway::FetchObserver,
-    provisioner::ClusterSpec,
+    provisioner::{ClusterSpec, Placement},
     state::AppState,
     store::Store,
     usage::{TopicUsage, UsagePoint, UsageSource},
@@ -75,12 +75,14 @@ impl Fleet for ControlPlaneFleet {
                 let setting = |key: &str| config.get(key).unwrap_or_default().to_owned();
                 ClusterTarget {
                     credentials: Credentials {
-                        bootstrap: row.tcp_endpoint.clone(),
+                        // A shared cluster's brokers are its pool's, not its (gateway) endpoint.
+                        bootstrap: setting("bootstrap.servers"),
                         username: setting("sasl.username"),
                         password: setting("sasl.password"),
                     },
                     multizone: row.multizone != 0,
-                    prefix: String::new(),
+                    prefix: row.prefix,
+                    pool: row.pool,
                     cluster_id: row.id,
                 }
             })
@@ -95,6 +97,14 @@ impl Fleet for ControlPlaneFleet {
         let spec = ClusterSpec {
             id: cluster.cluster_id.clone(),
             multizone: cluster.multizone,
+            placement: if cluster.prefix.is_empty() {
+                Placement::Dedicated
+            } else {
+                Placement::Shared {
+                    pool: cluster.pool.clone(),
+                    prefix: cluster.prefix.clone(),
+                }
+            },
         };
         self.state
             .provisioner

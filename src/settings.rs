@@ -4,11 +4,17 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context;
 use capstan::platform::MeteringSettings;
-use capstan_api::{app::Settings, crypto::SecretKey, plans::Plan, state::PlatformConfig};
+use capstan_api::{
+    app::{KafkaListen, Settings},
+    crypto::SecretKey,
+    plans::Plan,
+    state::PlatformConfig,
+};
 use capstan_billing::{
     pricing::{DOLLAR, PriceList},
     stripe::StripeConfig,
 };
+use capstan_kafka::gateway::NodeListeners;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Self-hostable serverless Kafka.
@@ -36,9 +42,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Everything on embedded defaults: SQLite and a generated secret key under the data
     /// directory, local brokers, API on 127.0.0.1:8080.
-    Dev(DevArgs),
+    Dev(Box<DevArgs>),
     /// The production control plane: needs --database-url and --secret-key.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(MigrateArgs),
     /// Monthly invoices.
@@ -96,9 +102,46 @@ pub struct CommonArgs {
     /// Lifetime of log-in session tokens, seconds.
     #[arg(long, env = "CAPSTAN_SESSION_TTL", default_value_t = 3600)]
     pub session_ttl: i64,
+    /// Placement of new clusters when the request does not say: `shared` (a virtual cluster
+    /// on the shared broker pool, reached through the Kafka gateway) or `dedicated`.
+    #[arg(long, env = "CAPSTAN_DEFAULT_PLACEMENT", default_value = "shared")]
+    pub default_placement: String,
+    /// `host[:port]` of the Kafka gateway shown to users as shared clusters' `tcp_endpoint`
+    /// (default: its listen address; `localhost` when listening on every address).
+    #[arg(long, env = "CAPSTAN_KAFKA_ADVERTISE")]
+    pub kafka_advertise: Option<String>,
+    /// Per-broker listeners of the Kafka gateway for pools of several brokers, `FIRST:COUNT`:
+    /// broker n of a pool on port FIRST+n (node ids 0 to COUNT-1). Not needed for one broker.
+    #[arg(long, env = "CAPSTAN_KAFKA_NODE_PORTS", value_parser = parse_node_ports)]
+    pub kafka_node_ports: Option<NodeListeners>,
+}
+
+fn parse_node_ports(text: &str) -> Result<NodeListeners, String> {
+    let (first, count) = text
+        .split_once(':')
+        .ok_or("expected FIRST:COUNT, for example 9093:3")?;
+    let first: u16 = first
+        .parse()
+        .map_err(|_| format!("{first:?} is not a port"))?;
+    let count: u16 = count
+        .parse()
+        .map_err(|_| format!("{count:?} is not a count"))?;
+    if count == 0 || u32::from(first) + u32::from(count) > 65_536 {
+        return Err("the ports must fit below 65536 and COUNT must be at least 1".into());
+    }
+    Ok(NodeListeners { first, count })
 }
 
 impl CommonArgs {
+    fn kafka(&self, listen: SocketAddr, next_free_port: bool) -> KafkaListen {
+        KafkaListen {
+            listen,
+            next_free_port,
+            advertise: self.kafka_advertise.clone(),
+            node_ports: self.kafka_node_ports,
+        }
+    }
+
     fn platform(&self) -> anyhow::Result<PlatformConfig> {
         Ok(PlatformConfig {
             regions: self
@@ -114,6 +157,9 @@ impl CommonArgs {
             max_credentials_per_cluster: self.max_credentials,
             session_ttl_seconds: self.session_ttl,
             rest_endpoint: self.rest_endpoint.clone().unwrap_or_default(),
+            kafka_endpoint: self.kafka_advertise.clone().unwrap_or_default(),
+            default_placement: capstan_api::clusters::parse_placement(&self.default_placement)
+                .map_err(|e| anyhow::anyhow!("--default-placement: {e}"))?,
         })
     }
 }
@@ -259,6 +305,9 @@ pub struct DevArgs {
     /// Address of the REST data gateway.
     #[arg(long, env = "CAPSTAN_GATEWAY_LISTEN", default_value = "127.0.0.1:8081")]
     pub gateway_listen: SocketAddr,
+    /// Address of the Kafka gateway (the next free port is taken when this one is in use).
+    #[arg(long, env = "CAPSTAN_KAFKA_LISTEN", default_value = "127.0.0.1:9092")]
+    pub kafka_listen: SocketAddr,
     /// Database URL (default: an SQLite file in the data directory).
     #[arg(long, env = "CAPSTAN_DATABASE_URL")]
     pub database_url: Option<String>,
@@ -281,6 +330,9 @@ pub struct ServeArgs {
     /// Address of the REST data gateway.
     #[arg(long, env = "CAPSTAN_GATEWAY_LISTEN", default_value = "0.0.0.0:8081")]
     pub gateway_listen: SocketAddr,
+    /// Address of the Kafka gateway's bootstrap listener.
+    #[arg(long, env = "CAPSTAN_KAFKA_LISTEN", default_value = "0.0.0.0:9092")]
+    pub kafka_listen: SocketAddr,
     /// Where local brokers keep their data.
     #[arg(long, env = "CAPSTAN_DATA_DIR", default_value = "/var/lib/capstan")]
     pub data_dir: PathBuf,
@@ -324,9 +376,39 @@ pub struct KubernetesArgs {
     /// Storage class of broker volumes (default: the cluster's default class).
     #[arg(long, env = "CAPSTAN_KAFKA_STORAGE_CLASS")]
     pub kafka_storage_class: Option<String>,
+    /// Name of the shared single-zone broker pool (a `KafkaCluster`, made on first use).
+    #[arg(
+        long,
+        env = "CAPSTAN_KUBERNETES_POOL_SINGLE_ZONE",
+        default_value = "shared-single-zone"
+    )]
+    pub kubernetes_pool_single_zone: String,
+    /// Name of the shared multi-zone broker pool.
+    #[arg(
+        long,
+        env = "CAPSTAN_KUBERNETES_POOL_MULTI_ZONE",
+        default_value = "shared-multi-zone"
+    )]
+    pub kubernetes_pool_multi_zone: String,
+    /// Brokers per zone of each shared pool.
+    #[arg(
+        long,
+        env = "CAPSTAN_KUBERNETES_POOL_BROKERS_PER_ZONE",
+        default_value_t = 3
+    )]
+    pub kubernetes_pool_brokers_per_zone: u16,
 }
 
 impl KubernetesArgs {
+    /// The shared pools.
+    pub fn pools(&self) -> capstan::kubernetes::Pools {
+        capstan::kubernetes::Pools {
+            single_zone: self.kubernetes_pool_single_zone.clone(),
+            multi_zone: self.kubernetes_pool_multi_zone.clone(),
+            brokers_per_zone: self.kubernetes_pool_brokers_per_zone.max(1),
+        }
+    }
+
     /// The shape of new clusters.
     pub fn template(&self) -> anyhow::Result<capstan_operator::provisioner::ClusterTemplate> {
         if self.kubernetes_zones.len() != 3 {
@@ -410,6 +492,7 @@ impl DevArgs {
                 data_dir,
                 broker_binary: PathBuf::new(),
                 platform: self.common.platform()?,
+                kafka: self.common.kafka(self.kafka_listen, true),
             },
             metering: self.common.metering(10)?,
             explicit_broker: self.common.broker_bin,
@@ -438,6 +521,7 @@ impl ServeArgs {
                 data_dir: self.data_dir,
                 broker_binary: PathBuf::new(),
                 platform: self.common.platform()?,
+                kafka: self.common.kafka(self.kafka_listen, false),
             },
             metering: self.common.metering(60)?,
             explicit_broker: self.common.broker_bin,

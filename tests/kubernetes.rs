@@ -123,7 +123,10 @@ async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state
         Default::default(),
         None,
         None,
-        Some(Arc::new(KubernetesProvisioner::new(clusters))),
+        Some(Arc::new(KubernetesProvisioner::new(
+            clusters,
+            capstan::kubernetes::Pools::default(),
+        ))),
     )
     .await;
 
@@ -131,7 +134,7 @@ async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state
         .api(
             HttpMethod::POST,
             "/v2/kafka/cluster",
-            Some(json!({ "name": "orders", "region": "eu-west-1", "multizone": true })),
+            Some(json!({ "name": "orders", "region": "eu-west-1", "multizone": true, "placement": "dedicated" })),
         )
         .await;
     let id = cluster["cluster_id"].as_str().unwrap();

@@ -185,7 +185,7 @@ async fn a_cluster_whose_broker_is_down_does_not_stop_the_others_and_is_caught_u
     use nix::sys::signal::{Signal, kill};
     let run = start(false).await;
     let healthy = run.cluster("healthy", &[("t", 1)]).await;
-    let frozen = run.cluster("frozen", &[("t", 1)]).await;
+    let frozen = run.dedicated_cluster("frozen", &[("t", 1)]).await;
     produce_tcp(&healthy, "t", 5, 10).await;
     produce_tcp(&frozen, "t", 7, 10).await;
     let port = frozen["tcp_endpoint"]
@@ -223,6 +223,7 @@ fn target(cluster: &Value) -> capstan_billing::ClusterTarget {
         },
         multizone: cluster["multizone"].as_bool().unwrap(),
         prefix: String::new(),
+        pool: String::new(),
     }
 }
 

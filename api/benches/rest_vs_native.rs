@@ -30,6 +30,7 @@ async fn main() {
         database_url: format!("sqlite://{}", dir.path().join("capstan.db").display()),
         listen: "127.0.0.1:0".parse().expect("address"),
         gateway_listen: "127.0.0.1:0".parse().expect("address"),
+        kafka: capstan_api::app::KafkaListen::loopback(),
         key: SecretKey::generate(),
         data_dir: dir.path().to_owned(),
         broker_binary: find_broker_binary(None)

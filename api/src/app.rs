@@ -1,8 +1,9 @@
-//! The control plane as one runnable application: store, provisioner, the API listener and the
-//! REST gateway listener.
+//! The control plane as one runnable application: store, provisioner, the API listener, the
+//! REST gateway listener and the Kafka gateway's listeners.
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
+use capstan_kafka::gateway::{Advertised, Gateway, GatewayConfig, NodeListeners};
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
@@ -11,6 +12,7 @@ use crate::{
     clusters,
     crypto::SecretKey,
     gateway::{self, FetchObserver, GatewayState},
+    kafka_policy::GatewayPolicy,
     metrics::Metrics,
     provisioner::{LocalProvisioner, Provisioner},
     routes,
@@ -34,8 +36,36 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The tansu executable for local brokers.
     pub broker_binary: PathBuf,
-    /// Platform settings; an empty `rest_endpoint` is filled with the gateway's address.
+    /// Platform settings; an empty `rest_endpoint` (`kafka_endpoint`) is filled with the REST
+    /// (Kafka) gateway's address.
     pub platform: PlatformConfig,
+    /// The Kafka gateway's listeners.
+    pub kafka: KafkaListen,
+}
+
+/// Where the Kafka gateway listens and what it tells clients.
+#[derive(Clone, Debug)]
+pub struct KafkaListen {
+    /// The bootstrap listener (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Try the next ports when this one is taken (`capstan dev`).
+    pub next_free_port: bool,
+    /// `host:port` clients are told; `None` for the listen address.
+    pub advertise: Option<String>,
+    /// Per-broker listeners, for pools of several brokers.
+    pub node_ports: Option<NodeListeners>,
+}
+
+impl KafkaListen {
+    /// A listener on a free loopback port (tests).
+    pub fn loopback() -> Self {
+        KafkaListen {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            next_free_port: false,
+            advertise: None,
+            node_ports: None,
+        }
+    }
 }
 
 /// A built control plane, bound to its ports but not yet serving.
@@ -43,6 +73,7 @@ pub struct Settings {
 pub struct Application {
     listener: TcpListener,
     gateway_listener: TcpListener,
+    kafka: Gateway,
     state: AppState,
     gateway: GatewayState,
     resumed: (usize, usize),
@@ -72,13 +103,24 @@ impl Application {
                 settings.key.clone(),
             )?),
         };
+        provisioner.start().await?;
         let metrics =
             Metrics::new().map_err(|e| Error::internal("could not register metrics", e))?;
         let listener = bind(settings.listen, "the API").await?;
         let gateway_listener = bind(settings.gateway_listen, "the REST gateway").await?;
+        let kafka = bind_kafka(
+            &settings.kafka,
+            &settings.key,
+            provisioner.engine(),
+            &metrics,
+        )
+        .await?;
         let mut platform = settings.platform;
         if platform.rest_endpoint.is_empty() {
             platform.rest_endpoint = address(&gateway_listener)?.to_string();
+        }
+        if platform.kafka_endpoint.is_empty() {
+            platform.kafka_endpoint = kafka.advertised();
         }
         let state = AppState {
             store,
@@ -95,6 +137,7 @@ impl Application {
         Ok(Application {
             listener,
             gateway_listener,
+            kafka,
             state,
             gateway,
             resumed,
@@ -143,6 +186,11 @@ impl Application {
         address(&self.gateway_listener)
     }
 
+    /// The address the Kafka gateway's bootstrap listener is bound to.
+    pub fn kafka_addr(&self) -> SocketAddr {
+        self.kafka.local_addr()
+    }
+
     /// The shared state (for wiring further tasks).
     pub fn state(&self) -> &AppState {
         &self.state
@@ -173,9 +221,13 @@ impl Application {
         let gateway = gateway::serve(
             self.gateway_listener,
             self.gateway.clone(),
+            stopped(stop_rx.clone()),
+        );
+        let kafka = self.kafka.serve(
+            Arc::new(GatewayPolicy::new(self.state.clone())),
             stopped(stop_rx),
         );
-        let (api, gateway) = tokio::join!(api, gateway);
+        let (api, gateway, ()) = tokio::join!(api, gateway, kafka);
         let _ = expiry.await;
         let _ = supervision.await;
         tracing::info!("closing consumer instances and stopping brokers");
@@ -236,6 +288,65 @@ async fn supervise_brokers(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => break,
         }
     }
+}
+
+/// Binds the Kafka gateway, on the next free port when asked and the first is taken.
+async fn bind_kafka(
+    settings: &KafkaListen,
+    key: &SecretKey,
+    engine: capstan_kafka::gateway::Engine,
+    metrics: &Metrics,
+) -> Result<Gateway> {
+    let gateway_metrics = capstan_kafka::gateway::Metrics::register(&metrics.registry)
+        .map_err(|e| Error::internal("could not register the Kafka gateway's metrics", e))?;
+    let tries = if settings.next_free_port { 100 } else { 1 };
+    let mut last_error = None;
+    for offset in 0..tries {
+        let mut listen = settings.listen;
+        listen.set_port(settings.listen.port().saturating_add(offset));
+        let mut config =
+            GatewayConfig::new(listen, engine, key.derive("kafka-gateway-decoy").to_vec());
+        config.node_listeners = settings.node_ports;
+        config.advertised = advertised(settings.advertise.as_deref(), listen, settings.node_ports)?;
+        match Gateway::bind(config, gateway_metrics.clone()).await {
+            Ok(gateway) => return Ok(gateway),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(Error::internal(
+        "could not start the Kafka gateway",
+        last_error.map_or_else(|| "no port tried".to_owned(), |e| e.to_string()),
+    ))
+}
+
+/// What the Kafka gateway tells clients: `advertise` (`host[:port]`), else its listen address
+/// (`localhost` for a wildcard one).
+fn advertised(
+    advertise: Option<&str>,
+    listen: SocketAddr,
+    node_ports: Option<NodeListeners>,
+) -> Result<Advertised> {
+    let (host, port) = match advertise {
+        Some(text) => match text.rsplit_once(':') {
+            Some((host, port)) => (
+                host.to_owned(),
+                port.parse::<u16>().map_err(|_| {
+                    Error::Invalid(format!(
+                        "--kafka-advertise {text:?}: the port is not a number"
+                    ))
+                })?,
+            ),
+            None => (text.to_owned(), 0),
+        },
+        None if listen.ip().is_unspecified() => ("localhost".to_owned(), 0),
+        None => (listen.ip().to_string(), 0),
+    };
+    Ok(Advertised {
+        host,
+        // 0: the bound port.
+        port,
+        node_port_base: node_ports.map(|n| n.first),
+    })
 }
 
 async fn bind(address: SocketAddr, what: &str) -> Result<TcpListener> {

@@ -7,7 +7,7 @@ use crate::{
     credentials::{self, Permissions},
     names,
     plans::Plan,
-    provisioner::{BrokerUser, ClusterSpec},
+    provisioner::{BrokerUser, ClusterSpec, Placement},
     state::AppState,
     store::{self, Store},
 };
@@ -39,6 +39,12 @@ pub struct ClusterRow {
     pub budget_dollars: i64,
     /// Deletion time, unix seconds.
     pub deleted_at: Option<i64>,
+    /// `shared` (a virtual cluster on a broker pool) or `dedicated` (brokers of its own).
+    pub placement: String,
+    /// The pool of a shared cluster ("" otherwise).
+    pub pool: String,
+    /// The prefix of a shared cluster's names on its pool ("" otherwise).
+    pub prefix: String,
 }
 
 impl ClusterRow {
@@ -47,6 +53,29 @@ impl ClusterRow {
         ClusterSpec {
             id: self.id.clone(),
             multizone: self.multizone != 0,
+            placement: if self.placement == SHARED {
+                Placement::Shared {
+                    pool: self.pool.clone(),
+                    prefix: self.prefix.clone(),
+                }
+            } else {
+                Placement::Dedicated
+            },
+        }
+    }
+
+    /// True for a virtual cluster on a shared pool.
+    pub fn is_shared(&self) -> bool {
+        self.placement == SHARED
+    }
+
+    /// Where its clients connect: the Kafka gateway's address for a shared cluster (as
+    /// configured now, so it follows the gateway), its brokers' for a dedicated one.
+    pub fn endpoint<'a>(&'a self, config: &'a crate::state::PlatformConfig) -> &'a str {
+        if self.is_shared() {
+            &config.kafka_endpoint
+        } else {
+            &self.tcp_endpoint
         }
     }
 
@@ -56,9 +85,24 @@ impl ClusterRow {
     }
 }
 
-const COLUMNS: &str = "id, account_id, name, slug, region, multizone, plan, state, tcp_endpoint, created_at, budget_dollars, deleted_at";
-const INSERT_COLUMNS: &str =
-    "id, account_id, name, slug, region, multizone, plan, state, tcp_endpoint, created_at";
+/// The placement of virtual clusters on a shared pool.
+pub const SHARED: &str = "shared";
+/// The placement of clusters with brokers of their own.
+pub const DEDICATED: &str = "dedicated";
+
+const COLUMNS: &str = "id, account_id, name, slug, region, multizone, plan, state, tcp_endpoint, created_at, budget_dollars, deleted_at, placement, pool, prefix";
+const INSERT_COLUMNS: &str = "id, account_id, name, slug, region, multizone, plan, state, tcp_endpoint, created_at, placement, pool, prefix";
+
+/// Parses a placement: `shared` or `dedicated`.
+pub fn parse_placement(raw: &str) -> Result<&'static str> {
+    match raw {
+        SHARED => Ok(SHARED),
+        DEDICATED => Ok(DEDICATED),
+        other => Err(Error::Invalid(format!(
+            "unknown placement {other:?}: use shared (a virtual cluster on shared brokers) or dedicated (brokers of its own)"
+        ))),
+    }
+}
 
 /// A cluster in the shape of Upstash's Developer API.
 #[derive(Clone, Debug, Serialize)]
@@ -83,6 +127,8 @@ pub struct ClusterView {
     /// Monthly budget in whole dollars (0 = none); the effective cap is the lower of this and
     /// the platform's ceiling.
     pub budget: i64,
+    /// `shared` or `dedicated` (Capstan's addition to Upstash's object).
+    pub placement: String,
 }
 
 /// Body of `POST /v2/kafka/cluster`.
@@ -96,6 +142,9 @@ pub struct CreateCluster {
     /// Three zones instead of one.
     #[serde(default)]
     pub multizone: bool,
+    /// `shared` (default: a virtual cluster on shared brokers) or `dedicated`.
+    #[serde(default)]
+    pub placement: Option<String>,
 }
 
 /// Body of `POST /v2/kafka/rename-cluster/{id}`.
@@ -133,18 +182,41 @@ pub async fn create(
         )));
     }
 
+    let placement = match &request.placement {
+        Some(raw) => parse_placement(raw)?,
+        None => state.config.default_placement,
+    };
+
     let id = uuid::Uuid::new_v4().to_string();
     let slug = unique_slug(&state.store).await?;
     let default = credentials::generate_secret(&slug);
+    let (pool, prefix) = if placement == SHARED {
+        (state.provisioner.pool_for(request.multizone), new_prefix())
+    } else {
+        (String::new(), String::new())
+    };
     let spec = ClusterSpec {
         id: id.clone(),
         multizone: request.multizone,
+        placement: if placement == SHARED {
+            Placement::Shared {
+                pool: pool.clone(),
+                prefix: prefix.clone(),
+            }
+        } else {
+            Placement::Dedicated
+        },
     };
     let user = BrokerUser {
         username: default.username.clone(),
         password: default.password.clone(),
     };
-    let tcp_endpoint = state.provisioner.create_cluster(&spec, &[user]).await?;
+    let bootstrap = state.provisioner.create_cluster(&spec, &[user]).await?;
+    let tcp_endpoint = if placement == SHARED {
+        state.config.kafka_endpoint.clone()
+    } else {
+        bootstrap
+    };
 
     let row = ClusterRow {
         id,
@@ -154,11 +226,14 @@ pub async fn create(
         region: request.region,
         multizone: i64::from(request.multizone),
         plan: state.config.default_plan.as_str().to_owned(),
-        state: state.provisioner.initial_state().into(),
+        state: state.provisioner.initial_state(&spec).into(),
         tcp_endpoint,
         created_at: store::now(),
         budget_dollars: 0,
         deleted_at: None,
+        placement: placement.to_owned(),
+        pool,
+        prefix,
     };
     let inserted = insert(state, &row, &default).await;
     if let Err(e) = inserted {
@@ -173,7 +248,7 @@ pub async fn create(
 async fn insert(state: &AppState, row: &ClusterRow, default: &credentials::Secret) -> Result<()> {
     let mut tx = state.store.pool().begin().await?;
     sqlx::query(&format!(
-        "INSERT INTO clusters ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        "INSERT INTO clusters ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     ))
     .bind(&row.id)
     .bind(&row.account_id)
@@ -185,6 +260,9 @@ async fn insert(state: &AppState, row: &ClusterRow, default: &credentials::Secre
     .bind(&row.state)
     .bind(&row.tcp_endpoint)
     .bind(row.created_at)
+    .bind(&row.placement)
+    .bind(&row.pool)
+    .bind(&row.prefix)
     .execute(&mut *tx)
     .await?;
     credentials::insert(
@@ -243,7 +321,7 @@ pub async fn view(state: &AppState, row: &ClusterRow) -> Result<ClusterView> {
         region: row.region.clone(),
         plan_type: row.plan().upstash_type().to_owned(),
         multizone: row.multizone != 0,
-        tcp_endpoint: row.tcp_endpoint.clone(),
+        tcp_endpoint: row.endpoint(&state.config).to_owned(),
         rest_endpoint: state.config.rest_endpoint.clone(),
         state: row.state.clone(),
         username: default.username,
@@ -255,6 +333,7 @@ pub async fn view(state: &AppState, row: &ClusterRow) -> Result<ClusterView> {
         max_message_size: limits.max_message_size,
         max_partitions: limits.max_partitions,
         budget: row.budget_dollars,
+        placement: row.placement.clone(),
     })
 }
 
@@ -331,7 +410,12 @@ pub async fn delete(state: &AppState, account_id: &str, id: &str) -> Result<()> 
 /// whose brokers cannot start is logged and skipped, so one bad cluster never blocks the rest.
 pub async fn resume_all(state: &AppState) -> Result<(usize, usize)> {
     let (mut resumed, mut failed) = (0, 0);
-    for row in all_live(&state.store).await? {
+    // Shared clusters have no brokers of their own: the provisioner started their pool.
+    for row in all_live(&state.store)
+        .await?
+        .into_iter()
+        .filter(|row| !row.is_shared())
+    {
         match state
             .provisioner
             .resume_cluster(&row.spec(), &row.tcp_endpoint)
@@ -356,6 +440,16 @@ pub async fn resume_all(state: &AppState) -> Result<(usize, usize)> {
         }
     }
     Ok((resumed, failed))
+}
+
+/// A fresh prefix for a shared cluster's names: 12 random hex digits and a dot (13
+/// characters of Kafka's 249 for a topic name).
+fn new_prefix() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.")
 }
 
 const ADJECTIVES: &[&str] = &[
@@ -404,16 +498,28 @@ pub async fn find_live(store: &Store, id: &str) -> Result<ClusterRow> {
     .ok_or(Error::NotFound("cluster"))
 }
 
-/// Records the state the provisioner reports for a live cluster; `false` when the cluster is
-/// gone (deleted meanwhile) or already in that state.
+/// Records the state the provisioner reports for a live cluster (`pool:<name>`: every live
+/// cluster on that pool); `false` when nothing changed (deleted meanwhile, or already so).
 pub async fn set_state(store: &Store, id: &str, state: &str) -> Result<bool> {
-    let updated = sqlx::query(
-        "UPDATE clusters SET state = $1 WHERE id = $2 AND state <> 'deleted' AND state <> $1",
-    )
-    .bind(state)
-    .bind(id)
-    .execute(store.pool())
-    .await?;
+    let updated = match id.strip_prefix("pool:") {
+        Some(pool) => {
+            sqlx::query(
+                "UPDATE clusters SET state = $1 WHERE pool = $2 AND placement = 'shared' \
+                 AND state <> 'deleted' AND state <> $1",
+            )
+            .bind(state)
+            .bind(pool)
+            .execute(store.pool())
+            .await?
+        }
+        None => sqlx::query(
+            "UPDATE clusters SET state = $1 WHERE id = $2 AND state <> 'deleted' AND state <> $1",
+        )
+        .bind(state)
+        .bind(id)
+        .execute(store.pool())
+        .await?,
+    };
     Ok(updated.rows_affected() > 0)
 }
 

@@ -17,7 +17,8 @@ use crate::{
     store,
 };
 
-const PASSWORD_PURPOSE: &str = "credential-password";
+/// The keyed-hash purpose of credential passwords.
+pub(crate) const PASSWORD_PURPOSE: &str = "credential-password";
 
 /// What a credential may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -317,9 +318,23 @@ pub struct Access {
     pub scope: String,
     /// Produce, consume, or both.
     pub permissions: Permissions,
+    /// The prefix of the cluster's names on its shared pool ("" for brokers of its own).
+    pub prefix: String,
+    /// The cluster's shared pool ("" for brokers of its own).
+    pub pool: String,
 }
 
 impl Access {
+    /// A topic or group as the brokers name it.
+    pub fn physical(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// A broker's name as the cluster names it, `None` when it is not the cluster's.
+    pub fn virtual_name<'a>(&self, physical: &'a str) -> Option<&'a str> {
+        physical.strip_prefix(self.prefix.as_str())
+    }
+
     /// True when the credential's topic scope covers `topic`.
     pub fn covers(&self, topic: &str) -> bool {
         match self.scope.strip_suffix('*') {
@@ -348,15 +363,15 @@ pub async fn authenticate(
     password: &str,
 ) -> Result<Access> {
     let wrong = || Error::Unauthenticated("wrong username or password for this cluster".into());
-    let row: Option<(String, String, String, String)> = sqlx::query_as(
-        "SELECT cr.cluster_id, cr.topic, cr.permissions, cr.password_hash FROM credentials cr \
+    let row: Option<(String, String, String, String, String, String)> = sqlx::query_as(
+        "SELECT cr.cluster_id, cr.topic, cr.permissions, cr.password_hash, c.prefix, c.pool FROM credentials cr \
          JOIN clusters c ON c.id = cr.cluster_id WHERE cr.username = $1 AND c.state <> 'deleted'",
     )
     .bind(username)
     .fetch_optional(store.pool())
     .await?;
     let hash = key.keyed_hash(PASSWORD_PURPOSE, password.as_bytes());
-    let (cluster_id, scope, permissions, stored) = row.ok_or_else(wrong)?;
+    let (cluster_id, scope, permissions, stored, prefix, pool) = row.ok_or_else(wrong)?;
     if !crypto::constant_time_eq(&stored, &hash) {
         return Err(wrong());
     }
@@ -364,6 +379,8 @@ pub async fn authenticate(
         cluster_id,
         scope,
         permissions: Permissions::parse(&permissions)?,
+        prefix,
+        pool,
     })
 }
 
@@ -376,6 +393,8 @@ mod tests {
             cluster_id: "c".into(),
             scope: scope.into(),
             permissions,
+            prefix: String::new(),
+            pool: String::new(),
         }
     }
 

@@ -139,3 +139,63 @@ pub async fn update_topic(
     }
     Ok(())
 }
+
+/// Deletes every topic and consumer group whose name starts with `prefix` (a shared cluster's,
+/// on its pool), and nothing else.
+pub async fn delete_prefixed(config: &ClientConfig, prefix: &str) -> Result<()> {
+    if prefix.is_empty() {
+        return Err(Error::internal(
+            "refusing to delete every name of a pool",
+            "empty prefix",
+        ));
+    }
+    let lister = config.clone();
+    let owned = prefix.to_owned();
+    let (topics, groups) = tokio::task::spawn_blocking(move || {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer = lister
+            .create()
+            .map_err(|e| Error::Broker(format!("could not create a Kafka client: {e}")))?;
+        let timeout = Duration::from_secs(15);
+        let metadata = consumer
+            .fetch_metadata(None, timeout)
+            .map_err(|e| Error::Broker(format!("could not list the pool's topics: {e}")))?;
+        let topics: Vec<String> = metadata
+            .topics()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .filter(|t| t.starts_with(&owned))
+            .collect();
+        let groups: Vec<String> = consumer
+            .fetch_group_list(None, timeout)
+            .map_err(|e| Error::Broker(format!("could not list the pool's groups: {e}")))?
+            .groups()
+            .iter()
+            .map(|g| g.name().to_owned())
+            .filter(|g| g.starts_with(&owned))
+            .collect();
+        Ok::<_, Error>((topics, groups))
+    })
+    .await
+    .map_err(|e| Error::internal("listing a pool failed", e))??;
+    for topic in &topics {
+        delete_topic(config, topic).await?;
+    }
+    if !groups.is_empty() {
+        let names: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let results = admin(config)?
+            .delete_groups(&names, &options())
+            .await
+            .map_err(|e| Error::Broker(format!("the brokers did not delete the groups: {e}")))?;
+        for result in results {
+            if let Err((group, code)) = result
+                && code != RDKafkaErrorCode::GroupIdNotFound
+            {
+                return Err(Error::Broker(format!(
+                    "the brokers refused to delete group {group}: {code}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -18,6 +18,7 @@ pub mod extract;
 pub mod gateway;
 pub mod invoice_page;
 pub mod kafka_admin;
+pub mod kafka_policy;
 pub mod metrics;
 pub mod names;
 pub mod openapi;

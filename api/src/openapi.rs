@@ -241,15 +241,15 @@ pub fn document(regions: &[String]) -> Value {
                 "Session": object(&["token", "expires_at"], &[("token", string()), ("expires_at", integer())], false),
                 "ApiKey": object(&["id", "name", "created_at", "last_used_at"], &[("id", string()), ("name", string()), ("created_at", integer()), ("last_used_at", json!({ "type": ["integer", "null"] }))], false),
                 "NewApiKey": object(&["id", "name", "key", "created_at"], &[("id", string()), ("name", string()), ("key", string()), ("created_at", integer())], false),
-                "CreateCluster": object(&["name", "region"], &[("name", pattern(CLUSTER_NAME)), ("region", json!({ "enum": regions })), ("multizone", boolean())], true),
+                "CreateCluster": object(&["name", "region"], &[("name", pattern(CLUSTER_NAME)), ("region", json!({ "enum": regions })), ("multizone", boolean()), ("placement", json!({ "enum": ["shared", "dedicated", null], "description": "shared (a virtual cluster on the shared brokers) or dedicated; absent or null: the platform's default" }))], true),
                 "Cluster": object(
                     &["cluster_id", "name", "region", "type", "multizone", "tcp_endpoint", "rest_endpoint", "state", "username", "password",
-                      "max_retention_size", "max_retention_time", "max_messages_per_second", "creation_time", "max_message_size", "max_partitions", "budget"],
+                      "max_retention_size", "max_retention_time", "max_messages_per_second", "creation_time", "max_message_size", "max_partitions", "budget", "placement"],
                     &[("cluster_id", string()), ("name", string()), ("region", string()), ("type", json!({ "enum": ["free", "paid"] })),
                       ("multizone", boolean()), ("tcp_endpoint", string()), ("rest_endpoint", string()), ("state", string()),
                       ("username", string()), ("password", string()), ("max_retention_size", integer()), ("max_retention_time", integer()),
                       ("max_messages_per_second", integer()), ("creation_time", integer()), ("max_message_size", integer()), ("max_partitions", integer()),
-                      ("budget", integer())],
+                      ("budget", integer()), ("placement", json!({ "enum": ["shared", "dedicated"] }))],
                     false),
                 "CreateTopic": object(
                     &["name", "partitions", "retention_time", "retention_size", "max_message_size", "cleanup_policy", "cluster_id"],

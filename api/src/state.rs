@@ -30,6 +30,11 @@ pub struct PlatformConfig {
     /// Host (and port) of the REST data gateway, shown as `rest_endpoint`; empty means the
     /// gateway's own listen address.
     pub rest_endpoint: String,
+    /// Host and port of the Kafka gateway, the `tcp_endpoint` of shared clusters; empty means
+    /// the gateway's own listen address.
+    pub kafka_endpoint: String,
+    /// Placement of new clusters when the request does not say: `shared` or `dedicated`.
+    pub default_placement: &'static str,
 }
 
 impl Default for PlatformConfig {
@@ -42,6 +47,8 @@ impl Default for PlatformConfig {
             max_credentials_per_cluster: 10,
             session_ttl_seconds: 3600,
             rest_endpoint: String::new(),
+            kafka_endpoint: String::new(),
+            default_placement: crate::clusters::SHARED,
         }
     }
 }

@@ -36,7 +36,8 @@ pub struct TopicRow {
 }
 
 impl TopicRow {
-    fn spec(&self) -> TopicSpec {
+    /// What the provisioner needs of it.
+    pub fn spec(&self) -> TopicSpec {
         TopicSpec {
             name: self.name.clone(),
             partitions: self.partitions as i32,
@@ -94,6 +95,9 @@ pub struct UpdateTopic {
     pub max_message_size: Option<i64>,
 }
 
+/// Kafka's longest topic name; a shared cluster's prefix takes part of it.
+const MAX_KAFKA_NAME: usize = 249;
+
 /// Resolves `-1` to the plan maximum and checks `1..=max` otherwise.
 fn bounded(field: &str, value: i64, max: i64, unit: &str) -> Result<i64> {
     match value {
@@ -144,8 +148,27 @@ async fn partitions_in_use(
 
 /// Creates a topic on a cluster of the account.
 pub async fn create(state: &AppState, account_id: &str, request: CreateTopic) -> Result<TopicView> {
-    let name = names::topic_name(&request.name)?;
+    names::topic_name(&request.name)?;
     let cluster = clusters::find_owned(&state.store, account_id, &request.cluster_id).await?;
+    let row = create_in(state, &cluster, request, false).await?;
+    view(state, &cluster, &row).await
+}
+
+/// Creates a topic on `cluster` with the plan's limits checked (only checks when `dry_run`),
+/// whoever asks: the API for an account's cluster, the Kafka gateway for a client's.
+pub async fn create_in(
+    state: &AppState,
+    cluster: &ClusterRow,
+    request: CreateTopic,
+    dry_run: bool,
+) -> Result<TopicRow> {
+    let name = names::topic_name(&request.name)?;
+    let room = MAX_KAFKA_NAME - cluster.prefix.len();
+    if name.len() > room {
+        return Err(Error::Invalid(format!(
+            "the topic name must have at most {room} characters on this cluster"
+        )));
+    }
     let limits = cluster.plan().limits();
     if !matches!(request.cleanup_policy.as_str(), "delete" | "compact") {
         return Err(Error::Invalid(format!(
@@ -195,6 +218,9 @@ pub async fn create(state: &AppState, account_id: &str, request: CreateTopic) ->
             row.name
         )));
     }
+    if dry_run {
+        return Ok(row);
+    }
     state
         .provisioner
         .create_topic(&cluster.spec(), &row.spec())
@@ -227,7 +253,7 @@ pub async fn create(state: &AppState, account_id: &str, request: CreateTopic) ->
             e.into()
         });
     }
-    view(state, &cluster, &row).await
+    Ok(row)
 }
 
 async fn view(state: &AppState, cluster: &ClusterRow, row: &TopicRow) -> Result<TopicView> {
@@ -251,7 +277,7 @@ fn view_with(
         state: "active".into(),
         partitions: row.partitions,
         multizone: cluster.multizone != 0,
-        tcp_endpoint: cluster.tcp_endpoint.clone(),
+        tcp_endpoint: cluster.endpoint(&state.config).to_owned(),
         rest_endpoint: state.config.rest_endpoint.clone(),
         username: default.username.clone(),
         password: default.password.clone(),
@@ -315,6 +341,18 @@ pub async fn update(
     request: UpdateTopic,
 ) -> Result<TopicView> {
     let (cluster, current) = find_owned(state, account_id, id).await?;
+    let next = update_in(state, &cluster, &current, request, false).await?;
+    view(state, &cluster, &next).await
+}
+
+/// Changes a topic of `cluster` within the plan's limits (only checks when `dry_run`).
+pub async fn update_in(
+    state: &AppState,
+    cluster: &ClusterRow,
+    current: &TopicRow,
+    request: UpdateTopic,
+    dry_run: bool,
+) -> Result<TopicRow> {
     let limits = cluster.plan().limits();
     let mut next = current.clone();
     if let Some(partitions) = request.partitions {
@@ -326,7 +364,7 @@ pub async fn update(
         }
         next.partitions = check_partitions(
             partitions,
-            partitions_in_use(state, &cluster.id, Some(id)).await?,
+            partitions_in_use(state, &cluster.id, Some(&current.id)).await?,
             &limits,
         )?;
     }
@@ -343,7 +381,7 @@ pub async fn update(
         && next.retention_time == current.retention_time
         && next.retention_size == current.retention_size
         && next.max_message_size == current.max_message_size;
-    if !unchanged {
+    if !unchanged && !dry_run {
         state
             .provisioner
             .update_topic(&cluster.spec(), &next.spec(), current.partitions as i32)
@@ -355,22 +393,27 @@ pub async fn update(
         .bind(next.retention_time)
         .bind(next.retention_size)
         .bind(next.max_message_size)
-        .bind(id)
+        .bind(&current.id)
         .execute(state.store.pool())
         .await?;
     }
-    view(state, &cluster, &next).await
+    Ok(next)
 }
 
 /// Deletes one topic and its data (and nothing else).
 pub async fn delete(state: &AppState, account_id: &str, id: &str) -> Result<()> {
     let (cluster, row) = find_owned(state, account_id, id).await?;
+    delete_in(state, &cluster, &row).await
+}
+
+/// Deletes a topic of `cluster` on its brokers, then from the store.
+pub async fn delete_in(state: &AppState, cluster: &ClusterRow, row: &TopicRow) -> Result<()> {
     state
         .provisioner
         .delete_topic(&cluster.spec(), &row.name)
         .await?;
     sqlx::query("DELETE FROM topics WHERE id = $1")
-        .bind(id)
+        .bind(&row.id)
         .execute(state.store.pool())
         .await?;
     Ok(())

@@ -7,11 +7,14 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::{
     messages::{
         AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
-        DescribeLogDirsRequest, DescribeLogDirsResponse, FindCoordinatorRequest,
-        FindCoordinatorResponse, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
-        ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetFetchRequest,
-        OffsetFetchResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
-        SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+        ApiVersionsRequest, ApiVersionsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+        DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
+        DescribeConfigsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse, FetchRequest,
+        FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse, ListGroupsRequest,
+        ListGroupsResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
+        MetadataResponse, OffsetFetchRequest, OffsetFetchResponse, RequestHeader, ResponseHeader,
+        SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+        SaslHandshakeResponse,
     },
     protocol::{Decodable, Encodable, HeaderVersion, StrBytes},
 };
@@ -209,4 +212,9 @@ exchange! {
     OffsetFetchRequest => OffsetFetchResponse, OffsetFetch;
     DescribeLogDirsRequest => DescribeLogDirsResponse, DescribeLogDirs;
     AlterUserScramCredentialsRequest => AlterUserScramCredentialsResponse, AlterUserScramCredentials;
+    ApiVersionsRequest => ApiVersionsResponse, ApiVersions;
+    FetchRequest => FetchResponse, Fetch;
+    DescribeConfigsRequest => DescribeConfigsResponse, DescribeConfigs;
+    DescribeClusterRequest => DescribeClusterResponse, DescribeCluster;
+    DeleteTopicsRequest => DeleteTopicsResponse, DeleteTopics;
 }

@@ -71,10 +71,17 @@ impl std::fmt::Debug for KubernetesClusters {
     }
 }
 
+/// The id of a shared broker pool's `KafkaCluster`: this prefix and the pool's name.
+pub const POOL_ID_PREFIX: &str = "pool-";
+
 /// The resource name of a control-plane cluster: `c` and 20 hex digits of its id, short enough
 /// for every name the operator derives from it (StatefulSets, pods, revision hashes) to stay
-/// within Kubernetes' 63 characters.
+/// within Kubernetes' 63 characters. A shared pool's resource is named by its id
+/// (`pool-<name>`; pool names are short DNS labels).
 pub fn resource_name(cluster_id: &str) -> String {
+    if cluster_id.starts_with(POOL_ID_PREFIX) {
+        return cluster_id.to_owned();
+    }
     let hex: String = cluster_id
         .chars()
         .filter(char::is_ascii_hexdigit)
@@ -150,6 +157,20 @@ impl KubernetesClusters {
         client_username: &str,
         client_password: &str,
     ) -> Result<String> {
+        self.create_sized(cluster_id, multizone, 1, client_username, client_password)
+            .await
+    }
+
+    /// As [`KubernetesClusters::create`], with `brokers_per_zone` brokers in each zone (shared
+    /// pools are larger than one cluster's brokers).
+    pub async fn create_sized(
+        &self,
+        cluster_id: &str,
+        multizone: bool,
+        brokers_per_zone: u16,
+        client_username: &str,
+        client_password: &str,
+    ) -> Result<String> {
         let name = resource_name(cluster_id);
         let secret = Secret {
             metadata: self.metadata(format!("{name}-kafka-credentials"), cluster_id),
@@ -187,7 +208,7 @@ impl KubernetesClusters {
                 } else {
                     Vec::new()
                 },
-                brokers_per_zone: 1,
+                brokers_per_zone: brokers_per_zone.into(),
                 version: self.template.version.clone(),
                 image: None,
                 storage: self.template.storage.clone(),
@@ -297,5 +318,6 @@ mod tests {
         let name = resource_name("0F8E2A4C-1B3D-4E5F-8A9B-0C1D2E3F4A5B");
         assert_eq!(name, "c0f8e2a4c1b3d4e5f8a9b");
         assert_eq!(name.len(), 21);
+        assert_eq!(resource_name("pool-shared"), "pool-shared");
     }
 }

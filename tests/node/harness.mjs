@@ -28,9 +28,11 @@ export async function startCapstan({ args = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "capstan-node-"));
   const apiPort = await freePort();
   const gatewayPort = await freePort();
+  const kafkaPort = await freePort();
   const child = spawn(
     capstanBinary(),
-    ["dev", "--data-dir", join(dir, "data"), "--listen", `127.0.0.1:${apiPort}`, "--gateway-listen", `127.0.0.1:${gatewayPort}`, ...args],
+    ["dev", "--data-dir", join(dir, "data"), "--listen", `127.0.0.1:${apiPort}`, "--gateway-listen", `127.0.0.1:${gatewayPort}`,
+      "--kafka-listen", `127.0.0.1:${kafkaPort}`, ...args],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";
@@ -54,6 +56,7 @@ export async function startCapstan({ args = [] } = {}) {
   return {
     api,
     gateway: `http://127.0.0.1:${gatewayPort}`,
+    kafka: `127.0.0.1:${kafkaPort}`,
     output: () => output,
     request: (method, path, body) => call(api, method, path, auth, body),
     async stop() {

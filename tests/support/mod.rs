@@ -91,6 +91,7 @@ pub async fn start_on(
         database_url: database(postgres, dir.path()).await,
         listen: "127.0.0.1:0".parse().unwrap(),
         gateway_listen: "127.0.0.1:0".parse().unwrap(),
+        kafka: capstan_api::app::KafkaListen::loopback(),
         key: SecretKey::generate(),
         data_dir: dir.path().to_owned(),
         broker_binary: find_broker_binary(None)
@@ -196,12 +197,22 @@ impl Running {
         body
     }
 
+    /// A cluster (the default placement: a virtual cluster on the shared pool) with topics.
     pub async fn cluster(&self, name: &str, topics: &[(&str, i64)]) -> Value {
+        self.placed_cluster(name, "shared", topics).await
+    }
+
+    /// A cluster with brokers of its own, with topics.
+    pub async fn dedicated_cluster(&self, name: &str, topics: &[(&str, i64)]) -> Value {
+        self.placed_cluster(name, "dedicated", topics).await
+    }
+
+    async fn placed_cluster(&self, name: &str, placement: &str, topics: &[(&str, i64)]) -> Value {
         let cluster = self
             .api(
                 Method::POST,
                 "/v2/kafka/cluster",
-                Some(json!({ "name": name, "region": "eu-west-1" })),
+                Some(json!({ "name": name, "region": "eu-west-1", "placement": placement })),
             )
             .await;
         for (topic, partitions) in topics {

@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use rdkafka::{ClientConfig, consumer::BaseConsumer, producer::FutureProducer};
 use tokio::sync::Mutex;
 
-use crate::{Error, Result, clusters, state::AppState};
+use crate::{Error, Result, clusters, credentials::Access, state::AppState};
 
 /// Idle pooled consumers kept per cluster.
 const MAX_IDLE_FETCHERS: usize = 8;
@@ -117,35 +117,45 @@ impl ClusterClients {
     }
 }
 
-/// Every cluster's clients.
+/// Every cluster's clients: a dedicated cluster's own, and one set per shared pool, used by
+/// every cluster on it (their names differ by prefix).
 #[derive(Debug, Default)]
 pub struct Clients {
-    by_cluster: Mutex<HashMap<String, Arc<ClusterClients>>>,
+    by_brokers: Mutex<HashMap<String, Arc<ClusterClients>>>,
 }
 
+/// The key of a pool's clients (a dedicated cluster's are keyed by its id).
+const POOL_KEY: &str = "pool:";
+
 impl Clients {
-    /// The clients of a cluster, made on first use.
-    pub async fn of(&self, app: &AppState, cluster_id: &str) -> Result<Arc<ClusterClients>> {
-        let mut by_cluster = self.by_cluster.lock().await;
-        if let Some(clients) = by_cluster.get(cluster_id) {
+    /// The clients of the brokers of a credential's cluster, made on first use.
+    pub async fn of(&self, app: &AppState, access: &Access) -> Result<Arc<ClusterClients>> {
+        let key = if access.pool.is_empty() {
+            access.cluster_id.clone()
+        } else {
+            format!("{POOL_KEY}{}", access.pool)
+        };
+        let mut by_brokers = self.by_brokers.lock().await;
+        if let Some(clients) = by_brokers.get(&key) {
             return Ok(clients.clone());
         }
-        let row = clusters::find_live(&app.store, cluster_id).await?;
+        let row = clusters::find_live(&app.store, &access.cluster_id).await?;
         let config = app
             .provisioner
             .client_config(&row.spec(), &row.tcp_endpoint);
         let clients = Arc::new(ClusterClients::new(config)?);
-        by_cluster.insert(cluster_id.to_owned(), clients.clone());
+        by_brokers.insert(key, clients.clone());
         Ok(clients)
     }
 
     /// Drops the clients of clusters not in `live` (deleted clusters), on a blocking thread.
+    /// A pool's clients stay.
     pub async fn retain(&self, live: &std::collections::HashSet<String>) {
         let gone: Vec<Arc<ClusterClients>> = {
-            let mut by_cluster = self.by_cluster.lock().await;
+            let mut by_cluster = self.by_brokers.lock().await;
             let ids: Vec<String> = by_cluster
                 .keys()
-                .filter(|id| !live.contains(*id))
+                .filter(|id| !id.starts_with(POOL_KEY) && !live.contains(*id))
                 .cloned()
                 .collect();
             ids.iter().filter_map(|id| by_cluster.remove(id)).collect()
@@ -162,7 +172,7 @@ impl Clients {
     /// Drops every client (at shutdown), flushing producers first.
     pub async fn close(&self) {
         let all: Vec<_> = self
-            .by_cluster
+            .by_brokers
             .lock()
             .await
             .drain()

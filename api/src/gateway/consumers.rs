@@ -215,6 +215,7 @@ impl Instances {
     async fn find_or_create(
         &self,
         state: &GatewayState,
+        access: &Access,
         key: Key,
         headers: &HeaderMap,
     ) -> Result<Arc<Instance>> {
@@ -235,9 +236,9 @@ impl Instances {
                 partitions.max(1)
             )));
         }
-        let clients = state.clients.of(&state.app, &key.cluster).await?;
+        let clients = state.clients.of(&state.app, access).await?;
         let consumer: BaseConsumer = settings
-            .consumer_config(&clients.config, &key.group, &key.instance)
+            .consumer_config(&clients.config, &access.physical(&key.group), &key.instance)
             .create()
             .map_err(|e| Error::Broker(format!("could not create a Kafka consumer: {e}")))?;
         let instance = Arc::new(Instance {
@@ -383,8 +384,14 @@ async fn consume(
     for topic in &topics {
         state.require_topic(access, topic, Action::Consume).await?;
     }
-    let instance = state.instances.find_or_create(state, key, headers).await?;
+    let instance = state
+        .instances
+        .find_or_create(state, access, key, headers)
+        .await?;
     let timeout = poll::timeout(timeout, 1000);
+    // The brokers' names (a shared cluster's topics live under its prefix).
+    let topics: Vec<String> = topics.iter().map(|t| access.physical(t)).collect();
+    let prefix = access.prefix.clone();
     let messages = instance
         .with_consumer(move |consumer, subscribed| {
             if *subscribed != topics {
@@ -394,7 +401,7 @@ async fn consume(
                     .map_err(|e| Error::Broker(format!("could not subscribe: {e}")))?;
                 *subscribed = topics.clone();
             }
-            let (messages, error) = poll::poll_batch(consumer, timeout, |record| {
+            let (messages, error) = poll::poll_batch(consumer, timeout, &prefix, |record| {
                 topics.iter().any(|t| t == record.topic())
             });
             match error {
@@ -439,8 +446,12 @@ pub(super) async fn commit(
             } else {
                 let mut list = TopicPartitionList::new();
                 for o in &offsets {
-                    list.add_partition_offset(&o.topic, o.partition, Offset::Offset(o.offset))
-                        .map_err(|e| Error::Invalid(format!("bad offset: {e}")))?;
+                    list.add_partition_offset(
+                        &access.physical(&o.topic),
+                        o.partition,
+                        Offset::Offset(o.offset),
+                    )
+                    .map_err(|e| Error::Invalid(format!("bad offset: {e}")))?;
                 }
                 consumer.commit(&list, CommitMode::Sync)
             };
@@ -469,7 +480,7 @@ pub(super) async fn committed(
         .with_consumer(move |consumer, _| {
             let mut list = TopicPartitionList::new();
             for tp in &wanted {
-                list.add_partition(&tp.topic, tp.partition);
+                list.add_partition(&access.physical(&tp.topic), tp.partition);
             }
             let committed = consumer
                 .committed_offsets(list, timeout)
@@ -478,7 +489,7 @@ pub(super) async fn committed(
                 .into_iter()
                 .map(|tp| {
                     let offset = committed
-                        .find_partition(&tp.topic, tp.partition)
+                        .find_partition(&access.physical(&tp.topic), tp.partition)
                         .and_then(|e| e.offset().to_raw())
                         .filter(|o| *o >= 0)
                         .unwrap_or(-1);
@@ -519,9 +530,12 @@ pub(super) async fn list(
                 .and_then(|c| c.as_ref())
                 .and_then(|c| c.assignment().ok());
             for element in assignment.iter().flat_map(|a| a.elements()) {
-                if access.covers(element.topic()) {
+                let Some(topic) = access.virtual_name(element.topic()) else {
+                    continue;
+                };
+                if access.covers(topic) {
                     by_topic
-                        .entry(element.topic().to_owned())
+                        .entry(topic.to_owned())
                         .or_default()
                         .push(element.partition());
                 }

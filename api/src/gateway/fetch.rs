@@ -75,22 +75,24 @@ pub(super) async fn fetch(
         }
     }
     let timeout = poll::timeout(request.timeout, 1000);
-    let clients = state.clients.of(&state.app, &access.cluster_id).await?;
+    let clients = state.clients.of(&state.app, &access).await?;
     let fetcher = clients.take_fetcher().await?;
+    // The brokers' names (a shared cluster's topics live under its prefix).
     let from: HashMap<(String, i32), i64> = triples
         .iter()
-        .map(|t| ((t.topic.clone(), t.partition), t.offset))
+        .map(|t| ((access.physical(&t.topic), t.partition), t.offset))
         .collect();
     let mut assignment = TopicPartitionList::new();
     for triple in &triples {
         assignment
             .add_partition_offset(
-                &triple.topic,
+                &access.physical(&triple.topic),
                 triple.partition,
                 Offset::Offset(triple.offset),
             )
             .map_err(|e| Error::Invalid(format!("bad partition or offset: {e}")))?;
     }
+    let prefix = access.prefix.clone();
     let (fetcher, messages) = tokio::task::spawn_blocking(move || {
         let consumer = &fetcher.consumer;
         // When a requested offset is already written, the answer must carry it even if the
@@ -113,7 +115,7 @@ pub(super) async fn fetch(
                 ))),
             );
         }
-        let (messages, _) = poll::poll_batch(consumer, wait, |record| {
+        let (messages, _) = poll::poll_batch(consumer, wait, &prefix, |record| {
             from.get(&(record.topic().to_owned(), record.partition()))
                 .is_some_and(|start| record.offset() >= *start)
         });

@@ -45,17 +45,19 @@ pub(super) async fn offsets(
     };
     let wanted = state.require_consumable_partitions(&access, &body).await?;
     let timeout = poll::timeout(query.timeout, 10_000);
-    let clients = state.clients.of(&state.app, &access.cluster_id).await?;
+    let clients = state.clients.of(&state.app, &access).await?;
     let fetcher = clients.take_fetcher().await?;
+    let prefix = access.prefix.clone();
     let (fetcher, answer) = tokio::task::spawn_blocking(move || {
         let consumer = &fetcher.consumer;
         let answer = wanted
             .into_iter()
             .map(|tp| {
+                let placed = format!("{prefix}{}", tp.topic);
                 let offset = match point {
                     Point::Earliest | Point::Latest => {
                         let (low, high) = consumer
-                            .fetch_watermarks(&tp.topic, tp.partition, timeout)
+                            .fetch_watermarks(&placed, tp.partition, timeout)
                             .map_err(|e| Error::Broker(format!("could not read offsets: {e}")))?;
                         if matches!(point, Point::Earliest) {
                             low
@@ -65,17 +67,13 @@ pub(super) async fn offsets(
                     }
                     Point::Time(timestamp) => {
                         let mut list = TopicPartitionList::new();
-                        list.add_partition_offset(
-                            &tp.topic,
-                            tp.partition,
-                            Offset::Offset(timestamp),
-                        )
-                        .map_err(|e| Error::Invalid(format!("bad partition: {e}")))?;
+                        list.add_partition_offset(&placed, tp.partition, Offset::Offset(timestamp))
+                            .map_err(|e| Error::Invalid(format!("bad partition: {e}")))?;
                         let found = consumer.offsets_for_times(list, timeout).map_err(|e| {
                             Error::Broker(format!("could not look offsets up by time: {e}"))
                         })?;
                         found
-                            .find_partition(&tp.topic, tp.partition)
+                            .find_partition(&placed, tp.partition)
                             .and_then(|e| e.offset().to_raw())
                             .filter(|o| *o >= 0)
                             .unwrap_or(-1)

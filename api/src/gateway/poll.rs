@@ -25,8 +25,8 @@ pub fn timeout(requested: Option<i64>, default_ms: i64) -> Duration {
     Duration::from_millis(requested.unwrap_or(default_ms).clamp(0, MAX_TIMEOUT_MS) as u64)
 }
 
-/// Converts a record to its REST form.
-pub fn to_message(record: &BorrowedMessage<'_>) -> Message {
+/// Converts a record to its REST form, its topic named without the cluster's `prefix`.
+pub fn to_message(record: &BorrowedMessage<'_>, prefix: &str) -> Message {
     let headers = record
         .headers()
         .map(|headers| {
@@ -40,7 +40,11 @@ pub fn to_message(record: &BorrowedMessage<'_>) -> Message {
         })
         .unwrap_or_default();
     Message {
-        topic: record.topic().to_owned(),
+        topic: record
+            .topic()
+            .strip_prefix(prefix)
+            .unwrap_or(record.topic())
+            .to_owned(),
         partition: record.partition(),
         offset: record.offset(),
         timestamp: record.timestamp().to_millis().unwrap_or(-1),
@@ -51,11 +55,12 @@ pub fn to_message(record: &BorrowedMessage<'_>) -> Message {
 }
 
 /// Polls until `timeout` passes or messages arrive; once the first message is there, takes what
-/// is already buffered without waiting more. Only records `wanted` accepts are kept.
-/// Returns the messages and the first error seen, if any.
+/// is already buffered without waiting more. Only records `wanted` accepts, of topics under the
+/// cluster's `prefix`, are kept. Returns the messages and the first error seen, if any.
 pub fn poll_batch(
     consumer: &BaseConsumer,
     timeout: Duration,
+    prefix: &str,
     wanted: impl Fn(&BorrowedMessage<'_>) -> bool,
 ) -> (Vec<Message>, Option<KafkaError>) {
     let deadline = Instant::now() + timeout;
@@ -80,10 +85,10 @@ pub fn poll_batch(
                 let fresh = last_offset
                     .get(&partition)
                     .is_none_or(|last| record.offset() > *last);
-                if fresh && wanted(&record) {
+                if fresh && record.topic().starts_with(prefix) && wanted(&record) {
                     last_offset.insert(partition, record.offset());
                     bytes += record.payload_len() + record.key().map_or(0, <[u8]>::len);
-                    messages.push(to_message(&record));
+                    messages.push(to_message(&record, prefix));
                     if messages.len() >= MAX_RECORDS || bytes >= MAX_BYTES {
                         break;
                     }

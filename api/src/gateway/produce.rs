@@ -253,10 +253,11 @@ async fn send(
             )));
         }
     }
-    let clients = state.clients.of(&state.app, &access.cluster_id).await?;
+    let clients = state.clients.of(&state.app, access).await?;
     let producer = clients.producer_for(messages.len());
     let mut deliveries = Vec::with_capacity(messages.len());
-    for message in &messages {
+    let placed: Vec<String> = messages.iter().map(|m| access.physical(&m.topic)).collect();
+    for (message, topic) in messages.iter().zip(&placed) {
         let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
         for header in &message.headers {
             headers = headers.insert(KafkaHeader {
@@ -264,7 +265,7 @@ async fn send(
                 value: Some(header.value.as_bytes()),
             });
         }
-        let mut record = FutureRecord::<str, str>::to(&message.topic)
+        let mut record = FutureRecord::<str, str>::to(topic)
             .payload(&message.value)
             .headers(headers);
         if let Some(key) = &message.key {

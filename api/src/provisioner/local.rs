@@ -1,5 +1,7 @@
-//! The local provisioner: one tansu broker process per cluster on a loopback port, its data
-//! in `<data dir>/brokers/<cluster id>/`.
+//! The local provisioner: tansu broker processes on loopback ports. One is the shared pool,
+//! where every shared cluster's topics live under its prefix (data in
+//! `<data dir>/brokers/pool-local/`); each dedicated cluster has one of its own (data in
+//! `<data dir>/brokers/<cluster id>/`).
 
 use std::{
     collections::HashMap,
@@ -11,11 +13,15 @@ use std::{
 use async_trait::async_trait;
 use tokio::{process::Child, sync::Mutex};
 
-use super::{BrokerUser, ClusterSpec, Provisioner, TopicSpec, tansu};
+use super::{Backend, BrokerUser, ClusterSpec, Engine, Placement, Provisioner, TopicSpec, tansu};
 use crate::{Error, Result, crypto::SecretKey, kafka_admin};
 
 /// The SCRAM user the control plane itself uses for admin calls to each cluster.
 const ADMIN_USER: &str = "capstan-admin";
+/// The one local pool's name.
+const POOL: &str = "local";
+/// Key (in the broker map) and directory name of the pool's broker.
+const POOL_KEY: &str = "pool-local";
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -58,6 +64,8 @@ pub struct LocalProvisioner {
     binary: PathBuf,
     key: SecretKey,
     brokers: Mutex<HashMap<String, Arc<Mutex<Broker>>>>,
+    /// The pool broker's port, for the synchronous `client_config` (0 until it started).
+    pool_port: std::sync::atomic::AtomicU16,
 }
 
 impl LocalProvisioner {
@@ -71,76 +79,50 @@ impl LocalProvisioner {
             binary,
             key,
             brokers: Mutex::new(HashMap::new()),
+            pool_port: std::sync::atomic::AtomicU16::new(0),
         })
     }
 
-    fn admin_password(&self, cluster_id: &str) -> String {
-        self.key.keyed_hash("broker-admin", cluster_id.as_bytes())
+    /// The admin password of a broker (by its key: a cluster id, or the pool's).
+    fn admin_password(&self, broker_key: &str) -> String {
+        self.key.keyed_hash("broker-admin", broker_key.as_bytes())
     }
 
-    /// Runs `f` on a running broker's metadata store while holding the broker's lock (so it
-    /// is not restarted meanwhile), then closes the store.
-    async fn on_store<T>(
-        &self,
-        cluster_id: &str,
-        f: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T>,
-    ) -> Result<T> {
-        let broker = self.broker(cluster_id).await?;
-        let broker = broker.lock().await;
-        let mut db = tansu::open(&broker.dir).await?;
-        let result = f(&mut db).await;
-        let _ = sqlx::Connection::close(db).await;
-        result
-    }
-
-    async fn broker(&self, cluster_id: &str) -> Result<Arc<Mutex<Broker>>> {
-        self.brokers
-            .lock()
-            .await
-            .get(cluster_id)
-            .cloned()
-            .ok_or_else(|| {
-                Error::Broker(format!(
-                    "the brokers of cluster {cluster_id} are not running"
-                ))
-            })
-    }
-
-    /// Runs `change` on the broker's database while the broker is stopped, then starts it again
-    /// (also when the change failed, so a failed change never leaves the cluster down).
-    async fn while_stopped(&self, cluster_id: &str, change: OfflineChange<'_>) -> Result<()> {
-        let broker = self.broker(cluster_id).await?;
-        let mut broker = broker.lock().await;
-        broker.stop().await;
-        let result = async {
-            let mut db = tansu::open(&broker.dir).await?;
-            let result = match change {
-                OfflineChange::DeleteTopic(name) => tansu::delete_topic(&mut db, name).await,
-                OfflineChange::UpdateTopic(topic, old_partitions) => {
-                    if topic.partitions > old_partitions {
-                        tansu::grow_partitions(&mut db, &topic.name, topic.partitions).await?;
-                    }
-                    tansu::set_topic_configs(&mut db, &topic.name, &topic.configs()).await
-                }
-            };
-            let _ = sqlx::Connection::close(db).await;
-            result
+    /// Starts the shared pool's broker (made on first use, with its data kept across restarts).
+    pub async fn start_pool(&self) -> Result<String> {
+        if let Ok(broker) = self.broker(POOL_KEY).await {
+            return Ok(broker.lock().await.bootstrap());
         }
-        .await;
-        broker.start(&self.binary).await?;
-        result
+        let dir = self.root.join(POOL_KEY);
+        let bootstrap = if dir.join(tansu::DB_FILE).exists() {
+            self.resume_broker(POOL_KEY, "").await?
+        } else {
+            self.create_broker(POOL_KEY, &[]).await?
+        };
+        if let Some(port) = bootstrap.rsplit(':').next().and_then(|p| p.parse().ok()) {
+            self.pool_port
+                .store(port, std::sync::atomic::Ordering::Release);
+        }
+        tracing::info!(%bootstrap, "shared broker pool started");
+        Ok(bootstrap)
     }
-}
 
-enum OfflineChange<'a> {
-    DeleteTopic(&'a str),
-    UpdateTopic(&'a TopicSpec, i32),
-}
+    fn pool_bootstrap(&self) -> String {
+        let port = self.pool_port.load(std::sync::atomic::Ordering::Acquire);
+        format!("127.0.0.1:{port}")
+    }
 
-#[async_trait]
-impl Provisioner for LocalProvisioner {
-    async fn create_cluster(&self, cluster: &ClusterSpec, users: &[BrokerUser]) -> Result<String> {
-        let dir = self.root.join(&cluster.id);
+    /// The broker a cluster's topics live on: the pool's, or its own.
+    fn broker_key(cluster: &ClusterSpec) -> &str {
+        match cluster.placement {
+            Placement::Shared { .. } => POOL_KEY,
+            Placement::Dedicated => &cluster.id,
+        }
+    }
+
+    /// Starts a new broker with an admin user and `users`.
+    async fn create_broker(&self, key: &str, users: &[BrokerUser]) -> Result<String> {
+        let dir = self.root.join(key);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::internal(format!("could not create {}", dir.display()), e))?;
         let mut broker = Broker {
@@ -152,7 +134,7 @@ impl Provisioner for LocalProvisioner {
             broker.start(&self.binary).await?;
             let mut db = tansu::open(&dir).await?;
             tansu::wait_registered(&mut db, START_TIMEOUT).await?;
-            tansu::upsert_user(&mut db, ADMIN_USER, &self.admin_password(&cluster.id)).await?;
+            tansu::upsert_user(&mut db, ADMIN_USER, &self.admin_password(key)).await?;
             for user in users {
                 tansu::upsert_user(&mut db, &user.username, &user.password).await?;
             }
@@ -169,17 +151,16 @@ impl Provisioner for LocalProvisioner {
         self.brokers
             .lock()
             .await
-            .insert(cluster.id.clone(), Arc::new(Mutex::new(broker)));
-        tracing::info!(cluster = %cluster.id, %bootstrap, "broker started for a new cluster");
+            .insert(key.to_owned(), Arc::new(Mutex::new(broker)));
         Ok(bootstrap)
     }
 
-    async fn resume_cluster(&self, cluster: &ClusterSpec, bootstrap: &str) -> Result<String> {
-        let dir = self.root.join(&cluster.id);
+    /// Starts an existing broker again, on `bootstrap`'s port when it is still free.
+    async fn resume_broker(&self, key: &str, bootstrap: &str) -> Result<String> {
+        let dir = self.root.join(key);
         if !dir.join(tansu::DB_FILE).exists() {
             return Err(Error::Broker(format!(
-                "no broker data for cluster {} in {}",
-                cluster.id,
+                "no broker data for {key} in {}",
                 dir.display()
             )));
         }
@@ -201,11 +182,145 @@ impl Provisioner for LocalProvisioner {
         self.brokers
             .lock()
             .await
-            .insert(cluster.id.clone(), Arc::new(Mutex::new(broker)));
+            .insert(key.to_owned(), Arc::new(Mutex::new(broker)));
         Ok(bootstrap)
     }
 
+    /// The bootstrap address of a running broker.
+    async fn bootstrap(&self, key: &str) -> Result<String> {
+        Ok(self.broker(key).await?.lock().await.bootstrap())
+    }
+
+    /// Runs `f` on a running broker's metadata store while holding the broker's lock (so it
+    /// is not restarted meanwhile), then closes the store.
+    async fn on_store<T>(
+        &self,
+        key: &str,
+        f: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T>,
+    ) -> Result<T> {
+        let broker = self.broker(key).await?;
+        let broker = broker.lock().await;
+        let mut db = tansu::open(&broker.dir).await?;
+        let result = f(&mut db).await;
+        let _ = sqlx::Connection::close(db).await;
+        result
+    }
+
+    async fn broker(&self, key: &str) -> Result<Arc<Mutex<Broker>>> {
+        self.brokers
+            .lock()
+            .await
+            .get(key)
+            .cloned()
+            .ok_or_else(|| Error::Broker(format!("the brokers of {key} are not running")))
+    }
+
+    /// Runs `change` on the broker's database while the broker is stopped, then starts it again
+    /// (also when the change failed, so a failed change never leaves the cluster down).
+    async fn while_stopped(&self, key: &str, change: OfflineChange<'_>) -> Result<()> {
+        let broker = self.broker(key).await?;
+        let mut broker = broker.lock().await;
+        broker.stop().await;
+        let result = async {
+            let mut db = tansu::open(&broker.dir).await?;
+            let result = match change {
+                OfflineChange::DeleteTopic(name) => tansu::delete_topic(&mut db, name).await,
+                OfflineChange::DeletePrefixed(prefix) => {
+                    tansu::delete_prefixed(&mut db, prefix).await
+                }
+                OfflineChange::UpdateTopic(topic, old_partitions) => {
+                    if topic.partitions > old_partitions {
+                        tansu::grow_partitions(&mut db, &topic.name, topic.partitions).await?;
+                    }
+                    tansu::set_topic_configs(&mut db, &topic.name, &topic.configs()).await
+                }
+            };
+            let _ = sqlx::Connection::close(db).await;
+            result
+        }
+        .await;
+        broker.start(&self.binary).await?;
+        result
+    }
+}
+
+enum OfflineChange<'a> {
+    DeleteTopic(&'a str),
+    /// Every topic, group and transactional id under a prefix (a shared cluster deleted).
+    DeletePrefixed(&'a str),
+    UpdateTopic(&'a TopicSpec, i32),
+}
+
+/// A topic spec with the name the brokers use.
+fn placed(cluster: &ClusterSpec, topic: &TopicSpec) -> TopicSpec {
+    TopicSpec {
+        name: cluster.physical(&topic.name),
+        ..topic.clone()
+    }
+}
+
+#[async_trait]
+impl Provisioner for LocalProvisioner {
+    fn pool_for(&self, _multizone: bool) -> String {
+        // One local broker holds every replica, whatever the zone mode.
+        POOL.to_owned()
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::Tansu
+    }
+
+    async fn start(&self) -> Result<()> {
+        self.start_pool().await.map(|_| ())
+    }
+
+    async fn gateway_backend(&self, cluster: &ClusterSpec) -> Result<Backend> {
+        let key = Self::broker_key(cluster);
+        Ok(Backend {
+            id: match cluster.placement {
+                Placement::Shared { .. } => format!("pool:{POOL}"),
+                Placement::Dedicated => format!("cluster:{}", cluster.id),
+            },
+            bootstrap: self.bootstrap(key).await?,
+            username: ADMIN_USER.to_owned(),
+            password: self.admin_password(key),
+            engine: Engine::Tansu,
+        })
+    }
+
+    async fn create_cluster(&self, cluster: &ClusterSpec, users: &[BrokerUser]) -> Result<String> {
+        if let Placement::Shared { .. } = cluster.placement {
+            // A virtual cluster costs nothing on the brokers: its clients authenticate at the
+            // gateway, and its topics are made when asked for.
+            return self.start_pool().await;
+        }
+        let bootstrap = self.create_broker(&cluster.id, users).await?;
+        tracing::info!(cluster = %cluster.id, %bootstrap, "broker started for a new cluster");
+        Ok(bootstrap)
+    }
+
+    async fn resume_cluster(&self, cluster: &ClusterSpec, bootstrap: &str) -> Result<String> {
+        match cluster.placement {
+            Placement::Shared { .. } => self.start_pool().await,
+            Placement::Dedicated => self.resume_broker(&cluster.id, bootstrap).await,
+        }
+    }
+
     async fn delete_cluster(&self, cluster: &ClusterSpec) -> Result<()> {
+        if let Placement::Shared { .. } = cluster.placement {
+            // Stopping the pool interrupts every tenant for a moment: only when there is
+            // something to delete.
+            let prefix = cluster.prefix();
+            let used = self
+                .on_store(POOL_KEY, async |db| tansu::has_prefixed(db, prefix).await)
+                .await?;
+            if !used {
+                return Ok(());
+            }
+            return self
+                .while_stopped(POOL_KEY, OfflineChange::DeletePrefixed(prefix))
+                .await;
+        }
         let broker = self.brokers.lock().await.remove(&cluster.id);
         if let Some(broker) = broker {
             broker.lock().await.stop().await;
@@ -219,11 +334,11 @@ impl Provisioner for LocalProvisioner {
     }
 
     async fn create_topic(&self, cluster: &ClusterSpec, topic: &TopicSpec) -> Result<()> {
-        let broker = self.broker(&cluster.id).await?;
-        let bootstrap = broker.lock().await.bootstrap();
-        let config = self.client_config(cluster, &bootstrap);
+        let key = Self::broker_key(cluster);
+        let bootstrap = self.bootstrap(key).await?;
+        let config = kafka_admin::client_config(&bootstrap, ADMIN_USER, &self.admin_password(key));
         // One broker holds every replica locally, so the replication factor is 1 whatever the zone mode.
-        kafka_admin::create_topic(&config, topic, 1).await
+        kafka_admin::create_topic(&config, &placed(cluster, topic), 1).await
     }
 
     async fn update_topic(
@@ -232,19 +347,24 @@ impl Provisioner for LocalProvisioner {
         topic: &TopicSpec,
         old_partitions: i32,
     ) -> Result<()> {
+        let topic = placed(cluster, topic);
         self.while_stopped(
-            &cluster.id,
-            OfflineChange::UpdateTopic(topic, old_partitions),
+            Self::broker_key(cluster),
+            OfflineChange::UpdateTopic(&topic, old_partitions),
         )
         .await
     }
 
     async fn delete_topic(&self, cluster: &ClusterSpec, name: &str) -> Result<()> {
-        self.while_stopped(&cluster.id, OfflineChange::DeleteTopic(name))
+        let name = cluster.physical(name);
+        self.while_stopped(Self::broker_key(cluster), OfflineChange::DeleteTopic(&name))
             .await
     }
 
     async fn put_user(&self, cluster: &ClusterSpec, user: &BrokerUser) -> Result<()> {
+        if cluster.pool().is_some() {
+            return Ok(());
+        }
         self.on_store(&cluster.id, async |db| {
             tansu::upsert_user(db, &user.username, &user.password).await
         })
@@ -252,6 +372,9 @@ impl Provisioner for LocalProvisioner {
     }
 
     async fn delete_user(&self, cluster: &ClusterSpec, username: &str) -> Result<()> {
+        if cluster.pool().is_some() {
+            return Ok(());
+        }
         self.on_store(&cluster.id, async |db| {
             tansu::delete_user(db, username).await
         })
@@ -259,15 +382,28 @@ impl Provisioner for LocalProvisioner {
     }
 
     fn client_config(&self, cluster: &ClusterSpec, bootstrap: &str) -> rdkafka::ClientConfig {
-        kafka_admin::client_config(bootstrap, ADMIN_USER, &self.admin_password(&cluster.id))
+        let key = Self::broker_key(cluster);
+        let bootstrap = match cluster.placement {
+            Placement::Shared { .. } => self.pool_bootstrap(),
+            Placement::Dedicated => bootstrap.to_owned(),
+        };
+        kafka_admin::client_config(&bootstrap, ADMIN_USER, &self.admin_password(key))
     }
 
     async fn stored_bytes(
         &self,
         cluster: &ClusterSpec,
     ) -> Result<std::collections::BTreeMap<String, i64>> {
-        self.on_store(&cluster.id, async |db| tansu::stored_bytes(db).await)
-            .await
+        let prefix = cluster.prefix();
+        let sizes = self
+            .on_store(Self::broker_key(cluster), async |db| {
+                tansu::stored_bytes(db).await
+            })
+            .await?;
+        Ok(sizes
+            .into_iter()
+            .filter_map(|(topic, bytes)| topic.strip_prefix(prefix).map(|t| (t.to_owned(), bytes)))
+            .collect())
     }
 
     async fn supervise(&self) -> usize {

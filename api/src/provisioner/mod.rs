@@ -1,8 +1,11 @@
 //! Provisioners turn clusters and topics of the store into running brokers.
 //!
-//! [`LocalProvisioner`] runs one real broker process per cluster on loopback (`capstan dev`,
-//! tests); the Kubernetes provisioner (wired by the binary, on the operator crate) sits beside
-//! it behind the same trait.
+//! A cluster is placed on a shared broker pool (the default: its names live there under its
+//! prefix, and creating it starts nothing) or on brokers of its own (`dedicated`).
+//! [`LocalProvisioner`] runs real broker processes on loopback (`capstan dev`, tests): one
+//! shared pool, plus one per dedicated cluster; the Kubernetes provisioner (wired by the binary,
+//! on the operator crate) sits beside it behind the same trait. Names handed to a provisioner
+//! are the tenant's; the provisioner places them ([`ClusterSpec::physical`]).
 
 mod local;
 mod tansu;
@@ -13,6 +16,8 @@ use async_trait::async_trait;
 
 use crate::Result;
 
+pub use capstan_kafka::gateway::{Backend, Engine};
+
 /// What a provisioner needs to know of a cluster.
 #[derive(Clone, Debug)]
 pub struct ClusterSpec {
@@ -20,6 +25,45 @@ pub struct ClusterSpec {
     pub id: String,
     /// Three replicas over three zones, or one.
     pub multizone: bool,
+    /// Where its topics live.
+    pub placement: Placement,
+}
+
+/// Where a cluster's topics live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// On brokers of its own.
+    Dedicated,
+    /// On a shared broker pool, under a prefix.
+    Shared {
+        /// The pool's name.
+        pool: String,
+        /// The cluster's prefix on it (immutable, never shown to clients).
+        prefix: String,
+    },
+}
+
+impl ClusterSpec {
+    /// The prefix of its names on the brokers ("" for brokers of its own).
+    pub fn prefix(&self) -> &str {
+        match &self.placement {
+            Placement::Dedicated => "",
+            Placement::Shared { prefix, .. } => prefix,
+        }
+    }
+
+    /// A topic, group or transactional id as the brokers name it.
+    pub fn physical(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix())
+    }
+
+    /// The shared pool it lives on, if any.
+    pub fn pool(&self) -> Option<&str> {
+        match &self.placement {
+            Placement::Dedicated => None,
+            Placement::Shared { pool, .. } => Some(pool),
+        }
+    }
 }
 
 /// A topic as the brokers should have it.
@@ -71,12 +115,25 @@ impl std::fmt::Debug for BrokerUser {
 /// Makes and changes the brokers of clusters.
 #[async_trait]
 pub trait Provisioner: Send + Sync + std::fmt::Debug {
-    /// Starts brokers for a new cluster with its first users; returns the bootstrap address.
+    /// Starts what the provisioner runs for every cluster (the local shared pool), once, when
+    /// the control plane starts.
+    async fn start(&self) -> Result<()> {
+        Ok(())
+    }
+    /// The shared pool new clusters of a zone mode are placed on.
+    fn pool_for(&self, multizone: bool) -> String;
+    /// The engine of the brokers this provisioner makes (what the Kafka gateway offers).
+    fn engine(&self) -> Engine;
+    /// Where the Kafka gateway forwards a cluster's clients, and as whom.
+    async fn gateway_backend(&self, cluster: &ClusterSpec) -> Result<Backend>;
+    /// Makes a new cluster: brokers with its first users for a dedicated cluster (returns the
+    /// bootstrap address); for a shared one, makes sure its pool exists (returns the pool's).
     async fn create_cluster(&self, cluster: &ClusterSpec, users: &[BrokerUser]) -> Result<String>;
     /// Brings an existing cluster's brokers back after the control plane restarted; returns
     /// the bootstrap address (the same one when it is still free).
     async fn resume_cluster(&self, cluster: &ClusterSpec, bootstrap: &str) -> Result<String>;
-    /// Stops a cluster's brokers and removes their data.
+    /// Stops a cluster's brokers and removes their data; on a pool, removes its topics and
+    /// groups and nothing else.
     async fn delete_cluster(&self, cluster: &ClusterSpec) -> Result<()>;
     /// Creates a topic.
     async fn create_topic(&self, cluster: &ClusterSpec, topic: &TopicSpec) -> Result<()>;
@@ -89,14 +146,16 @@ pub trait Provisioner: Send + Sync + std::fmt::Debug {
     ) -> Result<()>;
     /// Deletes exactly one topic and its data.
     async fn delete_topic(&self, cluster: &ClusterSpec, name: &str) -> Result<()>;
-    /// Creates a user or sets its password.
+    /// Creates a user or sets its password (clients of a pool authenticate at the gateway:
+    /// nothing to do there).
     async fn put_user(&self, cluster: &ClusterSpec, user: &BrokerUser) -> Result<()>;
     /// Removes a user.
     async fn delete_user(&self, cluster: &ClusterSpec, username: &str) -> Result<()>;
-    /// Settings of a Kafka client with full access to the cluster's brokers at `bootstrap`,
-    /// for the control plane's own use (REST gateway, metering).
+    /// Settings of a Kafka client with full access to the cluster's brokers at `bootstrap` (a
+    /// dedicated cluster's) or to its pool, for the control plane's own use (REST gateway,
+    /// metering); names there are physical.
     fn client_config(&self, cluster: &ClusterSpec, bootstrap: &str) -> rdkafka::ClientConfig;
-    /// Bytes stored per topic, summed over replicas, measured the engine's way.
+    /// Bytes stored per topic (the tenant's names), summed over replicas, measured the engine's way.
     async fn stored_bytes(
         &self,
         cluster: &ClusterSpec,
@@ -107,12 +166,13 @@ pub trait Provisioner: Send + Sync + std::fmt::Debug {
     /// Stops every broker cleanly (graceful shutdown).
     async fn shutdown(&self);
     /// The state of a cluster right after `create_cluster`: `active` when its brokers are
-    /// ready then (local brokers), `provisioning` when they come up later (Kubernetes).
-    fn initial_state(&self) -> &'static str {
+    /// ready then (local brokers, a running pool), `provisioning` when they come up later.
+    fn initial_state(&self, _cluster: &ClusterSpec) -> &'static str {
         "active"
     }
     /// Clusters whose state the brokers' manager reports differently than before, as
-    /// `(cluster id, state)` with state `provisioning`, `active`, `degraded` or `failed`.
+    /// `(cluster id, state)` with state `provisioning`, `active`, `degraded` or `failed`; the
+    /// id `pool:<name>` stands for every cluster on that shared pool.
     /// Called periodically by the application, which stores what it hears.
     async fn observed_states(&self) -> Vec<(String, String)> {
         Vec::new()

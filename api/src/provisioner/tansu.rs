@@ -253,6 +253,69 @@ pub(super) async fn delete_topic(db: &mut SqliteConnection, name: &str) -> Resul
     tx.commit().await.map_err(failed)
 }
 
+/// True when a topic, consumer group or transactional id's name starts with `prefix`.
+pub(super) async fn has_prefixed(db: &mut SqliteConnection, prefix: &str) -> Result<bool> {
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM topic WHERE substr(name, 1, length($1)) = $1) \
+         + (SELECT COUNT(*) FROM consumer_group WHERE substr(name, 1, length($1)) = $1) \
+         + (SELECT COUNT(*) FROM txn WHERE substr(name, 1, length($1)) = $1)",
+    )
+    .bind(prefix)
+    .fetch_one(&mut *db)
+    .await
+    .map_err(|e| Error::internal("could not read the pool's names", e))?;
+    Ok(count > 0)
+}
+
+/// Deletes every topic, consumer group and transactional id whose name starts with `prefix`
+/// (a shared cluster's), with their data, and nothing else. Broker must be stopped.
+pub(super) async fn delete_prefixed(db: &mut SqliteConnection, prefix: &str) -> Result<()> {
+    let failed =
+        |e: sqlx::Error| Error::internal(format!("could not delete the names under {prefix}"), e);
+    if prefix.is_empty() {
+        return Err(Error::internal(
+            "refusing to delete every name of a broker",
+            "empty prefix",
+        ));
+    }
+    let topics: Vec<(String,)> = sqlx::query_as(
+        "SELECT t.name FROM topic t JOIN cluster c ON c.id = t.cluster \
+         WHERE c.name = $1 AND substr(t.name, 1, length($2)) = $2",
+    )
+    .bind(CLUSTER)
+    .bind(prefix)
+    .fetch_all(&mut *db)
+    .await
+    .map_err(failed)?;
+    for (topic,) in topics {
+        delete_topic(db, &topic).await?;
+    }
+    // Groups and transactions: their offsets, details and staged commits go with them
+    // (ON DELETE CASCADE, with foreign keys on), except a transaction's details, which tansu
+    // does not cascade.
+    sqlx::query(
+        "DELETE FROM txn_detail WHERE \"transaction\" IN (SELECT t.id FROM txn t JOIN cluster c \
+         ON c.id = t.cluster WHERE c.name = $1 AND substr(t.name, 1, length($2)) = $2)",
+    )
+    .bind(CLUSTER)
+    .bind(prefix)
+    .execute(&mut *db)
+    .await
+    .map_err(failed)?;
+    for table in ["consumer_group", "txn"] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE substr(name, 1, length($2)) = $2 \
+             AND cluster IN (SELECT id FROM cluster WHERE name = $1)"
+        ))
+        .bind(CLUSTER)
+        .bind(prefix)
+        .execute(&mut *db)
+        .await
+        .map_err(failed)?;
+    }
+    Ok(())
+}
+
 /// Grows a topic to `partitions` partitions (new partitions start empty). Broker must be stopped.
 pub(super) async fn grow_partitions(
     db: &mut SqliteConnection,

@@ -32,9 +32,18 @@ fn values_of(fetched: &Value) -> Vec<&str> {
 }
 
 async fn fixture(topics: &[(&str, i64)]) -> Fixture {
+    placed_fixture(topics, false).await
+}
+
+/// A cluster with brokers of its own when `dedicated`, else on the shared pool.
+async fn placed_fixture(topics: &[(&str, i64)], dedicated: bool) -> Fixture {
     let app = spawn_app(Backend::Sqlite).await;
     let user = app.new_user().await;
-    let cluster = app.new_cluster(&user, "rest").await;
+    let cluster = if dedicated {
+        app.new_dedicated_cluster(&user, "rest").await
+    } else {
+        app.new_cluster(&user, "rest").await
+    };
     for (name, partitions) in topics {
         app.new_topic(
             &user,
@@ -718,7 +727,7 @@ fn broker_pid(port: &str) -> nix::unistd::Pid {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_broker_gives_a_503_and_the_gateway_recovers_by_itself() {
     use nix::sys::signal::{Signal, kill};
-    let f = fixture(&[("t", 1)]).await;
+    let f = placed_fixture(&[("t", 1)], true).await;
     let c = Some(f.creds());
     let (status, _) = f
         .app

@@ -93,6 +93,7 @@ pub async fn start(persisted: Persisted, platform: PlatformConfig) -> TestApp {
         database_url: persisted.database_url.clone(),
         listen: "127.0.0.1:0".parse().expect("address"),
         gateway_listen: "127.0.0.1:0".parse().expect("address"),
+        kafka: capstan_api::app::KafkaListen::loopback(),
         key: persisted.key.clone(),
         data_dir: persisted.data_dir.clone(),
         broker_binary: find_broker_binary(None)
@@ -265,17 +266,28 @@ impl TestApp {
         }
     }
 
-    /// Creates a cluster and returns its JSON.
+    /// Creates a cluster (the default placement: a virtual cluster on the shared pool) and
+    /// returns its JSON.
     pub async fn new_cluster(&self, user: &User, name: &str) -> Value {
+        self.new_placed_cluster(user, name, "shared").await
+    }
+
+    /// Creates a cluster with brokers of its own and returns its JSON.
+    pub async fn new_dedicated_cluster(&self, user: &User, name: &str) -> Value {
+        self.new_placed_cluster(user, name, "dedicated").await
+    }
+
+    async fn new_placed_cluster(&self, user: &User, name: &str, placement: &str) -> Value {
         let (status, body) = self
             .call(
                 Method::POST,
                 "/v2/kafka/cluster",
                 &user.auth(),
-                Some(json!({ "name": name, "region": "eu-west-1", "multizone": false })),
+                Some(json!({ "name": name, "region": "eu-west-1", "multizone": false, "placement": placement })),
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["placement"], placement);
         body
     }
 

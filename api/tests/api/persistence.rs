@@ -41,7 +41,7 @@ async fn a_broker_that_crashes_is_restarted_with_its_data() {
     use nix::sys::signal::{Signal, kill};
     let app = spawn_app(Backend::Sqlite).await;
     let user = app.new_user().await;
-    let cluster = app.new_cluster(&user, "crashy").await;
+    let cluster = app.new_dedicated_cluster(&user, "crashy").await;
     app.new_topic(&user, cluster["cluster_id"].as_str().unwrap(), "events", 1)
         .await;
     let config = kafka::config(&cluster);

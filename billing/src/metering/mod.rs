@@ -26,6 +26,9 @@ pub struct ClusterTarget {
     /// The prefix of the cluster's topics and groups on a shared broker pool ("" for a cluster
     /// with brokers of its own): only names with it are read, and it is stripped.
     pub prefix: String,
+    /// The shared pool it lives on ("" for brokers of its own; handed back to
+    /// [`Fleet::stored_bytes`]).
+    pub pool: String,
     /// Three zones instead of one (handed back to [`Fleet::stored_bytes`], which measures the
     /// engine's way and may need it).
     pub multizone: bool,

@@ -69,7 +69,14 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, Undecodable> {
     let body =
         RequestKind::decode(key, &mut frame, version).map_err(|e| malformed(format!("{e:#}")))?;
     if !frame.is_empty() {
-        return Err(malformed(format!("{} bytes after the body", frame.len())));
+        // Brokers ignore what follows a body (librdkafka sends Metadata v12 with three bytes
+        // more than the schema has), and so does the gateway: they are not forwarded.
+        tracing::trace!(
+            ?key,
+            version,
+            left = frame.len(),
+            "bytes after a request body"
+        );
     }
     Ok(Request {
         key,

@@ -145,17 +145,14 @@ impl Shared {
 #[derive(Debug)]
 pub struct Gateway {
     listeners: Vec<(TcpListener, Target)>,
-    shared: Arc<Shared>,
+    config: GatewayConfig,
+    metrics: Metrics,
     local: SocketAddr,
 }
 
 impl Gateway {
     /// Binds the listeners.
-    pub async fn bind(
-        mut config: GatewayConfig,
-        policy: Arc<dyn Policy>,
-        metrics: Metrics,
-    ) -> Result<Self> {
+    pub async fn bind(mut config: GatewayConfig, metrics: Metrics) -> Result<Self> {
         let bootstrap = TcpListener::bind(config.listen).await.map_err(|e| {
             Error::io(
                 format!(
@@ -188,12 +185,8 @@ impl Gateway {
         }
         Ok(Gateway {
             listeners,
-            shared: Arc::new(Shared {
-                config,
-                policy,
-                metrics,
-                pools: Mutex::new(HashMap::new()),
-            }),
+            config,
+            metrics,
             local,
         })
     }
@@ -205,20 +198,31 @@ impl Gateway {
 
     /// The address clients are told (`host:port`).
     pub fn advertised(&self) -> String {
-        let advertised = &self.shared.config.advertised;
+        let advertised = &self.config.advertised;
         format!("{}:{}", advertised.host, advertised.port)
     }
 
-    /// Serves until `shutdown` completes, then closes every client connection.
-    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+    /// Serves with `policy` until `shutdown` completes, then closes every client connection.
+    pub async fn serve(
+        self,
+        policy: Arc<dyn Policy>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let max_connections = self.config.max_connections;
+        let shared = Arc::new(Shared {
+            config: self.config,
+            policy,
+            metrics: self.metrics,
+            pools: Mutex::new(HashMap::new()),
+        });
         let (stop_tx, stop) = watch::channel(false);
-        let limit = Arc::new(Semaphore::new(self.shared.config.max_connections));
+        let limit = Arc::new(Semaphore::new(max_connections));
         let mut accepting = Vec::new();
         for (listener, target) in self.listeners {
             accepting.push(tokio::spawn(accept(
                 listener,
                 target,
-                self.shared.clone(),
+                shared.clone(),
                 limit.clone(),
                 stop.clone(),
             )));
@@ -229,7 +233,7 @@ impl Gateway {
             let _ = task.await;
         }
         // Sessions end on the stop signal; wait until every one has released its place.
-        let all = u32::try_from(self.shared.config.max_connections).unwrap_or(u32::MAX);
+        let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
         let _ =
             tokio::time::timeout(std::time::Duration::from_secs(10), limit.acquire_many(all)).await;
     }

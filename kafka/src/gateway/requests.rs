@@ -92,7 +92,10 @@ pub async fn route(
         RequestKind::Produce(r) => produce(r, names, pool).await?,
         RequestKind::Fetch(r) => fetch(r, version, names, pool).await?,
         RequestKind::ListOffsets(mut r) => {
-            r.replica_id = BrokerId(-1);
+            // A client never acts as a follower replica.
+            if r.replica_id.0 >= 0 {
+                r.replica_id = BrokerId(-1);
+            }
             for topic in &mut r.topics {
                 topic.name = names.topic(&topic.name);
             }
@@ -107,7 +110,11 @@ pub async fn route(
             forward(r, Context::Rewrite)
         }
         RequestKind::OffsetFetch(mut r) => {
-            r.group_id = names.group(&r.group_id);
+            // Up to v7 one group; from v8 a list of groups (fields of other versions must stay
+            // at their defaults, or the request does not encode).
+            if version <= 7 {
+                r.group_id = names.group(&r.group_id);
+            }
             for topic in r.topics.iter_mut().flatten() {
                 topic.name = names.topic(&topic.name);
             }
@@ -187,8 +194,10 @@ pub async fn route(
             forward(r, context)
         }
         RequestKind::AddPartitionsToTxn(mut r) => {
-            r.v3_and_below_transactional_id =
-                names.transactional_id(&r.v3_and_below_transactional_id);
+            if version <= 3 {
+                r.v3_and_below_transactional_id =
+                    names.transactional_id(&r.v3_and_below_transactional_id);
+            }
             for topic in &mut r.v3_and_below_topics {
                 topic.name = names.topic(&topic.name);
             }
@@ -212,7 +221,9 @@ pub async fn route(
             forward(r, Context::Rewrite)
         }
         RequestKind::OffsetForLeaderEpoch(mut r) => {
-            r.replica_id = BrokerId(-1);
+            if r.replica_id.0 >= 0 {
+                r.replica_id = BrokerId(-1);
+            }
             for topic in &mut r.topics {
                 topic.topic = names.topic(&topic.topic);
             }
@@ -338,8 +349,11 @@ async fn fetch(
     r.session_id = 0;
     r.session_epoch = -1;
     r.forgotten_topics_data.clear();
-    r.replica_id = BrokerId(-1);
-    r.replica_state = Default::default();
+    if r.replica_id.0 >= 0 || r.replica_state.replica_id.0 >= 0 {
+        // A client never acts as a follower replica.
+        r.replica_id = BrokerId(-1);
+        r.replica_state = Default::default();
+    }
     r.cluster_id = None;
     let tansu = pool.spec.engine == Engine::Tansu;
     let mut local = Vec::new();

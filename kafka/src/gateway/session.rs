@@ -394,6 +394,7 @@ where
             .with_label_values(&[api_name(request.key)])
             .inc();
         let more_buffered = !reader.buffer().is_empty();
+        tracing::trace!(key = ?request.key, version = request.version, correlation = request.correlation, more_buffered, "request");
         let handled = handle(
             request,
             target,

@@ -183,6 +183,10 @@ async fn read_responses(
                 break "the broker sent data nobody asked for".to_owned();
             }
         };
+        tracing::trace!(
+            correlation = expected.correlation,
+            "awaiting a backend answer"
+        );
         let frame = match read_frame(&mut reader, MAX_RESPONSE_BYTES).await {
             Ok(frame) => frame,
             Err(e) => {

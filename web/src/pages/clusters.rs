@@ -42,6 +42,15 @@ struct ZoneChoice {
     ceiling: String,
 }
 
+/// A choice of placement with what it means.
+#[derive(Debug)]
+struct PlacementChoice {
+    value: &'static str,
+    label: &'static str,
+    hint: &'static str,
+    default: bool,
+}
+
 #[derive(Template)]
 #[template(path = "clusters.html")]
 struct ClustersPage {
@@ -49,6 +58,7 @@ struct ClustersPage {
     clusters: Vec<ClusterRow>,
     regions: Vec<String>,
     zones: Vec<ZoneChoice>,
+    placements: Vec<PlacementChoice>,
     form: CreateForm,
     errors: FieldErrors,
 }
@@ -62,6 +72,8 @@ pub(crate) struct CreateForm {
     region: String,
     #[serde(default)]
     zone: String,
+    #[serde(default)]
+    placement: String,
 }
 
 async fn page(
@@ -126,6 +138,20 @@ async fn page(
                 ceiling: format::dollars(prices.multi_zone_ceiling_micros / 10_000),
             },
         ],
+        placements: vec![
+            PlacementChoice {
+                value: clusters::SHARED,
+                label: "Serverless",
+                hint: "a virtual cluster on shared brokers: ready at once, nothing to size",
+                default: state.app.config.default_placement == clusters::SHARED,
+            },
+            PlacementChoice {
+                value: clusters::DEDICATED,
+                label: "Dedicated brokers",
+                hint: "brokers of its own, for isolation; the same prices",
+                default: state.app.config.default_placement == clusters::DEDICATED,
+            },
+        ],
         form,
         errors,
     })
@@ -156,6 +182,7 @@ pub(crate) async fn create(
         name: form.name.clone(),
         region: form.region.clone(),
         multizone: form.zone == "multi",
+        placement: (!form.placement.is_empty()).then(|| form.placement.clone()),
     };
     match clusters::create(&state.app, &viewer.account_id, request).await {
         Ok(cluster) => Ok(see_other(&format!("/clusters/{}", cluster.cluster_id))),
@@ -166,6 +193,7 @@ pub(crate) async fn create(
                     ("cluster name", "name"),
                     ("cluster named", "name"),
                     ("region", "region"),
+                    ("placement", "placement"),
                 ],
             )?;
             render(status, &page(&state, &viewer, &csrf, form, errors).await?)
