@@ -24,11 +24,15 @@ pub struct Running {
     pub enforcer: Arc<capstan_billing::enforcement::Enforcer>,
     pub api: String,
     pub gateway: String,
+    /// The Kafka gateway's bootstrap address.
+    pub kafka: String,
+    /// The platform's data directory (local brokers' data).
+    pub data_dir: std::path::PathBuf,
     pub collector: Arc<Collector>,
     pub http: reqwest::Client,
     pub auth: (String, String),
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Running {
@@ -114,6 +118,7 @@ pub async fn start_on(
         .unwrap();
     let api = format!("http://{}", platform.application().local_addr().unwrap());
     let gateway = format!("http://{}", platform.application().gateway_addr().unwrap());
+    let kafka = platform.application().kafka_addr().to_string();
     let collector = platform.collector();
     let enforcer = platform.enforcer();
     let platform_state = platform.application().state().clone();
@@ -156,15 +161,67 @@ pub async fn start_on(
         enforcer,
         api,
         gateway,
+        kafka,
+        data_dir: dir.path().to_owned(),
         collector,
         http,
         auth,
         stop: Some(tx),
-        _dir: dir,
+        _dir: Some(dir),
     }
 }
 
 impl Running {
+    /// Signs up another account and returns its API credentials (email, API key).
+    pub async fn account(&self, email: &str) -> (String, String) {
+        let credentials = json!({ "email": email, "password": "another password 123" });
+        self.http
+            .post(format!("{}/v2/auth/signup", self.api))
+            .json(&credentials)
+            .send()
+            .await
+            .unwrap();
+        let session: Value = self
+            .http
+            .post(format!("{}/v2/auth/login", self.api))
+            .json(&credentials)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key: Value = self
+            .http
+            .post(format!("{}/v2/api-keys", self.api))
+            .bearer_auth(session["token"].as_str().unwrap())
+            .json(&json!({ "name": "t" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (email.to_owned(), key["key"].as_str().unwrap().to_owned())
+    }
+
+    /// The same platform seen by another account.
+    pub fn as_account(&self, auth: (String, String)) -> Running {
+        Running {
+            platform_state: self.platform_state.clone(),
+            enforcer: self.enforcer.clone(),
+            api: self.api.clone(),
+            gateway: self.gateway.clone(),
+            kafka: self.kafka.clone(),
+            data_dir: self.data_dir.clone(),
+            collector: self.collector.clone(),
+            http: self.http.clone(),
+            auth,
+            stop: None,
+            _dir: None,
+        }
+    }
+
     /// An authenticated GET of the provisioning API answered with text (CSV), not JSON.
     pub async fn api_text(&self, path: &str) -> String {
         let response = self

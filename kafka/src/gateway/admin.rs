@@ -20,6 +20,15 @@ fn message(text: &str) -> Option<StrBytes> {
     Some(StrBytes::from_string(text.to_owned()))
 }
 
+/// A message for a field that exists from version `first` on.
+fn message_since(version: i16, first: i16, text: &str) -> Option<StrBytes> {
+    if version >= first {
+        message(text)
+    } else {
+        None
+    }
+}
+
 /// Answers a CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs or
 /// IncrementalAlterConfigs request of `tenant`.
 pub async fn answer(
@@ -31,7 +40,7 @@ pub async fn answer(
     pool: &BackendPool,
 ) -> ResponseKind {
     match request {
-        RequestKind::CreateTopics(r) => create_topics(r, tenant, policy).await.into(),
+        RequestKind::CreateTopics(r) => create_topics(r, version, tenant, policy).await.into(),
         RequestKind::DeleteTopics(r) => delete_topics(r, version, tenant, names, policy, pool)
             .await
             .into(),
@@ -145,6 +154,7 @@ pub async fn answer(
         }
         other => error_response(
             &other,
+            version,
             code::INVALID_REQUEST,
             "not an administrative request",
         )
@@ -184,6 +194,7 @@ fn outcome<T>(result: &Result<T, AdminError>) -> (i16, Option<StrBytes>) {
 
 async fn create_topics(
     r: CreateTopicsRequest,
+    version: i16,
     tenant: &Tenant,
     policy: &dyn Policy,
 ) -> CreateTopicsResponse {
@@ -207,32 +218,26 @@ async fn create_topics(
             .zip(results)
             .map(|(topic, result)| {
                 let answer = create_topics_response::CreatableTopicResult::default()
-                    .with_name(topic.name.clone())
-                    .with_replication_factor(if topic.replication_factor > 0 {
-                        topic.replication_factor
-                    } else {
-                        1
-                    });
+                    .with_name(topic.name.clone());
                 match result {
-                    Ok(created) => {
-                        answer
-                            .with_num_partitions(created.partitions)
-                            .with_configs(Some(
-                                created
-                                    .configs
-                                    .into_iter()
-                                    .map(|(name, value)| {
-                                        create_topics_response::CreatableTopicConfigs::default()
-                                            .with_name(StrBytes::from_string(name))
-                                            .with_value(Some(StrBytes::from_string(value)))
-                                            .with_config_source(1)
-                                    })
-                                    .collect(),
-                            ))
-                    }
+                    // From v5 the answer says what was made.
+                    Ok(created) if version >= 5 => answer
+                        .with_num_partitions(created.partitions)
+                        .with_replication_factor(topic.replication_factor.max(1))
+                        .with_configs(Some(
+                            created
+                                .configs
+                                .into_iter()
+                                .map(|(name, value)| {
+                                    create_topics_response::CreatableTopicConfigs::default()
+                                        .with_name(StrBytes::from_string(name))
+                                        .with_value(Some(StrBytes::from_string(value)))
+                                        .with_config_source(1)
+                                })
+                                .collect(),
+                        )),
+                    Ok(_) => answer,
                     Err(e) => answer
-                        .with_num_partitions(-1)
-                        .with_replication_factor(-1)
                         .with_error_code(e.code())
                         .with_error_message(message(e.message())),
                 }
@@ -258,19 +263,18 @@ async fn delete_topics(
     if version >= 6 {
         wanted.extend(r.topics.iter().map(|t| (t.name.clone(), t.topic_id)));
     }
-    let mut resolved = Vec::new();
+    // By id: the tenant's own topics by their names; another tenant's id is not authorized.
+    let mut resolved: Vec<Result<String, i16>> = Vec::new();
     for (name, id) in &wanted {
         let name = match name {
-            Some(name) => Some(name.to_string()),
-            None => pool
-                .catalog
-                .name_of(&pool.spec, *id)
-                .await
-                .ok()
-                .flatten()
-                .filter(|physical| names.owns(physical))
-                .and_then(|physical| names.virtual_name(&StrBytes::from_string(physical)))
-                .map(|n| n.to_string()),
+            Some(name) => Ok(name.to_string()),
+            None => match pool.catalog.name_of(&pool.spec, *id).await.ok().flatten() {
+                Some(physical) => names
+                    .virtual_name(&StrBytes::from_string(physical))
+                    .map(|n| n.to_string())
+                    .ok_or(code::TOPIC_AUTHORIZATION_FAILED),
+                None => Err(code::UNKNOWN_TOPIC_ID),
+            },
         };
         resolved.push(name);
     }
@@ -284,10 +288,20 @@ async fn delete_topics(
                 let answer =
                     delete_topics_response::DeletableTopicResult::default().with_topic_id(id);
                 match name {
-                    None => answer
-                        .with_error_code(code::UNKNOWN_TOPIC_ID)
-                        .with_error_message(message("This server does not host this topic ID.")),
-                    Some(name) => {
+                    Err(refusal) => {
+                        answer
+                            .with_error_code(refusal)
+                            .with_error_message(message_since(
+                                version,
+                                5,
+                                if refusal == code::UNKNOWN_TOPIC_ID {
+                                    "This server does not host this topic ID."
+                                } else {
+                                    "Not authorized to access topics: [Topic authorization failed.]"
+                                },
+                            ))
+                    }
+                    Ok(name) => {
                         let result = results
                             .next()
                             .unwrap_or(Err(AdminError::Internal("no answer".into())));
@@ -295,7 +309,7 @@ async fn delete_topics(
                         answer
                             .with_name(Some(TopicName(StrBytes::from_string(name))))
                             .with_error_code(code)
-                            .with_error_message(text)
+                            .with_error_message(if version >= 5 { text } else { None })
                     }
                 }
             })

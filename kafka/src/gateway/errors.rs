@@ -7,6 +7,8 @@ use kafka_protocol::{messages::*, protocol::StrBytes};
 pub mod code {
     /// `UNKNOWN_TOPIC_OR_PARTITION`.
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    /// `TOPIC_AUTHORIZATION_FAILED`.
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
     /// `CLUSTER_AUTHORIZATION_FAILED`.
     pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
     /// `UNSUPPORTED_SASL_MECHANISM`.
@@ -29,9 +31,24 @@ fn text(message: &str) -> Option<StrBytes> {
     Some(StrBytes::from_string(message.to_owned()))
 }
 
-/// The response to `request` with `code` on every entry it named. `None` for the SASL and
-/// ApiVersions requests, which the session answers itself.
-pub fn error_response(request: &RequestKind, code: i16, message: &str) -> Option<ResponseKind> {
+/// The response to `request` (at `version`) with `code` on every entry it named; fields that
+/// `version` does not have stay at their defaults. `None` for the SASL and ApiVersions
+/// requests, which the session answers itself.
+pub fn error_response(
+    request: &RequestKind,
+    version: i16,
+    code: i16,
+    message: &str,
+) -> Option<ResponseKind> {
+    // Set only from `version` on, else the answer does not encode.
+    let since = |first: i16, value: i16| if version >= first { value } else { 0 };
+    let text_since = |first: i16| {
+        if version >= first {
+            text(message)
+        } else {
+            None
+        }
+    };
     Some(match request {
         RequestKind::Produce(r) => ProduceResponse::default()
             .with_responses(
@@ -44,7 +61,7 @@ pub fn error_response(request: &RequestKind, code: i16, message: &str) -> Option
                             .with_partition_responses(
                                 t.partition_data
                                     .iter()
-                                    .map(|p| produce_partition_error(p.index, code, message))
+                                    .map(|p| produce_partition_error(p.index, version, code, message))
                                     .collect(),
                             )
                     })
@@ -52,7 +69,7 @@ pub fn error_response(request: &RequestKind, code: i16, message: &str) -> Option
             )
             .into(),
         RequestKind::Fetch(r) => FetchResponse::default()
-            .with_error_code(code)
+            .with_error_code(since(7, code))
             .with_responses(
                 r.topics
                     .iter()
@@ -95,7 +112,7 @@ pub fn error_response(request: &RequestKind, code: i16, message: &str) -> Option
             )
             .into(),
         RequestKind::Metadata(r) => MetadataResponse::default()
-            .with_controller_id(BrokerId(-1))
+            .with_error_code(since(13, code))
             .with_topics(
                 r.topics
                     .iter()
@@ -131,7 +148,7 @@ pub fn error_response(request: &RequestKind, code: i16, message: &str) -> Option
             )
             .into(),
         RequestKind::OffsetFetch(r) => OffsetFetchResponse::default()
-            .with_error_code(code)
+            .with_error_code(since(2, code))
             .with_groups(
                 r.groups
                     .iter()
@@ -143,11 +160,13 @@ pub fn error_response(request: &RequestKind, code: i16, message: &str) -> Option
                     .collect(),
             )
             .into(),
-        RequestKind::FindCoordinator(r) => FindCoordinatorResponse::default()
+        RequestKind::FindCoordinator(r) if version <= 3 => FindCoordinatorResponse::default()
             .with_error_code(code)
-            .with_error_message(text(message))
+            .with_error_message(text_since(1))
             .with_node_id(BrokerId(-1))
             .with_port(-1)
+            .into(),
+        RequestKind::FindCoordinator(r) => FindCoordinatorResponse::default()
             .with_coordinators(
                 r.coordinator_keys
                     .iter()
@@ -191,9 +210,7 @@ pub fn error_response(request: &RequestKind, code: i16, message: &str) -> Option
                         create_topics_response::CreatableTopicResult::default()
                             .with_name(t.name.clone())
                             .with_error_code(code)
-                            .with_error_message(text(message))
-                            .with_num_partitions(-1)
-                            .with_replication_factor(-1)
+                            .with_error_message(text_since(1))
                     })
                     .collect(),
             )
@@ -209,7 +226,7 @@ pub fn error_response(request: &RequestKind, code: i16, message: &str) -> Option
                             .with_name(name)
                             .with_topic_id(id)
                             .with_error_code(code)
-                            .with_error_message(text(message))
+                            .with_error_message(text_since(5))
                     })
                     .collect(),
             )
@@ -357,9 +374,9 @@ pub fn error_response(request: &RequestKind, code: i16, message: &str) -> Option
                     .collect(),
             )
             .into(),
-        RequestKind::DescribeLogDirs(_) => {
-            DescribeLogDirsResponse::default().with_error_code(code).into()
-        }
+        RequestKind::DescribeLogDirs(_) => DescribeLogDirsResponse::default()
+            .with_error_code(since(3, code))
+            .into(),
         RequestKind::CreatePartitions(r) => CreatePartitionsResponse::default()
             .with_results(
                 r.topics
@@ -395,9 +412,10 @@ pub fn error_response(request: &RequestKind, code: i16, message: &str) -> Option
     })
 }
 
-/// A partition's answer to Produce carrying an error.
+/// A partition's answer to Produce (at `version`) carrying an error.
 pub fn produce_partition_error(
     index: i32,
+    version: i16,
     code: i16,
     message: &str,
 ) -> produce_response::PartitionProduceResponse {
@@ -405,9 +423,7 @@ pub fn produce_partition_error(
         .with_index(index)
         .with_error_code(code)
         .with_base_offset(-1)
-        .with_log_append_time_ms(-1)
-        .with_log_start_offset(-1)
-        .with_error_message(text(message))
+        .with_error_message(if version >= 8 { text(message) } else { None })
 }
 
 /// A partition's answer to Fetch carrying an error.

@@ -25,39 +25,36 @@ impl Metrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let metrics = Metrics {
             connections: IntGauge::new(
-                "capstan_kafka_gateway_connections",
+                "kafka_gateway_connections",
                 "Kafka client connections open now",
             )?,
             connections_total: IntCounterVec::new(
                 Opts::new(
-                    "capstan_kafka_gateway_connections_total",
+                    "kafka_gateway_connections_total",
                     "Kafka client connections by outcome",
                 ),
                 &["outcome"],
             )?,
             authentications: IntCounterVec::new(
                 Opts::new(
-                    "capstan_kafka_gateway_authentications_total",
+                    "kafka_gateway_authentications_total",
                     "SASL authentications by mechanism and result",
                 ),
                 &["mechanism", "result"],
             )?,
             requests: IntCounterVec::new(
-                Opts::new(
-                    "capstan_kafka_gateway_requests_total",
-                    "Kafka requests by API",
-                ),
+                Opts::new("kafka_gateway_requests_total", "Kafka requests by API"),
                 &["api"],
             )?,
             rejected: IntCounterVec::new(
                 Opts::new(
-                    "capstan_kafka_gateway_rejected_total",
+                    "kafka_gateway_rejected_total",
                     "Connections closed or requests refused for bad input, by reason",
                 ),
                 &["reason"],
             )?,
             backend_connections: IntGauge::new(
-                "capstan_kafka_gateway_backend_connections",
+                "kafka_gateway_backend_connections",
                 "Connections from the gateway to backend brokers open now",
             )?,
         };

@@ -43,12 +43,14 @@ pub enum Context {
     /// Strip the prefix from names and drop entries that are not the tenant's.
     Rewrite,
     /// A Metadata answer: `all` when every topic was asked for; `none` when no topic was
-    /// (tansu answers every topic to an empty list).
+    /// (tansu answers every topic to an empty list); plus topics (by id) answered here.
     Metadata {
         /// Every topic was asked for.
         all: bool,
         /// No topic was asked for.
         none: bool,
+        /// Topics asked for by an id that is not the tenant's.
+        refused: Vec<metadata_response::MetadataResponseTopic>,
     },
     /// A Produce answer, plus partitions answered here (in the tenant's names).
     Produce(Vec<TopicProduceResponse>),
@@ -71,8 +73,8 @@ fn forward(request: impl Into<RequestKind>, context: Context) -> Route {
     }
 }
 
-fn refuse(request: &RequestKind, code: i16, message: &str) -> Route {
-    match error_response(request, code, message) {
+fn refuse(request: &RequestKind, version: i16, code: i16, message: &str) -> Route {
+    match error_response(request, version, code, message) {
         Some(response) => Route::Answer(response),
         None => Route::Answer(ResponseKind::ApiVersions(
             ApiVersionsResponse::default().with_error_code(code),
@@ -89,7 +91,7 @@ pub async fn route(
 ) -> Result<Route> {
     let tansu = pool.spec.engine == Engine::Tansu;
     Ok(match request {
-        RequestKind::Produce(r) => produce(r, names, pool).await?,
+        RequestKind::Produce(r) => produce(r, version, names, pool).await?,
         RequestKind::Fetch(r) => fetch(r, version, names, pool).await?,
         RequestKind::ListOffsets(mut r) => {
             // A client never acts as a follower replica.
@@ -173,6 +175,7 @@ pub async fn route(
                 let request = RequestKind::InitProducerId(r);
                 return Ok(refuse(
                     &request,
+                    version,
                     code::UNSUPPORTED_VERSION,
                     "transactions are not supported by the local broker engine",
                 ));
@@ -181,6 +184,7 @@ pub async fn route(
                 let request = RequestKind::InitProducerId(r);
                 return Ok(refuse(
                     &request,
+                    version,
                     code::UNSUPPORTED_VERSION,
                     "the local broker engine cannot bump a producer's epoch; start a new producer",
                 ));
@@ -250,13 +254,19 @@ pub async fn route(
         | RequestKind::IncrementalAlterConfigs(_)) => Route::Admin(request),
         other => refuse(
             &other,
+            version,
             code::CLUSTER_AUTHORIZATION_FAILED,
             "this API is not available through the Capstan gateway",
         ),
     })
 }
 
-async fn produce(mut r: ProduceRequest, names: &Names, pool: &BackendPool) -> Result<Route> {
+async fn produce(
+    mut r: ProduceRequest,
+    version: i16,
+    names: &Names,
+    pool: &BackendPool,
+) -> Result<Route> {
     let answer = r.acks != 0;
     // acks=0 is sent with acks=1 so that the broker's answer (which tansu sends even for acks=0)
     // keeps the connection's answers in order; the client gets none, as it expects.
@@ -284,6 +294,7 @@ async fn produce(mut r: ProduceRequest, names: &Names, pool: &BackendPool) -> Re
             if !exists {
                 refused.push(produce_partition_error(
                     data.index,
+                    version,
                     code::UNKNOWN_TOPIC_OR_PARTITION,
                     "This server does not host this topic-partition.",
                 ));
@@ -292,6 +303,7 @@ async fn produce(mut r: ProduceRequest, names: &Names, pool: &BackendPool) -> Re
             if !producers_known(data.records.as_ref(), pool) {
                 refused.push(produce_partition_error(
                     data.index,
+                    version,
                     code::INVALID_PRODUCER_EPOCH,
                     "the producer id and epoch were not issued by this cluster",
                 ));
@@ -360,28 +372,33 @@ async fn fetch(
     let mut kept = Vec::new();
     for mut topic in std::mem::take(&mut r.topics) {
         let physical = if version >= 13 {
+            // By id: an id of another tenant's topic is refused like Kafka refuses a topic the
+            // principal may not read; an unknown id is unknown.
             match pool.catalog.name_of(&pool.spec, topic.topic_id).await? {
-                Some(name) if names.owns(&name) => Some(name),
-                _ => None,
+                Some(name) if names.owns(&name) => Ok(name),
+                Some(_) => Err(code::TOPIC_AUTHORIZATION_FAILED),
+                None => Err(code::UNKNOWN_TOPIC_ID),
             }
         } else {
             topic.topic = names.topic(&topic.topic);
-            Some(topic.topic.to_string())
+            Ok(topic.topic.to_string())
         };
-        let Some(physical) = physical else {
-            // An id that is not the tenant's is as unknown as one that does not exist.
-            local.push(
-                FetchableTopicResponse::default()
-                    .with_topic_id(topic.topic_id)
-                    .with_partitions(
-                        topic
-                            .partitions
-                            .iter()
-                            .map(|p| fetch_partition_error(p.partition, code::UNKNOWN_TOPIC_ID))
-                            .collect(),
-                    ),
-            );
-            continue;
+        let physical = match physical {
+            Ok(physical) => physical,
+            Err(refusal) => {
+                local.push(
+                    FetchableTopicResponse::default()
+                        .with_topic_id(topic.topic_id)
+                        .with_partitions(
+                            topic
+                                .partitions
+                                .iter()
+                                .map(|p| fetch_partition_error(p.partition, refusal))
+                                .collect(),
+                        ),
+                );
+                continue;
+            }
         };
         if tansu {
             // tansu 0.6 panics on a fetch of a partition it does not have.
@@ -440,36 +457,47 @@ async fn metadata(
         None => true,
         Some(topics) => version == 0 && topics.is_empty(),
     };
-    let none = !all && r.topics.as_ref().is_some_and(Vec::is_empty);
-    if let Some(topics) = &mut r.topics {
+    let mut refused = Vec::new();
+    if let Some(topics) = r.topics.as_mut().filter(|_| !all) {
         let mut kept = Vec::new();
         for mut topic in std::mem::take(topics) {
+            // A topic is asked for by id when it has one and no (or an empty) name.
+            let by_id =
+                !topic.topic_id.is_nil() && topic.name.as_ref().is_none_or(|n| n.is_empty());
             match &topic.name {
-                Some(name) => {
+                Some(name) if !by_id => {
                     topic.name = Some(names.topic(name));
                     kept.push(topic);
                 }
-                None if !topic.topic_id.is_nil() => {
-                    // By id: only an id of the tenant's topics is looked up (by its name).
-                    if let Some(name) = pool.catalog.name_of(&pool.spec, topic.topic_id).await?
-                        && names.owns(&name)
-                    {
-                        topic.name = Some(TopicName(
-                            kafka_protocol::protocol::StrBytes::from_string(name),
-                        ));
-                        kept.push(topic);
-                    }
+                _ if by_id => {
+                    // By id: an id of the tenant's topics is looked up by its name.
+                    let error = match pool.catalog.name_of(&pool.spec, topic.topic_id).await? {
+                        Some(name) if names.owns(&name) => {
+                            topic.name = Some(TopicName(
+                                kafka_protocol::protocol::StrBytes::from_string(name),
+                            ));
+                            kept.push(topic);
+                            continue;
+                        }
+                        Some(_) => code::TOPIC_AUTHORIZATION_FAILED,
+                        None => code::UNKNOWN_TOPIC_ID,
+                    };
+                    refused.push(
+                        metadata_response::MetadataResponseTopic::default()
+                            .with_topic_id(topic.topic_id)
+                            .with_error_code(error),
+                    );
                 }
-                None => {}
+                // Neither a name nor an id: nothing to look up.
+                _ => {}
             }
         }
         *topics = kept;
     }
-    if none {
-        // Ask for no topic in a way every engine understands: the brokers only.
-        r.topics = Some(Vec::new());
-    }
-    Ok(forward(r, Context::Metadata { all, none }))
+    // No topic asked for (or none left to ask for): the answer carries none of the pool's
+    // (tansu answers every topic to an empty list).
+    let none = !all && r.topics.as_ref().is_some_and(Vec::is_empty);
+    Ok(forward(r, Context::Metadata { all, none, refused }))
 }
 
 fn describe_configs(mut r: DescribeConfigsRequest, names: &Names) -> Route {

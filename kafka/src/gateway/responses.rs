@@ -65,7 +65,7 @@ impl Rewriter<'_> {
             (ResponseKind::ListOffsets(r), _) => {
                 r.topics.retain_mut(|t| self.strip_topic(&mut t.name));
             }
-            (ResponseKind::Metadata(r), Context::Metadata { all, none }) => {
+            (ResponseKind::Metadata(r), Context::Metadata { all, none, refused }) => {
                 self.pool.catalog.observe(r, all);
                 for broker in &mut r.brokers {
                     (broker.host, broker.port) = self.advertised.node(broker.node_id.0);
@@ -78,6 +78,7 @@ impl Rewriter<'_> {
                     Some(name) => !t.is_internal && self.strip_topic(name),
                     None => false,
                 });
+                r.topics.extend(refused);
             }
             (ResponseKind::OffsetCommit(r), _) => {
                 r.topics.retain_mut(|t| self.strip_topic(&mut t.name));

@@ -393,23 +393,22 @@ where
             .requests
             .with_label_values(&[api_name(request.key)])
             .inc();
+        // Requests the client already sent are written to the broker together: the
+        // connection to the broker is flushed once nothing more is buffered from the client.
         let more_buffered = !reader.buffer().is_empty();
-        tracing::trace!(key = ?request.key, version = request.version, correlation = request.correlation, more_buffered, "request");
-        let handled = handle(
-            request,
-            target,
-            &names,
-            &tenant,
-            &pool,
-            shared,
-            &mut lease,
-            more_buffered,
-        )
-        .await;
+        let handled = handle(request, target, &names, &tenant, &pool, shared, &mut lease).await;
         let pending_answer = match handled {
-            Ok(Some(answer)) => answer,
-            Ok(None) => continue,
+            Ok(answer) => answer,
             Err(rejection) => break Err(rejection),
+        };
+        if !more_buffered
+            && let Some(lease) = lease.as_mut()
+            && let Err(e) = async { lease.upstream()?.flush().await }.await
+        {
+            break Err(reject("backend", e.to_string()));
+        }
+        let Some(pending_answer) = pending_answer else {
+            continue;
         };
         if pending.send(pending_answer).await.is_err() {
             break Ok(());
@@ -431,7 +430,6 @@ async fn handle(
     pool: &Arc<BackendPool>,
     shared: &Arc<Shared>,
     lease: &mut Option<Lease>,
-    more_buffered: bool,
 ) -> Result<Option<Pending>, Rejection> {
     let Request {
         key,
@@ -469,6 +467,7 @@ async fn handle(
     if !versions::supports(pool.spec.engine, key, version) {
         let answer = error_response(
             &body,
+            version,
             code::UNSUPPORTED_VERSION,
             "this version is not offered here",
         );
@@ -525,7 +524,7 @@ async fn handle(
                 (None, None)
             };
             upstream
-                .send(backend_correlation, &frame, reply, !more_buffered)
+                .send(backend_correlation, &frame, reply)
                 .await
                 .map_err(|e| reject("backend", e.to_string()))?;
             Ok(receiver.and_then(|rx| pending(Answer::Forwarded(rx, context))))

@@ -113,15 +113,9 @@ impl Upstream {
         self.correlation
     }
 
-    /// Sends an encoded request (header and body) whose header carries `correlation`; its
-    /// answer goes to `reply`. Flushes when `flush`.
-    pub async fn send(
-        &mut self,
-        correlation: i32,
-        frame: &[u8],
-        reply: Reply,
-        flush: bool,
-    ) -> Result<()> {
+    /// Buffers an encoded request (header and body) whose header carries `correlation`; its
+    /// answer goes to `reply`. [`Upstream::flush`] writes it out.
+    pub async fn send(&mut self, correlation: i32, frame: &[u8], reply: Reply) -> Result<()> {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         if self.expected.send(Expected { correlation, reply }).is_err() {
             self.dead.store(true, Ordering::Release);
@@ -130,15 +124,15 @@ impl Upstream {
                 self.address
             )));
         }
-        let written = async {
-            write_frame(&mut self.writer, frame).await?;
-            if flush {
-                self.writer.flush().await?;
-            }
-            Ok::<_, std::io::Error>(())
-        }
-        .await;
-        written.map_err(|e| {
+        write_frame(&mut self.writer, frame).await.map_err(|e| {
+            self.dead.store(true, Ordering::Release);
+            Error::Unreachable(format!("{}: {e}", self.address))
+        })
+    }
+
+    /// Writes out what [`Upstream::send`] buffered.
+    pub async fn flush(&mut self) -> Result<()> {
+        self.writer.flush().await.map_err(|e| {
             self.dead.store(true, Ordering::Release);
             Error::Unreachable(format!("{}: {e}", self.address))
         })
