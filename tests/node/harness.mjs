@@ -23,30 +23,35 @@ async function freePort() {
   });
 }
 
-// `args` are extra `capstan dev` options (prices, metering interval).
-export async function startCapstan({ args = [] } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "capstan-node-"));
-  const apiPort = await freePort();
-  const gatewayPort = await freePort();
-  const kafkaPort = await freePort();
+// Spawns `capstan dev` on `dir` and the given ports; resolves once it answers /healthz.
+async function spawnCapstan(dir, ports, args) {
   const child = spawn(
     capstanBinary(),
-    ["dev", "--data-dir", join(dir, "data"), "--listen", `127.0.0.1:${apiPort}`, "--gateway-listen", `127.0.0.1:${gatewayPort}`,
-      "--kafka-listen", `127.0.0.1:${kafkaPort}`, ...args],
+    ["dev", "--data-dir", join(dir, "data"), "--listen", `127.0.0.1:${ports.api}`, "--gateway-listen", `127.0.0.1:${ports.gateway}`,
+      "--kafka-listen", `127.0.0.1:${ports.kafka}`, ...args],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
-  let output = "";
-  child.stdout.on("data", (d) => (output += d));
-  child.stderr.on("data", (d) => (output += d));
-  const api = `http://127.0.0.1:${apiPort}`;
-  const deadline = Date.now() + 20000;
+  const run = { child, output: "" };
+  child.stdout.on("data", (d) => (run.output += d));
+  child.stderr.on("data", (d) => (run.output += d));
+  const api = `http://127.0.0.1:${ports.api}`;
+  const deadline = Date.now() + 30000;
   for (;;) {
     try {
       if ((await fetch(`${api}/healthz`)).ok) break;
     } catch {}
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`capstan dev did not start:\n${output}`);
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`capstan dev did not start:\n${run.output}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+  return run;
+}
+
+// `args` are extra `capstan dev` options (prices, metering interval).
+export async function startCapstan({ args = [] } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "capstan-node-"));
+  const ports = { api: await freePort(), gateway: await freePort(), kafka: await freePort() };
+  let run = await spawnCapstan(dir, ports, args);
+  const api = `http://127.0.0.1:${ports.api}`;
   const email = `sdk-${Date.now()}@example.com`;
   const password = "correct horse battery";
   await call(api, "POST", "/v2/auth/signup", null, { email, password });
@@ -55,13 +60,22 @@ export async function startCapstan({ args = [] } = {}) {
   const auth = `Basic ${Buffer.from(`${email}:${key}`).toString("base64")}`;
   return {
     api,
-    gateway: `http://127.0.0.1:${gatewayPort}`,
-    kafka: `127.0.0.1:${kafkaPort}`,
-    output: () => output,
+    gateway: `http://127.0.0.1:${ports.gateway}`,
+    kafka: `127.0.0.1:${ports.kafka}`,
+    output: () => run.output,
     request: (method, path, body) => call(api, method, path, auth, body),
+    // SIGKILL: no clean shutdown of anything (its brokers keep running, orphaned).
+    async kill() {
+      run.child.kill("SIGKILL");
+      await new Promise((r) => (run.child.exitCode !== null || run.child.signalCode !== null ? r() : run.child.once("exit", r)));
+    },
+    // Starts it again on the same data and ports.
+    async restart() {
+      run = await spawnCapstan(dir, ports, args);
+    },
     async stop() {
-      child.kill("SIGTERM");
-      await new Promise((r) => child.once("exit", r));
+      run.child.kill("SIGTERM");
+      await new Promise((r) => (run.child.exitCode !== null || run.child.signalCode !== null ? r() : run.child.once("exit", r)));
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -89,5 +103,7 @@ export async function eventually(fn, what, timeoutMs = 30000) {
     const value = await fn();
     if (value) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    // Polls: lets the clients' I/O run between checks.
+    await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -41,6 +41,7 @@ impl Broker {
     }
 
     async fn start(&mut self, binary: &Path) -> Result<()> {
+        tansu::stop_orphan(&self.dir).await;
         let mut child = tansu::spawn(binary, &self.dir, self.port)?;
         if let Err(e) = tansu::wait_listening(&mut child, self.port, START_TIMEOUT).await {
             tansu::stop(&mut child, STOP_GRACE).await;

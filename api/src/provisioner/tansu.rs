@@ -38,6 +38,39 @@ const SCRAM_SHA_512: i64 = 2;
 /// PBKDF2 iterations of stored SCRAM credentials (Kafka's minimum for SHA-512 is 4096).
 const SCRAM_ITERATIONS: u32 = 4096;
 
+/// Name of the file, in a broker's directory, holding its process id.
+const PID_FILE: &str = "broker.pid";
+
+/// Stops a broker a previous control plane left running on `dir` (it was killed before it
+/// could stop its brokers): two brokers must never share one data file.
+pub(super) async fn stop_orphan(dir: &Path) {
+    let Some(pid) = std::fs::read_to_string(dir.join(PID_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let same_dir = std::fs::read_link(proc.join("cwd"))
+        .ok()
+        .zip(std::fs::canonicalize(dir).ok())
+        .is_some_and(|(cwd, dir)| cwd == dir);
+    let is_broker = std::fs::read(proc.join("cmdline"))
+        .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("broker"));
+    if !(same_dir && is_broker) {
+        return;
+    }
+    tracing::warn!(pid, dir = %dir.display(), "stopping a broker left running by a control plane that did not stop cleanly");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while proc.exists() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Starts a broker for the cluster directory `dir`, listening on `port` with SASL/SCRAM on.
 pub(super) fn spawn(binary: &Path, dir: &Path, port: u16) -> Result<Child> {
     let url = format!("tcp://127.0.0.1:{port}");
@@ -54,7 +87,7 @@ pub(super) fn spawn(binary: &Path, dir: &Path, port: u16) -> Result<Child> {
     let log_err = log
         .try_clone()
         .map_err(|e| Error::internal("could not open the broker log", e))?;
-    Command::new(binary)
+    let child = Command::new(binary)
         .arg("broker")
         .args(["--cluster-id", CLUSTER])
         .args(["--listener-url", &url, "--advertised-listener-url", &url])
@@ -73,7 +106,13 @@ pub(super) fn spawn(binary: &Path, dir: &Path, port: u16) -> Result<Child> {
                 "could not start the broker {}: {e}",
                 binary.display()
             ))
-        })
+        })?;
+    if let Some(pid) = child.id() {
+        // Read back by `stop_orphan` if this control plane dies without stopping the broker.
+        std::fs::write(dir.join(PID_FILE), pid.to_string())
+            .map_err(|e| Error::internal("could not record the broker's process id", e))?;
+    }
+    Ok(child)
 }
 
 /// Waits until the broker accepts connections on `port`, or fails after `timeout`.
