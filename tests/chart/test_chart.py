@@ -44,6 +44,13 @@ def test_the_default_values_render_valid_objects():
     assert env["CAPSTAN_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "capstan", "key": "database-url"}
     assert env["CAPSTAN_SECRET_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "capstan", "key": "secret-key"}
     assert "CAPSTAN_STRIPE_SECRET_KEY" not in env
+    assert env["CAPSTAN_DEFAULT_PLACEMENT"]["value"] == "shared"
+    assert env["CAPSTAN_KAFKA_ADVERTISE"]["value"] == "capstan.platform.svc:9092"
+    assert "CAPSTAN_KAFKA_NODE_PORTS" not in env
+    ports = {p["name"]: p["containerPort"] for p in control["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert ports == {"api": 8080, "gateway": 8081, "kafka": 9092}
+    service = by_kind(objects, "Service")[0]
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"api": 8080, "gateway": 8081, "kafka": 9092}
 
 
 def test_non_default_values_reach_the_objects():
@@ -109,7 +116,9 @@ def test_the_kubernetes_provisioner_gets_its_settings_and_a_least_privilege_role
     objects = render({
         "controlPlane": {
             "provisioner": "kubernetes",
-            "kubernetes": {"namespace": "tenants", "zones": ["eu-west-1a", "eu-west-1b", "eu-west-1c"], "storageClassName": "gp3"},
+            "kubernetes": {"namespace": "tenants", "zones": ["eu-west-1a", "eu-west-1b", "eu-west-1c"], "storageClassName": "gp3",
+                           "pools": {"singleZone": "pool-a", "multiZone": "pool-b", "brokersPerZone": 2}},
+            "kafkaGateway": {"advertise": "kafka.example.com:9092", "nodePorts": {"first": 9093, "count": 6}},
         },
     })
     validate(objects)
@@ -121,6 +130,14 @@ def test_the_kubernetes_provisioner_gets_its_settings_and_a_least_privilege_role
     assert env["CAPSTAN_KUBERNETES_NAMESPACE"] == "tenants"
     assert env["CAPSTAN_KUBERNETES_ZONES"] == "eu-west-1a,eu-west-1b,eu-west-1c"
     assert env["CAPSTAN_KAFKA_STORAGE_CLASS"] == "gp3"
+    assert (env["CAPSTAN_KUBERNETES_POOL_SINGLE_ZONE"], env["CAPSTAN_KUBERNETES_POOL_MULTI_ZONE"]) == ("pool-a", "pool-b")
+    assert env["CAPSTAN_KUBERNETES_POOL_BROKERS_PER_ZONE"] == "2"
+    # The Kafka gateway: the advertised name, and one port per broker of the pools.
+    assert env["CAPSTAN_KAFKA_ADVERTISE"] == "kafka.example.com:9092"
+    assert env["CAPSTAN_KAFKA_NODE_PORTS"] == "9093:6"
+    service = next(s for s in by_kind(objects, "Service") if s["metadata"]["name"] == "capstan")
+    ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    assert ports == {"api": 8080, "gateway": 8081, "kafka": 9092, **{f"kafka-{n}": 9093 + n for n in range(6)}}
     role = by_kind(objects, "Role")[0]
     assert role["metadata"]["namespace"] == "tenants"
     granted = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}

@@ -154,6 +154,49 @@ mod tests {
         }
     }
 
+    /// The table of `docs/kafka-gateway.md`, from the code.
+    fn markdown() -> String {
+        let show = |range: Option<Range>| {
+            range.map_or_else(|| "—".to_owned(), |r| format!("{}–{}", r.min, r.max))
+        };
+        let mut lines = vec![
+            "| API | key | Apache Kafka (Kubernetes) | local engine (tansu 0.6) |".to_owned(),
+            "| --- | --- | --- | --- |".to_owned(),
+        ];
+        for key in ApiKey::iter() {
+            let (kafka, tansu) = (
+                offered(Engine::ApacheKafka, key),
+                offered(Engine::Tansu, key),
+            );
+            if kafka.is_some() || tansu.is_some() {
+                lines.push(format!(
+                    "| {key:?} | {} | {} | {} |",
+                    key as i16,
+                    show(kafka),
+                    show(tansu)
+                ));
+            }
+        }
+        lines.join("\n")
+    }
+
+    #[test]
+    fn the_documented_versions_are_the_offered_ones() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/kafka-gateway.md"
+        ))
+        .unwrap();
+        let begin = doc.find("<!-- versions:begin").unwrap();
+        let table = &doc
+            [doc[begin..].find('\n').unwrap() + begin + 1..doc.find("<!-- versions:end").unwrap()];
+        assert_eq!(
+            table.trim_end(),
+            markdown(),
+            "docs/kafka-gateway.md's table drifted; replace it with the one above"
+        );
+    }
+
     #[test]
     fn the_local_engine_is_never_sent_what_breaks_it() {
         for key in [
