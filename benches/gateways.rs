@@ -125,7 +125,7 @@ async fn main() {
         let mut samples: [Vec<Duration>; 3] = Default::default();
         let single = serde_json::to_string(&json!({ "value": payload })).expect("json");
         for _ in 0..LATENCY_SAMPLES {
-            for side in 0..3 {
+            for (side, taken) in samples.iter_mut().enumerate() {
                 let started = Instant::now();
                 match side {
                     0 => produce_one(&direct_single, &direct_topic, &payload).await,
@@ -142,12 +142,12 @@ async fn main() {
                         let _ = response.bytes().await;
                     }
                 }
-                samples[side].push(started.elapsed());
+                taken.push(started.elapsed());
             }
         }
-        for side in 0..3 {
-            samples[side].sort();
-            p50[side].push(ms(samples[side][samples[side].len() / 2]));
+        for (taken, medians) in samples.iter_mut().zip(p50.iter_mut()) {
+            taken.sort();
+            medians.push(ms(taken[taken.len() / 2]));
         }
         eprintln!(
             "round {}: {:.0} / {:.0} / {:.0} msg/s; p50 {:.3} / {:.3} / {:.3} ms (direct / Kafka gateway / REST)",
