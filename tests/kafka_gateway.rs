@@ -829,3 +829,133 @@ async fn clients_carry_on_when_the_pool_broker_crashes_and_comes_back() {
     .unwrap();
     assert_eq!(values.len(), 10, "nothing lost: {values:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_default_credential_administers_topics_over_kafka() {
+    let run = start(false).await;
+    let cluster = run.cluster("admins", &[("orders", 1)]).await;
+    let scoped = run
+        .api(
+            Method::POST,
+            "/v2/kafka/credential",
+            Some(serde_json::json!({ "credential_name": "reader", "cluster_id": cluster["cluster_id"],
+                "topic": "*", "permissions": "CONSUME" })),
+        )
+        .await;
+    let as_scoped = support::tcp(&serde_json::json!({
+        "tcp_endpoint": cluster["tcp_endpoint"], "username": scoped["username"], "password": scoped["password"]
+    }));
+    let admin: AdminClient<DefaultClientContext> = as_scoped.create().unwrap();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    let made = admin
+        .create_topics(
+            [&NewTopic::new("new", 1, TopicReplication::Fixed(1))],
+            &options,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        made[0].as_ref().unwrap_err().1,
+        rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed
+    );
+    let deleted = admin.delete_topics(&["orders"], &options).await.unwrap();
+    assert_eq!(
+        deleted[0].as_ref().unwrap_err().1,
+        rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed
+    );
+    let id = cluster["cluster_id"].as_str().unwrap();
+    let topics = run
+        .api(Method::GET, &format!("/v2/kafka/topics/{id}"), None)
+        .await;
+    assert_eq!(
+        topics.as_array().unwrap().len(),
+        1,
+        "nothing made, nothing deleted"
+    );
+    // The default credential may.
+    let admin: AdminClient<DefaultClientContext> = support::tcp(&cluster).create().unwrap();
+    let made = admin
+        .create_topics(
+            [&NewTopic::new("new", 1, TopicReplication::Fixed(1))],
+            &options,
+        )
+        .await
+        .unwrap();
+    assert!(made[0].is_ok(), "{made:?}");
+}
+
+/// A request frame (size prefix, header and body).
+fn request_frame(
+    key: ApiKey,
+    version: i16,
+    correlation: i32,
+    body: kafka_protocol::messages::RequestKind,
+) -> Vec<u8> {
+    use kafka_protocol::{messages::RequestHeader, protocol::Encodable};
+    let mut out = bytes::BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation)
+        .encode(&mut out, key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut out, version).unwrap();
+    framed(&out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_pipelined_requests_is_answered_in_order() {
+    let run = start(false).await;
+    let cluster = run.cluster("burst", &[("t", 1)]).await;
+    let (mut stream, _) = connect(&cluster).await.into_stream();
+    // Far more than the requests a connection keeps in flight, in one write.
+    let mut burst = Vec::new();
+    for correlation in 1..=300 {
+        burst.extend(request_frame(
+            ApiKey::Metadata,
+            12,
+            correlation,
+            MetadataRequest::default().with_topics(None).into(),
+        ));
+    }
+    stream.write_all(&burst).await.unwrap();
+    for expected in 1..=300 {
+        let size = tokio::time::timeout(Duration::from_secs(20), stream.read_i32())
+            .await
+            .expect("answered in time")
+            .unwrap();
+        let mut body = vec![0u8; size as usize];
+        stream.read_exact(&mut body).await.unwrap();
+        let correlation = i32::from_be_bytes(body[0..4].try_into().unwrap());
+        assert_eq!(correlation, expected, "answers in request order");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_closed_for_bad_input_is_closed_promptly_with_its_requests_answered_upstream()
+{
+    let run = start(false).await;
+    let cluster = run.cluster("bad", &[("t", 1)]).await;
+    let (mut stream, _) = connect(&cluster).await.into_stream();
+    // A real request and, in the same write, an API key Kafka does not have.
+    let mut write = request_frame(
+        ApiKey::Metadata,
+        12,
+        1,
+        MetadataRequest::default().with_topics(None).into(),
+    );
+    write.extend(framed(&[0x7f, 0x00, 0, 1, 0, 0, 0, 2, 0, 0]));
+    stream.write_all(&write).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+        .await
+        .expect("the gateway closes the connection")
+        .unwrap();
+    // The broker connection it used is not left waiting: the pool still serves everyone.
+    produce(
+        &support::tcp(&cluster),
+        "t",
+        (0..3).map(|i| format!("after-{i}")),
+    )
+    .await;
+}

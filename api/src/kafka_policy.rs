@@ -40,6 +40,7 @@ pub struct GatewayPolicy {
 struct Found {
     password_encrypted: String,
     password_hash: String,
+    is_default: bool,
     cluster: ClusterRow,
 }
 
@@ -57,14 +58,14 @@ impl GatewayPolicy {
     }
 
     async fn find(&self, username: &str) -> Result<Option<Found>> {
-        let row: Option<(String, String, String)> = sqlx::query_as(
-            "SELECT cr.cluster_id, cr.password_encrypted, cr.password_hash FROM credentials cr \
+        let row: Option<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT cr.cluster_id, cr.password_encrypted, cr.password_hash, cr.is_default FROM credentials cr \
              JOIN clusters c ON c.id = cr.cluster_id WHERE cr.username = $1 AND c.state <> 'deleted'",
         )
         .bind(username)
         .fetch_optional(self.state.store.pool())
         .await?;
-        let Some((cluster_id, password_encrypted, password_hash)) = row else {
+        let Some((cluster_id, password_encrypted, password_hash, is_default)) = row else {
             return Ok(None);
         };
         let cluster = match clusters::find_live(&self.state.store, &cluster_id).await {
@@ -75,6 +76,7 @@ impl GatewayPolicy {
         Ok(Some(Found {
             password_encrypted,
             password_hash,
+            is_default: is_default != 0,
             cluster,
         }))
     }
@@ -90,6 +92,7 @@ impl GatewayPolicy {
                 .gateway_backend(&found.cluster.spec())
                 .await?,
             credential_token: found.password_hash.clone(),
+            may_administer: found.is_default,
         })
     }
 
@@ -109,7 +112,8 @@ impl GatewayPolicy {
             return Ok(keys.clone());
         }
         let password = self.state.key.decrypt(&found.password_encrypted)?;
-        // The salt: a keyed hash of the user name (hex), the same on every replica.
+        // The salt: a keyed hash of the user name (64 hexadecimal characters, the shape of the
+        // gateway's decoy salts for unknown names), the same on every replica.
         let salt = self.state.key.keyed_hash("scram-salt", username.as_bytes());
         let keys = tokio::task::spawn_blocking(move || {
             mechanism.server_keys(&password, salt.as_bytes(), SCRAM_ITERATIONS)

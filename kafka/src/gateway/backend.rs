@@ -83,8 +83,9 @@ impl BackendPool {
                     // The broker may have restarted with other topics: learn them again.
                     self.catalog.forget_topics();
                 }
+                let opened = opened?;
                 self.metrics.backend_connections.inc();
-                opened?
+                opened
             }
         };
         Ok(Lease {

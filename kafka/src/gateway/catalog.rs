@@ -19,6 +19,8 @@ use crate::{Connection, Result};
 /// Refreshes closer together than this share the first one's answer.
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(250);
 const METADATA_VERSION: i16 = 12;
+/// Producer ids remembered per backend.
+const MAX_PRODUCERS: usize = 100_000;
 
 #[derive(Debug, Default)]
 struct Known {
@@ -56,8 +58,9 @@ impl Catalog {
     }
 
     /// Learns the topics of a Metadata answer; `complete` when it listed every topic (then
-    /// topics it does not list are forgotten).
-    pub fn observe(&self, response: &MetadataResponse, complete: bool) {
+    /// topics it does not list are forgotten); `with_ids` when its version carries topic ids
+    /// (an older answer leaves the ids known as they are).
+    pub fn observe(&self, response: &MetadataResponse, complete: bool, with_ids: bool) {
         self.write(|known| {
             if !response.brokers.is_empty() {
                 known.brokers = response
@@ -68,7 +71,9 @@ impl Catalog {
             }
             if complete {
                 known.topics.clear();
-                known.ids.clear();
+                if with_ids {
+                    known.ids.clear();
+                }
             }
             for topic in &response.topics {
                 let Some(name) = &topic.name else { continue };
@@ -80,7 +85,7 @@ impl Catalog {
                     name.to_string(),
                     (topic.topic_id, topic.partitions.len() as i32),
                 );
-                if !topic.topic_id.is_nil() {
+                if with_ids && !topic.topic_id.is_nil() {
                     known.ids.insert(topic.topic_id, name.to_string());
                 }
             }
@@ -96,9 +101,15 @@ impl Catalog {
         });
     }
 
-    /// Records a producer id and epoch the backend issued.
+    /// Records a producer id and epoch the backend issued (the most recent ones: a producer
+    /// that outlives `MAX_PRODUCERS` newer ones must start again).
     pub fn issued_producer(&self, id: i64, epoch: i16) {
-        self.write(|known| known.producers.insert((id, epoch)));
+        self.write(|known| {
+            if known.producers.len() >= MAX_PRODUCERS {
+                known.producers.clear();
+            }
+            known.producers.insert((id, epoch))
+        });
     }
 
     /// True when the backend issued this producer id and epoch (through this gateway).
@@ -159,7 +170,7 @@ impl Catalog {
             .await;
         match answer {
             Ok(response) => {
-                self.observe(&response, true);
+                self.observe(&response, true, true);
                 self.write(|k| k.refreshed = Some(Instant::now()));
                 Ok(())
             }

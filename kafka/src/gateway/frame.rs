@@ -32,9 +32,20 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     if size < 0 || size as usize > max {
         return Err(FrameError::TooLarge(i64::from(size), max));
     }
-    let mut body = BytesMut::zeroed(size as usize);
-    reader.read_exact(&mut body).await?;
-    Ok(body.freeze())
+    // Grown as bytes arrive, never reserved from what the size prefix merely claims.
+    let size = size as usize;
+    let mut body = Vec::with_capacity(size.min(64 * 1024));
+    let read = (&mut *reader)
+        .take(size as u64)
+        .read_to_end(&mut body)
+        .await?;
+    if read < size {
+        return Err(FrameError::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the connection closed in the middle of a frame",
+        )));
+    }
+    Ok(Bytes::from(body))
 }
 
 /// Writes `body` as one frame (not flushed).

@@ -171,7 +171,13 @@ impl Gateway {
         let mut listeners = vec![(bootstrap, Target::Any)];
         if let Some(nodes) = config.node_listeners {
             for node in 0..nodes.count {
-                let address = SocketAddr::new(config.listen.ip(), nodes.first + node);
+                let port = nodes.first.checked_add(node).ok_or_else(|| {
+                    Error::io(
+                        "the Kafka gateway's node ports",
+                        std::io::Error::other("they must fit below 65536"),
+                    )
+                })?;
+                let address = SocketAddr::new(config.listen.ip(), port);
                 let listener = TcpListener::bind(address).await.map_err(|e| {
                     Error::io(
                         format!(

@@ -54,6 +54,9 @@ pub struct Tenant {
     /// The state of the credential when it authenticated (the policy's own token, for example
     /// a hash of the password), handed back to [`Policy::still_valid`].
     pub credential_token: String,
+    /// Whether it may administer topics (create, delete, grow, configure): the cluster's
+    /// full-access default credential may, scoped credentials may not.
+    pub may_administer: bool,
 }
 
 /// Why the policy could not answer (the store is down, say); the client's connection closes.

@@ -129,8 +129,9 @@ pub async fn route(
             forward(r, Context::Rewrite)
         }
         RequestKind::FindCoordinator(mut r) => {
-            // Group and transactional ids share the prefix, whatever the key type.
-            if !r.key.is_empty() {
+            // Group and transactional ids share the prefix, whatever the key type (up to v3
+            // one key, even an empty group id; from v4 a list).
+            if version <= 3 {
                 r.key = names.physical(&r.key);
             }
             for key in &mut r.coordinator_keys {
@@ -338,9 +339,14 @@ async fn produce(
 /// True when every idempotent batch carries a producer id and epoch the backend issued.
 fn producers_known(records: Option<&bytes::Bytes>, pool: &BackendPool) -> bool {
     let Some(records) = records else { return true };
-    let Ok(batches) = RecordBatchDecoder::decode_batch_info(&mut records.clone()) else {
+    let mut rest = records.clone();
+    let Ok(batches) = RecordBatchDecoder::decode_batch_info(&mut rest) else {
         return false;
     };
+    // Anything the decoder stopped before (a batch of another format) is refused too.
+    if bytes::Buf::has_remaining(&rest) {
+        return false;
+    }
     batches
         .iter()
         .filter(|batch| batch.producer_id >= 0)
@@ -451,7 +457,8 @@ async fn metadata(
     names: &Names,
     pool: &BackendPool,
 ) -> Result<Route> {
-    // Topics are only ever created through Capstan's rules, never by a metadata request.
+    // Topics are only ever created through Capstan's rules, never by a metadata request (the
+    // field exists from v4, the first version offered).
     r.allow_auto_topic_creation = false;
     let all = match &r.topics {
         None => true,

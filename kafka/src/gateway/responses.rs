@@ -18,12 +18,14 @@ pub struct Advertised {
 }
 
 impl Advertised {
-    /// The advertised host and port of broker `node`.
+    /// The advertised host and port of broker `node` (the bootstrap port for a node id
+    /// outside the node ports).
     pub fn node(&self, node: i32) -> (StrBytes, i32) {
-        let port = match self.node_port_base {
-            Some(base) => i32::from(base) + node,
-            None => i32::from(self.port),
-        };
+        let port = self
+            .node_port_base
+            .and_then(|base| i32::from(base).checked_add(node))
+            .filter(|port| (1..=65_535).contains(port))
+            .unwrap_or(i32::from(self.port));
         (StrBytes::from_string(self.host.clone()), port)
     }
 }
@@ -44,8 +46,8 @@ pub struct Rewriter<'a> {
 const TOPIC_RESOURCE: i8 = 2;
 
 impl Rewriter<'_> {
-    /// Rewrites `response` to the request that `context` describes.
-    pub fn rewrite(&self, response: &mut ResponseKind, context: Context) {
+    /// Rewrites `response` (at `version`) to the request that `context` describes.
+    pub fn rewrite(&self, response: &mut ResponseKind, context: Context, version: i16) {
         let names = self.names;
         match (response, context) {
             (ResponseKind::Produce(r), Context::Produce(local)) => {
@@ -66,7 +68,7 @@ impl Rewriter<'_> {
                 r.topics.retain_mut(|t| self.strip_topic(&mut t.name));
             }
             (ResponseKind::Metadata(r), Context::Metadata { all, none, refused }) => {
-                self.pool.catalog.observe(r, all);
+                self.pool.catalog.observe(r, all, version >= 10);
                 for broker in &mut r.brokers {
                     (broker.host, broker.port) = self.advertised.node(broker.node_id.0);
                 }
@@ -91,7 +93,8 @@ impl Rewriter<'_> {
                 });
             }
             (ResponseKind::FindCoordinator(r), _) => {
-                if r.node_id.0 >= 0 && r.error_code == 0 {
+                // Up to v3 one coordinator at the top level; from v4 a list.
+                if version <= 3 && r.node_id.0 >= 0 && r.error_code == 0 {
                     (r.host, r.port) = self.advertised.node(r.node_id.0);
                 }
                 r.coordinators.retain_mut(|c| {

@@ -217,14 +217,16 @@ async fn client_first(
     ))
 }
 
-/// Keys nobody can match, with a salt that is the same at every attempt for a name.
+/// Keys nobody can match, with a salt that is the same at every attempt for a name and has the
+/// shape of the control plane's (64 hexadecimal characters), so it tells nothing apart.
 fn decoy(mechanism: Mechanism, user: &str, decoy_key: &[u8]) -> Result<ServerKeys, String> {
-    let salt = mechanism
+    let digest = mechanism
         .hmac(decoy_key, user.as_bytes())
         .map_err(|e| e.to_string())?;
+    let salt: String = digest.iter().take(32).map(|b| format!("{b:02x}")).collect();
     Ok(ServerKeys {
         mechanism,
-        salt: salt[..16].to_vec(),
+        salt: salt.into_bytes(),
         iterations: 4096,
         stored_key: scram::nonce().into_bytes(),
         server_key: Vec::new(),
@@ -302,6 +304,7 @@ mod tests {
                 engine: Engine::Tansu,
             },
             credential_token: String::new(),
+            may_administer: true,
         }
     }
 
@@ -402,7 +405,11 @@ mod tests {
         ) else {
             panic!("no server-first");
         };
-        assert_eq!(salt(x), salt(y));
+        assert_eq!(salt(x.clone()), salt(y));
+        // Shaped like the control plane's salts (64 hexadecimal characters).
+        let decoded = STANDARD.decode(salt(x).trim_start_matches("s=")).unwrap();
+        assert_eq!(decoded.len(), 64);
+        assert!(decoded.iter().all(u8::is_ascii_hexdigit));
     }
 
     #[tokio::test]

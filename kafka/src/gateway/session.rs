@@ -15,7 +15,6 @@ use kafka_protocol::{
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter},
     sync::{Notify, mpsc, oneshot, watch},
-    task::JoinHandle,
 };
 
 use super::{
@@ -333,9 +332,12 @@ struct Pending {
 
 enum Answer {
     Ready(Box<ResponseKind>),
-    Later(JoinHandle<ResponseKind>),
     Forwarded(oneshot::Receiver<Result<Bytes>>, Context),
 }
+
+/// How long, once a client is gone, the answers it was owed are still awaited (and written, if
+/// it only half-closed).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn serve_requests<R, W>(
     mut reader: BufReader<R>,
@@ -354,7 +356,7 @@ where
     let tenant = Arc::new(tenant);
     let closing = Arc::new(Notify::new());
     let (pending, queue) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
-    let answers = tokio::spawn(write_answers(
+    let mut answers = tokio::spawn(write_answers(
         writer,
         queue,
         names.clone(),
@@ -367,6 +369,21 @@ where
     let mut lease: Option<Lease> = None;
     let max_frame = shared.config.max_frame_bytes;
     let outcome = loop {
+        if reader.buffer().is_empty() {
+            // Nothing more from the client for now: what was buffered for the broker goes out,
+            // and a broker connection with no answers due goes back to the pool (an idle client
+            // holds none).
+            if let Err(rejection) = flush(&mut lease).await {
+                break Err(rejection);
+            }
+            if lease
+                .as_mut()
+                .and_then(|l| l.upstream().ok())
+                .is_some_and(|u| u.is_idle())
+            {
+                lease = None;
+            }
+        }
         let frame = tokio::select! {
             frame = tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut reader, max_frame)) => frame,
             _ = closing.notified() => break Ok(()),
@@ -393,32 +410,55 @@ where
             .requests
             .with_label_values(&[api_name(request.key)])
             .inc();
-        // Requests the client already sent are written to the broker together: the
-        // connection to the broker is flushed once nothing more is buffered from the client.
-        let more_buffered = !reader.buffer().is_empty();
         let handled = handle(request, target, &names, &tenant, &pool, shared, &mut lease).await;
         let pending_answer = match handled {
-            Ok(answer) => answer,
+            Ok(Some(answer)) => answer,
+            Ok(None) => continue,
             Err(rejection) => break Err(rejection),
         };
-        if !more_buffered
-            && let Some(lease) = lease.as_mut()
-            && let Err(e) = async { lease.upstream()?.flush().await }.await
-        {
-            break Err(reject("backend", e.to_string()));
-        }
-        let Some(pending_answer) = pending_answer else {
-            continue;
+        // When the client has pipelined more than the queue holds, what is buffered for the
+        // broker must go out before waiting, or its answers (which free the queue) never come.
+        let pending_answer = match pending.try_send(pending_answer) {
+            Ok(()) => continue,
+            Err(mpsc::error::TrySendError::Closed(_)) => break Ok(()),
+            Err(mpsc::error::TrySendError::Full(pending_answer)) => pending_answer,
         };
-        if pending.send(pending_answer).await.is_err() {
-            break Ok(());
+        if let Err(rejection) = flush(&mut lease).await {
+            break Err(rejection);
+        }
+        tokio::select! {
+            sent = pending.send(pending_answer) => if sent.is_err() { break Ok(()) },
+            _ = closing.notified() => break Ok(()),
+            _ = stop.changed() => break Ok(()),
         }
     };
     drop(pending);
     revalidation.abort();
-    // Answers already on their way are written before the connection closes.
-    let _ = answers.await;
+    // What was buffered for the broker goes out either way: its answers are owed (and a broker
+    // connection must never wait for requests that will not come).
+    let _ = flush(&mut lease).await;
+    if outcome.is_err() {
+        // A client that broke the protocol gets nothing more.
+        answers.abort();
+    } else if tokio::time::timeout(DRAIN_TIMEOUT, &mut answers)
+        .await
+        .is_err()
+    {
+        answers.abort();
+    }
     outcome
+}
+
+/// Writes out what was buffered for the broker.
+async fn flush(lease: &mut Option<Lease>) -> Result<(), Rejection> {
+    let Some(lease) = lease.as_mut() else {
+        return Ok(());
+    };
+    let flushed = match lease.upstream() {
+        Ok(upstream) => upstream.flush().await,
+        Err(e) => Err(e),
+    };
+    flushed.map_err(|e| reject("backend", e.to_string()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -465,6 +505,10 @@ async fn handle(
         return Ok(pending(Answer::Ready(Box::new(answer))));
     }
     if !versions::supports(pool.spec.engine, key, version) {
+        if matches!(&body, RequestKind::Produce(produce) if produce.acks == 0) {
+            // The client expects no answer to an acks=0 produce, not even an error.
+            return Ok(None);
+        }
         let answer = error_response(
             &body,
             version,
@@ -482,15 +526,35 @@ async fn handle(
     match route {
         Route::Answer(answer) => Ok(pending(Answer::Ready(Box::new(answer)))),
         Route::Nothing => Ok(None),
+        Route::Admin(request) if !tenant.may_administer => {
+            let answer = error_response(
+                &request,
+                version,
+                code::TOPIC_AUTHORIZATION_FAILED,
+                "only the cluster's default credential may administer topics",
+            );
+            match answer {
+                Some(answer) => Ok(pending(Answer::Ready(Box::new(answer)))),
+                None => Err(reject("unsupported_api", format!("{key:?} v{version}"))),
+            }
+        }
         Route::Admin(request) => {
-            let policy = shared.policy.clone();
-            let tenant = tenant.clone();
-            let names = names.clone();
-            let pool = pool.clone();
-            let task = tokio::spawn(async move {
-                admin::answer(request, version, &tenant, &names, policy.as_ref(), &pool).await
-            });
-            Ok(pending(Answer::Later(task)))
+            // Answered in order with the requests around it, as a broker would: what came
+            // before reaches the brokers first, what comes after sees its effect.
+            flush(lease).await?;
+            if let Some(upstream) = lease.as_mut().and_then(|l| l.upstream().ok()) {
+                upstream.settle().await;
+            }
+            let answer = admin::answer(
+                request,
+                version,
+                tenant,
+                names,
+                shared.policy.as_ref(),
+                pool,
+            )
+            .await;
+            Ok(pending(Answer::Ready(Box::new(answer))))
         }
         Route::Forward {
             request,
@@ -514,6 +578,9 @@ async fn handle(
                 .upstream()
                 .map_err(|e| reject("backend", e.to_string()))?;
             let backend_correlation = upstream.next_correlation();
+            // The broker sees which tenant a client id belongs to (its logs and client-id
+            // quotas are per pool).
+            let client_id = client_id.map(|id| names.physical(&id));
             let frame =
                 codec::encode_request(key, version, backend_correlation, client_id, &request)
                     .map_err(|e| reject("encoding", e.to_string()))?;
@@ -547,36 +614,57 @@ async fn write_answers<W: AsyncWrite + Unpin>(
         cluster_id: &tenant.cluster_id,
         pool: &pool,
     };
-    while let Some(Pending {
-        key,
-        version,
-        correlation,
-        answer,
-    }) = queue.recv().await
-    {
+    loop {
+        // Answers already written go out before waiting for one that is not there yet.
+        let next = match queue.try_recv() {
+            Ok(next) => next,
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                if writer.flush().await.is_err() {
+                    break;
+                }
+                match queue.recv().await {
+                    Some(next) => next,
+                    None => break,
+                }
+            }
+        };
+        let Pending {
+            key,
+            version,
+            correlation,
+            answer,
+        } = next;
         let frame = match answer {
             Answer::Ready(response) => codec::encode_response(key, version, correlation, &response),
-            Answer::Later(task) => match task.await {
-                Ok(response) => codec::encode_response(key, version, correlation, &response),
-                Err(e) => Err(crate::Error::Protocol(format!(
-                    "an administrative request failed: {e}"
-                ))),
-            },
-            Answer::Forwarded(reply, context) => match reply.await {
-                Ok(Ok(frame)) => match context {
-                    Context::Opaque => Ok(codec::with_correlation(frame, correlation)),
-                    context => {
-                        codec::decode_response(key, version, frame).and_then(|(_, mut response)| {
-                            rewriter.rewrite(&mut response, context);
-                            codec::encode_response(key, version, correlation, &response)
+            Answer::Forwarded(mut reply, context) => {
+                let arrived = match reply.try_recv() {
+                    Ok(arrived) => Ok(arrived),
+                    Err(oneshot::error::TryRecvError::Empty) => {
+                        if writer.flush().await.is_err() {
+                            break;
+                        }
+                        reply.await.map_err(|_| {
+                            crate::Error::Unreachable("the backend connection closed".into())
                         })
                     }
-                },
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(crate::Error::Unreachable(
-                    "the backend connection closed".into(),
-                )),
-            },
+                    Err(oneshot::error::TryRecvError::Closed) => Err(crate::Error::Unreachable(
+                        "the backend connection closed".into(),
+                    )),
+                };
+                match arrived {
+                    Ok(Ok(frame)) => match context {
+                        Context::Opaque => Ok(codec::with_correlation(frame, correlation)),
+                        context => codec::decode_response(key, version, frame).and_then(
+                            |(_, mut response)| {
+                                rewriter.rewrite(&mut response, context, version);
+                                codec::encode_response(key, version, correlation, &response)
+                            },
+                        ),
+                    },
+                    Ok(Err(e)) | Err(e) => Err(e),
+                }
+            }
         };
         let written = match frame {
             Ok(frame) => write_frame(&mut writer, &frame).await,
@@ -587,14 +675,11 @@ async fn write_answers<W: AsyncWrite + Unpin>(
                 break;
             }
         };
-        let flushed = match written {
-            Ok(()) if queue.is_empty() => writer.flush().await,
-            other => other,
-        };
-        if flushed.is_err() {
+        if written.is_err() {
             break;
         }
     }
+    let _ = writer.flush().await;
     let _ = writer.shutdown().await;
     closing.notify_one();
 }

@@ -31,7 +31,8 @@ pub fn offered(engine: Engine, key: ApiKey) -> Option<Range> {
         Produce => r(3, 11),
         Fetch => r(4, 17),
         ListOffsets => r(1, 9),
-        Metadata => r(0, 12),
+        // Below v4 a Metadata request cannot turn topic auto-creation off.
+        Metadata => r(4, 12),
         OffsetCommit => r(2, 9),
         OffsetFetch => r(1, 9),
         FindCoordinator => r(0, 6),
