@@ -254,3 +254,114 @@ fn base64_of(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
+
+#[tokio::test]
+async fn shared_clusters_live_on_a_pool_made_once_that_they_follow() {
+    let api: Shared = Arc::default();
+    let clusters = KubernetesClusters::new(
+        client(api.clone()),
+        ClusterTemplate {
+            namespace: "capstan-clusters".into(),
+            zones: vec!["a".into(), "b".into(), "c".into()],
+            version: "3.9.1".into(),
+            storage: Storage::default(),
+        },
+    )
+    .unwrap();
+    let run = start_on(
+        false,
+        PlatformConfig::default(),
+        Default::default(),
+        None,
+        None,
+        Some(Arc::new(KubernetesProvisioner::new(
+            clusters,
+            capstan::kubernetes::Pools {
+                single_zone: "shared-single-zone".into(),
+                multi_zone: "shared-multi-zone".into(),
+                brokers_per_zone: 2,
+            },
+        ))),
+    )
+    .await;
+    let create = |name: &str, multizone: bool| {
+        run.api(
+            HttpMethod::POST,
+            "/v2/kafka/cluster",
+            Some(json!({ "name": name, "region": "eu-west-1", "multizone": multizone })),
+        )
+    };
+    let namespace = "/namespaces/capstan-clusters";
+    let pool_path =
+        format!("/apis/capstan.dev/v1alpha1{namespace}/kafkaclusters/pool-shared-single-zone");
+    let pool_secret =
+        format!("/api/v1{namespace}/secrets/pool-shared-single-zone-kafka-credentials");
+
+    // The first shared cluster makes its zone mode's pool; it is a KafkaCluster like any other.
+    let first = create("first", false).await;
+    assert_eq!(first["placement"], "shared");
+    assert_eq!(first["state"], "provisioning", "as ready as its pool");
+    assert_eq!(
+        first["tcp_endpoint"],
+        run.kafka.as_str(),
+        "clients connect to the gateway"
+    );
+    {
+        let api = api.lock().unwrap();
+        assert_eq!(
+            api.writes,
+            vec![format!("apply {pool_secret}"), format!("apply {pool_path}")]
+        );
+        let pool = &api.objects[&pool_path];
+        assert_eq!(pool["spec"]["zoneMode"], "single");
+        assert_eq!(pool["spec"]["brokersPerZone"], 2);
+        assert_eq!(
+            pool["metadata"]["labels"]["capstan.dev/cluster-id"],
+            "pool-shared-single-zone"
+        );
+    }
+    // Later clusters of that zone mode make nothing on Kubernetes; a multi-zone one makes the
+    // other pool.
+    api.lock().unwrap().writes.clear();
+    let second = create("second", false).await;
+    assert!(
+        api.lock().unwrap().writes.is_empty(),
+        "a shared cluster costs no resource"
+    );
+    create("multi", true).await;
+    let multi_pool =
+        format!("/apis/capstan.dev/v1alpha1{namespace}/kafkaclusters/pool-shared-multi-zone");
+    assert!(
+        api.lock()
+            .unwrap()
+            .writes
+            .contains(&format!("apply {multi_pool}"))
+    );
+
+    // The pool is ready: its clusters become active; new clusters on it are active at once.
+    api.lock().unwrap().objects.get_mut(&pool_path).unwrap()["status"] =
+        json!({ "phase": "Ready", "readyBrokers": 2 });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for cluster in [&first, &second] {
+        let id = cluster["cluster_id"].as_str().unwrap();
+        while cluster_state(&run, id).await != "active" {
+            assert!(
+                Instant::now() < deadline,
+                "the state did not follow the pool's"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let third = create("third", false).await;
+    assert_eq!(third["state"], "active");
+    let multi = run
+        .api(HttpMethod::GET, "/v2/kafka/clusters", None)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "multi")
+        .cloned()
+        .unwrap();
+    assert_eq!(multi["state"], "provisioning", "its own pool is not ready");
+}

@@ -114,6 +114,29 @@ describe("kafkajs through the Kafka gateway", () => {
     });
   }
 
+  test("a dedicated cluster still works end to end: its own broker over TCP, REST, metering", async () => {
+    const cluster = await capstan.request("POST", "/v2/kafka/cluster", { name: "own-brokers", region: "eu-west-1", placement: "dedicated" });
+    assert.equal(cluster.placement, "dedicated");
+    assert.notEqual(cluster.tcp_endpoint, capstan.kafka, "its own broker, not the gateway");
+    await createTopic(capstan, cluster.cluster_id, "orders", 1);
+    const kafka = kafkaOf(cluster);
+    await produce(kafka, "orders", ["d-1", "d-2"]);
+    const seen = [];
+    const consumer = await member(kafka, "g", "orders", seen);
+    await eventually(() => seen.length === 2, "the dedicated cluster's messages", 60000);
+    await consumer.disconnect();
+    const auth = `Basic ${Buffer.from(`${cluster.username}:${cluster.password}`).toString("base64")}`;
+    const fetched = await (await fetch(`${capstan.gateway}/fetch`, {
+      method: "POST", headers: { authorization: auth }, body: JSON.stringify({ topic: "orders", partition: 0, offset: 0 }),
+    })).json();
+    assert.deepEqual(fetched.map((m) => m.value), ["d-1", "d-2"]);
+    await eventually(async () => {
+      const answer = await capstan.request("GET", `/v2/kafka/usage/${cluster.cluster_id}`);
+      const orders = answer.topics.find((t) => t.topic === "orders");
+      return orders && orders.produced === 2 && orders.consumed === 4; // the group read 2, REST fetched 2
+    }, "the dedicated cluster's usage", 60000);
+  });
+
   test("kill -9 of capstan dev mid-run: clients reconnect, nothing committed is lost or billed twice", async () => {
     const cluster = await capstan.request("POST", "/v2/kafka/cluster", { name: "crashy", region: "eu-west-1" });
     await createTopic(capstan, cluster.cluster_id, "events", 2);
