@@ -114,6 +114,13 @@ pub struct CommonArgs {
     /// broker n of a pool on port FIRST+n (node ids 0 to COUNT-1). Not needed for one broker.
     #[arg(long, env = "CAPSTAN_KAFKA_NODE_PORTS", value_parser = parse_node_ports)]
     pub kafka_node_ports: Option<NodeListeners>,
+    /// PEM certificate chain of the Kafka gateway: with `--kafka-tls-key`, every Kafka listener
+    /// is TLS (clients use SASL_SSL, and PLAIN is offered besides SCRAM).
+    #[arg(long, env = "CAPSTAN_KAFKA_TLS_CERT", requires = "kafka_tls_key")]
+    pub kafka_tls_cert: Option<PathBuf>,
+    /// PEM private key of `--kafka-tls-cert`.
+    #[arg(long, env = "CAPSTAN_KAFKA_TLS_KEY", requires = "kafka_tls_cert")]
+    pub kafka_tls_key: Option<PathBuf>,
 }
 
 fn parse_node_ports(text: &str) -> Result<NodeListeners, String> {
@@ -139,6 +146,7 @@ impl CommonArgs {
             next_free_port,
             advertise: self.kafka_advertise.clone(),
             node_ports: self.kafka_node_ports,
+            tls: self.kafka_tls_cert.clone().zip(self.kafka_tls_key.clone()),
         }
     }
 

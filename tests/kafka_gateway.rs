@@ -959,3 +959,106 @@ async fn a_connection_closed_for_bad_input_is_closed_promptly_with_its_requests_
     )
     .await;
 }
+
+/// A CA, and a certificate it signed for `localhost` and 127.0.0.1 with its key (PEM).
+fn certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Capstan test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    // A subject of its own: one equal to the issuer's reads as self-signed to OpenSSL.
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let certificate = params.signed_by(&key, &ca, &ca_key).unwrap();
+    (ca.pem(), certificate.pem(), key.serialize_pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_listener_takes_sasl_ssl_with_plain_and_scram() {
+    let files = tempfile::tempdir().unwrap();
+    let (ca, certificate, key) = certificates();
+    let path = |name: &str, text: &str| {
+        let path = files.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (ca, certificate, key) = (
+        path("ca.pem", &ca),
+        path("gateway.pem", &certificate),
+        path("gateway.key", &key),
+    );
+    let run = support::start_with_kafka(capstan_api::app::KafkaListen {
+        tls: Some((certificate, key)),
+        ..capstan_api::app::KafkaListen::loopback()
+    })
+    .await;
+    let cluster = run.cluster("tls", &[("t", 1)]).await;
+    for mechanism in ["PLAIN", "SCRAM-SHA-512", "SCRAM-SHA-256"] {
+        let mut config = support::tcp(&cluster);
+        config
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanism", mechanism)
+            .set("ssl.ca.location", ca.to_str().unwrap());
+        produce(&config, "t", [format!("over {mechanism}")]).await;
+    }
+    assert_eq!(
+        run.rest(
+            &cluster,
+            Method::POST,
+            "/fetch",
+            r#"{"topic":"t","partition":0,"offset":0}"#,
+            &[]
+        )
+        .await
+        .as_array()
+        .unwrap()
+        .len(),
+        3
+    );
+    // A client that does not speak TLS gets nowhere.
+    let mut plain = tokio::net::TcpStream::connect(&run.kafka).await.unwrap();
+    let handshake = request_frame(
+        ApiKey::ApiVersions,
+        3,
+        1,
+        ApiVersionsRequest::default().into(),
+    );
+    assert!(closes_after(&mut plain, &handshake).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_is_refused_without_tls() {
+    use kafka_protocol::messages::SaslHandshakeRequest;
+    let run = start(false).await;
+    let mut stream = tokio::net::TcpStream::connect(&run.kafka).await.unwrap();
+    let handshake = request_frame(
+        ApiKey::SaslHandshake,
+        1,
+        7,
+        SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_static_str("PLAIN"))
+            .into(),
+    );
+    stream.write_all(&handshake).await.unwrap();
+    let size = stream.read_i32().await.unwrap();
+    let mut body = vec![0u8; size as usize];
+    stream.read_exact(&mut body).await.unwrap();
+    let mut body = bytes::Bytes::from(body);
+    let (_, answer) = (
+        <kafka_protocol::messages::ResponseHeader as kafka_protocol::protocol::Decodable>::decode(&mut body, 0).unwrap(),
+        <kafka_protocol::messages::SaslHandshakeResponse as kafka_protocol::protocol::Decodable>::decode(&mut body, 1).unwrap(),
+    );
+    assert_eq!(answer.error_code, 33, "UNSUPPORTED_SASL_MECHANISM");
+    let offered: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
+    assert_eq!(offered, vec!["SCRAM-SHA-512", "SCRAM-SHA-256"]);
+}

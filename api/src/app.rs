@@ -54,6 +54,8 @@ pub struct KafkaListen {
     pub advertise: Option<String>,
     /// Per-broker listeners, for pools of several brokers.
     pub node_ports: Option<NodeListeners>,
+    /// TLS on every listener: a PEM certificate chain and its PEM private key.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl KafkaListen {
@@ -64,6 +66,7 @@ impl KafkaListen {
             next_free_port: false,
             advertise: None,
             node_ports: None,
+            tls: None,
         }
     }
 }
@@ -299,6 +302,13 @@ async fn bind_kafka(
 ) -> Result<Gateway> {
     let gateway_metrics = capstan_kafka::gateway::Metrics::register(&metrics.registry)
         .map_err(|e| Error::internal("could not register the Kafka gateway's metrics", e))?;
+    let tls = match &settings.tls {
+        Some((certificate, key)) => Some(
+            capstan_kafka::gateway::tls_config(certificate, key)
+                .map_err(|e| Error::internal("could not start the Kafka gateway", e))?,
+        ),
+        None => None,
+    };
     let tries = if settings.next_free_port { 100 } else { 1 };
     let mut last_error = None;
     for offset in 0..tries {
@@ -307,6 +317,7 @@ async fn bind_kafka(
         let mut config =
             GatewayConfig::new(listen, engine, key.derive("kafka-gateway-decoy").to_vec());
         config.node_listeners = settings.node_ports;
+        config.tls = tls.clone();
         config.advertised = advertised(settings.advertise.as_deref(), listen, settings.node_ports)?;
         match Gateway::bind(config, gateway_metrics.clone()).await {
             Ok(gateway) => return Ok(gateway),

@@ -118,7 +118,8 @@ def test_the_kubernetes_provisioner_gets_its_settings_and_a_least_privilege_role
             "provisioner": "kubernetes",
             "kubernetes": {"namespace": "tenants", "zones": ["eu-west-1a", "eu-west-1b", "eu-west-1c"], "storageClassName": "gp3",
                            "pools": {"singleZone": "pool-a", "multiZone": "pool-b", "brokersPerZone": 2}},
-            "kafkaGateway": {"advertise": "kafka.example.com:9092", "nodePorts": {"first": 9093, "count": 6}},
+            "kafkaGateway": {"advertise": "kafka.example.com:9092", "nodePorts": {"first": 9093, "count": 6},
+                             "tlsSecretName": "kafka-tls"},
         },
     })
     validate(objects)
@@ -135,6 +136,8 @@ def test_the_kubernetes_provisioner_gets_its_settings_and_a_least_privilege_role
     # The Kafka gateway: the advertised name, and one port per broker of the pools.
     assert env["CAPSTAN_KAFKA_ADVERTISE"] == "kafka.example.com:9092"
     assert env["CAPSTAN_KAFKA_NODE_PORTS"] == "9093:6"
+    assert (env["CAPSTAN_KAFKA_TLS_CERT"], env["CAPSTAN_KAFKA_TLS_KEY"]) == ("/etc/capstan/kafka-tls/tls.crt", "/etc/capstan/kafka-tls/tls.key")
+    assert {"name": "kafka-tls", "secret": {"secretName": "kafka-tls"}} in pod["volumes"]
     service = next(s for s in by_kind(objects, "Service") if s["metadata"]["name"] == "capstan")
     ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
     assert ports == {"api": 8080, "gateway": 8081, "kafka": 9092, **{f"kafka-{n}": 9093 + n for n in range(6)}}

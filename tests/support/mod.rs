@@ -90,12 +90,49 @@ pub async fn start_on(
     notify_url: Option<String>,
     provisioner: Option<Arc<dyn capstan_api::provisioner::Provisioner>>,
 ) -> Running {
+    let kafka = capstan_api::app::KafkaListen::loopback();
+    start_everything(
+        postgres,
+        platform,
+        prices,
+        stripe,
+        notify_url,
+        provisioner,
+        kafka,
+    )
+    .await
+}
+
+/// Starts the platform with its Kafka gateway listening as `kafka` says (TLS, say).
+pub async fn start_with_kafka(kafka: capstan_api::app::KafkaListen) -> Running {
+    let prices = Default::default();
+    start_everything(
+        false,
+        PlatformConfig::default(),
+        prices,
+        None,
+        None,
+        None,
+        kafka,
+    )
+    .await
+}
+
+async fn start_everything(
+    postgres: bool,
+    platform: PlatformConfig,
+    prices: capstan_billing::pricing::PriceList,
+    stripe: Option<capstan_billing::stripe::StripeConfig>,
+    notify_url: Option<String>,
+    provisioner: Option<Arc<dyn capstan_api::provisioner::Provisioner>>,
+    kafka: capstan_api::app::KafkaListen,
+) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings {
         database_url: database(postgres, dir.path()).await,
         listen: "127.0.0.1:0".parse().unwrap(),
         gateway_listen: "127.0.0.1:0".parse().unwrap(),
-        kafka: capstan_api::app::KafkaListen::loopback(),
+        kafka,
         key: SecretKey::generate(),
         data_dir: dir.path().to_owned(),
         broker_binary: find_broker_binary(None)

@@ -47,6 +47,9 @@ use backend::BackendPool;
 
 use crate::{Error, Result};
 
+/// Time a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How the gateway listens and what it allows.
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
@@ -66,8 +69,45 @@ pub struct GatewayConfig {
     pub max_backend_connections: usize,
     /// Key for the stable fake salts of unknown users (keep it secret, like the platform key).
     pub decoy_key: Vec<u8>,
-    /// Whether the listeners are TLS (PLAIN is only offered then).
-    pub tls: bool,
+    /// TLS on every listener when set (clients use SASL_SSL; PLAIN is only offered then).
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+}
+
+/// The TLS settings of a certificate chain and its private key, both PEM files.
+pub fn tls_config(
+    certificate: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<tokio_rustls::rustls::ServerConfig>> {
+    use tokio_rustls::rustls::{
+        self,
+        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    };
+    let unreadable = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
+        Error::io(
+            format!(
+                "could not read the Kafka gateway's TLS {what} {}",
+                path.display()
+            ),
+            std::io::Error::other(e.to_string()),
+        )
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certificate)
+        .map_err(|e| unreadable("certificate", certificate, &e))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| unreadable("certificate", certificate, &e))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| unreadable("key", key, &e))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|builder| builder.with_no_client_auth().with_single_cert(chain, key))
+    .map_err(|e| {
+        Error::io(
+            "the Kafka gateway's TLS certificate and key do not fit",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    Ok(Arc::new(config))
 }
 
 /// Listeners of the brokers of multi-broker pools.
@@ -95,7 +135,7 @@ impl GatewayConfig {
             max_connections: 10_000,
             max_backend_connections: 2_000,
             decoy_key,
-            tls: false,
+            tls: None,
         }
     }
 }
@@ -285,7 +325,29 @@ async fn accept(
         let stop = stop.clone();
         tokio::spawn(async move {
             shared.metrics.connections.inc();
-            session::serve(stream, peer, target, shared.clone(), stop).await;
+            match shared.config.tls.clone() {
+                None => session::serve(stream, peer, target, shared.clone(), stop).await,
+                Some(tls) => {
+                    let handshake = tokio::time::timeout(
+                        TLS_HANDSHAKE_TIMEOUT,
+                        tokio_rustls::TlsAcceptor::from(tls).accept(stream),
+                    )
+                    .await;
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            session::serve(stream, peer, target, shared.clone(), stop).await;
+                        }
+                        Ok(Err(error)) => {
+                            shared.metrics.rejected.with_label_values(&["tls"]).inc();
+                            tracing::info!(%peer, %error, "a Kafka client's TLS handshake failed");
+                        }
+                        Err(_) => {
+                            shared.metrics.rejected.with_label_values(&["tls"]).inc();
+                            tracing::info!(%peer, "a Kafka client did not complete TLS in time");
+                        }
+                    }
+                }
+            }
             shared.metrics.connections.dec();
             drop(permit);
         });

@@ -303,7 +303,7 @@ fn offered_mechanisms(shared: &Shared) -> Vec<SaslMechanism> {
         SaslMechanism::Scram(Mechanism::Sha512),
         SaslMechanism::Scram(Mechanism::Sha256),
     ];
-    if shared.config.tls {
+    if shared.config.tls.is_some() {
         offered.push(SaslMechanism::Plain);
     }
     offered
