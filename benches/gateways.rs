@@ -10,7 +10,9 @@
 //!   the cluster's credential, and REST batches of 100 (8 requests in flight);
 //! - single-message latency (linger 0, acks=all), one send at a time, alternating the sides;
 //! - the gateway's memory per idle authenticated connection, and `CONNECTIONS` connections held
-//!   (each still answers after all are open).
+//!   (each still answers after all are open);
+//! - creating shared clusters through the API (`CREATIONS` of them), and that it starts no
+//!   process; the pool broker's resident memory.
 //!
 //! It prints medians with min–max over the rounds. Bounded: fixed message counts, loopback only.
 
@@ -38,6 +40,7 @@ const BATCH: usize = 100;
 const CONCURRENT_REQUESTS: usize = 8;
 const LATENCY_SAMPLES: usize = 400;
 const CONNECTIONS: usize = 1_000;
+const CREATIONS: usize = 30;
 
 #[tokio::main]
 async fn main() {
@@ -52,7 +55,10 @@ async fn main() {
         data_dir: dir.path().to_owned(),
         broker_binary: find_broker_binary(None)
             .expect("tansu must be installed (scripts/test installs it)"),
-        platform: PlatformConfig::default(),
+        platform: PlatformConfig {
+            max_clusters_per_account: 100,
+            ..PlatformConfig::default()
+        },
     };
     let app = Application::build(settings).await.expect("application");
     let api = format!("http://{}", app.local_addr().expect("address"));
@@ -64,7 +70,7 @@ async fn main() {
     }));
 
     let http = reqwest::Client::new();
-    let cluster = setup(&http, &api).await;
+    let (cluster, setup_key) = setup(&http, &api).await;
     let user = cluster["username"].as_str().expect("username").to_owned();
     let pass = cluster["password"].as_str().expect("password").to_owned();
     let row = clusters::find_live(&state.store, cluster["cluster_id"].as_str().expect("id"))
@@ -225,6 +231,37 @@ async fn main() {
     );
     drop(held);
 
+    // Creating shared clusters: a row each, no process.
+    let brokers_before = broker_processes();
+    let mut creations = Vec::with_capacity(CREATIONS);
+    for i in 0..CREATIONS {
+        let started = Instant::now();
+        let created: Value = http
+            .post(format!("{api}/v2/kafka/cluster"))
+            .basic_auth("bench@example.com", Some(&setup_key))
+            .json(&json!({ "name": format!("more-{i}"), "region": "eu-west-1" }))
+            .send()
+            .await
+            .expect("cluster")
+            .json()
+            .await
+            .expect("json");
+        creations.push(ms(started.elapsed()));
+        assert_eq!(created["placement"], "shared", "{created}");
+    }
+    println!(
+        "| creating a shared cluster through the API (HTTP, {CREATIONS} in a row), ms | | {} (p50, min–max) | |",
+        spread(&creations, 1)
+    );
+    println!(
+        "| broker processes started by those {CREATIONS} creations | | {} | |",
+        broker_processes() - brokers_before
+    );
+    println!(
+        "| resident memory of the shared pool's broker (tansu) after the run | | {} MiB | |",
+        pool_resident_kib(dir.path()) / 1024
+    );
+
     let _ = stop.send(());
     let _ = server.await;
 }
@@ -334,7 +371,8 @@ async fn rest_many(
     }
 }
 
-async fn setup(http: &reqwest::Client, api: &str) -> Value {
+/// Signs up, makes an API key, a shared cluster and its topic; the cluster and the key.
+async fn setup(http: &reqwest::Client, api: &str) -> (Value, String) {
     let credentials = json!({ "email": "bench@example.com", "password": "benchmark password" });
     http.post(format!("{api}/v2/auth/signup"))
         .json(&credentials)
@@ -385,7 +423,40 @@ async fn setup(http: &reqwest::Client, api: &str) -> Value {
         .await
         .expect("topic");
     assert!(created.status().is_success());
-    cluster
+    (cluster, auth.1)
+}
+
+/// Broker processes (tansu) running on this machine.
+fn broker_processes() -> i64 {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                        let c = String::from_utf8_lossy(&c);
+                        c.contains("tansu") && c.contains("broker")
+                    })
+                })
+                .count() as i64
+        })
+        .unwrap_or(0)
+}
+
+/// Resident memory of the local pool's broker process, KiB.
+fn pool_resident_kib(data_dir: &std::path::Path) -> i64 {
+    let pid =
+        std::fs::read_to_string(data_dir.join("brokers/pool-local/broker.pid")).unwrap_or_default();
+    std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn ms(d: Duration) -> f64 {
