@@ -7,7 +7,8 @@
 //! in another order):
 //! - produce throughput: librdkafka (`linger.ms=5`, acks=all) straight to the broker with the
 //!   pool's own user on the topic's pool name, the same client through the Kafka gateway with
-//!   the cluster's credential, and REST batches of 100 (8 requests in flight);
+//!   the cluster's credential, and REST batches of 100 (8 requests in flight, or
+//!   `GATEWAYS_BENCH_REST_IN_FLIGHT`);
 //! - single-message latency (linger 0, acks=all), one send at a time, alternating the sides;
 //! - the gateway's memory per idle authenticated connection, and `CONNECTIONS` connections held
 //!   (each still answers after all are open);
@@ -37,6 +38,7 @@ const MESSAGE_BYTES: usize = 100;
 const ROUNDS: usize = 5;
 const THROUGHPUT_MESSAGES: usize = 100_000;
 const BATCH: usize = 100;
+/// REST requests in flight at once; `GATEWAYS_BENCH_REST_IN_FLIGHT` overrides it.
 const CONCURRENT_REQUESTS: usize = 8;
 const LATENCY_SAMPLES: usize = 400;
 const CONNECTIONS: usize = 1_000;
@@ -178,7 +180,8 @@ async fn main() {
     println!("| measure | direct | Kafka gateway | REST gateway |");
     println!("| --- | --- | --- | --- |");
     println!(
-        "| produce throughput, msg/s ({THROUGHPUT_MESSAGES} a round; REST in batches of {BATCH}, {CONCURRENT_REQUESTS} in flight) | {} | {} | {} |",
+        "| produce throughput, msg/s ({THROUGHPUT_MESSAGES} a round; REST in batches of {BATCH}, {} in flight) | {} | {} | {} |",
+        rest_in_flight(),
         spread(&throughput[0], 0),
         spread(&throughput[1], 0),
         spread(&throughput[2], 0)
@@ -341,7 +344,8 @@ async fn rest_many(
     let body = serde_json::to_string(&vec![json!({ "value": payload }); BATCH]).expect("json");
     let requests = count / BATCH;
     let mut workers = Vec::new();
-    for worker in 0..CONCURRENT_REQUESTS {
+    let in_flight = rest_in_flight();
+    for worker in 0..in_flight {
         let (http, url, body, user, pass) = (
             http.clone(),
             format!("{rest}/produce/bench"),
@@ -350,7 +354,7 @@ async fn rest_many(
             pass.to_owned(),
         );
         workers.push(tokio::spawn(async move {
-            for _ in (worker..requests).step_by(CONCURRENT_REQUESTS) {
+            for _ in (worker..requests).step_by(in_flight) {
                 let response = http
                     .post(&url)
                     .basic_auth(&user, Some(&pass))
@@ -369,6 +373,14 @@ async fn rest_many(
     for worker in workers {
         worker.await.expect("worker");
     }
+}
+
+fn rest_in_flight() -> usize {
+    std::env::var("GATEWAYS_BENCH_REST_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(CONCURRENT_REQUESTS)
 }
 
 /// Signs up, makes an API key, a shared cluster and its topic; the cluster and the key.

@@ -491,6 +491,11 @@ async fn two_tenants_with_the_same_names_on_one_pool_see_only_their_own() {
             .all(|m| m["value"].as_str().unwrap().starts_with("alice-"))
     );
 
+    // Metering reads each tenant's prefixed names: neither bill holds the other's messages.
+    alice.sweep().await;
+    assert_eq!(alice.totals(&a).await["orders"], (6, 6));
+    assert_eq!(bob.totals(&b).await["orders"], (4, 4));
+
     // Deleting Alice's cluster removes her names from the pool and nothing of Bob's.
     alice
         .api(
