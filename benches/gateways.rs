@@ -9,6 +9,8 @@
 //!   pool's own user on the topic's pool name, the same client through the Kafka gateway with
 //!   the cluster's credential, and REST batches of 100 (8 requests in flight, or
 //!   `GATEWAYS_BENCH_REST_IN_FLIGHT`);
+//! - the same direct client held to as many unacknowledged messages as REST's in-flight
+//!   requests carry, the fair baseline for the REST gateway's own cost;
 //! - single-message latency (linger 0, acks=all), one send at a time, alternating the sides;
 //! - the gateway's memory per idle authenticated connection, and `CONNECTIONS` connections held
 //!   (each still answers after all are open);
@@ -110,10 +112,13 @@ async fn main() {
     }
     rest_many(&http, &rest, &user, &pass, &payload, 2_000).await;
 
-    let mut throughput: [Vec<f64>; 3] = Default::default();
+    // REST can only ever have the messages of its in-flight requests outstanding; a direct
+    // client held to the same window separates the gateway's own cost from that limit.
+    let window = BATCH * rest_in_flight();
+    let mut throughput: [Vec<f64>; 4] = Default::default();
     let mut p50: [Vec<f64>; 3] = Default::default();
     for round in 0..ROUNDS {
-        for side in (0..3).map(|i| (i + round) % 3) {
+        for side in (0..4).map(|i| (i + round) % 4) {
             let started = Instant::now();
             match side {
                 0 => {
@@ -126,7 +131,17 @@ async fn main() {
                     .await
                 }
                 1 => produce_many(&through_batching, "bench", &payload, THROUGHPUT_MESSAGES).await,
-                _ => rest_many(&http, &rest, &user, &pass, &payload, THROUGHPUT_MESSAGES).await,
+                2 => rest_many(&http, &rest, &user, &pass, &payload, THROUGHPUT_MESSAGES).await,
+                _ => {
+                    produce_windowed(
+                        &direct_batching,
+                        &direct_topic,
+                        &payload,
+                        THROUGHPUT_MESSAGES,
+                        window,
+                    )
+                    .await
+                }
             }
             throughput[side].push(THROUGHPUT_MESSAGES as f64 / started.elapsed().as_secs_f64());
         }
@@ -158,21 +173,23 @@ async fn main() {
             medians.push(ms(taken[taken.len() / 2]));
         }
         eprintln!(
-            "round {}: {:.0} / {:.0} / {:.0} msg/s; p50 {:.3} / {:.3} / {:.3} ms (direct / Kafka gateway / REST)",
+            "round {}: {:.0} / {:.0} / {:.0} / {:.0} msg/s; p50 {:.3} / {:.3} / {:.3} ms (direct / Kafka gateway / REST / direct windowed)",
             round + 1,
             throughput[0][round],
             throughput[1][round],
             throughput[2][round],
+            throughput[3][round],
             p50[0][round],
             p50[1][round],
             p50[2][round]
         );
     }
-    let ratio = |side: usize| -> Vec<f64> {
+    let ratio_to = |side: usize, base: usize| -> Vec<f64> {
         (0..ROUNDS)
-            .map(|r| 100.0 * throughput[side][r] / throughput[0][r])
+            .map(|r| 100.0 * throughput[side][r] / throughput[base][r])
             .collect()
     };
+    let ratio = |side: usize| ratio_to(side, 0);
     let added =
         |side: usize| -> Vec<f64> { (0..ROUNDS).map(|r| p50[side][r] - p50[0][r]).collect() };
 
@@ -190,6 +207,14 @@ async fn main() {
         "| throughput, % of direct (same round) | 100% | {}% | {}% |",
         spread(&ratio(1), 1),
         spread(&ratio(2), 1)
+    );
+    println!(
+        "| direct with at most {window} messages outstanding (what REST's requests in flight hold), msg/s | {} | | |",
+        spread(&throughput[3], 0)
+    );
+    println!(
+        "| REST throughput, % of that windowed direct client (same round) | | | {}% |",
+        spread(&ratio_to(2, 3), 1)
     );
     println!(
         "| single-message latency p50, ms ({LATENCY_SAMPLES} a round) | {} | {} | {} |",
@@ -314,6 +339,43 @@ async fn produce_many(producer: &FutureProducer, topic: &str, payload: &str, cou
         );
     }
     for delivery in deliveries {
+        delivery
+            .await
+            .expect("delivery")
+            .map_err(|(e, _)| e)
+            .expect("delivered");
+    }
+}
+
+/// Like [`produce_many`], but never more than `window` messages unacknowledged.
+async fn produce_windowed(
+    producer: &FutureProducer,
+    topic: &str,
+    payload: &str,
+    count: usize,
+    window: usize,
+) {
+    let mut outstanding = std::collections::VecDeque::with_capacity(window);
+    for _ in 0..count {
+        if outstanding.len() == window {
+            // One partition: acknowledgements come in order, so the oldest is the next.
+            let delivery: rdkafka::producer::DeliveryFuture =
+                outstanding.pop_front().expect("a delivery");
+            delivery
+                .await
+                .expect("delivery")
+                .map_err(|(e, _)| e)
+                .expect("delivered");
+        }
+        let record = FutureRecord::<(), str>::to(topic).payload(payload);
+        outstanding.push_back(
+            producer
+                .send_result(record)
+                .map_err(|(e, _)| e)
+                .expect("queued"),
+        );
+    }
+    for delivery in outstanding {
         delivery
             .await
             .expect("delivery")
