@@ -448,7 +448,10 @@ async fn two_tenants_with_the_same_names_on_one_pool_see_only_their_own() {
         )
         .await
         .unwrap();
-    assert_ne!(guess.topics[0].error_code, 0, "{guess:?}");
+    assert_eq!(
+        guess.topics[0].error_code, 29,
+        "TOPIC_AUTHORIZATION_FAILED: {guess:?}"
+    );
     assert!(guess.topics[0].partitions.is_empty());
 
     // Configs: the tenant's topic; the pool's brokers are not the tenant's business.

@@ -337,10 +337,7 @@ impl Access {
 
     /// True when the credential's topic scope covers `topic`.
     pub fn covers(&self, topic: &str) -> bool {
-        match self.scope.strip_suffix('*') {
-            Some(prefix) => topic.starts_with(prefix),
-            None => self.scope == topic,
-        }
+        capstan_kafka::gateway::covers(&self.scope, topic)
     }
 
     /// May produce to `topic`.

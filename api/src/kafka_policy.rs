@@ -8,13 +8,17 @@ use std::{collections::HashMap, sync::Mutex};
 
 use async_trait::async_trait;
 use capstan_kafka::{
-    gateway::{AdminError, ConfigChange, CreatedTopic, NewTopic, Policy, PolicyError, Tenant},
+    gateway::{
+        AdminError, ConfigChange, CreatedTopic, NewTopic, Policy, PolicyError, Scope, Tenant,
+        looks_pooled,
+    },
     scram::{Mechanism, ServerKeys},
 };
 
 use crate::{
     Error, Result,
     clusters::{self, ClusterRow},
+    credentials::Permissions,
     crypto, names,
     state::AppState,
     topics::{self, CreateTopic, TopicRow, UpdateTopic},
@@ -41,6 +45,8 @@ struct Found {
     password_encrypted: String,
     password_hash: String,
     is_default: bool,
+    topics: String,
+    permissions: Permissions,
     cluster: ClusterRow,
 }
 
@@ -58,14 +64,16 @@ impl GatewayPolicy {
     }
 
     async fn find(&self, username: &str) -> Result<Option<Found>> {
-        let row: Option<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT cr.cluster_id, cr.password_encrypted, cr.password_hash, cr.is_default FROM credentials cr \
+        let row: Option<(String, String, String, i64, String, String)> = sqlx::query_as(
+            "SELECT cr.cluster_id, cr.password_encrypted, cr.password_hash, cr.is_default, cr.topic, cr.permissions FROM credentials cr \
              JOIN clusters c ON c.id = cr.cluster_id WHERE cr.username = $1 AND c.state <> 'deleted'",
         )
         .bind(username)
         .fetch_optional(self.state.store.pool())
         .await?;
-        let Some((cluster_id, password_encrypted, password_hash, is_default)) = row else {
+        let Some((cluster_id, password_encrypted, password_hash, is_default, topics, permissions)) =
+            row
+        else {
             return Ok(None);
         };
         let cluster = match clusters::find_live(&self.state.store, &cluster_id).await {
@@ -77,6 +85,8 @@ impl GatewayPolicy {
             password_encrypted,
             password_hash,
             is_default: is_default != 0,
+            topics,
+            permissions: Permissions::parse(&permissions)?,
             cluster,
         }))
     }
@@ -92,7 +102,12 @@ impl GatewayPolicy {
                 .gateway_backend(&found.cluster.spec())
                 .await?,
             credential_token: found.password_hash.clone(),
-            may_administer: found.is_default,
+            scope: Scope {
+                produce: found.permissions != Permissions::Consume,
+                consume: found.permissions != Permissions::Produce,
+                topics: found.topics.clone(),
+                administer: found.is_default,
+            },
         })
     }
 
@@ -141,6 +156,12 @@ impl GatewayPolicy {
         cluster: &ClusterRow,
         name: &str,
     ) -> std::result::Result<TopicRow, AdminError> {
+        if !cluster.prefix.is_empty() && looks_pooled(name) {
+            // Another cluster's pool name, guessed: refused, whether or not it exists.
+            return Err(AdminError::NotAuthorized(format!(
+                "this credential may not use topic {name}"
+            )));
+        }
         topics::find_by_name(&self.state, &cluster.id, name)
             .await
             .map_err(|e| admin_error(e, AdminError::InvalidConfig))?

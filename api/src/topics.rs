@@ -163,6 +163,11 @@ pub async fn create_in(
     dry_run: bool,
 ) -> Result<TopicRow> {
     let name = names::topic_name(&request.name)?;
+    if !cluster.prefix.is_empty() && capstan_kafka::gateway::looks_pooled(&name) {
+        return Err(Error::Invalid(
+            "topic names that start with 12 hexadecimal digits and a dot are reserved on shared clusters".into(),
+        ));
+    }
     let room = MAX_KAFKA_NAME - cluster.prefix.len();
     if name.len() > room {
         return Err(Error::Invalid(format!(

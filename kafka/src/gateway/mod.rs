@@ -8,6 +8,7 @@
 //! the gateway keeps no state of its own, so several can run behind a TCP load balancer.
 
 mod admin;
+mod authorize;
 mod backend;
 mod catalog;
 mod codec;
@@ -19,6 +20,7 @@ mod policy;
 mod requests;
 mod responses;
 mod sasl;
+mod scope;
 mod session;
 mod upstream;
 mod versions;
@@ -36,11 +38,12 @@ use tokio::{
 
 pub use backend::Target;
 pub use metrics::Metrics;
-pub use names::Names;
+pub use names::{Names, looks_pooled};
 pub use policy::{
     AdminError, Backend, ConfigChange, CreatedTopic, Engine, NewTopic, Policy, PolicyError, Tenant,
 };
 pub use responses::Advertised;
+pub use scope::{Scope, covers};
 pub use versions::{Range, offered, table};
 
 use backend::BackendPool;

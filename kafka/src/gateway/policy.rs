@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+use super::scope::Scope;
 use crate::scram::{Mechanism, ServerKeys};
 
 /// The broker engine behind a backend, which decides what the gateway may forward to it.
@@ -54,9 +55,9 @@ pub struct Tenant {
     /// The state of the credential when it authenticated (the policy's own token, for example
     /// a hash of the password), handed back to [`Policy::still_valid`].
     pub credential_token: String,
-    /// Whether it may administer topics (create, delete, grow, configure): the cluster's
-    /// full-access default credential may, scoped credentials may not.
-    pub may_administer: bool,
+    /// What the credential may do: its topics, produce and consume, and whether it may
+    /// administer (the cluster's full-access default credential may, scoped ones may not).
+    pub scope: Scope,
 }
 
 /// Why the policy could not answer (the store is down, say); the client's connection closes.

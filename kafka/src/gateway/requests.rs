@@ -8,6 +8,7 @@ use kafka_protocol::{
 };
 
 use super::{
+    authorize,
     backend::BackendPool,
     errors::{code, error_response, fetch_partition_error, produce_partition_error},
     names::Names,
@@ -90,7 +91,15 @@ pub async fn route(
     pool: &BackendPool,
 ) -> Result<Route> {
     let tansu = pool.spec.engine == Engine::Tansu;
+    let scope = names.scope();
+    if let Some(refusal) = authorize::refusal(&request, names) {
+        return Ok(refuse(&request, version, refusal.code, refusal.message));
+    }
     Ok(match request {
+        RequestKind::ListGroups(_) if !scope.may_use_groups() => {
+            // Like a broker's answer to a principal that may describe no group: none.
+            Route::Answer(ListGroupsResponse::default().into())
+        }
         RequestKind::Produce(r) => produce(r, version, names, pool).await?,
         RequestKind::Fetch(r) => fetch(r, version, names, pool).await?,
         RequestKind::ListOffsets(mut r) => {
@@ -280,6 +289,26 @@ async fn produce(
     for topic in &mut r.topic_data {
         let virtual_name = topic.name.clone();
         topic.name = names.topic(&topic.name);
+        if !names.may_produce(virtual_name.as_str()) {
+            local.push(
+                TopicProduceResponse::default()
+                    .with_name(virtual_name)
+                    .with_partition_responses(
+                        std::mem::take(&mut topic.partition_data)
+                            .iter()
+                            .map(|data| {
+                                produce_partition_error(
+                                    data.index,
+                                    version,
+                                    code::TOPIC_AUTHORIZATION_FAILED,
+                                    "this credential may not produce to this topic",
+                                )
+                            })
+                            .collect(),
+                    ),
+            );
+            continue;
+        }
         if !tansu {
             continue;
         }
@@ -377,6 +406,8 @@ async fn fetch(
     let mut local = Vec::new();
     let mut kept = Vec::new();
     for mut topic in std::mem::take(&mut r.topics) {
+        // The name the client used (empty from v13, where topics go by id).
+        let asked = topic.topic.clone();
         let physical = if version >= 13 {
             // By id: an id of another tenant's topic is refused like Kafka refuses a topic the
             // principal may not read; an unknown id is unknown.
@@ -389,11 +420,24 @@ async fn fetch(
             topic.topic = names.topic(&topic.topic);
             Ok(topic.topic.to_string())
         };
+        let physical = physical.and_then(|physical| {
+            let consumable = names
+                .virtual_name(&kafka_protocol::protocol::StrBytes::from_string(
+                    physical.clone(),
+                ))
+                .is_some_and(|name| names.may_consume(&name));
+            if consumable {
+                Ok(physical)
+            } else {
+                Err(code::TOPIC_AUTHORIZATION_FAILED)
+            }
+        });
         let physical = match physical {
             Ok(physical) => physical,
             Err(refusal) => {
                 local.push(
                     FetchableTopicResponse::default()
+                        .with_topic(asked)
                         .with_topic_id(topic.topic_id)
                         .with_partitions(
                             topic
@@ -472,14 +516,29 @@ async fn metadata(
             let by_id =
                 !topic.topic_id.is_nil() && topic.name.as_ref().is_none_or(|n| n.is_empty());
             match &topic.name {
+                Some(name) if !by_id && !names.may_describe(name.as_str()) => {
+                    refused.push(
+                        metadata_response::MetadataResponseTopic::default()
+                            .with_name(Some(name.clone()))
+                            .with_error_code(code::TOPIC_AUTHORIZATION_FAILED),
+                    );
+                }
                 Some(name) if !by_id => {
                     topic.name = Some(names.topic(name));
                     kept.push(topic);
                 }
                 _ if by_id => {
-                    // By id: an id of the tenant's topics is looked up by its name.
+                    // By id: an id of the tenant's topics (and in the credential's scope) is
+                    // looked up by its name.
+                    let visible = |name: &str| {
+                        names
+                            .virtual_topic(&TopicName(
+                                kafka_protocol::protocol::StrBytes::from_string(name.to_owned()),
+                            ))
+                            .is_some()
+                    };
                     let error = match pool.catalog.name_of(&pool.spec, topic.topic_id).await? {
-                        Some(name) if names.owns(&name) => {
+                        Some(name) if visible(&name) => {
                             topic.name = Some(TopicName(
                                 kafka_protocol::protocol::StrBytes::from_string(name),
                             ));
@@ -510,7 +569,20 @@ async fn metadata(
 fn describe_configs(mut r: DescribeConfigsRequest, names: &Names) -> Route {
     let mut local = Vec::new();
     r.resources.retain_mut(|resource| {
-        if resource.resource_type == TOPIC_RESOURCE {
+        if resource.resource_type == TOPIC_RESOURCE
+            && !names.may_describe(resource.resource_name.as_str())
+        {
+            local.push(
+                describe_configs_response::DescribeConfigsResult::default()
+                    .with_resource_type(resource.resource_type)
+                    .with_resource_name(resource.resource_name.clone())
+                    .with_error_code(code::TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_message(Some(kafka_protocol::protocol::StrBytes::from_static_str(
+                        "this credential may not use this topic",
+                    ))),
+            );
+            false
+        } else if resource.resource_type == TOPIC_RESOURCE {
             resource.resource_name = names.physical(&resource.resource_name);
             true
         } else {

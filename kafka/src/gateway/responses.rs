@@ -141,7 +141,10 @@ impl Rewriter<'_> {
             }
             (ResponseKind::DescribeConfigs(r), context) => {
                 r.results.retain_mut(|res| {
-                    res.resource_type == TOPIC_RESOURCE && strip(names, &mut res.resource_name)
+                    let mut topic = TopicName(std::mem::take(&mut res.resource_name));
+                    let kept = res.resource_type == TOPIC_RESOURCE && self.strip_topic(&mut topic);
+                    res.resource_name = topic.0;
+                    kept
                 });
                 if let Context::DescribeConfigs(local) = context {
                     r.results.extend(local);
@@ -167,8 +170,16 @@ impl Rewriter<'_> {
         }
     }
 
+    /// Replaces a pool topic name with the tenant's; false (drop the entry) when it is not the
+    /// tenant's, or outside the credential's scope.
     fn strip_topic(&self, name: &mut TopicName) -> bool {
-        strip(self.names, &mut name.0)
+        match self.names.virtual_topic(name) {
+            Some(stripped) => {
+                *name = stripped;
+                true
+            }
+            None => false,
+        }
     }
 
     fn endpoints(&self, endpoints: &mut [produce_response::NodeEndpoint]) {

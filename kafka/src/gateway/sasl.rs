@@ -304,7 +304,7 @@ mod tests {
                 engine: Engine::Tansu,
             },
             credential_token: String::new(),
-            may_administer: true,
+            scope: crate::gateway::Scope::full(),
         }
     }
 

@@ -352,7 +352,7 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let pool = shared.pool(&tenant.backend);
-    let names = Names::new(&tenant.prefix);
+    let names = Names::scoped(&tenant.prefix, tenant.scope.clone());
     let tenant = Arc::new(tenant);
     let closing = Arc::new(Notify::new());
     let (pending, queue) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
@@ -526,7 +526,7 @@ async fn handle(
     match route {
         Route::Answer(answer) => Ok(pending(Answer::Ready(Box::new(answer)))),
         Route::Nothing => Ok(None),
-        Route::Admin(request) if !tenant.may_administer => {
+        Route::Admin(request) if !tenant.scope.administer => {
             let answer = error_response(
                 &request,
                 version,
