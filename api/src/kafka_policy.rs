@@ -19,7 +19,7 @@ use crate::{
     Error, Result,
     clusters::{self, ClusterRow},
     credentials::Permissions,
-    crypto, names,
+    crypto,
     state::AppState,
     topics::{self, CreateTopic, TopicRow, UpdateTopic},
 };
@@ -382,7 +382,8 @@ impl GatewayPolicy {
         topic: NewTopic,
         validate_only: bool,
     ) -> std::result::Result<CreatedTopic, AdminError> {
-        names::topic_name(&topic.name).map_err(|e| admin_error(e, AdminError::InvalidTopic))?;
+        topics::check_name(cluster, &topic.name)
+            .map_err(|e| admin_error(e, AdminError::InvalidTopic))?;
         let mut request = CreateTopic {
             name: topic.name,
             partitions: i64::from(topic.partitions.unwrap_or(1)),

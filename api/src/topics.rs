@@ -154,15 +154,10 @@ pub async fn create(state: &AppState, account_id: &str, request: CreateTopic) ->
     view(state, &cluster, &row).await
 }
 
-/// Creates a topic on `cluster` with the plan's limits checked (only checks when `dry_run`),
-/// whoever asks: the API for an account's cluster, the Kafka gateway for a client's.
-pub async fn create_in(
-    state: &AppState,
-    cluster: &ClusterRow,
-    request: CreateTopic,
-    dry_run: bool,
-) -> Result<TopicRow> {
-    let name = names::topic_name(&request.name)?;
+/// A new topic's name on `cluster`: Kafka's rules, room for the cluster's prefix, and not
+/// shaped like a name on a shared pool (reserved on shared clusters).
+pub fn check_name(cluster: &ClusterRow, raw: &str) -> Result<String> {
+    let name = names::topic_name(raw)?;
     if !cluster.prefix.is_empty() && capstan_kafka::gateway::looks_pooled(&name) {
         return Err(Error::Invalid(
             "topic names that start with 12 hexadecimal digits and a dot are reserved on shared clusters".into(),
@@ -174,6 +169,18 @@ pub async fn create_in(
             "the topic name must have at most {room} characters on this cluster"
         )));
     }
+    Ok(name)
+}
+
+/// Creates a topic on `cluster` with the plan's limits checked (only checks when `dry_run`),
+/// whoever asks: the API for an account's cluster, the Kafka gateway for a client's.
+pub async fn create_in(
+    state: &AppState,
+    cluster: &ClusterRow,
+    request: CreateTopic,
+    dry_run: bool,
+) -> Result<TopicRow> {
+    let name = check_name(cluster, &request.name)?;
     let limits = cluster.plan().limits();
     if !matches!(request.cleanup_policy.as_str(), "delete" | "compact") {
         return Err(Error::Invalid(format!(
