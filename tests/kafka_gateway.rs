@@ -841,6 +841,54 @@ async fn clients_carry_on_when_the_pool_broker_crashes_and_comes_back() {
     assert_eq!(values.len(), 10, "nothing lost: {values:?}");
 }
 
+/// On the local engine deleting a topic restarts the pool's broker. A client that pipelines
+/// Metadata, DeleteTopics and Metadata holds its broker connection across the restart; the
+/// gateway replaces the connection the broker closed instead of failing the third request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_carries_on_across_the_broker_restart_its_own_topic_delete_causes() {
+    let run = start(false).await;
+    let cluster = run.cluster("restarts", &[("t", 1), ("gone", 1)]).await;
+    let pid = pool_broker_pid(&run.data_dir);
+    let (mut stream, _) = connect(&cluster).await.into_stream();
+    let metadata = || MetadataRequest::default().with_topics(None).into();
+    let delete = DeleteTopicsRequest::default()
+        .with_topic_names(vec![name("gone")])
+        .with_timeout_ms(30_000)
+        .into();
+    let mut frames = request_frame(ApiKey::Metadata, 12, 1, metadata());
+    frames.extend(request_frame(ApiKey::DeleteTopics, 4, 2, delete));
+    frames.extend(request_frame(ApiKey::Metadata, 12, 3, metadata()));
+    stream.write_all(&frames).await.unwrap();
+    let mut last = Vec::new();
+    for expected in 1..=3 {
+        let size = tokio::time::timeout(Duration::from_secs(30), stream.read_i32())
+            .await
+            .expect("answered in time")
+            .unwrap();
+        let mut body = vec![0u8; size as usize];
+        stream.read_exact(&mut body).await.unwrap();
+        assert_eq!(i32::from_be_bytes(body[0..4].try_into().unwrap()), expected);
+        last = body;
+    }
+    assert_ne!(
+        pool_broker_pid(&run.data_dir),
+        pid,
+        "the delete restarted the broker"
+    );
+    let answer = {
+        use kafka_protocol::protocol::Decodable;
+        let mut bytes = bytes::Bytes::from(last);
+        kafka_protocol::messages::ResponseHeader::decode(&mut bytes, 1).unwrap();
+        kafka_protocol::messages::MetadataResponse::decode(&mut bytes, 12).unwrap()
+    };
+    let names: Vec<&str> = answer
+        .topics
+        .iter()
+        .map(|t| t.name.as_ref().unwrap().as_str())
+        .collect();
+    assert_eq!(names, vec!["t"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_default_credential_administers_topics_over_kafka() {
     let run = start(false).await;

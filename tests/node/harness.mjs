@@ -1,6 +1,6 @@
 // Starts a real `capstan dev` on free ports in a temporary directory, and gives tests an
 // account, a cluster and topics through the provisioning API.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir, homedir } from "node:os";
@@ -64,6 +64,20 @@ export async function startCapstan({ args = [] } = {}) {
     kafka: `127.0.0.1:${ports.kafka}`,
     output: () => run.output,
     request: (method, path, body) => call(api, method, path, auth, body),
+    // Another account on the same platform, with its own request().
+    async otherAccount(otherEmail) {
+      await call(api, "POST", "/v2/auth/signup", null, { email: otherEmail, password });
+      const session = await call(api, "POST", "/v2/auth/login", null, { email: otherEmail, password });
+      const made = await call(api, "POST", "/v2/api-keys", `Bearer ${session.token}`, { name: "node" });
+      const otherAuth = `Basic ${Buffer.from(`${otherEmail}:${made.key}`).toString("base64")}`;
+      return { request: (method, path, body) => call(api, method, path, otherAuth, body) };
+    },
+    // A shared cluster's pool prefix, which no API shows: read from the store (SQLite, through
+    // Python's standard library) to play a tenant who guessed it.
+    prefixOf(clusterId) {
+      const script = "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT prefix FROM clusters WHERE id = ?', (sys.argv[2],)).fetchone()[0])";
+      return execFileSync("python3", ["-c", script, join(dir, "data", "capstan.db"), clusterId]).toString().trim();
+    },
     // SIGKILL: no clean shutdown of anything (its brokers keep running, orphaned).
     async kill() {
       run.child.kill("SIGKILL");

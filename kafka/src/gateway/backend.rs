@@ -17,6 +17,10 @@ use crate::{Error, Result};
 const MAX_IDLE_PER_BROKER: usize = 32;
 /// How long answers to a departed client are awaited before its connection is closed.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a new connection is retried while the broker does not answer (a broker restart
+/// takes well under this), and the pause between tries.
+const REOPEN_FOR: Duration = Duration::from_secs(3);
+const REOPEN_PAUSE: Duration = Duration::from_millis(100);
 
 /// Which broker a client connection talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,13 +81,7 @@ impl BackendPool {
         let upstream = match reused {
             Some(upstream) => upstream,
             None => {
-                let opened =
-                    Upstream::open(&address, &self.spec.username, &self.spec.password).await;
-                if opened.is_err() {
-                    // The broker may have restarted with other topics: learn them again.
-                    self.catalog.forget_topics();
-                }
-                let opened = opened?;
+                let opened = self.open(&address).await?;
                 self.metrics.backend_connections.inc();
                 opened
             }
@@ -93,6 +91,26 @@ impl BackendPool {
             pool: self.clone(),
             permit: Some(permit),
         })
+    }
+
+    /// A new connection to `address`, retried for a moment: a broker that is restarting (the
+    /// local engine restarts for some topic changes) answers again within it, and the client
+    /// waits a little instead of losing its connection.
+    async fn open(&self, address: &str) -> Result<Upstream> {
+        let deadline = tokio::time::Instant::now() + REOPEN_FOR;
+        loop {
+            match Upstream::open(address, &self.spec.username, &self.spec.password).await {
+                Ok(upstream) => return Ok(upstream),
+                Err(error) => {
+                    // The broker may have restarted with other topics: learn them again.
+                    self.catalog.forget_topics();
+                    if tokio::time::Instant::now() + REOPEN_PAUSE > deadline {
+                        return Err(error);
+                    }
+                    tokio::time::sleep(REOPEN_PAUSE).await;
+                }
+            }
+        }
     }
 
     fn take_idle(&self, address: &str) -> Option<Upstream> {

@@ -561,6 +561,15 @@ async fn handle(
             context,
             answer,
         } => {
+            // A connection the broker closed (a restart, say) is replaced; requests still in
+            // flight on it get no answer, which closes this client's connection (see
+            // write_answers), and the client retries on a new one.
+            if lease
+                .as_mut()
+                .is_some_and(|l| l.upstream().is_ok_and(|u| u.is_dead()))
+            {
+                *lease = None;
+            }
             if lease
                 .as_ref()
                 .is_none_or(|l| l.pool().spec.id != pool.spec.id)
