@@ -369,3 +369,43 @@ async fn prefix_of(run: &Running, cluster: &Value) -> String {
     .unwrap();
     row.prefix
 }
+
+/// The local engine has no ACLs, so a dedicated cluster's clients go through the gateway too
+/// (its scopes hold for them), and its broker takes nobody's credentials but the platform's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dedicated_local_cluster_is_reached_through_the_gateway_only() {
+    let run = start(false).await;
+    let cluster = run
+        .dedicated_cluster("own", &[("payments", 1), ("orders", 1)])
+        .await;
+    let shared = run.cluster("shared", &[]).await;
+    assert_eq!(
+        cluster["tcp_endpoint"], shared["tcp_endpoint"],
+        "the gateway"
+    );
+    let consumer = support::tcp(&credential(&run, &cluster, "reader", "pay*", "CONSUME").await);
+    assert_eq!(produce(&support::tcp(&cluster), "orders").await, Allowed);
+    assert_eq!(produce(&consumer, "payments").await, Refused(TOPIC));
+    assert_eq!(
+        list_topics(&consumer),
+        BTreeSet::from(["payments".to_owned()])
+    );
+
+    let row = capstan_api::clusters::find_live(
+        &run.platform_state.store,
+        cluster["cluster_id"].as_str().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_ne!(row.tcp_endpoint, cluster["tcp_endpoint"].as_str().unwrap());
+    let direct = Connection::open(
+        &row.tcp_endpoint,
+        cluster["username"].as_str().unwrap(),
+        cluster["password"].as_str().unwrap(),
+    )
+    .await;
+    assert!(
+        direct.is_err(),
+        "the broker itself refuses the cluster's own credential"
+    );
+}

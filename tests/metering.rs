@@ -188,9 +188,11 @@ async fn a_cluster_whose_broker_is_down_does_not_stop_the_others_and_is_caught_u
     let frozen = run.dedicated_cluster("frozen", &[("t", 1)]).await;
     produce_tcp(&healthy, "t", 5, 10).await;
     produce_tcp(&frozen, "t", 7, 10).await;
-    let port = frozen["tcp_endpoint"]
-        .as_str()
-        .unwrap()
+    // Its clients reach it through the gateway; the broker's own address is in the store.
+    let frozen_target = fleet_target(&run, &frozen).await;
+    let port = frozen_target
+        .credentials
+        .bootstrap
         .rsplit(':')
         .next()
         .unwrap()
@@ -206,25 +208,23 @@ async fn a_cluster_whose_broker_is_down_does_not_stop_the_others_and_is_caught_u
     // Sweeping the cluster again (a restarted collector has no back-off to wait out) catches up.
     produce_tcp(&frozen, "t", 3, 10).await;
     run.collector
-        .sweep_cluster(&target(&frozen), capstan_billing::metering::unix_now())
+        .sweep_cluster(&frozen_target, capstan_billing::metering::unix_now())
         .await
         .unwrap();
     assert_eq!(run.totals(&frozen).await["t"], (10, 0));
 }
 
-/// A sweep target with the cluster's default credential (full access, like the internal one).
-fn target(cluster: &Value) -> capstan_billing::ClusterTarget {
-    capstan_billing::ClusterTarget {
-        cluster_id: cluster["cluster_id"].as_str().unwrap().to_owned(),
-        credentials: capstan_kafka::Credentials {
-            bootstrap: cluster["tcp_endpoint"].as_str().unwrap().to_owned(),
-            username: cluster["username"].as_str().unwrap().to_owned(),
-            password: cluster["password"].as_str().unwrap().to_owned(),
-        },
-        multizone: cluster["multizone"].as_bool().unwrap(),
-        prefix: String::new(),
-        pool: String::new(),
-    }
+/// The collector's own sweep target for `cluster` (the platform's user on its brokers).
+async fn fleet_target(run: &support::Running, cluster: &Value) -> capstan_billing::ClusterTarget {
+    use capstan_billing::Fleet;
+    let id = cluster["cluster_id"].as_str().unwrap();
+    capstan::platform::ControlPlaneFleet::new(run.platform_state.clone())
+        .clusters()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.cluster_id == id)
+        .unwrap()
 }
 
 fn broker_pid(port: &str) -> nix::unistd::Pid {

@@ -69,11 +69,13 @@ impl ClusterRow {
         self.placement == SHARED
     }
 
-    /// Where its clients connect: the Kafka gateway's address for a shared cluster (as
-    /// configured now, so it follows the gateway), its brokers' for a dedicated one.
-    pub fn endpoint<'a>(&'a self, config: &'a crate::state::PlatformConfig) -> &'a str {
-        if self.is_shared() {
-            &config.kafka_endpoint
+    /// Where its clients connect: the Kafka gateway's address (as configured now, so it
+    /// follows the gateway) for a shared cluster and for every cluster of the local engine
+    /// (whose brokers have no ACLs: the gateway applies the credentials' scopes); a dedicated
+    /// Apache Kafka cluster's own brokers otherwise.
+    pub fn endpoint<'a>(&'a self, state: &'a crate::state::AppState) -> &'a str {
+        if self.is_shared() || state.provisioner.engine() == capstan_kafka::gateway::Engine::Tansu {
+            &state.config.kafka_endpoint
         } else {
             &self.tcp_endpoint
         }
@@ -321,7 +323,7 @@ pub async fn view(state: &AppState, row: &ClusterRow) -> Result<ClusterView> {
         region: row.region.clone(),
         plan_type: row.plan().upstash_type().to_owned(),
         multizone: row.multizone != 0,
-        tcp_endpoint: row.endpoint(&state.config).to_owned(),
+        tcp_endpoint: row.endpoint(state).to_owned(),
         rest_endpoint: state.config.rest_endpoint.clone(),
         state: row.state.clone(),
         username: default.username,

@@ -289,7 +289,7 @@ fn view_with(
         state: "active".into(),
         partitions: row.partitions,
         multizone: cluster.multizone != 0,
-        tcp_endpoint: cluster.endpoint(&state.config).to_owned(),
+        tcp_endpoint: cluster.endpoint(state).to_owned(),
         rest_endpoint: state.config.rest_endpoint.clone(),
         username: default.username.clone(),
         password: default.password.clone(),

@@ -114,13 +114,24 @@ describe("kafkajs through the Kafka gateway", () => {
     });
   }
 
-  test("a dedicated cluster still works end to end: its own broker over TCP, REST, metering", async () => {
+  test("a dedicated cluster still works end to end: its own broker, through the gateway, REST, metering", async () => {
     const cluster = await capstan.request("POST", "/v2/kafka/cluster", { name: "own-brokers", region: "eu-west-1", placement: "dedicated" });
     assert.equal(cluster.placement, "dedicated");
-    assert.notEqual(cluster.tcp_endpoint, capstan.kafka, "its own broker, not the gateway");
+    // The local engine has no ACLs: its clients go through the gateway, which applies scopes.
+    assert.equal(cluster.tcp_endpoint, capstan.kafka, "through the gateway");
     await createTopic(capstan, cluster.cluster_id, "orders", 1);
+    await createTopic(capstan, cluster.cluster_id, "audit", 1);
     const kafka = kafkaOf(cluster);
     await produce(kafka, "orders", ["d-1", "d-2"]);
+    const reader = await capstan.request("POST", "/v2/kafka/credential", {
+      credential_name: "reader", cluster_id: cluster.cluster_id, topic: "orders", permissions: "CONSUME",
+    });
+    const readerKafka = kafkaOf({ tcp_endpoint: cluster.tcp_endpoint, username: reader.username, password: reader.password });
+    await assert.rejects(produce(readerKafka, "orders", ["nope"]), (e) => JSON.stringify(e, Object.getOwnPropertyNames(e)).includes("TOPIC_AUTHORIZATION_FAILED"));
+    const readerAdmin = readerKafka.admin();
+    await readerAdmin.connect();
+    assert.deepEqual(await readerAdmin.listTopics(), ["orders"], "a scoped credential sees its topic only");
+    await readerAdmin.disconnect();
     const seen = [];
     const consumer = await member(kafka, "g", "orders", seen);
     await eventually(() => seen.length === 2, "the dedicated cluster's messages", 60000);

@@ -98,7 +98,7 @@ impl LocalProvisioner {
         let bootstrap = if dir.join(tansu::DB_FILE).exists() {
             self.resume_broker(POOL_KEY, "").await?
         } else {
-            self.create_broker(POOL_KEY, &[]).await?
+            self.create_broker(POOL_KEY).await?
         };
         if let Some(port) = bootstrap.rsplit(':').next().and_then(|p| p.parse().ok()) {
             self.pool_port
@@ -122,7 +122,10 @@ impl LocalProvisioner {
     }
 
     /// Starts a new broker with an admin user and `users`.
-    async fn create_broker(&self, key: &str, users: &[BrokerUser]) -> Result<String> {
+    /// Starts a new broker whose only user is the platform's admin: every client reaches a
+    /// local cluster through the Kafka gateway, which authenticates them against the store
+    /// and applies their credential's scope (tansu has no ACLs to do it).
+    async fn create_broker(&self, key: &str) -> Result<String> {
         let dir = self.root.join(key);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::internal(format!("could not create {}", dir.display()), e))?;
@@ -136,9 +139,6 @@ impl LocalProvisioner {
             let mut db = tansu::open(&dir).await?;
             tansu::wait_registered(&mut db, START_TIMEOUT).await?;
             tansu::upsert_user(&mut db, ADMIN_USER, &self.admin_password(key)).await?;
-            for user in users {
-                tansu::upsert_user(&mut db, &user.username, &user.password).await?;
-            }
             let _ = sqlx::Connection::close(db).await;
             Ok::<_, Error>(())
         }
@@ -179,6 +179,12 @@ impl LocalProvisioner {
             child: None,
         };
         broker.start(&self.binary).await?;
+        // Brokers made by earlier versions also held their clients' users: only the gateway
+        // (with the admin user) may reach a broker now.
+        let mut db = tansu::open(&broker.dir).await?;
+        let cleared = tansu::delete_users_except(&mut db, ADMIN_USER).await;
+        let _ = sqlx::Connection::close(db).await;
+        cleared?;
         let bootstrap = broker.bootstrap();
         self.brokers
             .lock()
@@ -289,13 +295,13 @@ impl Provisioner for LocalProvisioner {
         })
     }
 
-    async fn create_cluster(&self, cluster: &ClusterSpec, users: &[BrokerUser]) -> Result<String> {
+    async fn create_cluster(&self, cluster: &ClusterSpec, _users: &[BrokerUser]) -> Result<String> {
         if let Placement::Shared { .. } = cluster.placement {
             // A virtual cluster costs nothing on the brokers: its clients authenticate at the
             // gateway, and its topics are made when asked for.
             return self.start_pool().await;
         }
-        let bootstrap = self.create_broker(&cluster.id, users).await?;
+        let bootstrap = self.create_broker(&cluster.id).await?;
         tracing::info!(cluster = %cluster.id, %bootstrap, "broker started for a new cluster");
         Ok(bootstrap)
     }
@@ -362,24 +368,14 @@ impl Provisioner for LocalProvisioner {
             .await
     }
 
-    async fn put_user(&self, cluster: &ClusterSpec, user: &BrokerUser) -> Result<()> {
-        if cluster.pool().is_some() {
-            return Ok(());
-        }
-        self.on_store(&cluster.id, async |db| {
-            tansu::upsert_user(db, &user.username, &user.password).await
-        })
-        .await
+    // Clients of every local cluster, dedicated ones too, authenticate at the Kafka gateway
+    // against the store; the brokers know only the platform's admin user.
+    async fn put_user(&self, _cluster: &ClusterSpec, _user: &BrokerUser) -> Result<()> {
+        Ok(())
     }
 
-    async fn delete_user(&self, cluster: &ClusterSpec, username: &str) -> Result<()> {
-        if cluster.pool().is_some() {
-            return Ok(());
-        }
-        self.on_store(&cluster.id, async |db| {
-            tansu::delete_user(db, username).await
-        })
-        .await
+    async fn delete_user(&self, _cluster: &ClusterSpec, _username: &str) -> Result<()> {
+        Ok(())
     }
 
     fn client_config(&self, cluster: &ClusterSpec, bootstrap: &str) -> rdkafka::ClientConfig {

@@ -225,16 +225,16 @@ pub(super) async fn upsert_user(
     Ok(())
 }
 
-/// Removes a user (every mechanism).
-pub(super) async fn delete_user(db: &mut SqliteConnection, username: &str) -> Result<()> {
+/// Removes every user but `keep` (every mechanism): a broker that only the platform reaches.
+pub(super) async fn delete_users_except(db: &mut SqliteConnection, keep: &str) -> Result<()> {
     sqlx::query(
-        "DELETE FROM scram_credential WHERE username = $2 AND cluster IN (SELECT id FROM cluster WHERE name = $1)",
+        "DELETE FROM scram_credential WHERE username <> $2 AND cluster IN (SELECT id FROM cluster WHERE name = $1)",
     )
     .bind(CLUSTER)
-    .bind(username)
+    .bind(keep)
     .execute(&mut *db)
     .await
-    .map_err(|e| Error::internal("could not remove a SCRAM user from the broker", e))?;
+    .map_err(|e| Error::internal("could not remove SCRAM users from the broker", e))?;
     Ok(())
 }
 

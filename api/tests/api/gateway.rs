@@ -708,22 +708,6 @@ async fn offsets_and_unknown_endpoints() {
     );
 }
 
-/// The pid of the broker process listening on `port` (from its command line).
-fn broker_pid(port: &str) -> nix::unistd::Pid {
-    let needle = format!("tcp://127.0.0.1:{port}");
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains("broker") && cmdline.contains(&needle) {
-            return nix::unistd::Pid::from_raw(pid);
-        }
-    }
-    panic!("no broker process for port {port}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_broker_gives_a_503_and_the_gateway_recovers_by_itself() {
     use nix::sys::signal::{Signal, kill};
@@ -740,14 +724,7 @@ async fn an_unreachable_broker_gives_a_503_and_the_gateway_recovers_by_itself() 
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let port = f.cluster["tcp_endpoint"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_owned();
-    let broker = broker_pid(&port);
+    let broker = f.app.broker_pid(f.cluster["cluster_id"].as_str().unwrap());
     kill(broker, Signal::SIGSTOP).unwrap();
     let (status, answer) = f
         .app

@@ -69,6 +69,22 @@ pub struct TestApp {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl TestApp {
+    /// The pid of a dedicated cluster's broker process, from the pid file the local
+    /// provisioner keeps beside its data (clients see the gateway's address, not the broker's).
+    pub fn broker_pid(&self, cluster_id: &str) -> nix::unistd::Pid {
+        let file = self
+            .persisted
+            .data_dir
+            .join("brokers")
+            .join(cluster_id)
+            .join("broker.pid");
+        let pid =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        nix::unistd::Pid::from_raw(pid.trim().parse().unwrap())
+    }
+}
+
 /// Starts the application on a fresh database.
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, PlatformConfig::default()).await

@@ -46,26 +46,8 @@ async fn a_broker_that_crashes_is_restarted_with_its_data() {
         .await;
     let config = kafka::config(&cluster);
     kafka::produce(&config, "events", 12).await;
-    let port = cluster["tcp_endpoint"]
-        .as_str()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_owned();
-    let needle = format!("tcp://127.0.0.1:{port}");
-    let pid = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .find_map(|entry| {
-            let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
-            let cmdline =
-                String::from_utf8_lossy(&std::fs::read(entry.path().join("cmdline")).ok()?)
-                    .replace('\0', " ");
-            (cmdline.contains("broker") && cmdline.contains(&needle)).then_some(pid)
-        })
-        .expect("the cluster's broker process");
-    kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    let pid = app.broker_pid(cluster["cluster_id"].as_str().unwrap());
+    kill(pid, Signal::SIGKILL).unwrap();
     // The supervisor notices within seconds; wait for it with a deadline.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !kafka::authenticates(&config) {
