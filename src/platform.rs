@@ -20,6 +20,7 @@ use capstan_billing::{
     enforcement::Enforcer,
     invoices,
     ledger::{self, Month},
+    metering::DeliveryLedger,
     metering::{CollectorMetrics, unix_now},
     pricing::{DOLLAR, PriceList, Tariff},
     stripe::{Stripe, StripeConfig, SyncReport},
@@ -81,6 +82,7 @@ impl Fleet for ControlPlaneFleet {
                         password: setting("sasl.password"),
                     },
                     multizone: row.multizone != 0,
+                    consumption_from_offsets: !row.through_gateway(self.state.provisioner.engine()),
                     prefix: row.prefix,
                     pool: row.pool,
                     cluster_id: row.id,
@@ -184,6 +186,16 @@ impl FetchObserver for FetchCounter {
         {
             tracing::error!(%cluster_id, %topic, messages, %error, "could not count a REST fetch");
         }
+    }
+}
+
+/// Records the Kafka gateway delivers, counted into the delivery ledger.
+#[derive(Debug)]
+pub struct DeliveryCounter(pub Arc<DeliveryLedger>);
+
+impl capstan_api::usage::DeliveryCounter for DeliveryCounter {
+    fn delivered(&self, cluster_id: &str, topic: &str, messages: u64) {
+        self.0.add(cluster_id, topic, messages, unix_now());
     }
 }
 
@@ -412,6 +424,7 @@ impl RequestLimiter for Limiter {
 pub struct Platform {
     application: Application,
     collector: Arc<Collector>,
+    deliveries: Arc<DeliveryLedger>,
     enforcer: Arc<Enforcer>,
     customers: Arc<ControlPlaneCustomers>,
     stripe: Option<Stripe>,
@@ -467,10 +480,12 @@ impl Platform {
             enforcer: enforcer.clone(),
             stripe: stripe.clone(),
         };
+        let deliveries = Arc::new(DeliveryLedger::new(state.store.pool().clone()));
         let application = application
             .with_metering(
                 Arc::new(MeteredUsage(meter.clone())),
                 Arc::new(FetchCounter(meter)),
+                Arc::new(DeliveryCounter(deliveries.clone())),
             )
             .with_billing(Arc::new(billing), Arc::new(Limiter(enforcer.clone())));
         let console = capstan_web::router(application.state().clone(), metering.prices.clone());
@@ -478,6 +493,7 @@ impl Platform {
         Ok(Platform {
             application,
             collector: Arc::new(collector),
+            deliveries,
             enforcer,
             customers,
             stripe,
@@ -493,6 +509,11 @@ impl Platform {
     /// The metering collector (to sweep on demand).
     pub fn collector(&self) -> Arc<Collector> {
         self.collector.clone()
+    }
+
+    /// The ledger of records delivered by the Kafka gateway (to write on demand).
+    pub fn deliveries(&self) -> Arc<DeliveryLedger> {
+        self.deliveries.clone()
     }
 
     /// The enforcer of caps and budgets (to evaluate on demand).
@@ -512,6 +533,10 @@ impl Platform {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> capstan_api::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // Deliveries are written until the gateways have stopped, so the last answers count.
+        let (served_tx, served_rx) = tokio::sync::watch::channel(false);
+        let deliveries = self.deliveries.clone();
+        let deliveries = tokio::spawn(async move { deliveries.run(served_rx).await });
         let metering = tokio::spawn(
             self.collector
                 .clone()
@@ -532,6 +557,8 @@ impl Platform {
                 let _ = stop_tx.send(true);
             })
             .await;
+        let _ = served_tx.send(true);
+        let _ = deliveries.await;
         let _ = metering.await;
         let _ = billing.await;
         served

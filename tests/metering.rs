@@ -21,8 +21,10 @@ async fn counts_are_exact_for_every_client_and_a_replayed_sweep_changes_nothing(
         .await;
     run.rest(&cluster, Method::GET, "/produce/audit/one", "", &[])
         .await;
-    // Consumed: a TCP group reads 30 of orders' 65 and commits.
-    consume_tcp(&cluster, "orders", "tcp-readers", 30).await;
+    // Consumed: a TCP group reads orders' 65 and commits. (Consumption is what the gateway
+    // delivers: a client that stopped reading after 30 would still have been handed all 65,
+    // which librdkafka fetches at once.)
+    consume_tcp(&cluster, "orders", "tcp-readers", 65).await;
     // A REST group reads all of audit (1) and commits; a REST group-less fetch returns 1 more.
     let settings = [
         ("Kafka-Auto-Offset-Reset", "earliest"),
@@ -58,7 +60,7 @@ async fn counts_are_exact_for_every_client_and_a_replayed_sweep_changes_nothing(
     assert_eq!((report.swept, report.failed.len()), (1, 0), "{report:?}");
     let expected = BTreeMap::from([
         ("audit".to_owned(), (1, 1 + 1)),
-        ("orders".to_owned(), (65, 30)),
+        ("orders".to_owned(), (65, 65)),
     ]);
     assert_eq!(run.totals(&cluster).await, expected);
     run.sweep().await;

@@ -18,7 +18,7 @@ use crate::{
     routes,
     state::{AppState, PlatformConfig},
     store::Store,
-    usage::{NoUsage, UsageSource},
+    usage::{DeliveryCounter, NoDeliveries, NoUsage, UsageSource},
 };
 
 /// Everything needed to start the control plane.
@@ -132,6 +132,7 @@ impl Application {
             config: Arc::new(platform),
             metrics: Arc::new(metrics),
             usage: Arc::new(NoUsage),
+            deliveries: Arc::new(NoDeliveries),
             billing: Arc::new(NoBilling),
             limiter: None,
         };
@@ -148,14 +149,17 @@ impl Application {
         })
     }
 
-    /// Reads usage from `source` and reports group-less REST fetches to `observer` (the
-    /// metering pipeline, wired in by the binary).
+    /// Reads usage from `source`, reports what the REST gateway delivers to `observer` and
+    /// what the Kafka gateway delivers to `deliveries` (the metering pipeline, wired in by the
+    /// binary).
     pub fn with_metering(
         mut self,
         source: Arc<dyn UsageSource>,
         observer: Arc<dyn FetchObserver>,
+        deliveries: Arc<dyn DeliveryCounter>,
     ) -> Self {
         self.state.usage = source;
+        self.state.deliveries = deliveries;
         self.gateway = GatewayState::new(self.state.clone(), Some(observer));
         self
     }

@@ -74,17 +74,29 @@ impl ClusterRow {
     /// (whose brokers have no ACLs: the gateway applies the credentials' scopes); a dedicated
     /// Apache Kafka cluster's own brokers otherwise.
     pub fn endpoint<'a>(&'a self, state: &'a crate::state::AppState) -> &'a str {
-        if self.is_shared() || state.provisioner.engine() == capstan_kafka::gateway::Engine::Tansu {
+        if self.through_gateway(state.provisioner.engine()) {
             &state.config.kafka_endpoint
         } else {
             &self.tcp_endpoint
         }
     }
 
+    /// True when every client of the cluster goes through Capstan's gateways on `engine`:
+    /// shared clusters, and every cluster of the local engine (no ACLs of its own).
+    pub fn through_gateway(&self, engine: capstan_kafka::gateway::Engine) -> bool {
+        through_gateway(self.is_shared(), engine)
+    }
+
     /// The cluster's plan.
     pub fn plan(&self) -> Plan {
         Plan::parse(&self.plan).unwrap_or(Plan::Payg)
     }
+}
+
+/// True when every client of a cluster (shared or not) goes through Capstan's gateways on
+/// `engine`: then the gateways count what they deliver, and commits are not consumption.
+pub fn through_gateway(shared: bool, engine: capstan_kafka::gateway::Engine) -> bool {
+    shared || engine == capstan_kafka::gateway::Engine::Tansu
 }
 
 /// The placement of virtual clusters on a shared pool.

@@ -257,6 +257,12 @@ impl Policy for GatewayPolicy {
         ))
     }
 
+    fn delivered(&self, tenant: &Tenant, topic: &str, messages: u64) {
+        self.state
+            .deliveries
+            .delivered(&tenant.cluster_id, topic, messages);
+    }
+
     async fn still_valid(&self, tenant: &Tenant) -> bool {
         match self.find(&tenant.principal).await {
             Ok(Some(found)) => {

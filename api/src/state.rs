@@ -9,7 +9,7 @@ use crate::{
     plans::Plan,
     provisioner::Provisioner,
     store::Store,
-    usage::UsageSource,
+    usage::{DeliveryCounter, UsageSource},
 };
 
 /// Platform settings the domain needs (the binary builds them from its command line).
@@ -68,6 +68,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Where usage is read from (the metering pipeline).
     pub usage: Arc<dyn UsageSource>,
+    /// Where records delivered to Kafka clients are counted (the metering pipeline).
+    pub deliveries: Arc<dyn DeliveryCounter>,
     /// Where cost and invoices are read from (billing).
     pub billing: Arc<dyn BillingSource>,
     /// Decides which clusters are rate-limited, if anything does.

@@ -61,6 +61,22 @@ impl UsageSource for NoUsage {
     }
 }
 
+/// Where records delivered to consumers are counted (the metering pipeline, wired in by the
+/// binary): consumption is billed where it happens, committed or not.
+pub trait DeliveryCounter: Send + Sync + std::fmt::Debug {
+    /// `messages` records of `topic` (the cluster's name) were delivered to a client of
+    /// `cluster_id`. Called before the answer is sent, on the data path: cheap, never blocking.
+    fn delivered(&self, cluster_id: &str, topic: &str, messages: u64);
+}
+
+/// The counter used when no metering is wired: counts nothing.
+#[derive(Debug, Default)]
+pub struct NoDeliveries;
+
+impl DeliveryCounter for NoDeliveries {
+    fn delivered(&self, _: &str, _: &str, _: u64) {}
+}
+
 /// Days from UTC hours: message counts summed, storage averaged over the hours that have it.
 pub fn daily(hours: &[UsagePoint]) -> Vec<UsagePoint> {
     let mut days: std::collections::BTreeMap<i64, (UsagePoint, i64, i64)> =

@@ -29,6 +29,8 @@ pub struct Running {
     /// The platform's data directory (local brokers' data).
     pub data_dir: std::path::PathBuf,
     pub collector: Arc<Collector>,
+    /// Records the Kafka gateway delivered, written to the usage ledger by [`Running::sweep`].
+    pub deliveries: Arc<capstan_billing::metering::DeliveryLedger>,
     pub http: reqwest::Client,
     pub auth: (String, String),
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -157,6 +159,7 @@ async fn start_everything(
     let gateway = format!("http://{}", platform.application().gateway_addr().unwrap());
     let kafka = platform.application().kafka_addr().to_string();
     let collector = platform.collector();
+    let deliveries = platform.deliveries();
     let enforcer = platform.enforcer();
     let platform_state = platform.application().state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -201,6 +204,7 @@ async fn start_everything(
         kafka,
         data_dir: dir.path().to_owned(),
         collector,
+        deliveries,
         http,
         auth,
         stop: Some(tx),
@@ -252,6 +256,7 @@ impl Running {
             kafka: self.kafka.clone(),
             data_dir: self.data_dir.clone(),
             collector: self.collector.clone(),
+            deliveries: self.deliveries.clone(),
             http: self.http.clone(),
             auth,
             stop: None,
@@ -349,7 +354,9 @@ impl Running {
         response.json().await.unwrap()
     }
 
+    /// Writes what the Kafka gateway delivered, then sweeps every cluster once.
     pub async fn sweep(&self) -> capstan_billing::metering::SweepReport {
+        self.deliveries.flush().await.unwrap();
         self.collector
             .sweep(capstan_billing::metering::unix_now())
             .await

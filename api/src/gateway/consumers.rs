@@ -417,7 +417,12 @@ async fn consume(
             }
         })
         .await?;
-    state.usage.consumed(&access.cluster_id, &messages);
+    let metered_here =
+        crate::clusters::through_gateway(!access.prefix.is_empty(), state.app.provisioner.engine());
+    state
+        .usage
+        .consumed(&access.cluster_id, &messages, metered_here)
+        .await;
     Ok(messages)
 }
 

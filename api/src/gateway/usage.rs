@@ -1,5 +1,6 @@
 //! What the gateway delivers and accepts, counted: Prometheus counters, and a hook through which
-//! the metering pipeline receives group-less fetch counts (offset-based meters cannot see those).
+//! the metering pipeline receives what is delivered (group-less fetches always; consumer
+//! instances' messages where consumption is metered at delivery).
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -7,11 +8,11 @@ use prometheus::IntCounterVec;
 
 use super::types::{Message, Metadata};
 
-/// Receives, for every group-less `/fetch`, the messages returned per topic — before the answer
-/// is sent, so a count is never lost to a crash after the client got its messages.
+/// Receives the messages the REST gateway delivers, per topic — before the answer is sent, so
+/// a count is never lost to a crash after the client got its messages.
 #[async_trait::async_trait]
 pub trait FetchObserver: Send + Sync + std::fmt::Debug {
-    /// `messages` were returned from `topic` of `cluster_id` by one `/fetch`.
+    /// `messages` were delivered from `topic` of `cluster_id` by one `/fetch` or `/consume`.
     async fn fetched(&self, cluster_id: &str, topic: &str, messages: u64);
 }
 
@@ -34,16 +35,32 @@ impl Usage {
             .inc_by(sent.len() as u64);
     }
 
-    pub(super) fn consumed(&self, cluster_id: &str, messages: &[Message]) {
+    /// Messages a consumer instance received from `/consume`. `metered_here`: the cluster's
+    /// consumption is counted where records are delivered (every client goes through the
+    /// gateways), not from its groups' commits, so they are reported to the metering pipeline.
+    pub(super) async fn consumed(
+        &self,
+        cluster_id: &str,
+        messages: &[Message],
+        metered_here: bool,
+    ) {
         self.messages
             .with_label_values(&[cluster_id, "consumed"])
             .inc_by(messages.len() as u64);
+        if metered_here {
+            self.report(cluster_id, messages).await;
+        }
     }
 
+    /// Messages returned by a group-less `/fetch`: always reported (no commit records them).
     pub(super) async fn fetched(&self, cluster_id: &str, messages: &[Message]) {
         self.messages
             .with_label_values(&[cluster_id, "fetched"])
             .inc_by(messages.len() as u64);
+        self.report(cluster_id, messages).await;
+    }
+
+    async fn report(&self, cluster_id: &str, messages: &[Message]) {
         if let Some(observer) = &self.observer {
             let mut per_topic: BTreeMap<&str, u64> = BTreeMap::new();
             for message in messages {

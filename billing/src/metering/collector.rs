@@ -167,7 +167,11 @@ impl Collector {
 
     /// Reads one cluster and stores what it adds.
     pub async fn sweep_cluster(&self, target: &ClusterTarget, now: i64) -> Result<()> {
-        let snapshot = capstan_kafka::read_offsets(&target.credentials, &target.prefix).await?;
+        let mut snapshot = capstan_kafka::read_offsets(&target.credentials, &target.prefix).await?;
+        if !target.consumption_from_offsets {
+            // Its gateways count what they deliver; commits are not consumption here.
+            snapshot.committed.clear();
+        }
         let stored = self.fleet.stored_bytes(target).await?;
         self.store(&target.cluster_id, &snapshot, &stored, now)
             .await

@@ -2,10 +2,12 @@
 
 mod collector;
 mod cursors;
+mod deliveries;
 mod meter;
 
 pub use collector::{Collector, CollectorMetrics, SweepReport, unix_now};
 pub use cursors::{Increment, plan};
+pub use deliveries::DeliveryLedger;
 pub use meter::{HourlyUsage, Meter, TopicTotals};
 
 use std::collections::BTreeMap;
@@ -32,6 +34,10 @@ pub struct ClusterTarget {
     /// Three zones instead of one (handed back to [`Fleet::stored_bytes`], which measures the
     /// engine's way and may need it).
     pub multizone: bool,
+    /// Consumption is counted from the consumer groups' committed offsets. False for clusters
+    /// whose every client goes through Capstan's gateways, which count the records they
+    /// deliver (a [`DeliveryLedger`]); counting commits as well would bill them twice.
+    pub consumption_from_offsets: bool,
 }
 
 /// The control plane as the collector sees it.

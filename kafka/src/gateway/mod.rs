@@ -12,6 +12,7 @@ mod authorize;
 mod backend;
 mod catalog;
 mod codec;
+mod delivery;
 mod errors;
 mod frame;
 mod metrics;

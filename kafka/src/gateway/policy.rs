@@ -167,6 +167,12 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
     /// its password changed or its cluster deleted.
     async fn still_valid(&self, tenant: &Tenant) -> bool;
 
+    /// `messages` records of `topic` (the tenant's name) were delivered to a client of
+    /// `tenant` in a Fetch answer (consumption is metered where it happens). Called for every
+    /// such answer, before it is sent: keep it cheap (count in memory, store in the
+    /// background).
+    fn delivered(&self, tenant: &Tenant, topic: &str, messages: u64);
+
     /// Creates topics (or only validates them), in the tenant's names.
     async fn create_topics(
         &self,

@@ -10,6 +10,7 @@ use kafka_protocol::{
 use super::{
     authorize,
     backend::BackendPool,
+    delivery,
     errors::{code, error_response, fetch_partition_error, produce_partition_error},
     names::Names,
     policy::Engine,
@@ -55,8 +56,9 @@ pub enum Context {
     },
     /// A Produce answer, plus partitions answered here (in the tenant's names).
     Produce(Vec<TopicProduceResponse>),
-    /// A Fetch answer, plus partitions answered here.
-    Fetch(Vec<FetchableTopicResponse>),
+    /// A Fetch answer, plus partitions answered here, and what was asked (to count the
+    /// records it delivers).
+    Fetch(Vec<FetchableTopicResponse>, delivery::Asked),
     /// A DescribeConfigs answer, plus resources answered here.
     DescribeConfigs(Vec<describe_configs_response::DescribeConfigsResult>),
     /// An InitProducerId answer whose producer id the gateway must remember (local engine).
@@ -405,9 +407,13 @@ async fn fetch(
     let tansu = pool.spec.engine == Engine::Tansu;
     let mut local = Vec::new();
     let mut kept = Vec::new();
+    let mut asked = delivery::Asked {
+        topics: Vec::new(),
+        read_committed: r.isolation_level == 1,
+    };
     for mut topic in std::mem::take(&mut r.topics) {
         // The name the client used (empty from v13, where topics go by id).
-        let asked = topic.topic.clone();
+        let asked_name = topic.topic.clone();
         let physical = if version >= 13 {
             // By id: an id of another tenant's topic is refused like Kafka refuses a topic the
             // principal may not read; an unknown id is unknown.
@@ -437,7 +443,7 @@ async fn fetch(
             Err(refusal) => {
                 local.push(
                     FetchableTopicResponse::default()
-                        .with_topic(asked)
+                        .with_topic(asked_name)
                         .with_topic_id(topic.topic_id)
                         .with_partitions(
                             topic
@@ -467,7 +473,7 @@ async fn fetch(
             if !refused.is_empty() {
                 let virtual_name = names
                     .virtual_topic(&TopicName(kafka_protocol::protocol::StrBytes::from_string(
-                        physical,
+                        physical.clone(),
                     )))
                     .unwrap_or_default();
                 local.push(
@@ -483,6 +489,21 @@ async fn fetch(
             }
         }
         if !topic.partitions.is_empty() {
+            asked.topics.push(delivery::AskedTopic {
+                id: topic.topic_id,
+                name: names
+                    .virtual_name(&kafka_protocol::protocol::StrBytes::from_string(
+                        physical.clone(),
+                    ))
+                    .map(|name| name.to_string())
+                    .unwrap_or_default(),
+                physical,
+                offsets: topic
+                    .partitions
+                    .iter()
+                    .map(|p| (p.partition, p.fetch_offset))
+                    .collect(),
+            });
             kept.push(topic);
         }
     }
@@ -492,7 +513,7 @@ async fn fetch(
             FetchResponse::default().with_responses(local).into(),
         ));
     }
-    Ok(forward(r, Context::Fetch(local)))
+    Ok(forward(r, Context::Fetch(local, asked)))
 }
 
 async fn metadata(

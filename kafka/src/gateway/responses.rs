@@ -55,7 +55,7 @@ impl Rewriter<'_> {
                 r.responses.extend(local);
                 self.endpoints(&mut r.node_endpoints);
             }
-            (ResponseKind::Fetch(r), Context::Fetch(local)) => {
+            (ResponseKind::Fetch(r), Context::Fetch(local, _)) => {
                 r.session_id = 0;
                 r.responses
                     .retain_mut(|t| t.topic.is_empty() || self.strip_topic(&mut t.topic));

@@ -325,6 +325,8 @@ mod tests {
         async fn check_password(&self, u: &str, p: &str) -> Result<Option<Tenant>, PolicyError> {
             Ok((u == "alice" && p == "secret").then(tenant))
         }
+        fn delivered(&self, _: &Tenant, _: &str, _: u64) {}
+
         async fn still_valid(&self, _: &Tenant) -> bool {
             true
         }

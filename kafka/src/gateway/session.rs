@@ -21,6 +21,7 @@ use super::{
     Shared, admin,
     backend::{BackendPool, Lease, Target},
     codec::{self, Request, Undecodable},
+    delivery,
     errors::{code, error_response},
     frame::{FrameError, read_frame, write_frame},
     names::Names,
@@ -666,6 +667,15 @@ async fn write_answers<W: AsyncWrite + Unpin>(
                         Context::Opaque => Ok(codec::with_correlation(frame, correlation)),
                         context => codec::decode_response(key, version, frame).and_then(
                             |(_, mut response)| {
+                                if let (ResponseKind::Fetch(fetched), Context::Fetch(_, asked)) =
+                                    (&response, &context)
+                                {
+                                    for (topic, messages) in
+                                        delivery::delivered(fetched, asked, version)
+                                    {
+                                        shared.policy.delivered(&tenant, &topic, messages);
+                                    }
+                                }
                                 rewriter.rewrite(&mut response, context, version);
                                 codec::encode_response(key, version, correlation, &response)
                             },
