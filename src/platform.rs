@@ -414,8 +414,14 @@ pub struct Limiter(pub Arc<Enforcer>);
 
 #[async_trait]
 impl RequestLimiter for Limiter {
-    async fn refusal(&self, cluster_id: &str) -> Option<String> {
-        self.0.refusal(cluster_id, unix_now()).await
+    async fn limit(&self, cluster_id: &str) -> Option<String> {
+        self.0.limit(cluster_id, unix_now()).await
+    }
+    fn wait(&self, cluster_id: &str) -> Duration {
+        self.0.wait(cluster_id)
+    }
+    fn charge(&self, cluster_id: &str, messages: u64) -> Duration {
+        self.0.charge(cluster_id, messages)
     }
 }
 

@@ -213,6 +213,14 @@ pub struct PricingArgs {
     /// Messages a free cluster may move per UTC day.
     #[arg(long, env = "CAPSTAN_FREE_DAILY_MESSAGES", default_value_t = 10_000)]
     pub free_daily_messages: i64,
+    /// Messages per second a rate-limited cluster (at its price cap, or free and past its
+    /// day's messages) may still move, over REST and Kafka together.
+    #[arg(
+        long,
+        env = "CAPSTAN_LIMITED_MESSAGES_PER_SECOND",
+        default_value_t = 10
+    )]
+    pub limited_messages_per_second: i64,
 }
 
 impl PricingArgs {
@@ -226,6 +234,11 @@ impl PricingArgs {
             self.ceiling_multi_zone_dollars,
             self.free_daily_messages,
         ];
+        if self.limited_messages_per_second < 1 {
+            anyhow::bail!(
+                "--limited-messages-per-second must be 1 or more (a limited cluster is slowed, never stopped)"
+            );
+        }
         if values.iter().any(|v| *v < 0)
             || self.ceiling_single_zone_dollars > 1_000_000_000
             || self.ceiling_multi_zone_dollars > 1_000_000_000
@@ -241,6 +254,7 @@ impl PricingArgs {
             single_zone_ceiling_micros: self.ceiling_single_zone_dollars * DOLLAR,
             multi_zone_ceiling_micros: self.ceiling_multi_zone_dollars * DOLLAR,
             free_daily_messages: self.free_daily_messages,
+            limited_messages_per_second: self.limited_messages_per_second,
         })
     }
 }

@@ -171,8 +171,9 @@ impl Application {
         limiter: Arc<dyn RequestLimiter>,
     ) -> Self {
         self.state.billing = billing;
-        self.state.limiter = Some(limiter);
+        self.state.limiter = Some(limiter.clone());
         self.gateway.app = self.state.clone();
+        self.gateway.usage.limit_with(limiter);
         self
     }
 

@@ -82,9 +82,15 @@ impl BillingSource for NoBilling {
     }
 }
 
-/// Decides whether a cluster's data requests are refused (price cap, budget, free plan).
+/// Rate-limits clusters at their price cap, budget or free plan's day (see
+/// `capstan_billing::enforcement`): a limited cluster may still move a few messages a second.
 #[async_trait]
 pub trait RequestLimiter: Send + Sync + std::fmt::Debug {
-    /// `Some(reason)` when the request must be answered 429.
-    async fn refusal(&self, cluster_id: &str) -> Option<String>;
+    /// Why `cluster_id` is limited now, or `None` when it is not.
+    async fn limit(&self, cluster_id: &str) -> Option<String>;
+    /// How long a limited cluster must wait before its next request may go ahead.
+    fn wait(&self, cluster_id: &str) -> std::time::Duration;
+    /// Takes `messages` a limited cluster moved from its allowance; returns how long it must
+    /// now wait.
+    fn charge(&self, cluster_id: &str, messages: u64) -> std::time::Duration;
 }

@@ -37,9 +37,15 @@ pub enum Error {
     /// A plan or account quota would be exceeded (403, with the limit explained).
     #[error("{0}")]
     LimitExceeded(String),
-    /// The cluster is rate-limited (price cap, budget or free plan); the message says why (429).
-    #[error("{0}")]
-    RateLimited(String),
+    /// The cluster is rate-limited (price cap, budget or free plan); the message says why and
+    /// `Retry-After` when the next request may go ahead (429).
+    #[error("{reason}; the next request may go ahead in {}s", retry_after_secs(*.retry_after))]
+    RateLimited {
+        /// Why the cluster is limited.
+        reason: String,
+        /// How long until the next request may go ahead.
+        retry_after: std::time::Duration,
+    },
     /// The cluster's brokers could not be reached or refused the change (503).
     #[error("{0}")]
     Broker(String),
@@ -80,13 +86,30 @@ impl Error {
             Error::Forbidden(_) | Error::LimitExceeded(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) | Error::Missing(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Broker(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Migrate(_) | Error::Internal { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
     }
+}
+
+impl Error {
+    /// The `Retry-After` header a rate-limited request is answered with.
+    pub(crate) fn retry_after(&self) -> Option<HeaderValue> {
+        match self {
+            Error::RateLimited { retry_after, .. } => {
+                Some(HeaderValue::from(retry_after_secs(*retry_after)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Whole seconds for `Retry-After`, rounded up (at least 1: the header cannot say less).
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// Formats an error and its sources as one line: `a: b: c`.
@@ -104,6 +127,7 @@ pub fn cause_chain(error: &dyn std::error::Error) -> String {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = self.retry_after();
         let message = if status.is_server_error() && !matches!(self, Error::Broker(_)) {
             tracing::error!(error = %cause_chain(&self), "request failed");
             "internal server error; the cause has been logged".to_owned()
@@ -117,6 +141,9 @@ impl IntoResponse for Error {
         // `status` repeats the HTTP code as the REST data API's error shape does.
         let body = json!({ "error": message, "message": message, "status": status.as_u16() });
         let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, seconds);
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -263,6 +263,16 @@ impl Policy for GatewayPolicy {
             .delivered(&tenant.cluster_id, topic, messages);
     }
 
+    async fn throttle(&self, tenant: &Tenant, messages: u64) -> Option<std::time::Duration> {
+        let limiter = self.state.limiter.as_ref()?;
+        limiter.limit(&tenant.cluster_id).await?;
+        Some(if messages == 0 {
+            limiter.wait(&tenant.cluster_id)
+        } else {
+            limiter.charge(&tenant.cluster_id, messages)
+        })
+    }
+
     async fn still_valid(&self, tenant: &Tenant) -> bool {
         match self.find(&tenant.principal).await {
             Ok(Some(found)) => {

@@ -1,6 +1,12 @@
 //! The price cap and budget, enforced: notifications at 70% and 90% of the effective cap (once
 //! per month each), and rate limiting — never a charge — once the month's cost reaches it. Free
 //! clusters are limited the same way once their daily messages are used up.
+//!
+//! A limited cluster may still move `PriceList::limited_messages_per_second` messages a second,
+//! produced and consumed together, over both gateways. The allowance is a bucket of messages
+//! that may go into debt: a request is let through while the bucket is not in debt and its
+//! messages are then taken, so one large request passes and the cluster waits until the debt is
+//! repaid — the way Kafka's own quotas work (KIP-219), and a number of messages, not requests.
 
 use std::{
     collections::HashMap,
@@ -17,8 +23,6 @@ use crate::{
     pricing::{PriceList, round_to_cents},
 };
 
-/// Requests a limited cluster may still make: one a second.
-const ALLOWANCE: Duration = Duration::from_secs(1);
 /// Thresholds notified, in percent of the effective cap.
 const THRESHOLDS: [i64; 3] = [70, 90, 100];
 
@@ -40,7 +44,39 @@ pub struct Enforcer {
     notify_url: Option<String>,
     http: reqwest::Client,
     standing: Mutex<HashMap<String, Standing>>,
-    last_allowed: Mutex<HashMap<String, Instant>>,
+    allowances: Mutex<HashMap<String, Allowance>>,
+}
+
+/// The messages a limited cluster may still move: refilled at the allowed rate up to one
+/// second's worth, and below zero while the cluster is in debt.
+#[derive(Clone, Copy, Debug)]
+struct Allowance {
+    messages: f64,
+    at: Instant,
+}
+
+impl Allowance {
+    fn full(rate: f64, now: Instant) -> Self {
+        Allowance {
+            messages: rate,
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, rate: f64, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.messages = (self.messages + rate * elapsed).min(rate);
+        self.at = now;
+    }
+
+    /// How long until the debt is repaid.
+    fn wait(&self, rate: f64) -> Duration {
+        if self.messages >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.messages / rate)
+        }
+    }
 }
 
 impl Enforcer {
@@ -53,7 +89,7 @@ impl Enforcer {
             notify_url: None,
             http: reqwest::Client::new(),
             standing: Mutex::default(),
-            last_allowed: Mutex::default(),
+            allowances: Mutex::default(),
         }
     }
 
@@ -159,46 +195,74 @@ impl Enforcer {
                 );
             }
         }
+        // A cluster no longer limited starts with a full allowance if it is limited again.
+        if let Ok(mut allowances) = self.allowances.lock() {
+            allowances.retain(|cluster_id, _| standing.contains_key(cluster_id));
+        }
         if let Ok(mut current) = self.standing.lock() {
             *current = standing;
         }
         Ok(())
     }
 
-    /// Whether a request of `cluster_id` is refused now, and why. A limited cluster still gets
-    /// one request a second.
-    pub async fn refusal(&self, cluster_id: &str, now: i64) -> Option<String> {
+    /// Why `cluster_id` is rate-limited at `now`, or `None` when it is not. Checked against the
+    /// cluster's current budget, so raising it lifts the limit at once.
+    pub async fn limit(&self, cluster_id: &str, now: i64) -> Option<String> {
         let standing = self.standing.lock().ok()?.get(cluster_id).cloned()?;
-        let reason = match standing {
-            Standing::FreeDayUsed { day } if day == now.div_euclid(86_400) => format!(
+        match standing {
+            Standing::FreeDayUsed { day } if day == now.div_euclid(86_400) => Some(format!(
                 "the free plan's {} messages a day are used up; the limit lifts at 00:00 UTC",
                 self.prices.free_daily_messages
-            ),
+            )),
             Standing::Capped { month, cost_cents } if month == Month::of(now) => {
-                // Check against the cluster's current budget: raising it lifts the limit now.
                 let cluster = self.customers.cluster(cluster_id).await.ok().flatten()?;
                 let cap_cents = round_to_cents(self.prices.effective_cap_micros(cluster.tariff));
-                if cost_cents < cap_cents {
-                    return None;
-                }
-                format!(
-                    "monthly price cap reached (${}.{:02}); raise the budget or wait for the next month. No data is deleted",
-                    cap_cents / 100,
-                    cap_cents % 100
-                )
+                (cost_cents >= cap_cents).then(|| {
+                    format!(
+                        "monthly price cap reached (${}.{:02}); raise the budget or wait for the next month. No data is deleted",
+                        cap_cents / 100,
+                        cap_cents % 100
+                    )
+                })
             }
-            _ => return None,
-        };
-        let mut last = self.last_allowed.lock().ok()?;
-        let allowed = last
-            .get(cluster_id)
-            .is_none_or(|at| at.elapsed() >= ALLOWANCE);
-        if allowed {
-            last.insert(cluster_id.to_owned(), Instant::now());
-            None
-        } else {
-            Some(reason)
+            _ => None,
         }
+    }
+
+    /// How long a limited cluster must wait before its next request may go ahead (zero: it may
+    /// now). Only meaningful when [`Enforcer::limit`] says the cluster is limited.
+    pub fn wait(&self, cluster_id: &str) -> Duration {
+        let rate = self.rate();
+        let now = Instant::now();
+        let Ok(mut allowances) = self.allowances.lock() else {
+            return Duration::ZERO;
+        };
+        allowances
+            .get_mut(cluster_id)
+            .map_or(Duration::ZERO, |allowance| {
+                allowance.refill(rate, now);
+                allowance.wait(rate)
+            })
+    }
+
+    /// Takes `messages` moved by a limited cluster from its allowance; returns how long it must
+    /// now wait before its next request.
+    pub fn charge(&self, cluster_id: &str, messages: u64) -> Duration {
+        let rate = self.rate();
+        let now = Instant::now();
+        let Ok(mut allowances) = self.allowances.lock() else {
+            return Duration::ZERO;
+        };
+        let allowance = allowances
+            .entry(cluster_id.to_owned())
+            .or_insert_with(|| Allowance::full(rate, now));
+        allowance.refill(rate, now);
+        allowance.messages -= messages as f64;
+        allowance.wait(rate)
+    }
+
+    fn rate(&self) -> f64 {
+        self.prices.limited_messages_per_second.max(1) as f64
     }
 
     /// The thresholds a cluster reached this month, in order.
@@ -209,5 +273,34 @@ impl Enforcer {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_large_request_passes_and_the_debt_is_then_waited_out() {
+        let start = Instant::now();
+        let mut allowance = Allowance::full(10.0, start);
+        assert_eq!(allowance.wait(10.0), Duration::ZERO);
+        allowance.messages -= 1_000.0;
+        // 990 messages of debt at 10 a second.
+        assert_eq!(allowance.wait(10.0), Duration::from_secs(99));
+        allowance.refill(10.0, start + Duration::from_secs(90));
+        assert_eq!(allowance.wait(10.0), Duration::from_secs(9));
+        allowance.refill(10.0, start + Duration::from_secs(99));
+        assert_eq!(allowance.wait(10.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn an_idle_cluster_saves_at_most_one_second_of_messages() {
+        let start = Instant::now();
+        let mut allowance = Allowance::full(10.0, start);
+        allowance.refill(10.0, start + Duration::from_secs(3_600));
+        assert_eq!(allowance.messages, 10.0);
+        allowance.messages -= 11.0;
+        assert_eq!(allowance.wait(10.0), Duration::from_millis(100));
     }
 }

@@ -25,6 +25,9 @@ pub struct PriceList {
     pub multi_zone_ceiling_micros: i64,
     /// Messages a free cluster may move per UTC day.
     pub free_daily_messages: i64,
+    /// Messages per second a rate-limited cluster (at its cap, or free and past its day's
+    /// messages) may still move, produce and consume together, on both gateways.
+    pub limited_messages_per_second: i64,
 }
 
 impl Default for PriceList {
@@ -36,6 +39,7 @@ impl Default for PriceList {
             single_zone_ceiling_micros: 120 * DOLLAR,
             multi_zone_ceiling_micros: 360 * DOLLAR,
             free_daily_messages: 10_000,
+            limited_messages_per_second: 10,
         }
     }
 }

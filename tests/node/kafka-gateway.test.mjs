@@ -148,17 +148,25 @@ describe("kafkajs through the Kafka gateway", () => {
     }, "the dedicated cluster's usage", 60000);
   });
 
-  test("kill -9 of capstan dev mid-run: clients reconnect, nothing committed is lost or billed twice", async () => {
+  test("kill -9 of capstan dev mid-run: clients reconnect, nothing committed is lost, billing stays within the crash window", async () => {
     const cluster = await capstan.request("POST", "/v2/kafka/cluster", { name: "crashy", region: "eu-west-1" });
     await createTopic(capstan, cluster.cluster_id, "events", 2);
     const kafka = kafkaOf(cluster);
     const values = Array.from({ length: 200 }, (_, i) => `e${i}`);
     await produce(kafka, "events", values);
     const seen = [];
-    const consumer = await member(kafka, "g", "events", seen);
+    const receivedAt = [];
+    const consumer = await member(kafka, "g", "events", new Proxy(seen, {
+      get(target, property) {
+        if (property === "push") return (...items) => { receivedAt.push(...items.map(() => Date.now())); return target.push(...items); };
+        return Reflect.get(target, property);
+      },
+    }));
     await eventually(() => seen.length >= 50, "50 messages before the crash", 60000);
+    const killedAt = Date.now();
     await capstan.kill();
     await capstan.restart();
+    const restartedAt = Date.now();
     await eventually(() => new Set(seen).size === 200, "every message after the restart", 120000);
     await consumer.disconnect();
     assert.deepEqual([...new Set(seen)].sort(), [...values].sort(), "nothing lost");
@@ -169,13 +177,20 @@ describe("kafkajs through the Kafka gateway", () => {
     await admin.disconnect();
     assert.equal(offsets[0].partitions.reduce((sum, p) => sum + Number(p.offset), 0), 200, "every message committed");
 
-    // Metering counts each committed message once, across the crash.
+    // Consumption is what the gateway delivered: every record the client received (a record
+    // delivered again after the crash counts again), less at most what was counted in memory
+    // and not yet written when the process was killed (docs/metering.md: 2 s; 1 s of margin
+    // for the write itself). Records handed to the application between the kill and the
+    // restart were delivered before the kill.
+    const received = seen.length;
+    const atRisk = receivedAt.filter((t) => t >= killedAt - 3000 && t < restartedAt).length;
     const usage = await eventually(async () => {
       const answer = await capstan.request("GET", `/v2/kafka/usage/${cluster.cluster_id}`);
       const events = answer.topics.find((t) => t.topic === "events");
-      return events && events.consumed >= 200 ? events : null;
+      return events && events.consumed >= received - atRisk ? events : null;
     }, "the metered consumption", 60000);
     assert.equal(usage.produced, 200);
-    assert.equal(usage.consumed, 200, "billed once");
+    assert.ok(usage.consumed <= received, `billed ${usage.consumed}, more than the ${received} delivered`);
+    assert.ok(usage.consumed >= received - atRisk, `billed ${usage.consumed} of ${received}: more lost than the window allows (${atRisk})`);
   });
 });

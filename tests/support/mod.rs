@@ -463,9 +463,17 @@ pub async fn produce_rest(run: &Running, cluster: &Value, count: usize) -> reqwe
         .await
         .unwrap();
     let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
     let answer: Value = response.json().await.unwrap();
     if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         assert_eq!(answer["status"], 429);
+        assert!(
+            retry_after.is_some_and(|seconds| seconds >= 1),
+            "a 429 says when to retry: {retry_after:?}"
+        );
         assert!(
             answer["error"].as_str().unwrap().contains("limit")
                 || answer["error"].as_str().unwrap().contains("cap"),

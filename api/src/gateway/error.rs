@@ -26,6 +26,7 @@ pub type GatewayResult<T> = std::result::Result<T, GatewayError>;
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.0.status();
+        let retry_after = self.0.retry_after();
         let message = match &self.0 {
             Error::Broker(_) => {
                 tracing::warn!(error = %self.0, "broker unavailable");
@@ -42,6 +43,9 @@ impl IntoResponse for GatewayError {
             Json(json!({ "result": null, "error": message, "status": status.as_u16() })),
         )
             .into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, seconds);
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -61,7 +61,11 @@ pub(crate) enum Action {
 impl GatewayState {
     /// Builds the state, counting into the control plane's metrics registry.
     pub fn new(app: AppState, observer: Option<Arc<dyn FetchObserver>>) -> Self {
-        let usage = Usage::new(app.metrics.gateway_messages.clone(), observer);
+        let usage = Usage::new(
+            app.metrics.gateway_messages.clone(),
+            observer,
+            app.limiter.clone(),
+        );
         GatewayState {
             app,
             clients: Arc::default(),
@@ -92,9 +96,15 @@ impl GatewayState {
             )));
         }
         if let Some(limiter) = &self.app.limiter
-            && let Some(reason) = limiter.refusal(&access.cluster_id).await
+            && let Some(reason) = limiter.limit(&access.cluster_id).await
         {
-            return Err(Error::RateLimited(reason));
+            let retry_after = limiter.wait(&access.cluster_id);
+            if !retry_after.is_zero() {
+                return Err(Error::RateLimited {
+                    reason,
+                    retry_after,
+                });
+            }
         }
         crate::topics::find_by_name(&self.app, &access.cluster_id, name).await?.ok_or_else(|| {
             Error::Missing(format!("topic {name} does not exist; create it first (topics are never created implicitly)"))

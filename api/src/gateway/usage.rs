@@ -7,6 +7,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use prometheus::IntCounterVec;
 
 use super::types::{Message, Metadata};
+use crate::billing::RequestLimiter;
 
 /// Receives the messages the REST gateway delivers, per topic — before the answer is sent, so
 /// a count is never lost to a crash after the client got its messages.
@@ -21,18 +22,44 @@ pub trait FetchObserver: Send + Sync + std::fmt::Debug {
 pub struct Usage {
     messages: IntCounterVec,
     observer: Option<Arc<dyn FetchObserver>>,
+    limiter: Option<Arc<dyn RequestLimiter>>,
 }
 
 impl Usage {
-    /// Counts into `messages` (labels: cluster, kind) and tells `observer` about fetches.
-    pub fn new(messages: IntCounterVec, observer: Option<Arc<dyn FetchObserver>>) -> Self {
-        Usage { messages, observer }
+    /// Counts into `messages` (labels: cluster, kind), tells `observer` about fetches, and takes
+    /// what a rate-limited cluster moves from its allowance in `limiter`.
+    pub fn new(
+        messages: IntCounterVec,
+        observer: Option<Arc<dyn FetchObserver>>,
+        limiter: Option<Arc<dyn RequestLimiter>>,
+    ) -> Self {
+        Usage {
+            messages,
+            observer,
+            limiter,
+        }
     }
 
-    pub(super) fn produced(&self, cluster_id: &str, sent: &[Metadata]) {
+    /// Takes what rate-limited clusters move from their allowance in `limiter` from now on.
+    pub(crate) fn limit_with(&mut self, limiter: Arc<dyn RequestLimiter>) {
+        self.limiter = Some(limiter);
+    }
+
+    pub(super) async fn produced(&self, cluster_id: &str, sent: &[Metadata]) {
         self.messages
             .with_label_values(&[cluster_id, "produced"])
             .inc_by(sent.len() as u64);
+        self.charge(cluster_id, sent.len()).await;
+    }
+
+    /// A limited cluster's messages count against its allowance (checked before the request).
+    async fn charge(&self, cluster_id: &str, messages: usize) {
+        if let Some(limiter) = &self.limiter
+            && messages > 0
+            && limiter.limit(cluster_id).await.is_some()
+        {
+            limiter.charge(cluster_id, messages as u64);
+        }
     }
 
     /// Messages a consumer instance received from `/consume`. `metered_here`: the cluster's
@@ -47,6 +74,7 @@ impl Usage {
         self.messages
             .with_label_values(&[cluster_id, "consumed"])
             .inc_by(messages.len() as u64);
+        self.charge(cluster_id, messages.len()).await;
         if metered_here {
             self.report(cluster_id, messages).await;
         }
@@ -57,6 +85,7 @@ impl Usage {
         self.messages
             .with_label_values(&[cluster_id, "fetched"])
             .inc_by(messages.len() as u64);
+        self.charge(cluster_id, messages.len()).await;
         self.report(cluster_id, messages).await;
     }
 

@@ -88,6 +88,20 @@ pub fn delivered(response: &FetchResponse, asked: &Asked, version: i16) -> Vec<(
     counts
 }
 
+/// The length of the first whole record batch of `bytes`, if it holds one.
+pub fn first_batch_len(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() < HEADER {
+        return None;
+    }
+    let length = usize::try_from(i32::from_be_bytes(field(bytes, 8))).ok()?;
+    length.checked_add(12).filter(|end| *end <= bytes.len())
+}
+
+/// Records in the whole data batches of `bytes` (control batches left out).
+pub fn records_in(bytes: &[u8]) -> u64 {
+    count_records(bytes, i64::MIN, &[])
+}
+
 /// Records at or past `from` in the whole data batches of `bytes`, leaving out those of
 /// `aborted` transactions (producer id, first offset).
 fn count_records(bytes: &[u8], from: i64, aborted: &[(i64, i64)]) -> u64 {
@@ -138,7 +152,7 @@ fn field<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use bytes::BytesMut;
     use kafka_protocol::{
         messages::{
@@ -151,7 +165,14 @@ mod tests {
 
     use super::*;
 
-    fn batch(base: i64, count: i64, producer: i64, transactional: bool, control: bool) -> Vec<u8> {
+    /// Record batches encoded by kafka-protocol's own encoder (shared with the throttle tests).
+    pub(crate) fn batch(
+        base: i64,
+        count: i64,
+        producer: i64,
+        transactional: bool,
+        control: bool,
+    ) -> Vec<u8> {
         let records: Vec<Record> = (0..count)
             .map(|i| Record {
                 transactional,

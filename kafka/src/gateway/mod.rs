@@ -23,6 +23,7 @@ mod responses;
 mod sasl;
 mod scope;
 mod session;
+mod throttle;
 mod upstream;
 mod versions;
 

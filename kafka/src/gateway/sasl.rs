@@ -327,6 +327,10 @@ mod tests {
         }
         fn delivered(&self, _: &Tenant, _: &str, _: u64) {}
 
+        async fn throttle(&self, _: &Tenant, _: u64) -> Option<std::time::Duration> {
+            None
+        }
+
         async fn still_valid(&self, _: &Tenant) -> bool {
             true
         }

@@ -29,6 +29,7 @@ use super::{
     requests::{self, Context, Route},
     responses::Rewriter,
     sasl::{Exchange, SaslMechanism, Step},
+    throttle::{self, FETCH_MUTE_MAX, Mute},
     versions,
 };
 use crate::Result;
@@ -329,11 +330,22 @@ struct Pending {
     version: i16,
     correlation: i32,
     answer: Answer,
+    /// Throttle time the gateway already decided for this answer (a rate-limited produce).
+    throttle: Duration,
 }
 
 enum Answer {
     Ready(Box<ResponseKind>),
     Forwarded(oneshot::Receiver<Result<Bytes>>, Context),
+}
+
+/// What the tasks of one connection tell each other.
+#[derive(Default)]
+struct Signals {
+    /// The connection is to close (the client or the broker went away, or the credential did).
+    closing: Notify,
+    /// Reading is paused while the cluster is throttled.
+    mute: Mute,
 }
 
 /// How long, once a client is gone, the answers it was owed are still awaited (and written, if
@@ -355,7 +367,7 @@ where
     let pool = shared.pool(&tenant.backend);
     let names = Names::scoped(&tenant.prefix, tenant.scope.clone());
     let tenant = Arc::new(tenant);
-    let closing = Arc::new(Notify::new());
+    let signals = Arc::new(Signals::default());
     let (pending, queue) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let mut answers = tokio::spawn(write_answers(
         writer,
@@ -364,9 +376,9 @@ where
         tenant.clone(),
         pool.clone(),
         shared.clone(),
-        closing.clone(),
+        signals.clone(),
     ));
-    let revalidation = tokio::spawn(revalidate(shared.clone(), tenant.clone(), closing.clone()));
+    let revalidation = tokio::spawn(revalidate(shared.clone(), tenant.clone(), signals.clone()));
     let mut lease: Option<Lease> = None;
     let max_frame = shared.config.max_frame_bytes;
     let outcome = loop {
@@ -385,9 +397,17 @@ where
                 lease = None;
             }
         }
+        if let Some(until) = signals.mute.until() {
+            // Throttled (KIP-219): the next request waits in the socket until the mute ends.
+            tokio::select! {
+                _ = tokio::time::sleep_until(until.into()) => {}
+                _ = signals.closing.notified() => break Ok(()),
+                _ = stop.changed() => break Ok(()),
+            }
+        }
         let frame = tokio::select! {
             frame = tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut reader, max_frame)) => frame,
-            _ = closing.notified() => break Ok(()),
+            _ = signals.closing.notified() => break Ok(()),
             _ = stop.changed() => break Ok(()),
         };
         let frame = match frame {
@@ -411,7 +431,17 @@ where
             .requests
             .with_label_values(&[api_name(request.key)])
             .inc();
-        let handled = handle(request, target, &names, &tenant, &pool, shared, &mut lease).await;
+        let handled = handle(
+            request,
+            target,
+            &names,
+            &tenant,
+            &pool,
+            shared,
+            &mut lease,
+            &signals.mute,
+        )
+        .await;
         let pending_answer = match handled {
             Ok(Some(answer)) => answer,
             Ok(None) => continue,
@@ -429,7 +459,7 @@ where
         }
         tokio::select! {
             sent = pending.send(pending_answer) => if sent.is_err() { break Ok(()) },
-            _ = closing.notified() => break Ok(()),
+            _ = signals.closing.notified() => break Ok(()),
             _ = stop.changed() => break Ok(()),
         }
     };
@@ -471,6 +501,7 @@ async fn handle(
     pool: &Arc<BackendPool>,
     shared: &Arc<Shared>,
     lease: &mut Option<Lease>,
+    mute: &Mute,
 ) -> Result<Option<Pending>, Rejection> {
     let Request {
         key,
@@ -479,19 +510,19 @@ async fn handle(
         client_id,
         body,
     } = request;
-    let pending = |answer| {
+    let mut throttled = Duration::ZERO;
+    let pending = |answer, throttle| {
         Some(Pending {
             key,
             version,
             correlation,
             answer,
+            throttle,
         })
     };
     if key == ApiKey::ApiVersions {
-        return Ok(pending(Answer::Ready(Box::new(api_versions(
-            pool.spec.engine,
-            0,
-        )))));
+        let answer = api_versions(pool.spec.engine, 0);
+        return Ok(pending(Answer::Ready(Box::new(answer)), Duration::ZERO));
     }
     if matches!(key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
         // Re-authentication (KIP-368) is not offered: the gateway re-checks credentials itself.
@@ -503,7 +534,7 @@ async fn handle(
                 .with_error_code(code::ILLEGAL_SASL_STATE)
                 .into(),
         };
-        return Ok(pending(Answer::Ready(Box::new(answer))));
+        return Ok(pending(Answer::Ready(Box::new(answer)), Duration::ZERO));
     }
     if !versions::supports(pool.spec.engine, key, version) {
         if matches!(&body, RequestKind::Produce(produce) if produce.acks == 0) {
@@ -517,15 +548,27 @@ async fn handle(
             "this version is not offered here",
         );
         return match answer {
-            Some(answer) => Ok(pending(Answer::Ready(Box::new(answer)))),
+            Some(answer) => Ok(pending(Answer::Ready(Box::new(answer)), Duration::ZERO)),
             None => Err(reject("unsupported_api", format!("{key:?} v{version}"))),
         };
+    }
+    if matches!(body, RequestKind::Fetch(_))
+        && let Some(wait) = shared.policy.throttle(tenant, 0).await
+        && !wait.is_zero()
+    {
+        // In debt: no records until it is repaid, as a throttled Kafka fetch is answered.
+        let wait = wait.min(FETCH_MUTE_MAX);
+        mute.extend(wait);
+        return Ok(pending(
+            Answer::Ready(Box::new(throttle::throttled_fetch(version, wait))),
+            Duration::ZERO,
+        ));
     }
     let route = requests::route(body, version, names, pool)
         .await
         .map_err(|e| reject("backend", e.to_string()))?;
     match route {
-        Route::Answer(answer) => Ok(pending(Answer::Ready(Box::new(answer)))),
+        Route::Answer(answer) => Ok(pending(Answer::Ready(Box::new(answer)), Duration::ZERO)),
         Route::Nothing => Ok(None),
         Route::Admin(request) if !tenant.scope.administer => {
             let answer = error_response(
@@ -535,7 +578,7 @@ async fn handle(
                 "only the cluster's default credential may administer topics",
             );
             match answer {
-                Some(answer) => Ok(pending(Answer::Ready(Box::new(answer)))),
+                Some(answer) => Ok(pending(Answer::Ready(Box::new(answer)), Duration::ZERO)),
                 None => Err(reject("unsupported_api", format!("{key:?} v{version}"))),
             }
         }
@@ -555,7 +598,7 @@ async fn handle(
                 pool,
             )
             .await;
-            Ok(pending(Answer::Ready(Box::new(answer))))
+            Ok(pending(Answer::Ready(Box::new(answer)), Duration::ZERO))
         }
         Route::Forward {
             request,
@@ -581,6 +624,16 @@ async fn handle(
                         .map_err(|e| reject("backend", e.to_string()))?,
                 );
             }
+            if let RequestKind::Produce(produce) = &request {
+                let records = throttle::records_produced(produce);
+                if records > 0
+                    && let Some(wait) = shared.policy.throttle(tenant, records).await
+                {
+                    // Forwarded, then throttled, as Kafka's produce quotas do.
+                    mute.extend(wait);
+                    throttled = wait;
+                }
+            }
             let Some(lease) = lease.as_mut() else {
                 return Err(reject("backend", "no backend connection"));
             };
@@ -604,7 +657,7 @@ async fn handle(
                 .send(backend_correlation, &frame, reply)
                 .await
                 .map_err(|e| reject("backend", e.to_string()))?;
-            Ok(receiver.and_then(|rx| pending(Answer::Forwarded(rx, context))))
+            Ok(receiver.and_then(|rx| pending(Answer::Forwarded(rx, context), throttled)))
         }
     }
 }
@@ -616,7 +669,7 @@ async fn write_answers<W: AsyncWrite + Unpin>(
     tenant: Arc<Tenant>,
     pool: Arc<BackendPool>,
     shared: Arc<Shared>,
-    closing: Arc<Notify>,
+    signals: Arc<Signals>,
 ) {
     let rewriter = Rewriter {
         names: &names,
@@ -644,6 +697,7 @@ async fn write_answers<W: AsyncWrite + Unpin>(
             version,
             correlation,
             answer,
+            throttle,
         } = next;
         let frame = match answer {
             Answer::Ready(response) => codec::encode_response(key, version, correlation, &response),
@@ -665,21 +719,24 @@ async fn write_answers<W: AsyncWrite + Unpin>(
                 match arrived {
                     Ok(Ok(frame)) => match context {
                         Context::Opaque => Ok(codec::with_correlation(frame, correlation)),
-                        context => codec::decode_response(key, version, frame).and_then(
-                            |(_, mut response)| {
+                        context => match codec::decode_response(key, version, frame) {
+                            Ok((_, mut response)) => {
+                                let mut throttle = throttle;
                                 if let (ResponseKind::Fetch(fetched), Context::Fetch(_, asked)) =
-                                    (&response, &context)
+                                    (&mut response, &context)
                                 {
-                                    for (topic, messages) in
-                                        delivery::delivered(fetched, asked, version)
-                                    {
-                                        shared.policy.delivered(&tenant, &topic, messages);
-                                    }
+                                    let wait =
+                                        count_delivered(&shared, &tenant, fetched, asked, version)
+                                            .await;
+                                    signals.mute.extend(wait);
+                                    throttle = throttle.max(wait);
                                 }
+                                throttle::report_in(&mut response, version, throttle);
                                 rewriter.rewrite(&mut response, context, version);
                                 codec::encode_response(key, version, correlation, &response)
-                            },
-                        ),
+                            }
+                            Err(e) => Err(e),
+                        },
                     },
                     Ok(Err(e)) | Err(e) => Err(e),
                 }
@@ -700,18 +757,47 @@ async fn write_answers<W: AsyncWrite + Unpin>(
     }
     let _ = writer.flush().await;
     let _ = writer.shutdown().await;
-    closing.notify_one();
+    signals.closing.notify_one();
+}
+
+/// Meters the records a Fetch answer delivers and, for a rate-limited cluster, takes them from
+/// its allowance: returns how long the connection is to be throttled (at most
+/// [`FETCH_MUTE_MAX`]).
+async fn count_delivered(
+    shared: &Shared,
+    tenant: &Tenant,
+    fetched: &mut kafka_protocol::messages::FetchResponse,
+    asked: &delivery::Asked,
+    version: i16,
+) -> Duration {
+    if shared.policy.throttle(tenant, 0).await.is_some() {
+        // A few records at a time while limited, so that one answer cannot run up a debt.
+        throttle::at_most(fetched, throttle::LIMITED_FETCH_RECORDS);
+    }
+    let mut total = 0;
+    for (topic, messages) in delivery::delivered(fetched, asked, version) {
+        shared.policy.delivered(tenant, &topic, messages);
+        total += messages;
+    }
+    if total == 0 {
+        return Duration::ZERO;
+    }
+    shared
+        .policy
+        .throttle(tenant, total)
+        .await
+        .map_or(Duration::ZERO, |wait| wait.min(FETCH_MUTE_MAX))
 }
 
 /// Closes the connection once its credential stops being valid.
-async fn revalidate(shared: Arc<Shared>, tenant: Arc<Tenant>, closing: Arc<Notify>) {
+async fn revalidate(shared: Arc<Shared>, tenant: Arc<Tenant>, signals: Arc<Signals>) {
     let mut tick = tokio::time::interval(REVALIDATE_EVERY);
     tick.tick().await;
     loop {
         tick.tick().await;
         if !shared.policy.still_valid(&tenant).await {
             tracing::info!(cluster = %tenant.cluster_id, "closing a Kafka connection: its credential is no longer valid");
-            closing.notify_one();
+            signals.closing.notify_one();
             return;
         }
     }
