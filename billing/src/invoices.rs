@@ -74,7 +74,32 @@ const BATCH: usize = 500;
 /// no invoice for it yet. Each batch of invoices, with all their lines and numbers, is one
 /// transaction, so a crash leaves whole invoices or none, and a re-run makes only the missing
 /// ones. Refuses a month that has not ended yet at `now`.
+///
+/// Runs at the same time (two processes, or a run whose client went away while its commit was
+/// still landing) cannot make two invoices: one account's invoice for a month is unique, and a
+/// run that meets one written meanwhile starts over from what is now there.
 pub async fn close_month(
+    pool: &AnyPool,
+    prices: &PriceList,
+    customers: &dyn Customers,
+    month: Month,
+    now: i64,
+) -> Result<CloseReport> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match close_month_once(pool, prices, customers, month, now).await {
+            Err(Error::Database(sqlx::Error::Database(error)))
+                if error.is_unique_violation() && attempt < 5 =>
+            {
+                tracing::info!(month = %month.label(), "another run closed part of the month meanwhile; starting over");
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+async fn close_month_once(
     pool: &AnyPool,
     prices: &PriceList,
     customers: &dyn Customers,

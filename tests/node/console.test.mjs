@@ -175,7 +175,7 @@ describe("web console", () => {
       await page.reload();
       return (await page.locator(".banner-danger").count()) > 0;
     }, "the cap-reached banner");
-    assert.match(await page.locator(".banner-danger").innerText(), /reached its cap of \$1\.00.*one per second/);
+    assert.match(await page.locator(".banner-danger").innerText(), /reached its cap of \$1\.00.*10 messages a second/);
   });
 
   test("the cluster list shows state, zones, region and cost against the cap", async () => {

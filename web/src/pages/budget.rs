@@ -10,7 +10,7 @@ use capstan_api::clusters::{self, UpdateBudget};
 use capstan_billing::pricing::CENT;
 use serde::Deserialize;
 
-use super::{ClusterHeader, Layout, RATE_LIMIT_SENTENCE, render, see_other};
+use super::{ClusterHeader, Layout, rate_limit_sentence, render, see_other};
 use crate::{
     ConsoleState, Result,
     csrf::{CsrfForm, CsrfToken},
@@ -26,7 +26,7 @@ struct BudgetPage {
     header: ClusterHeader,
     ceiling: String,
     budget: String,
-    rate_limit: &'static str,
+    rate_limit: String,
     errors: FieldErrors,
 }
 
@@ -57,7 +57,7 @@ async fn render_page(
             ),
             ceiling: format::dollars(ceiling / CENT),
             budget: budget.unwrap_or_else(|| header.cost.budget_dollars.to_string()),
-            rate_limit: RATE_LIMIT_SENTENCE,
+            rate_limit: rate_limit_sentence(prices),
             errors,
             header,
         },

@@ -18,6 +18,7 @@ use capstan_api::{
     billing::CostView,
     clusters::{ClusterRow, ClusterView},
 };
+use capstan_billing::pricing::PriceList;
 
 use crate::{ConsoleState, Result, csrf::CsrfToken, format, session::Viewer};
 
@@ -109,7 +110,12 @@ pub(crate) struct CostSummary {
 }
 
 /// Rate-limiting at the cap, in one sentence (shown on the budget page and in the banner).
-pub(crate) const RATE_LIMIT_SENTENCE: &str = "At the cap Capstan stops billing and slows the cluster instead: its requests are limited to one per second (HTTP 429) until the month ends or you raise the budget.";
+pub(crate) fn rate_limit_sentence(prices: &PriceList) -> String {
+    format!(
+        "At the cap Capstan stops billing and slows the cluster instead: it may move {} messages a second, over HTTP (429 beyond) and Kafka (clients are throttled), until the month ends or you raise the budget.",
+        prices.limited_messages_per_second
+    )
+}
 
 impl CostSummary {
     fn of(cost: &CostView) -> Self {
@@ -130,15 +136,16 @@ impl CostSummary {
     }
 
     /// The banner for the highest threshold billing has recorded this month.
-    fn banner(cost: &CostView) -> Option<Banner> {
+    fn banner(cost: &CostView, prices: &PriceList) -> Option<Banner> {
         let cap = format::dollars(cost.cap_cents);
         let reached = cost.notifications.iter().copied().max()?;
         Some(match reached {
             r if r >= 100 => Banner {
                 level: "danger",
                 text: format!(
-                    "This cluster reached its cap of {cap} for {}. {RATE_LIMIT_SENTENCE}",
-                    cost.month
+                    "This cluster reached its cap of {cap} for {}. {}",
+                    cost.month,
+                    rate_limit_sentence(prices)
                 ),
             },
             r if r >= 90 => Banner {
@@ -191,7 +198,7 @@ impl ClusterHeader {
         let cost = state.app.billing.cost(&cluster.cluster_id).await?;
         Ok(ClusterHeader {
             cost: CostSummary::of(&cost),
-            banner: CostSummary::banner(&cost),
+            banner: CostSummary::banner(&cost, &state.prices),
             row,
             cluster,
             tab,
