@@ -327,27 +327,12 @@ fn spread(values: &[f64], decimals: usize) -> String {
     )
 }
 
+/// Produces `count` messages, all queued at once (librdkafka batches them as it likes).
 async fn produce_many(producer: &FutureProducer, topic: &str, payload: &str, count: usize) {
-    let mut deliveries = Vec::with_capacity(count);
-    for _ in 0..count {
-        let record = FutureRecord::<(), str>::to(topic).payload(payload);
-        deliveries.push(
-            producer
-                .send_result(record)
-                .map_err(|(e, _)| e)
-                .expect("queued"),
-        );
-    }
-    for delivery in deliveries {
-        delivery
-            .await
-            .expect("delivery")
-            .map_err(|(e, _)| e)
-            .expect("delivered");
-    }
+    produce_windowed(producer, topic, payload, count, count).await;
 }
 
-/// Like [`produce_many`], but never more than `window` messages unacknowledged.
+/// Produces `count` messages, never more than `window` of them unacknowledged.
 async fn produce_windowed(
     producer: &FutureProducer,
     topic: &str,

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use capstan_api::{
     app::{Application, Settings},
-    billing::{BillingSource, CostView, RequestLimiter},
+    billing::{BillingSource, CostView, Limit, RequestLimiter},
     clusters::{self, ClusterRow},
     gateway::FetchObserver,
     provisioner::{ClusterSpec, Placement},
@@ -414,11 +414,9 @@ pub struct Limiter(pub Arc<Enforcer>);
 
 #[async_trait]
 impl RequestLimiter for Limiter {
-    async fn limit(&self, cluster_id: &str) -> Option<String> {
-        self.0.limit(cluster_id, unix_now()).await
-    }
-    fn wait(&self, cluster_id: &str) -> Duration {
-        self.0.wait(cluster_id)
+    async fn limit(&self, cluster_id: &str) -> Option<Limit> {
+        let (reason, wait) = self.0.limit(cluster_id, unix_now()).await?;
+        Some(Limit { reason, wait })
     }
     fn charge(&self, cluster_id: &str, messages: u64) -> Duration {
         self.0.charge(cluster_id, messages)

@@ -27,11 +27,6 @@ async fn limited(run: &Running, cluster: &Value) -> bool {
         || produce_rest(run, cluster, 1).await == StatusCode::TOO_MANY_REQUESTS
 }
 
-async fn meter(run: &Running) {
-    run.sweep().await;
-    run.enforcer.evaluate(unix_now()).await.unwrap();
-}
-
 /// A webhook receiver on loopback that keeps what it is sent.
 async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
     let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -96,7 +91,7 @@ async fn the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_i
 
     // 80 messages = $0.80 of a $1 budget: warned at 70%, not limited.
     assert_eq!(produce_rest(&run, &cluster, 80).await, StatusCode::OK);
-    meter(&run).await;
+    run.sweep_and_enforce().await;
     let cost = run
         .api(Method::GET, &format!("/v2/kafka/cost/{id}"), None)
         .await;
@@ -117,7 +112,7 @@ async fn the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_i
 
     // Past the budget: the month costs exactly the cap, and data requests get 429.
     assert_eq!(produce_rest(&run, &cluster, 50).await, StatusCode::OK);
-    meter(&run).await;
+    run.sweep_and_enforce().await;
     let cost = run
         .api(Method::GET, &format!("/v2/kafka/cost/{id}"), None)
         .await;
@@ -147,12 +142,7 @@ async fn the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_i
     assert_eq!(stats["total_monthly_billing"], json!(1.0));
 
     // Raising the budget lifts the limit at once; no data was deleted.
-    run.api(
-        Method::PATCH,
-        &format!("/v2/kafka/update-budget/{id}"),
-        Some(json!({ "budget": 50 })),
-    )
-    .await;
+    run.set_budget(&cluster, 50).await;
     assert!(!limited(&run, &cluster).await);
     run.sweep().await;
     let totals = run.totals(&cluster).await;
@@ -182,10 +172,10 @@ async fn a_free_cluster_is_limited_for_the_rest_of_the_day_once_its_messages_are
     let run = start_with(false, platform, prices).await;
     let cluster = run.cluster("free", &[("t", 1)]).await;
     assert_eq!(produce_rest(&run, &cluster, 20).await, StatusCode::OK);
-    meter(&run).await;
+    run.sweep_and_enforce().await;
     assert!(!limited(&run, &cluster).await);
     assert_eq!(produce_rest(&run, &cluster, 20).await, StatusCode::OK);
-    meter(&run).await;
+    run.sweep_and_enforce().await;
     assert!(limited(&run, &cluster).await);
     let cost = run
         .api(

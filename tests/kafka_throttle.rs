@@ -16,15 +16,15 @@ use std::{
 };
 
 use capstan_api::{plans::Plan, state::PlatformConfig};
-use capstan_billing::{metering::unix_now, pricing::PriceList};
+use capstan_billing::pricing::PriceList;
 use rdkafka::{
     ClientContext, Message, Statistics,
     consumer::{BaseConsumer, Consumer, ConsumerContext},
     producer::{FutureProducer, FutureRecord},
 };
 use reqwest::Method;
-use serde_json::{Value, json};
-use support::{Running, produce_tcp, start_with, tcp};
+use serde_json::Value;
+use support::{produce_tcp, start_with, tcp};
 
 /// Messages a limited cluster may move a second in these tests.
 const ALLOWANCE: u64 = 10;
@@ -60,11 +60,6 @@ impl Throttle {
         }
         self.max_ms()
     }
-}
-
-async fn meter(run: &Running) {
-    run.sweep().await;
-    run.enforcer.evaluate(unix_now()).await.unwrap();
 }
 
 /// Produces `rounds` rounds of [`ROUND`] messages, each round waited for; returns when each
@@ -118,27 +113,29 @@ fn prices() -> PriceList {
     }
 }
 
-async fn set_budget(run: &Running, cluster: &Value, dollars: i64) {
-    let id = cluster["cluster_id"].as_str().unwrap();
-    run.api(
-        Method::PATCH,
-        &format!("/v2/kafka/update-budget/{id}"),
-        Some(json!({ "budget": dollars })),
-    )
-    .await;
+/// A producer of `cluster` is throttled (librdkafka reports a throttle time) and moves no more
+/// than the allowance.
+async fn assert_producer_throttled(cluster: &Value) {
+    let throttle = Throttle::default();
+    let acknowledged = produce_rounds(cluster, &throttle, 4).await;
+    assert!(
+        throttle.reported().await > 0,
+        "the producer saw a throttle time"
+    );
+    assert_within_allowance(&acknowledged);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capped_cluster_is_throttled_over_tcp_and_a_higher_budget_lifts_it_at_once() {
     let run = start_with(false, PlatformConfig::default(), prices()).await;
     let cluster = run.cluster("capped", &[("t", 1)]).await;
-    set_budget(&run, &cluster, 1).await;
+    run.set_budget(&cluster, 1).await;
 
     // Before the cap: not throttled.
     let free_flowing = Throttle::default();
     produce_rounds(&cluster, &free_flowing, 4).await;
     assert_eq!(free_flowing.max_ms(), 0, "not throttled below the cap");
-    meter(&run).await;
+    run.sweep_and_enforce().await;
     let id = cluster["cluster_id"].as_str().unwrap();
     let cost = run
         .api(Method::GET, &format!("/v2/kafka/cost/{id}"), None)
@@ -149,15 +146,9 @@ async fn a_capped_cluster_is_throttled_over_tcp_and_a_higher_budget_lifts_it_at_
     );
 
     // At the cap: producers are throttled to the allowance and told so.
-    let capped = Throttle::default();
-    let acknowledged = produce_rounds(&cluster, &capped, 4).await;
-    assert!(
-        capped.reported().await > 0,
-        "the producer saw a throttle time"
-    );
-    assert_within_allowance(&acknowledged);
+    assert_producer_throttled(&cluster).await;
 
-    // So are consumers: the records come one batch at a time, within the allowance.
+    // So are consumers: the records come a few at a time, within the allowance.
     let consumer_throttle = Throttle::default();
     let consumer: BaseConsumer<Throttle> = tcp(&cluster)
         .set("group.id", "readers")
@@ -199,7 +190,7 @@ async fn a_capped_cluster_is_throttled_over_tcp_and_a_higher_budget_lifts_it_at_
     );
 
     // Raising the budget lifts the limit for the next request, without a metering sweep.
-    set_budget(&run, &cluster, 50).await;
+    run.set_budget(&cluster, 50).await;
     let lifted = Throttle::default();
     let acknowledged = produce_rounds(&cluster, &lifted, 4).await;
     assert_eq!(
@@ -218,17 +209,10 @@ async fn a_free_cluster_past_its_daily_messages_is_throttled_over_tcp() {
     let run = start_with(false, platform, prices()).await;
     let cluster = run.cluster("free", &[("t", 1)]).await;
     produce_tcp(&cluster, "t", 30, 1).await;
-    meter(&run).await;
+    run.sweep_and_enforce().await;
     let below = Throttle::default();
     produce_rounds(&cluster, &below, 1).await;
     assert_eq!(below.max_ms(), 0, "30 of 40 messages: not throttled");
-    meter(&run).await;
-
-    let throttle = Throttle::default();
-    let acknowledged = produce_rounds(&cluster, &throttle, 4).await;
-    assert!(
-        throttle.reported().await > 0,
-        "the producer saw a throttle time"
-    );
-    assert_within_allowance(&acknowledged);
+    run.sweep_and_enforce().await;
+    assert_producer_throttled(&cluster).await;
 }

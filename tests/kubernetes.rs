@@ -97,6 +97,30 @@ fn client(api: Shared) -> Client {
     Client::new(service, "capstan-clusters")
 }
 
+/// The control plane with the Kubernetes provisioner on the mocked API server `api` (three
+/// zones, Kafka 3.9.1), shared clusters on `pools`.
+async fn start_on_kubernetes(api: Shared, pools: capstan::kubernetes::Pools) -> support::Running {
+    let clusters = KubernetesClusters::new(
+        client(api),
+        ClusterTemplate {
+            namespace: "capstan-clusters".into(),
+            zones: vec!["a".into(), "b".into(), "c".into()],
+            version: "3.9.1".into(),
+            storage: Storage::default(),
+        },
+    )
+    .unwrap();
+    start_on(
+        false,
+        PlatformConfig::default(),
+        Default::default(),
+        None,
+        None,
+        Some(Arc::new(KubernetesProvisioner::new(clusters, pools))),
+    )
+    .await
+}
+
 async fn cluster_state(run: &support::Running, id: &str) -> String {
     let cluster = run
         .api(HttpMethod::GET, &format!("/v2/kafka/cluster/{id}"), None)
@@ -107,28 +131,7 @@ async fn cluster_state(run: &support::Running, id: &str) -> String {
 #[tokio::test]
 async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state() {
     let api: Shared = Arc::default();
-    let clusters = KubernetesClusters::new(
-        client(api.clone()),
-        ClusterTemplate {
-            namespace: "capstan-clusters".into(),
-            zones: vec!["a".into(), "b".into(), "c".into()],
-            version: "3.9.1".into(),
-            storage: Storage::default(),
-        },
-    )
-    .unwrap();
-    let run = start_on(
-        false,
-        PlatformConfig::default(),
-        Default::default(),
-        None,
-        None,
-        Some(Arc::new(KubernetesProvisioner::new(
-            clusters,
-            capstan::kubernetes::Pools::default(),
-        ))),
-    )
-    .await;
+    let run = start_on_kubernetes(api.clone(), capstan::kubernetes::Pools::default()).await;
 
     let cluster = run
         .api(
@@ -258,30 +261,13 @@ fn base64_of(text: &str) -> String {
 #[tokio::test]
 async fn shared_clusters_live_on_a_pool_made_once_that_they_follow() {
     let api: Shared = Arc::default();
-    let clusters = KubernetesClusters::new(
-        client(api.clone()),
-        ClusterTemplate {
-            namespace: "capstan-clusters".into(),
-            zones: vec!["a".into(), "b".into(), "c".into()],
-            version: "3.9.1".into(),
-            storage: Storage::default(),
+    let run = start_on_kubernetes(
+        api.clone(),
+        capstan::kubernetes::Pools {
+            single_zone: "shared-single-zone".into(),
+            multi_zone: "shared-multi-zone".into(),
+            brokers_per_zone: 2,
         },
-    )
-    .unwrap();
-    let run = start_on(
-        false,
-        PlatformConfig::default(),
-        Default::default(),
-        None,
-        None,
-        Some(Arc::new(KubernetesProvisioner::new(
-            clusters,
-            capstan::kubernetes::Pools {
-                single_zone: "shared-single-zone".into(),
-                multi_zone: "shared-multi-zone".into(),
-                brokers_per_zone: 2,
-            },
-        ))),
     )
     .await;
     let create = |name: &str, multizone: bool| {

@@ -82,15 +82,22 @@ impl BillingSource for NoBilling {
     }
 }
 
+/// Why a cluster is rate-limited, and how long until its next request may go ahead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limit {
+    /// Why, for the client.
+    pub reason: String,
+    /// Zero when the next request may go ahead now.
+    pub wait: std::time::Duration,
+}
+
 /// Rate-limits clusters at their price cap, budget or free plan's day (see
 /// `capstan_billing::enforcement`): a limited cluster may still move a few messages a second.
 #[async_trait]
 pub trait RequestLimiter: Send + Sync + std::fmt::Debug {
-    /// Why `cluster_id` is limited now, or `None` when it is not.
-    async fn limit(&self, cluster_id: &str) -> Option<String>;
-    /// How long a limited cluster must wait before its next request may go ahead.
-    fn wait(&self, cluster_id: &str) -> std::time::Duration;
-    /// Takes `messages` a limited cluster moved from its allowance; returns how long it must
-    /// now wait.
+    /// `cluster_id`'s limit now, or `None` when it is not limited (asked once per request).
+    async fn limit(&self, cluster_id: &str) -> Option<Limit>;
+    /// Takes `messages` a limited cluster moved from its allowance (nothing for a cluster that
+    /// is not); returns how long it must now wait.
     fn charge(&self, cluster_id: &str, messages: u64) -> std::time::Duration;
 }

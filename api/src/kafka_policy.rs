@@ -263,14 +263,18 @@ impl Policy for GatewayPolicy {
             .delivered(&tenant.cluster_id, topic, messages);
     }
 
-    async fn throttle(&self, tenant: &Tenant, messages: u64) -> Option<std::time::Duration> {
+    async fn limited(&self, tenant: &Tenant) -> Option<std::time::Duration> {
         let limiter = self.state.limiter.as_ref()?;
-        limiter.limit(&tenant.cluster_id).await?;
-        Some(if messages == 0 {
-            limiter.wait(&tenant.cluster_id)
-        } else {
-            limiter.charge(&tenant.cluster_id, messages)
-        })
+        Some(limiter.limit(&tenant.cluster_id).await?.wait)
+    }
+
+    fn charge(&self, tenant: &Tenant, messages: u64) -> std::time::Duration {
+        self.state
+            .limiter
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, |limiter| {
+                limiter.charge(&tenant.cluster_id, messages)
+            })
     }
 
     async fn still_valid(&self, tenant: &Tenant) -> bool {

@@ -205,9 +205,23 @@ impl Enforcer {
         Ok(())
     }
 
-    /// Why `cluster_id` is rate-limited at `now`, or `None` when it is not. Checked against the
-    /// cluster's current budget, so raising it lifts the limit at once.
-    pub async fn limit(&self, cluster_id: &str, now: i64) -> Option<String> {
+    /// Why `cluster_id` is rate-limited at `now` and how long it must wait before its next
+    /// request may go ahead (zero: now), or `None` when it is not limited. Checked against the
+    /// cluster's current budget, so raising it lifts the limit at once. A cluster found limited
+    /// gets an allowance (full), kept until an evaluation finds it no longer limited.
+    pub async fn limit(&self, cluster_id: &str, now: i64) -> Option<(String, Duration)> {
+        let reason = self.reason(cluster_id, now).await?;
+        let rate = self.rate();
+        let instant = Instant::now();
+        let mut allowances = self.allowances.lock().ok()?;
+        let allowance = allowances
+            .entry(cluster_id.to_owned())
+            .or_insert_with(|| Allowance::full(rate, instant));
+        allowance.refill(rate, instant);
+        Some((reason, allowance.wait(rate)))
+    }
+
+    async fn reason(&self, cluster_id: &str, now: i64) -> Option<String> {
         let standing = self.standing.lock().ok()?.get(cluster_id).cloned()?;
         match standing {
             Standing::FreeDayUsed { day } if day == now.div_euclid(86_400) => Some(format!(
@@ -229,9 +243,10 @@ impl Enforcer {
         }
     }
 
-    /// How long a limited cluster must wait before its next request may go ahead (zero: it may
-    /// now). Only meaningful when [`Enforcer::limit`] says the cluster is limited.
-    pub fn wait(&self, cluster_id: &str) -> Duration {
+    /// Takes `messages` a cluster moved from its allowance, if it has one (it was found limited,
+    /// see [`Enforcer::limit`]); returns how long it must now wait before its next request.
+    /// Cheap and synchronous: the data paths call it for every answer.
+    pub fn charge(&self, cluster_id: &str, messages: u64) -> Duration {
         let rate = self.rate();
         let now = Instant::now();
         let Ok(mut allowances) = self.allowances.lock() else {
@@ -241,24 +256,9 @@ impl Enforcer {
             .get_mut(cluster_id)
             .map_or(Duration::ZERO, |allowance| {
                 allowance.refill(rate, now);
+                allowance.messages -= messages as f64;
                 allowance.wait(rate)
             })
-    }
-
-    /// Takes `messages` moved by a limited cluster from its allowance; returns how long it must
-    /// now wait before its next request.
-    pub fn charge(&self, cluster_id: &str, messages: u64) -> Duration {
-        let rate = self.rate();
-        let now = Instant::now();
-        let Ok(mut allowances) = self.allowances.lock() else {
-            return Duration::ZERO;
-        };
-        let allowance = allowances
-            .entry(cluster_id.to_owned())
-            .or_insert_with(|| Allowance::full(rate, now));
-        allowance.refill(rate, now);
-        allowance.messages -= messages as f64;
-        allowance.wait(rate)
     }
 
     fn rate(&self) -> f64 {

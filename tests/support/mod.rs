@@ -363,6 +363,27 @@ impl Running {
             .unwrap()
     }
 
+    /// Sets `cluster`'s monthly budget, whole dollars.
+    pub async fn set_budget(&self, cluster: &Value, dollars: i64) {
+        let id = cluster["cluster_id"].as_str().unwrap();
+        self.api(
+            Method::PATCH,
+            &format!("/v2/kafka/update-budget/{id}"),
+            Some(json!({ "budget": dollars })),
+        )
+        .await;
+    }
+
+    /// Sweeps, then re-evaluates every cluster's cap and free-plan limit (what the platform does
+    /// after each metering interval).
+    pub async fn sweep_and_enforce(&self) {
+        self.sweep().await;
+        self.enforcer
+            .evaluate(capstan_billing::metering::unix_now())
+            .await
+            .unwrap();
+    }
+
     /// Month-to-date totals per topic: (produced, consumed).
     pub async fn totals(&self, cluster: &Value) -> BTreeMap<String, (i64, i64)> {
         let id = cluster["cluster_id"].as_str().unwrap();

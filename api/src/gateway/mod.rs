@@ -96,15 +96,13 @@ impl GatewayState {
             )));
         }
         if let Some(limiter) = &self.app.limiter
-            && let Some(reason) = limiter.limit(&access.cluster_id).await
+            && let Some(limit) = limiter.limit(&access.cluster_id).await
+            && !limit.wait.is_zero()
         {
-            let retry_after = limiter.wait(&access.cluster_id);
-            if !retry_after.is_zero() {
-                return Err(Error::RateLimited {
-                    reason,
-                    retry_after,
-                });
-            }
+            return Err(Error::RateLimited {
+                reason: limit.reason,
+                retry_after: limit.wait,
+            });
         }
         crate::topics::find_by_name(&self.app, &access.cluster_id, name).await?.ok_or_else(|| {
             Error::Missing(format!("topic {name} does not exist; create it first (topics are never created implicitly)"))

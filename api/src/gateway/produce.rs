@@ -301,7 +301,7 @@ async fn send(
                 .unwrap_or_else(now_millis),
         });
     }
-    state.usage.produced(&access.cluster_id, &results).await;
+    state.usage.produced(&access.cluster_id, &results);
     Ok(results)
 }
 

@@ -45,18 +45,18 @@ impl Usage {
         self.limiter = Some(limiter);
     }
 
-    pub(super) async fn produced(&self, cluster_id: &str, sent: &[Metadata]) {
+    pub(super) fn produced(&self, cluster_id: &str, sent: &[Metadata]) {
         self.messages
             .with_label_values(&[cluster_id, "produced"])
             .inc_by(sent.len() as u64);
-        self.charge(cluster_id, sent.len()).await;
+        self.charge(cluster_id, sent.len());
     }
 
-    /// A limited cluster's messages count against its allowance (checked before the request).
-    async fn charge(&self, cluster_id: &str, messages: usize) {
+    /// A limited cluster's messages count against its allowance (its limit was asked for
+    /// before the request, in `require_topic`).
+    fn charge(&self, cluster_id: &str, messages: usize) {
         if let Some(limiter) = &self.limiter
             && messages > 0
-            && limiter.limit(cluster_id).await.is_some()
         {
             limiter.charge(cluster_id, messages as u64);
         }
@@ -74,7 +74,7 @@ impl Usage {
         self.messages
             .with_label_values(&[cluster_id, "consumed"])
             .inc_by(messages.len() as u64);
-        self.charge(cluster_id, messages.len()).await;
+        self.charge(cluster_id, messages.len());
         if metered_here {
             self.report(cluster_id, messages).await;
         }
@@ -85,7 +85,7 @@ impl Usage {
         self.messages
             .with_label_values(&[cluster_id, "fetched"])
             .inc_by(messages.len() as u64);
-        self.charge(cluster_id, messages.len()).await;
+        self.charge(cluster_id, messages.len());
         self.report(cluster_id, messages).await;
     }
 

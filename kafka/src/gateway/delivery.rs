@@ -107,16 +107,9 @@ pub fn records_in(bytes: &[u8]) -> u64 {
 fn count_records(bytes: &[u8], from: i64, aborted: &[(i64, i64)]) -> u64 {
     let mut count = 0u64;
     let mut rest = bytes;
-    while rest.len() >= HEADER {
+    // A batch cut short ends the answer: counted when the client fetches it again, whole.
+    while let Some(whole) = first_batch_len(rest) {
         let base = i64::from_be_bytes(field(rest, 0));
-        let length = i32::from_be_bytes(field(rest, 8));
-        let Ok(length) = usize::try_from(length) else {
-            break;
-        };
-        let Some(whole) = length.checked_add(12).filter(|end| *end <= rest.len()) else {
-            // Cut short: counted when the client fetches it again, whole.
-            break;
-        };
         let batch = &rest[..whole];
         rest = &rest[whole..];
         if batch.len() < HEADER || batch[16] != 2 {

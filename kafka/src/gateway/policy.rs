@@ -174,9 +174,13 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
     fn delivered(&self, tenant: &Tenant, topic: &str, messages: u64);
 
     /// `None` when `tenant`'s cluster is not rate-limited (price cap, budget, free plan's day);
-    /// otherwise takes `messages` it just moved from its allowance (0: only asking) and says how
-    /// long it must now wait before moving more — the throttle time Kafka's quotas answer with.
-    async fn throttle(&self, tenant: &Tenant, messages: u64) -> Option<std::time::Duration>;
+    /// otherwise how long it must wait before moving more (zero: it may now). Asked once per
+    /// Produce, Fetch and Fetch answer.
+    async fn limited(&self, tenant: &Tenant) -> Option<std::time::Duration>;
+
+    /// Takes `messages` a limited cluster just moved from its allowance; returns how long it
+    /// must now wait — the throttle time Kafka's quotas answer with. Cheap and synchronous.
+    fn charge(&self, tenant: &Tenant, messages: u64) -> std::time::Duration;
 
     /// Creates topics (or only validates them), in the tenant's names.
     async fn create_topics(

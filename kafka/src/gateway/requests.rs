@@ -590,34 +590,33 @@ async fn metadata(
 fn describe_configs(mut r: DescribeConfigsRequest, names: &Names) -> Route {
     let mut local = Vec::new();
     r.resources.retain_mut(|resource| {
-        if resource.resource_type == TOPIC_RESOURCE
-            && !names.may_describe(resource.resource_name.as_str())
-        {
-            local.push(
-                describe_configs_response::DescribeConfigsResult::default()
-                    .with_resource_type(resource.resource_type)
-                    .with_resource_name(resource.resource_name.clone())
-                    .with_error_code(code::TOPIC_AUTHORIZATION_FAILED)
-                    .with_error_message(Some(kafka_protocol::protocol::StrBytes::from_static_str(
-                        "this credential may not use this topic",
-                    ))),
-            );
-            false
-        } else if resource.resource_type == TOPIC_RESOURCE {
-            resource.resource_name = names.physical(&resource.resource_name);
-            true
+        let refusal = if resource.resource_type != TOPIC_RESOURCE {
+            Some((
+                code::CLUSTER_AUTHORIZATION_FAILED,
+                "only topic configurations are visible to clients of a Capstan cluster",
+            ))
+        } else if !names.may_describe(resource.resource_name.as_str()) {
+            Some((
+                code::TOPIC_AUTHORIZATION_FAILED,
+                "this credential may not use this topic",
+            ))
         } else {
-            local.push(
-                describe_configs_response::DescribeConfigsResult::default()
-                    .with_resource_type(resource.resource_type)
-                    .with_resource_name(resource.resource_name.clone())
-                    .with_error_code(code::CLUSTER_AUTHORIZATION_FAILED)
-                    .with_error_message(Some(kafka_protocol::protocol::StrBytes::from_static_str(
-                        "only topic configurations are visible to clients of a Capstan cluster",
-                    ))),
-            );
-            false
-        }
+            None
+        };
+        let Some((error, message)) = refusal else {
+            resource.resource_name = names.physical(&resource.resource_name);
+            return true;
+        };
+        local.push(
+            describe_configs_response::DescribeConfigsResult::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone())
+                .with_error_code(error)
+                .with_error_message(Some(kafka_protocol::protocol::StrBytes::from_static_str(
+                    message,
+                ))),
+        );
+        false
     });
     if r.resources.is_empty() {
         return Route::Answer(

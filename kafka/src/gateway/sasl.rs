@@ -327,8 +327,12 @@ mod tests {
         }
         fn delivered(&self, _: &Tenant, _: &str, _: u64) {}
 
-        async fn throttle(&self, _: &Tenant, _: u64) -> Option<std::time::Duration> {
+        async fn limited(&self, _: &Tenant) -> Option<std::time::Duration> {
             None
+        }
+
+        fn charge(&self, _: &Tenant, _: u64) -> std::time::Duration {
+            std::time::Duration::ZERO
         }
 
         async fn still_valid(&self, _: &Tenant) -> bool {

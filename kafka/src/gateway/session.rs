@@ -553,7 +553,7 @@ async fn handle(
         };
     }
     if matches!(body, RequestKind::Fetch(_))
-        && let Some(wait) = shared.policy.throttle(tenant, 0).await
+        && let Some(wait) = shared.policy.limited(tenant).await
         && !wait.is_zero()
     {
         // In debt: no records until it is repaid, as a throttled Kafka fetch is answered.
@@ -626,12 +626,10 @@ async fn handle(
             }
             if let RequestKind::Produce(produce) = &request {
                 let records = throttle::records_produced(produce);
-                if records > 0
-                    && let Some(wait) = shared.policy.throttle(tenant, records).await
-                {
+                if records > 0 && shared.policy.limited(tenant).await.is_some() {
                     // Forwarded, then throttled, as Kafka's produce quotas do.
-                    mute.extend(wait);
-                    throttled = wait;
+                    throttled = shared.policy.charge(tenant, records);
+                    mute.extend(throttled);
                 }
             }
             let Some(lease) = lease.as_mut() else {
@@ -770,7 +768,8 @@ async fn count_delivered(
     asked: &delivery::Asked,
     version: i16,
 ) -> Duration {
-    if shared.policy.throttle(tenant, 0).await.is_some() {
+    let limited = shared.policy.limited(tenant).await.is_some();
+    if limited {
         // A few records at a time while limited, so that one answer cannot run up a debt.
         throttle::at_most(fetched, throttle::LIMITED_FETCH_RECORDS);
     }
@@ -779,14 +778,10 @@ async fn count_delivered(
         shared.policy.delivered(tenant, &topic, messages);
         total += messages;
     }
-    if total == 0 {
+    if !limited || total == 0 {
         return Duration::ZERO;
     }
-    shared
-        .policy
-        .throttle(tenant, total)
-        .await
-        .map_or(Duration::ZERO, |wait| wait.min(FETCH_MUTE_MAX))
+    shared.policy.charge(tenant, total).min(FETCH_MUTE_MAX)
 }
 
 /// Closes the connection once its credential stops being valid.

@@ -3,7 +3,7 @@
 //! further request read — for that long.
 //!
 //! The allowance is a number of messages a second kept by the control plane
-//! ([`super::Policy::throttle`]). A Produce is forwarded and its records are then taken from the
+//! ([`super::Policy::limited`], [`super::Policy::charge`]). A Produce is forwarded and its records are then taken from the
 //! allowance, as Kafka does. A Fetch asked while the cluster is in debt is answered at once with
 //! no records (Kafka's throttled fetch answer); one asked when it is not is forwarded, its answer
 //! cut to [`LIMITED_FETCH_RECORDS`] records, and those are taken from the allowance. A fetching
