@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use capstan_kafka::{
     gateway::{
         AdminError, ConfigChange, CreatedTopic, NewTopic, Policy, PolicyError, Scope, Tenant,
-        looks_pooled,
+        is_reserved,
     },
     scram::{Mechanism, ServerKeys},
 };
@@ -156,7 +156,7 @@ impl GatewayPolicy {
         cluster: &ClusterRow,
         name: &str,
     ) -> std::result::Result<TopicRow, AdminError> {
-        if !cluster.prefix.is_empty() && looks_pooled(name) {
+        if is_reserved(&cluster.prefix, name) {
             // Another cluster's pool name, guessed: refused, whether or not it exists.
             return Err(AdminError::NotAuthorized(format!(
                 "this credential may not use topic {name}"

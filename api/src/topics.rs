@@ -158,7 +158,7 @@ pub async fn create(state: &AppState, account_id: &str, request: CreateTopic) ->
 /// shaped like a name on a shared pool (reserved on shared clusters).
 pub fn check_name(cluster: &ClusterRow, raw: &str) -> Result<String> {
     let name = names::topic_name(raw)?;
-    if !cluster.prefix.is_empty() && capstan_kafka::gateway::looks_pooled(&name) {
+    if capstan_kafka::gateway::is_reserved(&cluster.prefix, &name) {
         return Err(Error::Invalid(
             "topic names that start with 12 hexadecimal digits and a dot are reserved on shared clusters".into(),
         ));

@@ -12,11 +12,17 @@ use super::scope::Scope;
 /// Hexadecimal digits in a shared cluster's prefix (followed by a dot).
 const PREFIX_DIGITS: usize = 12;
 
+/// True when `name` may not be used by a cluster under `prefix`: on a shared cluster (a
+/// non-empty prefix), names shaped like a pool's name are reserved. Nobody may create one, and a
+/// request naming one is refused as unauthorized whether or not such a pool name exists, so
+/// guessing another cluster's names tells nothing.
+pub fn is_reserved(prefix: &str, name: &str) -> bool {
+    !prefix.is_empty() && looks_pooled(name)
+}
+
 /// True when `name` has the shape of a name on a shared pool (12 lowercase hexadecimal digits
-/// and a dot, then anything). On a shared cluster such names are reserved: nobody may create
-/// one, and a request naming one is refused as unauthorized whether or not such a pool name
-/// exists, so guessing another cluster's names tells nothing.
-pub fn looks_pooled(name: &str) -> bool {
+/// and a dot, then anything).
+fn looks_pooled(name: &str) -> bool {
     let bytes = name.as_bytes();
     bytes.len() > PREFIX_DIGITS
         && bytes[PREFIX_DIGITS] == b'.'
@@ -59,7 +65,7 @@ impl Names {
 
     /// True for a name the tenant may not use: shaped like a pool name, on a shared cluster.
     pub fn reserved(&self, name: &str) -> bool {
-        !self.prefix.is_empty() && looks_pooled(name)
+        is_reserved(&self.prefix, name)
     }
 
     /// May produce to `topic` (the tenant's name).
