@@ -510,19 +510,18 @@ async fn handle(
         client_id,
         body,
     } = request;
-    let mut throttled = Duration::ZERO;
-    let pending = |answer, throttle| {
+    let pending = |answer| {
         Some(Pending {
             key,
             version,
             correlation,
             answer,
-            throttle,
+            throttle: Duration::ZERO,
         })
     };
     if key == ApiKey::ApiVersions {
         let answer = api_versions(pool.spec.engine, 0);
-        return Ok(pending(Answer::Ready(Box::new(answer)), Duration::ZERO));
+        return Ok(pending(Answer::Ready(Box::new(answer))));
     }
     if matches!(key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
         // Re-authentication (KIP-368) is not offered: the gateway re-checks credentials itself.
@@ -534,7 +533,7 @@ async fn handle(
                 .with_error_code(code::ILLEGAL_SASL_STATE)
                 .into(),
         };
-        return Ok(pending(Answer::Ready(Box::new(answer)), Duration::ZERO));
+        return Ok(pending(Answer::Ready(Box::new(answer))));
     }
     if !versions::supports(pool.spec.engine, key, version) {
         if matches!(&body, RequestKind::Produce(produce) if produce.acks == 0) {
@@ -548,7 +547,7 @@ async fn handle(
             "this version is not offered here",
         );
         return match answer {
-            Some(answer) => Ok(pending(Answer::Ready(Box::new(answer)), Duration::ZERO)),
+            Some(answer) => Ok(pending(Answer::Ready(Box::new(answer)))),
             None => Err(reject("unsupported_api", format!("{key:?} v{version}"))),
         };
     }
@@ -559,16 +558,14 @@ async fn handle(
         // In debt: no records until it is repaid, as a throttled Kafka fetch is answered.
         let wait = wait.min(FETCH_MUTE_MAX);
         mute.extend(wait);
-        return Ok(pending(
-            Answer::Ready(Box::new(throttle::throttled_fetch(version, wait))),
-            Duration::ZERO,
-        ));
+        let answer = throttle::throttled_fetch(version, wait);
+        return Ok(pending(Answer::Ready(Box::new(answer))));
     }
     let route = requests::route(body, version, names, pool)
         .await
         .map_err(|e| reject("backend", e.to_string()))?;
     match route {
-        Route::Answer(answer) => Ok(pending(Answer::Ready(Box::new(answer)), Duration::ZERO)),
+        Route::Answer(answer) => Ok(pending(Answer::Ready(Box::new(answer)))),
         Route::Nothing => Ok(None),
         Route::Admin(request) if !tenant.scope.administer => {
             let answer = error_response(
@@ -578,7 +575,7 @@ async fn handle(
                 "only the cluster's default credential may administer topics",
             );
             match answer {
-                Some(answer) => Ok(pending(Answer::Ready(Box::new(answer)), Duration::ZERO)),
+                Some(answer) => Ok(pending(Answer::Ready(Box::new(answer)))),
                 None => Err(reject("unsupported_api", format!("{key:?} v{version}"))),
             }
         }
@@ -598,7 +595,7 @@ async fn handle(
                 pool,
             )
             .await;
-            Ok(pending(Answer::Ready(Box::new(answer)), Duration::ZERO))
+            Ok(pending(Answer::Ready(Box::new(answer))))
         }
         Route::Forward {
             request,
@@ -624,6 +621,7 @@ async fn handle(
                         .map_err(|e| reject("backend", e.to_string()))?,
                 );
             }
+            let mut throttled = Duration::ZERO;
             if let RequestKind::Produce(produce) = &request {
                 let records = throttle::records_produced(produce);
                 if records > 0 && shared.policy.limited(tenant).await.is_some() {
@@ -655,7 +653,12 @@ async fn handle(
                 .send(backend_correlation, &frame, reply)
                 .await
                 .map_err(|e| reject("backend", e.to_string()))?;
-            Ok(receiver.and_then(|rx| pending(Answer::Forwarded(rx, context), throttled)))
+            Ok(receiver
+                .and_then(|rx| pending(Answer::Forwarded(rx, context)))
+                .map(|answer| Pending {
+                    throttle: throttled,
+                    ..answer
+                }))
         }
     }
 }
