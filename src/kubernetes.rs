@@ -1,9 +1,10 @@
 //! The `kubernetes` provisioner: each dedicated cluster is a `KafkaCluster` resource that the
 //! operator turns into Apache Kafka brokers, and so is each shared pool (one single-zone, one
 //! multi-zone, made when the first cluster needs it). This adapts the operator crate's
-//! [`KubernetesClusters`] to the control plane's [`Provisioner`] trait. Topics and SCRAM users
-//! are administered over the Kafka protocol with the admin user from the resource's Secret; a
-//! cluster's state follows its resource's status (a shared cluster's, its pool's).
+//! [`KubernetesClusters`] to the control plane's [`Provisioner`] trait. Topics, SCRAM users,
+//! their ACLs and client quotas are administered over the Kafka protocol with the admin user
+//! from the resource's Secret (the only super user of the brokers); a cluster's state follows
+//! its resource's status (a shared cluster's, its pool's).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -305,7 +306,12 @@ impl Provisioner for KubernetesProvisioner {
         let credentials = self.protocol_credentials(cluster).await?;
         capstan_kafka::upsert_scram_user(&credentials, &user.username, &user.password)
             .await
-            .map_err(|e| Error::Broker(format!("could not set the SCRAM user: {e}")))
+            .map_err(|e| Error::Broker(format!("could not set the SCRAM user: {e}")))?;
+        // The brokers authorize (the operator's `authorization: simple`): the user can do
+        // exactly what its credential's scope allows, the same rules as at the gateway.
+        capstan_kafka::grant_acls(&credentials, &user.username, &user.scope)
+            .await
+            .map_err(|e| Error::Broker(format!("could not write the credential's ACLs: {e}")))
     }
 
     async fn delete_user(&self, cluster: &ClusterSpec, username: &str) -> Result<()> {
@@ -313,9 +319,29 @@ impl Provisioner for KubernetesProvisioner {
             return Ok(());
         }
         let credentials = self.protocol_credentials(cluster).await?;
+        // The password first: from here on the user cannot sign in, whatever its ACLs.
         capstan_kafka::delete_scram_user(&credentials, username)
             .await
-            .map_err(|e| Error::Broker(format!("could not delete the SCRAM user: {e}")))
+            .map_err(|e| Error::Broker(format!("could not delete the SCRAM user: {e}")))?;
+        capstan_kafka::revoke_acls(&credentials, username)
+            .await
+            .map_err(|e| Error::Broker(format!("could not delete the credential's ACLs: {e}")))
+    }
+
+    async fn set_client_quotas(
+        &self,
+        cluster: &ClusterSpec,
+        usernames: &[String],
+        bytes_per_second: Option<u64>,
+    ) -> Result<()> {
+        if cluster.pool().is_some() {
+            // Clients of a pool are throttled at the gateway.
+            return Ok(());
+        }
+        let credentials = self.protocol_credentials(cluster).await?;
+        capstan_kafka::set_user_quotas(&credentials, usernames, bytes_per_second)
+            .await
+            .map_err(|e| Error::Broker(format!("could not set client quotas: {e}")))
     }
 
     fn client_config(&self, cluster: &ClusterSpec, bootstrap: &str) -> rdkafka::ClientConfig {

@@ -26,6 +26,8 @@ use capstan_billing::{
     stripe::{Stripe, StripeConfig, SyncReport},
 };
 use capstan_kafka::Credentials;
+
+use crate::enforcement::Enforcement;
 use serde_json::Value;
 
 /// How metering and billing run.
@@ -49,7 +51,7 @@ pub struct ControlPlaneFleet {
     state: AppState,
 }
 
-fn fleet_error(error: capstan_api::Error) -> capstan_billing::Error {
+pub(crate) fn fleet_error(error: capstan_api::Error) -> capstan_billing::Error {
     capstan_billing::Error::Fleet(capstan_api::cause_chain(&error))
 }
 
@@ -429,7 +431,7 @@ pub struct Platform {
     application: Application,
     collector: Arc<Collector>,
     deliveries: Arc<DeliveryLedger>,
-    enforcer: Arc<Enforcer>,
+    enforcement: Arc<Enforcement>,
     customers: Arc<ControlPlaneCustomers>,
     stripe: Option<Stripe>,
     metering: MeteringSettings,
@@ -494,11 +496,16 @@ impl Platform {
             .with_billing(Arc::new(billing), Arc::new(Limiter(enforcer.clone())));
         let console = capstan_web::router(application.state().clone(), metering.prices.clone());
         let application = application.with_console(console);
+        let enforcement = Arc::new(Enforcement::new(
+            enforcer,
+            application.state().clone(),
+            &metering.prices,
+        ));
         Ok(Platform {
             application,
             collector: Arc::new(collector),
             deliveries,
-            enforcer,
+            enforcement,
             customers,
             stripe,
             metering,
@@ -520,9 +527,9 @@ impl Platform {
         self.deliveries.clone()
     }
 
-    /// The enforcer of caps and budgets (to evaluate on demand).
-    pub fn enforcer(&self) -> Arc<Enforcer> {
-        self.enforcer.clone()
+    /// The enforcement of caps, budgets and the free plan (to run on demand).
+    pub fn enforcement(&self) -> Arc<Enforcement> {
+        self.enforcement.clone()
     }
 
     /// Sends open invoices to Stripe now (it also happens every interval); `None` without Stripe.
@@ -549,7 +556,7 @@ impl Platform {
         let billing = tokio::spawn(run_billing(
             self.application.state().store.clone(),
             self.metering.clone(),
-            self.enforcer.clone(),
+            self.enforcement.clone(),
             self.customers.clone(),
             self.stripe.clone(),
             stop_rx,
@@ -569,12 +576,12 @@ impl Platform {
     }
 }
 
-/// Every interval: re-evaluate caps, budgets and free-plan limits; once a month has ended,
+/// Every interval: re-evaluate and enforce caps, budgets and free-plan limits; once a month has ended,
 /// close it (idempotent, so a restart or a second replica closes nothing twice).
 async fn run_billing(
     store: Store,
     settings: MeteringSettings,
-    enforcer: Arc<Enforcer>,
+    enforcement: Arc<Enforcement>,
     customers: Arc<ControlPlaneCustomers>,
     stripe: Option<Stripe>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -588,8 +595,8 @@ async fn run_billing(
             _ = stop.changed() => break,
         }
         let now = unix_now();
-        if let Err(error) = enforcer.evaluate(now).await {
-            tracing::warn!(%error, "could not evaluate caps and budgets; retrying at the next interval");
+        if let Err(error) = enforcement.run(now).await {
+            tracing::warn!(%error, "could not enforce caps, budgets and the free plan; retrying at the next interval");
         }
         let previous = Month::of(now).previous();
         if closed != Some(previous) {

@@ -1,8 +1,9 @@
 //! The control plane with `--provisioner kubernetes` against a mocked Kubernetes API server (no
 //! API server can run here) and a mock Kafka broker (no Apache Kafka either): creating a cluster
 //! through the API writes its credentials Secret and its `KafkaCluster`, the cluster's state
-//! follows the status the operator reports, password resets and scoped credentials become SCRAM
-//! users on the brokers, and deleting the cluster deletes the resource.
+//! follows the status the operator reports, the credentials become SCRAM users with their
+//! scopes as ACLs on the brokers, a cluster at its cap gets client quotas, and deleting the
+//! cluster deletes the resource.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
@@ -18,13 +19,18 @@ use std::{
 
 use capstan::kubernetes::KubernetesProvisioner;
 use capstan_api::state::PlatformConfig;
+use capstan_kafka::gateway::Scope;
 use capstan_operator::{
     Storage,
     provisioner::{self, ClusterTemplate, KubernetesClusters},
 };
 use http::{Method, Request, Response, StatusCode};
 use kafka_protocol::{
-    messages::{AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey},
+    messages::{
+        AlterClientQuotasRequest, AlterClientQuotasResponse, AlterUserScramCredentialsRequest,
+        AlterUserScramCredentialsResponse, ApiKey, CreateAclsRequest, CreateAclsResponse,
+        DeleteAclsRequest, DeleteAclsResponse,
+    },
     protocol::Decodable,
 };
 use kube::{Client, client::Body};
@@ -182,9 +188,10 @@ async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state
     }
 
     // The operator completes the Secret and reports where the brokers are (here a mock broker
-    // speaking the Kafka protocol): SCRAM users are then changed with AlterUserScramCredentials.
+    // speaking the Kafka protocol): the control plane then writes every credential to the
+    // brokers, the default one with full access (no cluster ALTER) as ACLs.
     let seen = Seen::default();
-    let broker = scram_broker(seen.clone()).await;
+    let broker = admin_broker(seen.clone()).await;
     {
         let mut api = api.lock().unwrap();
         let secret = api.objects.get_mut(&secret_path).unwrap();
@@ -192,6 +199,22 @@ async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state
         secret["data"]["admin-password"] = json!(base64_of(mock_broker::PASSWORD));
         api.objects.get_mut(&resource_path).unwrap()["status"]["bootstrapServers"] = json!(broker);
     }
+    let default_user = cluster["username"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.lock().unwrap().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the credentials were not written"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(take_scram(&seen).upsertions[0].name.as_str(), default_user);
+    assert_eq!(
+        take_acls(&seen, default_user),
+        capstan_kafka::acl_rules(&Scope::full())
+    );
+
+    // Password resets and scoped credentials become SCRAM users with the scope's ACLs.
     let reset = run
         .api(
             HttpMethod::POST,
@@ -199,7 +222,7 @@ async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state
             None,
         )
         .await;
-    let upsert = seen.lock().unwrap().remove(0).upsertions.remove(0);
+    let upsert = take_scram(&seen).upsertions.remove(0);
     assert_eq!(upsert.name.as_str(), reset["username"].as_str().unwrap());
     assert_eq!(
         upsert.salted_password.as_ref(),
@@ -210,15 +233,56 @@ async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state
         ),
         "the brokers get the new password the API shows"
     );
+    assert_eq!(
+        take_acls(&seen, default_user),
+        capstan_kafka::acl_rules(&Scope::full())
+    );
     let scoped = run
         .api(
             HttpMethod::POST,
             "/v2/kafka/credential",
-            Some(json!({ "credential_name": "reader", "cluster_id": id, "topic": "*", "permissions": "CONSUME" })),
+            Some(json!({ "credential_name": "reader", "cluster_id": id, "topic": "pay*", "permissions": "CONSUME" })),
         )
         .await;
-    let upsert = seen.lock().unwrap().remove(0).upsertions.remove(0);
-    assert_eq!(upsert.name.as_str(), scoped["username"].as_str().unwrap());
+    let reader = scoped["username"].as_str().unwrap();
+    assert_eq!(take_scram(&seen).upsertions[0].name.as_str(), reader);
+    let consumer = Scope {
+        produce: false,
+        consume: true,
+        topics: "pay*".into(),
+        administer: false,
+    };
+    assert_eq!(
+        take_acls(&seen, reader),
+        capstan_kafka::acl_rules(&consumer)
+    );
+
+    // At the cap, every user of the dedicated cluster gets a client quota (the brokers throttle
+    // them; no gateway is in the way); raising the budget lifts it at the next evaluation.
+    let mut users = vec![default_user.to_owned(), reader.to_owned()];
+    users.sort();
+    run.set_budget(&cluster, 1).await;
+    record_usage(&run, id, 1_000_000).await;
+    run.enforcement
+        .run(capstan_billing::metering::unix_now())
+        .await
+        .unwrap();
+    assert_eq!(take_quotas(&seen), (users.clone(), Some(10.0 * 1024.0)));
+    run.enforcement
+        .run(capstan_billing::metering::unix_now())
+        .await
+        .unwrap();
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "set once, not every evaluation"
+    );
+    run.set_budget(&cluster, 1_000).await;
+    run.enforcement
+        .run(capstan_billing::metering::unix_now())
+        .await
+        .unwrap();
+    assert_eq!(take_quotas(&seen), (users, None));
+
     run.api(
         HttpMethod::DELETE,
         &format!(
@@ -228,8 +292,17 @@ async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state
         None,
     )
     .await;
-    let deletion = seen.lock().unwrap().remove(0).deletions.remove(0);
-    assert_eq!(deletion.name.as_str(), scoped["username"].as_str().unwrap());
+    assert_eq!(take_scram(&seen).deletions[0].name.as_str(), reader);
+    let Call::DeleteAcls(deleted) = seen.lock().unwrap().remove(0) else {
+        panic!("the credential's ACLs were not deleted")
+    };
+    assert_eq!(
+        deleted.filters[0]
+            .principal_filter
+            .as_ref()
+            .map(|p| p.to_string()),
+        Some(format!("User:{reader}"))
+    );
 
     api.lock().unwrap().writes.clear();
     run.api(HttpMethod::DELETE, &format!("/v2/kafka/cluster/{id}"), None)
@@ -240,17 +313,108 @@ async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state
     );
 }
 
-type Seen = Arc<Mutex<Vec<AlterUserScramCredentialsRequest>>>;
+/// An admin request the mock broker received.
+#[derive(Debug)]
+enum Call {
+    Scram(AlterUserScramCredentialsRequest),
+    CreateAcls(CreateAclsRequest),
+    DeleteAcls(DeleteAclsRequest),
+    Quotas(AlterClientQuotasRequest),
+}
 
-/// A mock Kafka broker that records AlterUserScramCredentials requests and accepts them.
-async fn scram_broker(seen: Seen) -> String {
+type Seen = Arc<Mutex<Vec<Call>>>;
+
+/// A mock Kafka broker that records the admin requests the control plane sends a dedicated
+/// cluster (SCRAM users, ACLs, client quotas) and accepts them.
+async fn admin_broker(seen: Seen) -> String {
     mock_broker::start(Arc::new(move |api, version, id, mut body: bytes::Bytes| {
-        assert_eq!(api, ApiKey::AlterUserScramCredentials);
-        let request = AlterUserScramCredentialsRequest::decode(&mut body, version).unwrap();
-        seen.lock().unwrap().push(request);
-        mock_broker::encode(id, version, AlterUserScramCredentialsResponse::default())
+        let (call, response) = match api {
+            ApiKey::AlterUserScramCredentials => (
+                Call::Scram(AlterUserScramCredentialsRequest::decode(&mut body, version).unwrap()),
+                mock_broker::encode(id, version, AlterUserScramCredentialsResponse::default()),
+            ),
+            ApiKey::CreateAcls => (
+                Call::CreateAcls(CreateAclsRequest::decode(&mut body, version).unwrap()),
+                mock_broker::encode(id, version, CreateAclsResponse::default()),
+            ),
+            ApiKey::DeleteAcls => (
+                Call::DeleteAcls(DeleteAclsRequest::decode(&mut body, version).unwrap()),
+                mock_broker::encode(id, version, DeleteAclsResponse::default()),
+            ),
+            ApiKey::AlterClientQuotas => (
+                Call::Quotas(AlterClientQuotasRequest::decode(&mut body, version).unwrap()),
+                mock_broker::encode(id, version, AlterClientQuotasResponse::default()),
+            ),
+            other => panic!("unexpected {other:?}"),
+        };
+        seen.lock().unwrap().push(call);
+        response
     }))
     .await
+}
+
+fn take_scram(seen: &Seen) -> AlterUserScramCredentialsRequest {
+    match seen.lock().unwrap().remove(0) {
+        Call::Scram(request) => request,
+        other => panic!("expected a SCRAM change, got {other:?}"),
+    }
+}
+
+/// The ACLs of the next CreateAcls request, all for `username`.
+fn take_acls(seen: &Seen, username: &str) -> Vec<capstan_kafka::AclRule> {
+    let Call::CreateAcls(request) = seen.lock().unwrap().remove(0) else {
+        panic!("expected ACLs")
+    };
+    request
+        .creations
+        .into_iter()
+        .map(|c| {
+            assert_eq!(c.principal.to_string(), format!("User:{username}"));
+            capstan_kafka::AclRule {
+                resource_type: c.resource_type,
+                resource_name: c.resource_name.to_string(),
+                pattern_type: c.resource_pattern_type,
+                operation: c.operation,
+                permission: c.permission_type,
+            }
+        })
+        .collect()
+}
+
+/// The users of the next AlterClientQuotas request, sorted, and the produce rate set (none:
+/// removed); both keys must agree.
+fn take_quotas(seen: &Seen) -> (Vec<String>, Option<f64>) {
+    let Call::Quotas(request) = seen.lock().unwrap().remove(0) else {
+        panic!("expected client quotas")
+    };
+    let mut users = Vec::new();
+    let mut rates = Vec::new();
+    for entry in request.entries {
+        users.push(entry.entity[0].entity_name.as_ref().unwrap().to_string());
+        for op in entry.ops {
+            rates.push((!op.remove).then_some(op.value));
+        }
+    }
+    rates.dedup();
+    assert_eq!(rates.len(), 1, "one rate for every user and key");
+    users.sort();
+    (users, rates[0])
+}
+
+/// Usage the metering would have recorded for `cluster_id` this hour (no broker here to move
+/// the messages).
+async fn record_usage(run: &support::Running, cluster_id: &str, produced: i64) {
+    let now = capstan_billing::metering::unix_now();
+    sqlx::query(
+        "INSERT INTO usage_hourly (cluster_id, topic, hour, produced, consumed, storage_sum, storage_samples) \
+         VALUES ($1, 'payments', $2, $3, 0, 0, 0)",
+    )
+    .bind(cluster_id)
+    .bind(now - now % 3600)
+    .bind(produced)
+    .execute(run.platform_state.store.pool())
+    .await
+    .unwrap();
 }
 
 fn base64_of(text: &str) -> String {

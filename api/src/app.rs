@@ -1,7 +1,14 @@
 //! The control plane as one runnable application: store, provisioner, the API listener, the
 //! REST gateway listener and the Kafka gateway's listeners.
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    future::Future,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use capstan_kafka::gateway::{Advertised, Gateway, GatewayConfig, NodeListeners};
 use tokio::{net::TcpListener, sync::watch};
@@ -9,7 +16,7 @@ use tokio::{net::TcpListener, sync::watch};
 use crate::{
     Error, Result,
     billing::{BillingSource, NoBilling, RequestLimiter},
-    clusters,
+    clusters, credentials,
     crypto::SecretKey,
     gateway::{self, FetchObserver, GatewayState},
     kafka_policy::GatewayPolicy,
@@ -277,10 +284,12 @@ async fn expire_idle_instances(gateway: GatewayState, mut stop: watch::Receiver<
     }
 }
 
-/// Every two seconds: restarts brokers that died, so a crashed broker recovers by itself, and
-/// stores the cluster states the provisioner reports.
+/// Every two seconds: restarts brokers that died, so a crashed broker recovers by itself,
+/// stores the cluster states the provisioner reports, and writes the credentials of a
+/// dedicated cluster whose brokers became ready to them (retried until it succeeds).
 async fn supervise_brokers(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut unsynced: HashMap<String, Instant> = HashMap::new();
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -291,9 +300,45 @@ async fn supervise_brokers(state: AppState, mut stop: watch::Receiver<bool>) {
                         Ok(false) => {}
                         Err(error) => tracing::warn!(cluster = %id, error = %crate::error::cause_chain(&error), "could not store a cluster state"),
                     }
+                    if observed == "active" && !id.starts_with("pool:") {
+                        unsynced.insert(id, Instant::now());
+                    }
                 }
+                sync_credentials(&state, &mut unsynced).await;
             }
             _ = stop.changed() => break,
+        }
+    }
+}
+
+/// How long a cluster whose credentials could not be written waits before the next try.
+const CREDENTIAL_SYNC_RETRY: Duration = Duration::from_secs(5);
+
+/// Writes the credentials of each ready dedicated cluster in `unsynced` that is due (see
+/// [`credentials::sync_to_brokers`]); a failure is retried later.
+async fn sync_credentials(state: &AppState, unsynced: &mut HashMap<String, Instant>) {
+    let now = Instant::now();
+    let due: Vec<String> = unsynced
+        .iter()
+        .filter(|(_, at)| **at <= now)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in due {
+        let synced = match clusters::find_live(&state.store, &id).await {
+            Ok(cluster) if cluster.placement == clusters::SHARED => Ok(()),
+            Ok(cluster) => credentials::sync_to_brokers(state, &cluster).await,
+            Err(Error::NotFound(_)) => Ok(()),
+            Err(error) => Err(error),
+        };
+        match synced {
+            Ok(()) => {
+                unsynced.remove(&id);
+            }
+            Err(error) => {
+                tracing::warn!(cluster = %id, error = %crate::error::cause_chain(&error),
+                    "could not write the cluster's credentials to its brokers; retrying");
+                unsynced.insert(id, now + CREDENTIAL_SYNC_RETRY);
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::{
     credentials::{self, Permissions},
     names,
     plans::Plan,
-    provisioner::{BrokerUser, ClusterSpec, Placement},
+    provisioner::{BrokerUser, ClusterSpec, Placement, Scope},
     state::AppState,
     store::{self, Store},
 };
@@ -224,6 +224,7 @@ pub async fn create(
     let user = BrokerUser {
         username: default.username.clone(),
         password: default.password.clone(),
+        scope: Scope::full(),
     };
     let bootstrap = state.provisioner.create_cluster(&spec, &[user]).await?;
     let tcp_endpoint = if placement == SHARED {

@@ -12,7 +12,7 @@ use crate::{
     clusters::{self, ClusterRow},
     crypto::{self, SecretKey},
     names,
-    provisioner::BrokerUser,
+    provisioner::{BrokerUser, Scope},
     state::AppState,
     store,
 };
@@ -41,6 +41,17 @@ impl Permissions {
             other => Err(Error::Invalid(format!(
                 "unknown permissions {other:?}: use ALL, PRODUCE or CONSUME"
             ))),
+        }
+    }
+
+    /// The rights of a credential with these permissions on `topics`; `administer` for the
+    /// cluster's default credential.
+    pub fn scope(self, topics: &str, administer: bool) -> Scope {
+        Scope {
+            produce: self != Permissions::Consume,
+            consume: self != Permissions::Produce,
+            topics: topics.to_owned(),
+            administer,
         }
     }
 
@@ -176,6 +187,7 @@ pub async fn rotate_default(state: &AppState, cluster: &ClusterRow) -> Result<()
     let user = BrokerUser {
         username: current.username.clone(),
         password: password.clone(),
+        scope: Scope::full(),
     };
     state.provisioner.put_user(&cluster.spec(), &user).await?;
     sqlx::query(
@@ -219,6 +231,7 @@ pub async fn create(
     let user = BrokerUser {
         username: secret.username.clone(),
         password: secret.password.clone(),
+        scope: permissions.scope(&topic, false),
     };
     state.provisioner.put_user(&cluster.spec(), &user).await?;
     let mut db = state.store.pool().acquire().await?;
@@ -306,6 +319,37 @@ pub async fn delete(state: &AppState, account_id: &str, id: &str) -> Result<()> 
         .bind(id)
         .execute(state.store.pool())
         .await?;
+    Ok(())
+}
+
+/// Every credential of a cluster as a user of its brokers (passwords decrypted, scopes given).
+pub async fn broker_users(state: &AppState, cluster_id: &str) -> Result<Vec<BrokerUser>> {
+    let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+        "SELECT username, password_encrypted, topic, permissions, is_default FROM credentials \
+         WHERE cluster_id = $1 ORDER BY is_default DESC, username",
+    )
+    .bind(cluster_id)
+    .fetch_all(state.store.pool())
+    .await?;
+    rows.into_iter()
+        .map(|(username, encrypted, topic, permissions, is_default)| {
+            Ok(BrokerUser {
+                username,
+                password: state.key.decrypt(&encrypted)?,
+                scope: Permissions::parse(&permissions)?.scope(&topic, is_default != 0),
+            })
+        })
+        .collect()
+}
+
+/// Writes every credential of a cluster to its brokers again (SCRAM users and ACLs): done when
+/// a cluster's brokers become ready, since the brokers may have been made, or re-made, with
+/// only the default user and without its ACLs. Safe to repeat.
+pub async fn sync_to_brokers(state: &AppState, cluster: &ClusterRow) -> Result<()> {
+    let spec = cluster.spec();
+    for user in broker_users(state, &cluster.id).await? {
+        state.provisioner.put_user(&spec, &user).await?;
+    }
     Ok(())
 }
 

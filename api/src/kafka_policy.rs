@@ -9,8 +9,7 @@ use std::{collections::HashMap, sync::Mutex};
 use async_trait::async_trait;
 use capstan_kafka::{
     gateway::{
-        AdminError, ConfigChange, CreatedTopic, NewTopic, Policy, PolicyError, Scope, Tenant,
-        is_reserved,
+        AdminError, ConfigChange, CreatedTopic, NewTopic, Policy, PolicyError, Tenant, is_reserved,
     },
     scram::{Mechanism, ServerKeys},
 };
@@ -102,12 +101,7 @@ impl GatewayPolicy {
                 .gateway_backend(&found.cluster.spec())
                 .await?,
             credential_token: found.password_hash.clone(),
-            scope: Scope {
-                produce: found.permissions != Permissions::Consume,
-                consume: found.permissions != Permissions::Produce,
-                topics: found.topics.clone(),
-                administer: found.is_default,
-            },
+            scope: found.permissions.scope(&found.topics, found.is_default),
         })
     }
 

@@ -21,17 +21,20 @@ pub fn cluster_name(raw: &str) -> Result<String> {
 }
 
 /// A Kafka topic name: 1 to 249 characters of letters, digits, `.`, `_` or `-`, not starting
-/// with `.` (which also rules out Kafka's forbidden `.` and `..`).
+/// with `.` (which also rules out Kafka's forbidden `.` and `..`) nor with `__`, which Kafka
+/// keeps for its internal topics (`__consumer_offsets`): metering and the ACLs of dedicated
+/// clusters treat such names as internal, so a user topic must never have one.
 pub fn topic_name(raw: &str) -> Result<String> {
     let ok = !raw.is_empty()
         && raw.len() <= 249
         && !raw.starts_with('.')
+        && !raw.starts_with("__")
         && raw
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !ok {
         return Err(Error::Invalid(
-            "the topic name must have 1 to 249 characters: letters, digits, '.', '_' or '-', and not start with '.'".into(),
+            "the topic name must have 1 to 249 characters: letters, digits, '.', '_' or '-', and not start with '.' or '__' (Kafka's internal topics)".into(),
         ));
     }
     Ok(raw.to_owned())
@@ -78,6 +81,7 @@ mod tests {
     #[test]
     fn topic_names_follow_kafka_rules() {
         assert!(topic_name("orders.v1_eu-west").is_ok());
+        assert!(topic_name("_private").is_ok() && topic_name("a__b").is_ok());
         for bad in [
             "",
             ".",
@@ -86,6 +90,8 @@ mod tests {
             "a b",
             "a/b",
             "ü",
+            "__consumer_offsets",
+            "__mine",
             &"x".repeat(250),
         ] {
             assert!(topic_name(bad).is_err(), "{bad:?}");

@@ -221,6 +221,22 @@ impl Enforcer {
         Some((reason, allowance.wait(rate)))
     }
 
+    /// Every cluster rate-limited at `now`, as [`Enforcer::limit`] would find it (for limits
+    /// the brokers enforce themselves: client quotas of dedicated clusters).
+    pub async fn limited_clusters(&self, now: i64) -> Vec<String> {
+        let candidates: Vec<String> = match self.standing.lock() {
+            Ok(standing) => standing.keys().cloned().collect(),
+            Err(_) => return Vec::new(),
+        };
+        let mut limited = Vec::new();
+        for cluster_id in candidates {
+            if self.reason(&cluster_id, now).await.is_some() {
+                limited.push(cluster_id);
+            }
+        }
+        limited
+    }
+
     async fn reason(&self, cluster_id: &str, now: i64) -> Option<String> {
         let standing = self.standing.lock().ok()?.get(cluster_id).cloned()?;
         match standing {

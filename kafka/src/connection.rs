@@ -6,15 +6,16 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::{
     messages::{
-        AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
-        ApiVersionsRequest, ApiVersionsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-        DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
-        DescribeConfigsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse, FetchRequest,
-        FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse, ListGroupsRequest,
-        ListGroupsResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
-        MetadataResponse, OffsetFetchRequest, OffsetFetchResponse, RequestHeader, ResponseHeader,
-        SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
-        SaslHandshakeResponse,
+        AlterClientQuotasRequest, AlterClientQuotasResponse, AlterUserScramCredentialsRequest,
+        AlterUserScramCredentialsResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
+        CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse,
+        DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse,
+        DescribeConfigsRequest, DescribeConfigsResponse, DescribeLogDirsRequest,
+        DescribeLogDirsResponse, FetchRequest, FetchResponse, FindCoordinatorRequest,
+        FindCoordinatorResponse, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
+        ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetFetchRequest,
+        OffsetFetchResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+        SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
     },
     protocol::{Decodable, Encodable, HeaderVersion, StrBytes},
 };
@@ -42,6 +43,13 @@ impl std::fmt::Debug for Credentials {
             .field("bootstrap", &self.bootstrap)
             .field("username", &self.username)
             .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// An authenticated connection to the bootstrap broker.
+    pub async fn connect(&self) -> Result<Connection> {
+        Connection::open(&self.bootstrap, &self.username, &self.password).await
     }
 }
 
@@ -217,4 +225,7 @@ exchange! {
     DescribeConfigsRequest => DescribeConfigsResponse, DescribeConfigs;
     DescribeClusterRequest => DescribeClusterResponse, DescribeCluster;
     DeleteTopicsRequest => DeleteTopicsResponse, DeleteTopics;
+    CreateAclsRequest => CreateAclsResponse, CreateAcls;
+    DeleteAclsRequest => DeleteAclsResponse, DeleteAcls;
+    AlterClientQuotasRequest => AlterClientQuotasResponse, AlterClientQuotas;
 }

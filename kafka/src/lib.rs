@@ -2,13 +2,16 @@
 //!
 //! - [`Connection`]: an authenticated client connection to one broker (SASL/SCRAM-SHA-512);
 //! - the admin reads and changes the control plane needs: [`read_offsets`] (metering),
-//!   [`stored_bytes`] (DescribeLogDirs), [`upsert_scram_user`] / [`delete_scram_user`];
+//!   [`stored_bytes`] (DescribeLogDirs), [`upsert_scram_user`] / [`delete_scram_user`],
+//!   [`grant_acls`] / [`revoke_acls`] (a credential's scope as ACLs) and [`set_user_quotas`];
 //! - [`scram`]: SCRAM-SHA-256/512 arithmetic for both sides;
 //! - [`gateway`]: the Kafka gateway's engine, which the control plane drives through
 //!   [`gateway::Policy`].
 //!
 //! It depends on nothing else of Capstan.
 
+mod acls;
+mod client_quotas;
 mod connection;
 mod error;
 pub mod gateway;
@@ -17,6 +20,8 @@ mod offsets;
 pub mod scram;
 mod scram_users;
 
+pub use acls::{AclRule, acl_rules, grant_acls, revoke_acls};
+pub use client_quotas::set_user_quotas;
 pub use connection::{Connection, Credentials, Exchange};
 pub use error::{Error, Result};
 pub use log_dirs::stored_bytes;

@@ -14,12 +14,7 @@ const DESCRIBE_LOG_DIRS_VERSION: i16 = 1;
 /// Bytes stored per topic, summed over the replicas on every broker. Replicas being moved
 /// ("future" replicas) are left out, so a reassignment does not count a partition twice.
 pub async fn stored_bytes(credentials: &Credentials) -> Result<BTreeMap<String, i64>> {
-    let mut bootstrap = Connection::open(
-        &credentials.bootstrap,
-        &credentials.username,
-        &credentials.password,
-    )
-    .await?;
+    let mut bootstrap = credentials.connect().await?;
     let metadata = bootstrap
         .call(
             MetadataRequest::default().with_topics(Some(Vec::new())),

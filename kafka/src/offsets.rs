@@ -130,7 +130,10 @@ pub async fn read(credentials: &Credentials, prefix: &str) -> Result<Snapshot> {
         if topic.is_internal || !name.starts_with(prefix) || topic.error_code != 0 {
             continue;
         }
-        if name[prefix.len()..].starts_with("__") {
+        // Kafka's internal topics, on brokers of the cluster's own (a pool's are outside every
+        // prefix). Capstan refuses user topics named so; a tenant's name on a pool is metered
+        // whatever it is.
+        if prefix.is_empty() && name.starts_with("__") {
             continue;
         }
         let id = if topic.topic_id.is_nil() {

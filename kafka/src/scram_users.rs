@@ -14,7 +14,7 @@ use rand::RngCore;
 
 use crate::{Error, Result};
 use crate::{
-    connection::{Connection, Credentials, error_text},
+    connection::{Credentials, error_text},
     scram::salted_password,
 };
 
@@ -26,13 +26,7 @@ const ITERATIONS: u32 = 4096;
 const RESOURCE_NOT_FOUND: i16 = 91;
 
 async fn alter(credentials: &Credentials, request: AlterUserScramCredentialsRequest) -> Result<()> {
-    let mut connection = Connection::open(
-        &credentials.bootstrap,
-        &credentials.username,
-        &credentials.password,
-    )
-    .await?;
-    let response = connection.call(request, 0).await?;
+    let response = credentials.connect().await?.call(request, 0).await?;
     for result in response.results {
         if result.error_code != 0 && result.error_code != RESOURCE_NOT_FOUND {
             return Err(Error::Protocol(format!(

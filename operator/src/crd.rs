@@ -58,6 +58,18 @@ pub struct Listeners {
     pub external: Option<ExternalListener>,
 }
 
+/// Who may do what on the brokers; Strimzi's `spec.kafka.authorization`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Authorization {
+    /// `simple`: Kafka's StandardAuthorizer; every user but the super users needs ACLs.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Super users besides the operator's own `capstan-admin`, as principals (`User:alice`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub super_users: Vec<String>,
+}
+
 /// A Kafka (KRaft) cluster.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema, CustomResource)]
 #[kube(
@@ -99,6 +111,10 @@ pub struct KafkaClusterSpec {
     /// Listeners besides the internal one.
     #[serde(default)]
     pub listeners: Listeners,
+    /// ACL authorization (`type: simple`); without it any authenticated user may do anything.
+    /// The control plane sets it on every cluster it creates and writes each credential's ACLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
     /// Stop reconciling this resource.
     #[serde(default)]
     pub paused: bool,

@@ -10,8 +10,8 @@ mod render;
 mod run;
 
 pub use crd::{
-    ExternalListener, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, Listeners, Storage,
-    ZoneMode, crd_yaml,
+    Authorization, ExternalListener, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, Listeners,
+    Storage, ZoneMode, crd_yaml,
 };
 pub use render::{RenderInput, render, rendered_yaml};
 pub use run::{run, run_with_client};

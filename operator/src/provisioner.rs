@@ -12,8 +12,8 @@ use kube::{
 };
 
 use crate::{
-    Error, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, Result, Storage, ZoneMode,
-    reconciler::kube_error, render::CLIENT_PORT,
+    Authorization, Error, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, Result, Storage,
+    ZoneMode, reconciler::kube_error, render::CLIENT_PORT,
 };
 
 /// The field manager of the control plane's writes (the operator has its own).
@@ -214,6 +214,11 @@ impl KubernetesClusters {
                 storage: self.template.storage.clone(),
                 resources: None,
                 listeners: Default::default(),
+                // Scoped credentials are ACLs; only the control plane's admin is a super user.
+                authorization: Some(Authorization {
+                    kind: "simple".into(),
+                    super_users: Vec::new(),
+                }),
                 paused: false,
             },
         );

@@ -39,6 +39,8 @@ pub const CONTROLLER_PORT: i32 = 9093;
 /// Optional external listener.
 pub const EXTERNAL_PORT: i32 = 9094;
 const DATA_DIR: &str = "/var/lib/kafka/data";
+/// The operator's admin user, the one super user of an authorizing cluster.
+const ADMIN_PRINCIPAL: &str = "User:capstan-admin";
 
 /// The resource and the secrets its objects carry (generated once by the reconciler and kept in
 /// the Secret it owns).
@@ -199,8 +201,30 @@ fn server_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -> St
          min.insync.replicas={min_isr}\n\
          offsets.topic.replication.factor={rf}\n\
          transaction.state.log.replication.factor={rf}\n\
-         transaction.state.log.min.isr={min_isr}\n",
+         transaction.state.log.min.isr={min_isr}\n\
+         {authorization}",
         voters = voters.join(","),
+        authorization = authorization(input),
+    )
+}
+
+/// The authorizer settings of `spec.authorization`. The controller listener is PLAINTEXT (only
+/// the cluster's own brokers reach it, see the NetworkPolicy), so brokers registering with the
+/// controllers are `User:ANONYMOUS` and must be super users, as Kafka's KRaft documentation
+/// says; every client listener is SASL, so no client is ever ANONYMOUS.
+fn authorization(input: &RenderInput<'_>) -> String {
+    let Some(authorization) = &input.cluster.spec.authorization else {
+        return String::new();
+    };
+    let super_users: Vec<&str> = [ADMIN_PRINCIPAL, "User:ANONYMOUS"]
+        .into_iter()
+        .chain(authorization.super_users.iter().map(String::as_str))
+        .collect();
+    format!(
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n\
+         super.users={}\n\
+         allow.everyone.if.no.acl.found=false\n",
+        super_users.join(";")
     )
 }
 
@@ -535,6 +559,14 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<Value>> {
             vec![port("client", CLIENT_PORT)],
         ))?,
     ];
+    if let Some(authorization) = &input.cluster.spec.authorization
+        && authorization.kind != "simple"
+    {
+        return Err(Error::Invalid(format!(
+            "authorization.type must be simple, not {:?}",
+            authorization.kind
+        )));
+    }
     if let Some(external) = &input.cluster.spec.listeners.external {
         if !matches!(external.kind.as_str(), "LoadBalancer" | "NodePort") {
             return Err(Error::Invalid(format!(

@@ -225,6 +225,28 @@ fn an_external_listener_gets_its_service_port_and_policy() {
 }
 
 #[test]
+fn simple_authorization_runs_the_standard_authorizer_with_the_admin_as_super_user() {
+    let open = cluster(json!({}));
+    assert!(!properties(&render(&input(&open)).unwrap()).contains("authorizer"));
+    let acls =
+        cluster(json!({ "authorization": { "type": "simple", "superUsers": ["User:ops"] } }));
+    let properties = properties(&render(&input(&acls)).unwrap());
+    for line in [
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n",
+        // ANONYMOUS: brokers registering over the PLAINTEXT controller listener.
+        "super.users=User:capstan-admin;User:ANONYMOUS;User:ops\n",
+        "allow.everyone.if.no.acl.found=false\n",
+    ] {
+        assert!(
+            properties.contains(line),
+            "{line} missing from\n{properties}"
+        );
+    }
+    let bad = cluster(json!({ "authorization": { "type": "opa" } }));
+    assert!(render(&input(&bad)).is_err());
+}
+
+#[test]
 fn invalid_zone_layouts_are_refused() {
     let two_zones = cluster(json!({ "zoneMode": "multi", "zones": ["a", "b"] }));
     assert!(render(&input(&two_zones)).is_err());

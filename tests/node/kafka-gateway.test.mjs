@@ -78,6 +78,11 @@ describe("kafkajs through the Kafka gateway", () => {
         admin.createTopics({ topics: [{ topic: "huge", numPartitions: 100000 }] }),
         (error) => error.errors?.[0]?.type === "POLICY_VIOLATION",
       );
+      // Kafka's internal topics' names are not for users (metering and ACLs leave them out).
+      await assert.rejects(
+        admin.createTopics({ topics: [{ topic: "__mine", numPartitions: 1 }] }),
+        (error) => error.errors?.[0]?.type === "INVALID_TOPIC_EXCEPTION",
+      );
 
       // One member takes both partitions; a second joins and the group rebalances to one
       // partition each; then each reads its own partition's messages.

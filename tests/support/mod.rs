@@ -21,7 +21,7 @@ use sqlx::Connection;
 
 pub struct Running {
     pub platform_state: capstan_api::state::AppState,
-    pub enforcer: Arc<capstan_billing::enforcement::Enforcer>,
+    pub enforcement: Arc<capstan::enforcement::Enforcement>,
     pub api: String,
     pub gateway: String,
     /// The Kafka gateway's bootstrap address.
@@ -160,7 +160,7 @@ async fn start_everything(
     let kafka = platform.application().kafka_addr().to_string();
     let collector = platform.collector();
     let deliveries = platform.deliveries();
-    let enforcer = platform.enforcer();
+    let enforcement = platform.enforcement();
     let platform_state = platform.application().state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(platform.run_until(async {
@@ -198,7 +198,7 @@ async fn start_everything(
     );
     Running {
         platform_state,
-        enforcer,
+        enforcement,
         api,
         gateway,
         kafka,
@@ -250,7 +250,7 @@ impl Running {
     pub fn as_account(&self, auth: (String, String)) -> Running {
         Running {
             platform_state: self.platform_state.clone(),
-            enforcer: self.enforcer.clone(),
+            enforcement: self.enforcement.clone(),
             api: self.api.clone(),
             gateway: self.gateway.clone(),
             kafka: self.kafka.clone(),
@@ -374,12 +374,12 @@ impl Running {
         .await;
     }
 
-    /// Sweeps, then re-evaluates every cluster's cap and free-plan limit (what the platform does
-    /// after each metering interval).
+    /// Sweeps, then re-evaluates and enforces every cluster's cap and free-plan limit (what the
+    /// platform does after each metering interval).
     pub async fn sweep_and_enforce(&self) {
         self.sweep().await;
-        self.enforcer
-            .evaluate(capstan_billing::metering::unix_now())
+        self.enforcement
+            .run(capstan_billing::metering::unix_now())
             .await
             .unwrap();
     }

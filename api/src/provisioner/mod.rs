@@ -16,7 +16,7 @@ use async_trait::async_trait;
 
 use crate::Result;
 
-pub use capstan_kafka::gateway::{Backend, Engine};
+pub use capstan_kafka::gateway::{Backend, Engine, Scope};
 
 /// What a provisioner needs to know of a cluster.
 #[derive(Clone, Debug)]
@@ -95,19 +95,23 @@ impl TopicSpec {
     }
 }
 
-/// A SASL/SCRAM user on the brokers.
+/// A SASL/SCRAM user on the brokers, with what its credential may do (the ACLs of a dedicated
+/// Apache Kafka cluster).
 #[derive(Clone)]
 pub struct BrokerUser {
     /// User name.
     pub username: String,
     /// Password.
     pub password: String,
+    /// The credential's rights.
+    pub scope: Scope,
 }
 
 impl std::fmt::Debug for BrokerUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BrokerUser")
             .field("username", &self.username)
+            .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
 }
@@ -146,11 +150,24 @@ pub trait Provisioner: Send + Sync + std::fmt::Debug {
     ) -> Result<()>;
     /// Deletes exactly one topic and its data.
     async fn delete_topic(&self, cluster: &ClusterSpec, name: &str) -> Result<()>;
-    /// Creates a user or sets its password (clients of a pool authenticate at the gateway:
-    /// nothing to do there).
+    /// Creates a user or sets its password, and gives it its scope's ACLs where the brokers
+    /// authorize (clients of a pool authenticate at the gateway: nothing to do there). Safe to
+    /// repeat.
     async fn put_user(&self, cluster: &ClusterSpec, user: &BrokerUser) -> Result<()>;
-    /// Removes a user.
+    /// Removes a user and its ACLs.
     async fn delete_user(&self, cluster: &ClusterSpec, username: &str) -> Result<()>;
+    /// Holds `usernames` of a cluster whose clients reach its brokers directly (a dedicated
+    /// Apache Kafka cluster) to `bytes_per_second` per broker with the brokers' client quotas,
+    /// or lifts that with `None`. Elsewhere clients go through the gateways, which throttle them
+    /// already: nothing to do.
+    async fn set_client_quotas(
+        &self,
+        _cluster: &ClusterSpec,
+        _usernames: &[String],
+        _bytes_per_second: Option<u64>,
+    ) -> Result<()> {
+        Ok(())
+    }
     /// Settings of a Kafka client with full access to the cluster's brokers at `bootstrap` (a
     /// dedicated cluster's) or to its pool, for the control plane's own use (REST gateway,
     /// metering); names there are physical.

@@ -201,6 +201,12 @@ async fn topic_values_are_checked_against_the_plan() {
             StatusCode::BAD_REQUEST,
             "topic name",
         ),
+        (
+            "name",
+            json!("__consumer_offsets"),
+            StatusCode::BAD_REQUEST,
+            "Kafka's internal topics",
+        ),
     ] {
         let mut body = base.clone();
         body[field] = value;
