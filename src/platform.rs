@@ -191,6 +191,31 @@ impl FetchObserver for FetchCounter {
     }
 }
 
+/// Meters a cluster with the collector before it or one of its topics is deleted.
+#[derive(Debug)]
+pub struct CollectorFinalMeter(pub Arc<Collector>);
+
+fn metering_error(error: capstan_billing::Error) -> capstan_api::Error {
+    capstan_api::Error::internal("could not meter the cluster", error)
+}
+
+#[async_trait]
+impl capstan_api::usage::FinalMeter for CollectorFinalMeter {
+    async fn meter_now(&self, cluster_id: &str) -> capstan_api::Result<()> {
+        self.0
+            .meter_now(cluster_id, unix_now())
+            .await
+            .map_err(metering_error)
+    }
+
+    async fn forget_topic(&self, cluster_id: &str, topic: &str) -> capstan_api::Result<()> {
+        self.0
+            .forget_topic(cluster_id, topic)
+            .await
+            .map_err(metering_error)
+    }
+}
+
 /// Records the Kafka gateway delivers, counted into the delivery ledger.
 #[derive(Debug)]
 pub struct DeliveryCounter(pub Arc<DeliveryLedger>);
@@ -487,11 +512,13 @@ impl Platform {
             stripe: stripe.clone(),
         };
         let deliveries = Arc::new(DeliveryLedger::new(state.store.pool().clone()));
+        let collector = Arc::new(collector);
         let application = application
             .with_metering(
                 Arc::new(MeteredUsage(meter.clone())),
                 Arc::new(FetchCounter(meter)),
                 Arc::new(DeliveryCounter(deliveries.clone())),
+                Arc::new(CollectorFinalMeter(collector.clone())),
             )
             .with_billing(Arc::new(billing), Arc::new(Limiter(enforcer.clone())));
         let console = capstan_web::router(application.state().clone(), metering.prices.clone());
@@ -503,7 +530,7 @@ impl Platform {
         ));
         Ok(Platform {
             application,
-            collector: Arc::new(collector),
+            collector,
             deliveries,
             enforcement,
             customers,

@@ -146,6 +146,56 @@ async fn a_topic_deleted_and_recreated_between_sweeps_never_counts_negative_or_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_moved_since_the_last_sweep_is_counted_before_a_topic_or_cluster_is_deleted() {
+    let run = start(false).await;
+    let cluster = run.cluster("deleting", &[("t", 1), ("u", 1)]).await;
+    let cluster_id = cluster["cluster_id"].as_str().unwrap();
+    produce_tcp(&cluster, "t", 20, 10).await;
+    produce_tcp(&cluster, "u", 7, 10).await;
+    // No sweep before the delete: the delete meters the cluster first.
+    let topics = run
+        .api(Method::GET, &format!("/v2/kafka/topics/{cluster_id}"), None)
+        .await;
+    let t = topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|topic| topic["topic_name"] == "t")
+        .unwrap();
+    run.api(
+        Method::DELETE,
+        &format!("/v2/kafka/topic/{}", t["topic_id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(run.totals(&cluster).await["t"], (20, 0));
+    // A topic created again with the name counts from its own start.
+    run.topic(&cluster, "t", 1).await;
+    produce_tcp(&cluster, "t", 3, 10).await;
+    run.sweep().await;
+    assert_eq!(run.totals(&cluster).await["t"], (23, 0));
+
+    produce_tcp(&cluster, "u", 5, 10).await;
+    run.api(
+        Method::DELETE,
+        &format!("/v2/kafka/cluster/{cluster_id}"),
+        None,
+    )
+    .await;
+    let (produced,): (i64,) = sqlx::query_as(
+        "SELECT CAST(SUM(produced) AS BIGINT) FROM usage_hourly WHERE cluster_id = $1 AND topic = 'u'",
+    )
+    .bind(cluster_id)
+    .fetch_one(run.platform_state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        produced, 12,
+        "the deleted cluster's last messages are billed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_follows_the_bytes_the_broker_holds() {
     let run = start(false).await;
     let cluster = run.cluster("storage", &[("big", 1), ("small", 1)]).await;

@@ -25,7 +25,7 @@ use crate::{
     routes,
     state::{AppState, PlatformConfig},
     store::Store,
-    usage::{DeliveryCounter, NoDeliveries, NoUsage, UsageSource},
+    usage::{DeliveryCounter, FinalMeter, NoDeliveries, NoFinalMeter, NoUsage, UsageSource},
 };
 
 /// Everything needed to start the control plane.
@@ -140,6 +140,7 @@ impl Application {
             metrics: Arc::new(metrics),
             usage: Arc::new(NoUsage),
             deliveries: Arc::new(NoDeliveries),
+            final_meter: Arc::new(NoFinalMeter),
             billing: Arc::new(NoBilling),
             limiter: None,
         };
@@ -157,16 +158,18 @@ impl Application {
     }
 
     /// Reads usage from `source`, reports what the REST gateway delivers to `observer` and
-    /// what the Kafka gateway delivers to `deliveries` (the metering pipeline, wired in by the
-    /// binary).
+    /// what the Kafka gateway delivers to `deliveries`, and meters with `final_meter` before
+    /// deleting (the metering pipeline, wired in by the binary).
     pub fn with_metering(
         mut self,
         source: Arc<dyn UsageSource>,
         observer: Arc<dyn FetchObserver>,
         deliveries: Arc<dyn DeliveryCounter>,
+        final_meter: Arc<dyn FinalMeter>,
     ) -> Self {
         self.state.usage = source;
         self.state.deliveries = deliveries;
+        self.state.final_meter = final_meter;
         self.gateway = GatewayState::new(self.state.clone(), Some(observer));
         self
     }

@@ -10,6 +10,7 @@ use crate::{
     provisioner::{BrokerUser, ClusterSpec, Placement, Scope},
     state::AppState,
     store::{self, Store},
+    topics,
 };
 
 /// A cluster as stored.
@@ -404,6 +405,7 @@ pub async fn reset_password(state: &AppState, account_id: &str, id: &str) -> Res
 /// Deletes a cluster: its brokers and their data, its topics and credentials.
 pub async fn delete(state: &AppState, account_id: &str, id: &str) -> Result<()> {
     let row = find_owned(&state.store, account_id, id).await?;
+    topics::meter_before_delete(state, &row.id).await;
     state.provisioner.delete_cluster(&row.spec()).await?;
     let mut tx = state.store.pool().begin().await?;
     for statement in [

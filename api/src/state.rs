@@ -9,7 +9,7 @@ use crate::{
     plans::Plan,
     provisioner::Provisioner,
     store::Store,
-    usage::{DeliveryCounter, UsageSource},
+    usage::{DeliveryCounter, FinalMeter, UsageSource},
 };
 
 /// Platform settings the domain needs (the binary builds them from its command line).
@@ -70,6 +70,8 @@ pub struct AppState {
     pub usage: Arc<dyn UsageSource>,
     /// Where records delivered to Kafka clients are counted (the metering pipeline).
     pub deliveries: Arc<dyn DeliveryCounter>,
+    /// Meters a cluster once more before it or a topic of it is deleted (the metering pipeline).
+    pub final_meter: Arc<dyn FinalMeter>,
     /// Where cost and invoices are read from (billing).
     pub billing: Arc<dyn BillingSource>,
     /// Decides which clusters are rate-limited, if anything does.

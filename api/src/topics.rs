@@ -420,6 +420,7 @@ pub async fn delete(state: &AppState, account_id: &str, id: &str) -> Result<()> 
 
 /// Deletes a topic of `cluster` on its brokers, then from the store.
 pub async fn delete_in(state: &AppState, cluster: &ClusterRow, row: &TopicRow) -> Result<()> {
+    meter_before_delete(state, &cluster.id).await;
     state
         .provisioner
         .delete_topic(&cluster.spec(), &row.name)
@@ -428,7 +429,21 @@ pub async fn delete_in(state: &AppState, cluster: &ClusterRow, row: &TopicRow) -
         .bind(&row.id)
         .execute(state.store.pool())
         .await?;
+    if let Err(error) = state.final_meter.forget_topic(&cluster.id, &row.name).await {
+        tracing::warn!(cluster = %cluster.id, topic = %row.name, error = %crate::error::cause_chain(&error),
+            "could not reset the metering of a deleted topic; a topic created again with its name may be under-counted until it passes the old one's size");
+    }
     Ok(())
+}
+
+/// Counts what a cluster's topics moved since the last sweep, before one of them (or the
+/// cluster) is deleted. When the brokers cannot be read, the delete still goes ahead: what
+/// moved since the last sweep is then not billed (never billed twice).
+pub(crate) async fn meter_before_delete(state: &AppState, cluster_id: &str) {
+    if let Err(error) = state.final_meter.meter_now(cluster_id).await {
+        tracing::warn!(cluster = %cluster_id, error = %crate::error::cause_chain(&error),
+            "could not meter a cluster before a delete; what moved since the last sweep is not billed");
+    }
 }
 
 /// A topic of a cluster by name, for the data plane.

@@ -77,6 +77,33 @@ impl DeliveryCounter for NoDeliveries {
     fn delivered(&self, _: &str, _: &str, _: u64) {}
 }
 
+/// Metering's part in deleting (the metering pipeline, wired in by the binary): what moved
+/// since the last sweep is counted before a topic or a cluster goes, since nothing can be read
+/// from its brokers afterwards.
+#[async_trait]
+pub trait FinalMeter: Send + Sync + std::fmt::Debug {
+    /// Meters every topic of `cluster_id` now.
+    async fn meter_now(&self, cluster_id: &str) -> Result<()>;
+    /// Forgets where counting of a deleted `topic` stopped, so a topic created again with the
+    /// same name is counted from its own start.
+    async fn forget_topic(&self, cluster_id: &str, topic: &str) -> Result<()>;
+}
+
+/// The final meter used when no metering is wired: nothing to count.
+#[derive(Debug, Default)]
+pub struct NoFinalMeter;
+
+#[async_trait]
+impl FinalMeter for NoFinalMeter {
+    async fn meter_now(&self, _: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn forget_topic(&self, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// Days from UTC hours: message counts summed, storage averaged over the hours that have it.
 pub fn daily(hours: &[UsagePoint]) -> Vec<UsagePoint> {
     let mut days: std::collections::BTreeMap<i64, (UsagePoint, i64, i64)> =

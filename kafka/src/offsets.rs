@@ -90,6 +90,13 @@ impl Brokers<'_> {
             .ok_or_else(|| Error::Protocol("connection vanished".into()))
     }
 
+    /// Drops the connection to broker `id` (after a failure: the next call opens a new one).
+    fn forget(&mut self, id: i32) {
+        if let Some(address) = self.addresses.get(&id) {
+            self.open.remove(address);
+        }
+    }
+
     async fn node(&mut self, id: i32) -> Result<&mut Connection> {
         let address = self
             .addresses
@@ -98,6 +105,57 @@ impl Brokers<'_> {
             .ok_or_else(|| Error::Protocol(format!("unknown broker {id}")))?;
         self.at(&address).await
     }
+}
+
+/// Asks `leader` for the offsets at `timestamp` (LATEST or EARLIEST) of its `partitions` and
+/// puts each one it answers without an error into `into`; a partition answered with an error
+/// is left out (and logged), so one bad partition does not stop the others being metered.
+async fn list_offsets(
+    brokers: &mut Brokers<'_>,
+    leader: i32,
+    partitions: &[(String, i32)],
+    timestamp: i64,
+    into: &mut HashMap<(String, i32), i64>,
+) -> Result<()> {
+    let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
+    for (topic, partition) in partitions {
+        topics.entry(topic).or_default().push(
+            ListOffsetsPartition::default()
+                .with_partition_index(*partition)
+                .with_timestamp(timestamp),
+        );
+    }
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    ListOffsetsTopic::default()
+                        .with_name(topic_name(name))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    let response = brokers
+        .node(leader)
+        .await?
+        .call(request, LIST_OFFSETS_VERSION)
+        .await?;
+    for topic in response.topics {
+        for partition in topic.partitions {
+            if partition.error_code != 0 {
+                tracing::warn!(topic = %topic.name.0, partition = partition.partition_index,
+                    code = partition.error_code, "ListOffsets failed for a partition; it is metered at the next sweep");
+                continue;
+            }
+            into.insert(
+                (topic.name.to_string(), partition.partition_index),
+                partition.offset,
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Reads a cluster's offsets. On a shared broker pool, `prefix` is the cluster's: only topics
@@ -157,6 +215,11 @@ pub async fn read(credentials: &Credentials, prefix: &str) -> Result<Snapshot> {
     let mut by_leader: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
     for (topic, (_, partitions)) in &layout {
         for (partition, (leader, _)) in partitions {
+            if *leader < 0 {
+                // No leader (being elected, or offline): nothing can be read until it has one.
+                tracing::warn!(%topic, partition, "a partition has no leader; it is metered once it has");
+                continue;
+            }
             by_leader
                 .entry(*leader)
                 .or_default()
@@ -167,44 +230,11 @@ pub async fn read(credentials: &Credentials, prefix: &str) -> Result<Snapshot> {
     let mut starts: HashMap<(String, i32), i64> = HashMap::new();
     for (leader, partitions) in &by_leader {
         for (timestamp, into) in [(LATEST, &mut ends), (EARLIEST, &mut starts)] {
-            let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
-            for (topic, partition) in partitions {
-                topics.entry(topic).or_default().push(
-                    ListOffsetsPartition::default()
-                        .with_partition_index(*partition)
-                        .with_timestamp(timestamp),
-                );
-            }
-            let request = ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(
-                    topics
-                        .into_iter()
-                        .map(|(name, partitions)| {
-                            ListOffsetsTopic::default()
-                                .with_name(topic_name(name))
-                                .with_partitions(partitions)
-                        })
-                        .collect(),
-                );
-            let response = brokers
-                .node(*leader)
-                .await?
-                .call(request, LIST_OFFSETS_VERSION)
-                .await?;
-            for topic in response.topics {
-                for partition in topic.partitions {
-                    if partition.error_code != 0 {
-                        return Err(Error::Protocol(format!(
-                            "ListOffsets for {}:{} failed with error {}",
-                            topic.name.0, partition.partition_index, partition.error_code
-                        )));
-                    }
-                    into.insert(
-                        (topic.name.to_string(), partition.partition_index),
-                        partition.offset,
-                    );
-                }
+            if let Err(error) =
+                list_offsets(&mut brokers, *leader, partitions, timestamp, into).await
+            {
+                tracing::warn!(leader, %error, "could not read offsets from a partition leader; its partitions are metered at the next sweep");
+                brokers.forget(*leader);
             }
         }
     }
@@ -212,12 +242,17 @@ pub async fn read(credentials: &Credentials, prefix: &str) -> Result<Snapshot> {
     for (topic, (id, partitions)) in &layout {
         for (partition, (_, replicas)) in partitions {
             let key = (topic.clone(), *partition);
+            // A partition without both offsets is left out: it keeps its cursors and is
+            // counted in full at the next sweep that reads it, never from 0 again.
+            let (Some(&log_start), Some(&log_end)) = (starts.get(&key), ends.get(&key)) else {
+                continue;
+            };
             snapshot.partitions.push(PartitionOffsets {
                 topic: topic[prefix.len()..].to_owned(),
                 topic_id: id.clone(),
                 partition: *partition,
-                log_start: starts.get(&key).copied().unwrap_or(0).max(0),
-                log_end: ends.get(&key).copied().unwrap_or(0).max(0),
+                log_start: log_start.max(0),
+                log_end: log_end.max(0),
                 replicas: *replicas,
             });
         }

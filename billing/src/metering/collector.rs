@@ -90,6 +90,10 @@ pub struct Collector {
     /// when another commits in between, so on SQLite clusters are stored one at a time (brokers
     /// are still read concurrently).
     single_writer: Option<tokio::sync::Mutex<()>>,
+    /// One read-and-store at a time per cluster: a snapshot read before another sweep of the
+    /// same cluster stored a later one must not be stored after it (on an engine without topic
+    /// ids, an older position looks like a re-created topic and would be counted again).
+    sweeping: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Collector {
@@ -107,6 +111,7 @@ impl Collector {
             metrics: None,
             backoff: Mutex::new(HashMap::new()),
             single_writer: sqlite.then(|| tokio::sync::Mutex::new(())),
+            sweeping: Mutex::new(HashMap::new()),
         }
     }
 
@@ -120,6 +125,12 @@ impl Collector {
     pub async fn sweep(self: &Arc<Self>, now: i64) -> Result<SweepReport> {
         let started = Instant::now();
         let targets = self.fleet.clusters().await?;
+        if let Ok(mut locks) = self.sweeping.lock() {
+            // Locks of clusters gone (deleted), unless one is held right now.
+            locks.retain(|id, lock| {
+                Arc::strong_count(lock) > 1 || targets.iter().any(|t| &t.cluster_id == id)
+            });
+        }
         let mut report = SweepReport::default();
         let limit = Arc::new(Semaphore::new(self.concurrency));
         let mut running = JoinSet::new();
@@ -165,8 +176,40 @@ impl Collector {
         Ok(report)
     }
 
+    /// The lock held while one cluster is read and stored.
+    fn cluster_lock(&self, cluster_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.sweeping.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(cluster_id.to_owned()).or_default().clone()
+    }
+
+    /// Meters one cluster now, whatever the interval (before one of its topics or the cluster
+    /// is deleted: nothing can be read from the brokers afterwards). A cluster that is not
+    /// live any more has nothing left to meter.
+    pub async fn meter_now(&self, cluster_id: &str, now: i64) -> Result<()> {
+        let targets = self.fleet.clusters().await?;
+        match targets.iter().find(|t| t.cluster_id == cluster_id) {
+            Some(target) => self.sweep_cluster(target, now).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets where counting stopped for a deleted topic, so a topic created again with the
+    /// same name is counted from its own start.
+    pub async fn forget_topic(&self, cluster_id: &str, topic: &str) -> Result<()> {
+        let lock = self.cluster_lock(cluster_id);
+        let _sweeping = lock.lock().await;
+        sqlx::query("DELETE FROM meter_cursors WHERE cluster_id = $1 AND topic = $2")
+            .bind(cluster_id)
+            .bind(topic)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Reads one cluster and stores what it adds.
     pub async fn sweep_cluster(&self, target: &ClusterTarget, now: i64) -> Result<()> {
+        let lock = self.cluster_lock(&target.cluster_id);
+        let _sweeping = lock.lock().await;
         let mut snapshot = capstan_kafka::read_offsets(&target.credentials, &target.prefix).await?;
         if !target.consumption_from_offsets {
             // Its gateways count what they deliver; commits are not consumption here.

@@ -28,11 +28,15 @@ pub struct Increment {
     pub cursors: Vec<(CursorKey, Cursor)>,
 }
 
-/// Counts from `cursors` to `snapshot`:
+/// Counts from `cursors` to `snapshot`, never counting a message twice:
 /// - a partition seen for the first time counts from its log start;
-/// - a position that went backwards, or a topic whose id changed (deleted and re-created),
-///   restarts from the log start — never a negative count;
-/// - a committed offset counts only up to the log end (a commit beyond it consumed nothing more).
+/// - a position that went backwards on the same topic id (a consumer group rewound, a log
+///   truncated) counts nothing and keeps its cursor, so reading the same offsets again counts
+///   nothing either: counting resumes past the furthest position ever counted;
+/// - a topic whose id changed (deleted and re-created) restarts from its new log start; on an
+///   engine without topic ids (tansu: ""), a position that went backwards is taken for that;
+/// - a committed offset counts only up to the log end (a commit beyond it consumed nothing more);
+/// - a partition missing from the snapshot (unreadable this time) keeps its cursors.
 pub fn plan(snapshot: &Snapshot, cursors: &HashMap<CursorKey, Cursor>) -> Increment {
     let mut increment = Increment::default();
     let mut bounds: HashMap<(&str, i32), (i64, i64, &str)> = HashMap::new();
@@ -42,14 +46,14 @@ pub fn plan(snapshot: &Snapshot, cursors: &HashMap<CursorKey, Cursor>) -> Increm
             (p.log_start, p.log_end, p.topic_id.as_str()),
         );
         let key = (p.topic.clone(), p.partition, String::new());
-        let counted = advance(cursors.get(&key), &p.topic_id, p.log_start, p.log_end);
+        let (counted, position) = advance(cursors.get(&key), &p.topic_id, p.log_start, p.log_end);
         record(
             &mut increment.produced,
             &mut increment.cursors,
             key,
             &p.topic,
             &p.topic_id,
-            p.log_end,
+            position,
             counted,
             cursors,
         );
@@ -60,9 +64,13 @@ pub fn plan(snapshot: &Snapshot, cursors: &HashMap<CursorKey, Cursor>) -> Increm
         else {
             continue;
         };
-        let position = c.offset.min(log_end);
         let key = (c.topic.clone(), c.partition, c.group.clone());
-        let counted = advance(cursors.get(&key), topic_id, log_start, position);
+        let (counted, position) = advance(
+            cursors.get(&key),
+            topic_id,
+            log_start,
+            c.offset.min(log_end),
+        );
         record(
             &mut increment.consumed,
             &mut increment.cursors,
@@ -77,12 +85,16 @@ pub fn plan(snapshot: &Snapshot, cursors: &HashMap<CursorKey, Cursor>) -> Increm
     increment
 }
 
-fn advance(cursor: Option<&Cursor>, topic_id: &str, log_start: i64, position: i64) -> i64 {
-    let from = match cursor {
-        Some(c) if c.topic_id == topic_id && c.position <= position => c.position,
-        _ => log_start,
-    };
-    (position - from).max(0)
+/// What a move from `cursor` to `position` counts, and where the cursor is then.
+fn advance(cursor: Option<&Cursor>, topic_id: &str, log_start: i64, position: i64) -> (i64, i64) {
+    match cursor {
+        Some(c) if c.topic_id == topic_id && c.position <= position => {
+            (position - c.position, position)
+        }
+        // Backwards on a topic that kept its id: nothing new, the furthest position stays.
+        Some(c) if c.topic_id == topic_id && !topic_id.is_empty() => (0, c.position),
+        _ => ((position - log_start).max(0), position),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -220,6 +232,79 @@ mod tests {
             &cursors,
         );
         assert_eq!(reset.produced["u"], 3);
+    }
+
+    #[test]
+    fn a_rewound_group_is_never_billed_twice_for_the_same_messages() {
+        let mut cursors = HashMap::new();
+        let at = |end: i64, offset: i64| Snapshot {
+            partitions: vec![partition("t", "a", 0, end)],
+            committed: vec![committed("g", "t", offset)],
+        };
+        step(&mut cursors, &at(1_000_000, 1_000_000));
+        // Rewound by 1,000: nothing new was consumed (it was 1,000,000 before the fix).
+        let rewound = step(&mut cursors, &at(1_000_000, 999_000));
+        assert!(rewound.consumed.is_empty(), "{rewound:?}");
+        assert!(
+            rewound.cursors.is_empty(),
+            "the cursor stays at the furthest position"
+        );
+        // Read again up to where it was: still nothing; past it: only what is new.
+        assert!(
+            step(&mut cursors, &at(1_000_000, 1_000_000))
+                .consumed
+                .is_empty()
+        );
+        let past = step(&mut cursors, &at(1_000_500, 1_000_500));
+        assert_eq!((past.produced["t"], past.consumed["t"]), (500, 500));
+    }
+
+    #[test]
+    fn a_truncated_log_counts_only_what_goes_past_its_old_end() {
+        let mut cursors = HashMap::new();
+        step(
+            &mut cursors,
+            &Snapshot {
+                partitions: vec![partition("t", "a", 0, 100)],
+                committed: vec![],
+            },
+        );
+        let truncated = step(
+            &mut cursors,
+            &Snapshot {
+                partitions: vec![partition("t", "a", 0, 90)],
+                committed: vec![],
+            },
+        );
+        assert!(truncated.produced.is_empty() && truncated.cursors.is_empty());
+        let grown = step(
+            &mut cursors,
+            &Snapshot {
+                partitions: vec![partition("t", "a", 0, 130)],
+                committed: vec![],
+            },
+        );
+        assert_eq!(grown.produced["t"], 30);
+    }
+
+    #[test]
+    fn a_partition_missing_from_one_read_keeps_its_cursors_and_counts_once() {
+        let mut cursors = HashMap::new();
+        let read = |end: i64| Snapshot {
+            partitions: vec![partition("t", "a", 0, end)],
+            committed: vec![committed("g", "t", end)],
+        };
+        step(&mut cursors, &read(40));
+        let missing = step(
+            &mut cursors,
+            &Snapshot {
+                partitions: vec![],
+                committed: vec![committed("g", "t", 45)],
+            },
+        );
+        assert_eq!(missing, Increment::default());
+        let back = step(&mut cursors, &read(50));
+        assert_eq!((back.produced["t"], back.consumed["t"]), (10, 10));
     }
 
     #[test]
