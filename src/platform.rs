@@ -173,9 +173,10 @@ impl UsageSource for MeteredUsage {
     }
 }
 
-/// Counts the gateway's group-less fetches into the meter.
+/// Counts what the REST gateway delivers into the meter before it answers; a count that
+/// cannot be written then goes to the delivery ledger, which retries it until it is.
 #[derive(Debug)]
-pub struct FetchCounter(pub Meter);
+pub struct FetchCounter(pub Meter, pub Arc<DeliveryLedger>);
 
 #[async_trait]
 impl FetchObserver for FetchCounter {
@@ -186,7 +187,8 @@ impl FetchObserver for FetchCounter {
             .record_fetch(cluster_id, topic, messages as i64, now)
             .await
         {
-            tracing::error!(%cluster_id, %topic, messages, %error, "could not count a REST fetch");
+            tracing::warn!(%cluster_id, %topic, messages, %error, "could not count a REST delivery now; the delivery ledger retries it");
+            self.1.add(cluster_id, topic, messages, now);
         }
     }
 }
@@ -516,7 +518,7 @@ impl Platform {
         let application = application
             .with_metering(
                 Arc::new(MeteredUsage(meter.clone())),
-                Arc::new(FetchCounter(meter)),
+                Arc::new(FetchCounter(meter, deliveries.clone())),
                 Arc::new(DeliveryCounter(deliveries.clone())),
                 Arc::new(CollectorFinalMeter(collector.clone())),
             )

@@ -196,6 +196,97 @@ async fn what_moved_since_the_last_sweep_is_counted_before_a_topic_or_cluster_is
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_collectors_on_one_postgres_under_traffic_count_every_message_once() {
+    let run = start(true).await;
+    let cluster = run.cluster("replicas", &[("t", 2)]).await;
+    // A second control-plane replica's collector, on the same database.
+    let second = std::sync::Arc::new(capstan_billing::Collector::new(
+        run.platform_state.store.pool().clone(),
+        std::sync::Arc::new(capstan::platform::ControlPlaneFleet::new(
+            run.platform_state.clone(),
+        )),
+        4,
+    ));
+    let producing = {
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            for _ in 0..10 {
+                produce_tcp(&cluster, "t", 100, 10).await;
+            }
+        })
+    };
+    for _ in 0..50 {
+        let now = capstan_billing::metering::unix_now();
+        let (first, other) = tokio::join!(run.collector.sweep(now), second.sweep(now));
+        for report in [first.unwrap(), other.unwrap()] {
+            assert!(report.failed.is_empty(), "{report:?}");
+        }
+    }
+    producing.await.unwrap();
+    let now = capstan_billing::metering::unix_now();
+    let (first, other) = tokio::join!(run.collector.sweep(now), second.sweep(now));
+    first.unwrap();
+    other.unwrap();
+    assert_eq!(run.totals(&cluster).await["t"], (1_000, 0));
+
+    // The worst case, made likely: both replicas store the very same read at the same moment,
+    // and a replica stores a read older than what the other stored.
+    let target = fleet_target(&run, &cluster).await;
+    for _ in 0..20 {
+        produce_tcp(&cluster, "t", 10, 10).await;
+        let read = capstan_kafka::read_offsets(&target.credentials, &target.prefix)
+            .await
+            .unwrap();
+        let now = capstan_billing::metering::unix_now();
+        let none = BTreeMap::new();
+        let (first, other) = tokio::join!(
+            run.collector.store(&target.cluster_id, &read, &none, now),
+            second.store(&target.cluster_id, &read, &none, now)
+        );
+        first.unwrap();
+        other.unwrap();
+    }
+    let stale = capstan_kafka::read_offsets(&target.credentials, &target.prefix)
+        .await
+        .unwrap();
+    produce_tcp(&cluster, "t", 10, 10).await;
+    run.collector
+        .sweep(capstan_billing::metering::unix_now())
+        .await
+        .unwrap();
+    second
+        .store(
+            &target.cluster_id,
+            &stale,
+            &BTreeMap::new(),
+            capstan_billing::metering::unix_now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.totals(&cluster).await["t"], (1_210, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_delivery_that_cannot_be_counted_at_once_is_written_by_the_delivery_ledger() {
+    use capstan_api::gateway::FetchObserver;
+    let run = start(false).await;
+    let cluster = run.cluster("retried", &[("t", 1)]).await;
+    // A meter whose database is gone (closed), beside the platform's delivery ledger.
+    let gone = sqlx::any::AnyPoolOptions::new()
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    gone.close().await;
+    let counter =
+        capstan::platform::FetchCounter(capstan_billing::Meter::new(gone), run.deliveries.clone());
+    counter
+        .fetched(cluster["cluster_id"].as_str().unwrap(), "t", 5)
+        .await;
+    run.sweep().await;
+    assert_eq!(run.totals(&cluster).await["t"], (0, 5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_follows_the_bytes_the_broker_holds() {
     let run = start(false).await;
     let cluster = run.cluster("storage", &[("big", 1), ("small", 1)]).await;

@@ -23,6 +23,30 @@ use crate::{
     pricing::{PriceList, round_to_cents},
 };
 
+/// Sends one notification to the webhook at `url`, retrying twice with back-off. A
+/// notification that cannot be delivered is logged; it stays recorded and shown either way.
+async fn deliver(http: reqwest::Client, url: String, notification: serde_json::Value) {
+    for attempt in 0..3u32 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
+        }
+        match http
+            .post(&url)
+            .json(&notification)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+        {
+            Ok(response) if response.status().is_success() => return,
+            Ok(response) => {
+                tracing::warn!(status = %response.status(), "the notification webhook refused a notification")
+            }
+            Err(error) => tracing::warn!(%error, "the notification webhook is unreachable"),
+        }
+    }
+    tracing::error!(%notification, "a notification could not be delivered to the webhook");
+}
+
 /// Thresholds notified, in percent of the effective cap.
 const THRESHOLDS: [i64; 3] = [70, 90, 100];
 
@@ -99,30 +123,13 @@ impl Enforcer {
         self
     }
 
-    /// Sends one notification to the webhook, retrying twice with back-off. A notification that
-    /// cannot be delivered is logged; it stays recorded and shown either way.
-    async fn deliver(&self, notification: serde_json::Value) {
-        let Some(url) = &self.notify_url else { return };
-        for attempt in 0..3u32 {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
-            }
-            match self
-                .http
-                .post(url)
-                .json(&notification)
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-            {
-                Ok(response) if response.status().is_success() => return,
-                Ok(response) => {
-                    tracing::warn!(status = %response.status(), "the notification webhook refused a notification")
-                }
-                Err(error) => tracing::warn!(%error, "the notification webhook is unreachable"),
-            }
-        }
-        tracing::error!(%notification, "a notification could not be delivered to the webhook");
+    /// Sends one notification to the webhook in the background, so evaluating the other
+    /// clusters (and limiting them) never waits on the webhook's retries.
+    fn deliver(&self, notification: serde_json::Value) {
+        let Some(url) = self.notify_url.clone() else {
+            return;
+        };
+        tokio::spawn(deliver(self.http.clone(), url, notification));
     }
 
     /// Re-evaluates every live cluster at `now`: stores notifications and limits. Run after
@@ -180,8 +187,7 @@ impl Enforcer {
                         self.deliver(serde_json::json!({
                             "type": "price_cap_threshold", "cluster_id": cluster.cluster_id, "account_id": cluster.account_id,
                             "month": month.label(), "threshold_percent": threshold, "cost_cents": usage_cents, "cap_cents": cost.cap_cents,
-                        }))
-                        .await;
+                        }));
                     }
                 }
             }

@@ -234,6 +234,15 @@ impl Collector {
             None => None,
         };
         let mut tx = self.pool.begin().await?;
+        if self.single_writer.is_none() {
+            // PostgreSQL, where several control-plane replicas may meter the same cluster: one
+            // transaction per cluster at a time, so each reads the cursors the last one wrote
+            // (a stale snapshot then counts nothing, see `plan`), never the same ones twice.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(cluster_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let rows: Vec<(String, i64, String, String, i64)> = sqlx::query_as(
             "SELECT topic, partition_id, group_id, topic_id, position FROM meter_cursors WHERE cluster_id = $1",
         )
