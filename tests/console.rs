@@ -264,6 +264,61 @@ async fn sessions_are_httponly_samesite_cookies_and_pages_are_protected() {
 }
 
 #[tokio::test]
+async fn failed_log_ins_count_across_the_console_and_the_api() {
+    let run = support::start(false).await;
+    let guesser = Browser::new(&run);
+    // Three wrong passwords in the console, two through the API: the account's five.
+    for _ in 0..3 {
+        let response = guesser
+            .submit(
+                "/login",
+                "/login",
+                &[
+                    ("email", "meter@example.com"),
+                    ("password", "a wrong guess"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let api_log_in = |password: &'static str| {
+        run.http
+            .post(format!("{}/v2/auth/login", run.api))
+            .json(&serde_json::json!({ "email": "meter@example.com", "password": password }))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            api_log_in("a wrong guess").await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Now neither checks a password for this account: not even the right one.
+    assert_eq!(
+        api_log_in("metering password").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let response = guesser
+        .submit(
+            "/login",
+            "/login",
+            &[
+                ("email", "meter@example.com"),
+                ("password", "metering password"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many failed log-ins")
+    );
+}
+
+#[tokio::test]
 async fn forms_without_the_csrf_token_change_nothing() {
     let run = start_with(false, PlatformConfig::default(), PriceList::default()).await;
     let owner = Browser::new(&run);

@@ -1,4 +1,7 @@
-//! Accounts: sign-up and log-in with an e-mail address and a password (argon2id).
+//! Accounts: sign-up and log-in with an e-mail address and a password (argon2id), rate-limited
+//! per account and client address ([`LoginLimiter`]) with the password work bounded.
+
+use std::time::{Duration, Instant};
 
 use argon2::{
     Argon2,
@@ -8,6 +11,7 @@ use serde::Serialize;
 
 use crate::{
     Error, Result,
+    login_limit::LoginLimiter,
     store::{self, Store},
 };
 
@@ -122,6 +126,51 @@ pub async fn sign_up(store: &Store, email: Email, password: Password) -> Result<
     Ok(account)
 }
 
+/// Signs up from the client `address`, within `limiter`'s sign-ups per address.
+pub async fn sign_up_from(
+    store: &Store,
+    limiter: &LoginLimiter,
+    address: &str,
+    email: Email,
+    password: Password,
+) -> Result<Account> {
+    limiter
+        .begin_sign_up(address, Instant::now())
+        .map_err(|wait| Error::RateLimited {
+            reason: "too many sign-ups from this address".into(),
+            retry_after: wait,
+        })?;
+    sign_up(store, email, password).await
+}
+
+/// Logs in from the client `address`, within `limiter`'s failed log-ins per account and per
+/// address: past them, no password is checked at all (429) until the window has room again.
+pub async fn log_in_from(
+    store: &Store,
+    limiter: &LoginLimiter,
+    address: &str,
+    email: &str,
+    password: &str,
+) -> Result<Account> {
+    let attempt = limiter
+        .begin_log_in(email, address, Instant::now())
+        .map_err(|wait| Error::RateLimited {
+            reason: "too many failed log-ins for this account or from this address".into(),
+            retry_after: wait,
+        })?;
+    match log_in(store, email, password).await {
+        Ok(account) => {
+            limiter.succeeded(attempt);
+            Ok(account)
+        }
+        Err(wrong @ Error::Unauthenticated(_)) => Err(wrong),
+        Err(other) => {
+            limiter.cancel(attempt);
+            Err(other)
+        }
+    }
+}
+
 /// Checks an e-mail address and password; the same error for an unknown address and a wrong
 /// password, and the same work in both cases, so neither reveals which addresses exist.
 pub async fn log_in(store: &Store, email: &str, password: &str) -> Result<Account> {
@@ -163,7 +212,25 @@ pub async fn emails(store: &Store) -> Result<std::collections::HashMap<String, S
     Ok(rows.into_iter().collect())
 }
 
+/// Password hashes computed at once: each argon2id run takes ~19 MiB and a core for tens of
+/// milliseconds, so a burst of sign-ups or log-ins waits here instead of filling the blocking
+/// thread pool; past `PASSWORD_WORK_WAIT` it is answered 503 at once.
+static PASSWORD_WORK: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+/// The longest a sign-up or log-in waits for a password hash to be computed.
+const PASSWORD_WORK_WAIT: Duration = Duration::from_secs(2);
+
+/// A permit to run argon2, or 503 when too many are running for too long.
+async fn password_work() -> Result<tokio::sync::SemaphorePermit<'static>> {
+    match tokio::time::timeout(PASSWORD_WORK_WAIT, PASSWORD_WORK.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(Error::Overloaded(
+            "too many log-ins and sign-ups at once; try again in a moment".into(),
+        )),
+    }
+}
+
 async fn hash_password(password: String) -> Result<String> {
+    let _permit = password_work().await?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -180,6 +247,7 @@ async fn hash_password(password: String) -> Result<String> {
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$JrFQ8fCxWs6BVmn3L/6rZc+1vlRc2CEUBCdu2Rv3ZMs";
 
 async fn verify_password(password: String, stored: Option<String>) -> Result<bool> {
+    let _permit = password_work().await?;
     tokio::task::spawn_blocking(move || {
         let known = stored.is_some();
         let hash_text = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());

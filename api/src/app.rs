@@ -141,6 +141,7 @@ impl Application {
             usage: Arc::new(NoUsage),
             deliveries: Arc::new(NoDeliveries),
             final_meter: Arc::new(NoFinalMeter),
+            login_limit: Arc::default(),
             billing: Arc::new(NoBilling),
             limiter: None,
         };

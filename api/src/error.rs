@@ -46,6 +46,9 @@ pub enum Error {
         /// How long until the next request may go ahead.
         retry_after: std::time::Duration,
     },
+    /// Too much work of one kind at once (password hashing); retry in a moment (503).
+    #[error("{0}")]
+    Overloaded(String),
     /// The cluster's brokers could not be reached or refused the change (503).
     #[error("{0}")]
     Broker(String),
@@ -87,7 +90,7 @@ impl Error {
             Error::NotFound(_) | Error::Missing(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::Broker(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Broker(_) | Error::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Migrate(_) | Error::Internal { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -102,6 +105,7 @@ impl Error {
             Error::RateLimited { retry_after, .. } => {
                 Some(HeaderValue::from(retry_after_secs(*retry_after)))
             }
+            Error::Overloaded(_) => Some(HeaderValue::from(1)),
             _ => None,
         }
     }
@@ -128,7 +132,9 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         let retry_after = self.retry_after();
-        let message = if status.is_server_error() && !matches!(self, Error::Broker(_)) {
+        let message = if status.is_server_error()
+            && !matches!(self, Error::Broker(_) | Error::Overloaded(_))
+        {
             tracing::error!(error = %cause_chain(&self), "request failed");
             "internal server error; the cause has been logged".to_owned()
         } else {

@@ -1,15 +1,38 @@
-//! Request extractors that answer Capstan's JSON errors: the authenticated caller and a
-//! lenient JSON body.
+//! Request extractors that answer Capstan's JSON errors: the authenticated caller, the
+//! client's address and a lenient JSON body.
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, FromRequestParts, Request},
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
     http::{header::AUTHORIZATION, request::Parts},
 };
+use std::net::SocketAddr;
+
 use base64::{Engine, engine::general_purpose::STANDARD};
 use serde::de::DeserializeOwned;
 
 use crate::{Error, Result, accounts, api_keys, sessions, state::AppState};
+
+/// The address a request came from (the peer of the TCP connection), for rate limits.
+#[derive(Clone, Debug)]
+pub struct ClientAddress(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        Ok(ClientAddress(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip().to_string())
+                .unwrap_or_else(|| "unknown".to_owned()),
+        ))
+    }
+}
 
 /// The account making the request, from HTTP Basic `EMAIL:API_KEY` or `Bearer <session token>`.
 #[derive(Clone, Debug)]

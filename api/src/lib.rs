@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod invoice_page;
 pub mod kafka_admin;
 pub mod kafka_policy;
+pub mod login_limit;
 pub mod metrics;
 pub mod names;
 pub mod openapi;

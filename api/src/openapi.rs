@@ -70,6 +70,14 @@ fn operation(
     } else {
         responses.insert("401".into(), error_response("Wrong credentials"));
         responses.insert("409".into(), error_response("Already exists"));
+        responses.insert(
+            "429".into(),
+            error_response("Too many failed log-ins or sign-ups; see Retry-After"),
+        );
+        responses.insert(
+            "503".into(),
+            error_response("Too many log-ins and sign-ups at once; see Retry-After"),
+        );
     }
     let mut op = json!({ "summary": summary, "responses": responses });
     if public {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::{
     billing::{BillingSource, RequestLimiter},
     crypto::SecretKey,
+    login_limit::LoginLimiter,
     metrics::Metrics,
     plans::Plan,
     provisioner::Provisioner,
@@ -72,6 +73,8 @@ pub struct AppState {
     pub deliveries: Arc<dyn DeliveryCounter>,
     /// Meters a cluster once more before it or a topic of it is deleted (the metering pipeline).
     pub final_meter: Arc<dyn FinalMeter>,
+    /// Failed log-ins and sign-ups per account and client address, for the API and the console.
+    pub login_limit: Arc<LoginLimiter>,
     /// Where cost and invoices are read from (billing).
     pub billing: Arc<dyn BillingSource>,
     /// Decides which clusters are rate-limited, if anything does.

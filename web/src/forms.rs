@@ -46,7 +46,11 @@ impl FieldErrors {
         use capstan_api::Error as E;
         if !matches!(
             error,
-            E::Invalid(_) | E::LimitExceeded(_) | E::Conflict(_) | E::Missing(_)
+            E::Invalid(_)
+                | E::LimitExceeded(_)
+                | E::Conflict(_)
+                | E::Missing(_)
+                | E::RateLimited { .. }
         ) {
             return Err(Error::Api(error));
         }

@@ -10,7 +10,6 @@ mod csrf;
 mod error;
 mod format;
 mod forms;
-mod login_limit;
 mod pages;
 mod session;
 
@@ -27,7 +26,6 @@ use capstan_api::state::AppState;
 use capstan_billing::pricing::PriceList;
 
 pub use error::{Error, Result};
-pub use login_limit::LoginLimiter;
 
 /// What every console handler shares.
 #[derive(Clone, Debug)]
@@ -36,8 +34,6 @@ pub struct ConsoleState {
     pub app: AppState,
     /// Prices shown beside each choice and used to explain the cap.
     pub prices: Arc<PriceList>,
-    /// Failed log-ins per account and per address.
-    pub login_limit: Arc<LoginLimiter>,
 }
 
 /// The console's routes, to be merged with the provisioning API's on one listener.
@@ -45,7 +41,6 @@ pub fn router(app: AppState, prices: PriceList) -> Router {
     let state = ConsoleState {
         app,
         prices: Arc::new(prices),
-        login_limit: Arc::new(LoginLimiter::default()),
     };
     use pages::{api_keys, auth, budget, clusters, invoices, overview, topics, usage};
     Router::new()

@@ -1,9 +1,7 @@
 //! Console sessions: the control plane's session JWT in an HttpOnly, SameSite cookie.
 
-use std::net::SocketAddr;
-
 use axum::{
-    extract::{ConnectInfo, FromRequestParts},
+    extract::FromRequestParts,
     http::{HeaderMap, request::Parts},
 };
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -72,24 +70,6 @@ pub(crate) fn start(jar: CookieJar, token: String, ttl_seconds: i64, secure: boo
 /// Removes the session cookie.
 pub(crate) fn end(jar: CookieJar) -> CookieJar {
     jar.remove(Cookie::build(SESSION_COOKIE).path("/"))
-}
-
-/// The address a request came from (the peer of the TCP connection), for rate limits.
-#[derive(Clone, Debug)]
-pub(crate) struct ClientAddress(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddress(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0.ip().to_string())
-                .unwrap_or_else(|| "unknown".to_owned()),
-        ))
-    }
 }
 
 /// `scheme://host` of the console as the browser reached it, for examples shown to the user.

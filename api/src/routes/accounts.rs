@@ -11,7 +11,7 @@ use crate::{
     Result,
     accounts::{self, Account, Email, Password},
     api_keys::{self, ApiKey, NewApiKey},
-    extract::{Caller, JsonBody},
+    extract::{Caller, ClientAddress, JsonBody},
     sessions::{self, Session},
     state::AppState,
 };
@@ -25,19 +25,29 @@ pub(super) struct Credentials {
 
 pub(super) async fn sign_up(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<(StatusCode, Json<Account>)> {
     let email = Email::parse(&body.email)?;
     let password = Password::parse(&body.password, &email)?;
-    let account = accounts::sign_up(&state.store, email, password).await?;
+    let account =
+        accounts::sign_up_from(&state.store, &state.login_limit, &address, email, password).await?;
     Ok((StatusCode::CREATED, Json(account)))
 }
 
 pub(super) async fn log_in(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<Json<Session>> {
-    let account = accounts::log_in(&state.store, &body.email, &body.password).await?;
+    let account = accounts::log_in_from(
+        &state.store,
+        &state.login_limit,
+        &address,
+        &body.email,
+        &body.password,
+    )
+    .await?;
     Ok(Json(sessions::issue(
         &state.key,
         &account.id,

@@ -1,7 +1,7 @@
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::helpers::{Auth, Backend, spawn_app};
+use crate::helpers::{Auth, Backend, PASSWORD, spawn_app};
 use crate::on_both_backends;
 
 async fn sign_up_log_in_and_manage_api_keys(backend: Backend) {
@@ -104,6 +104,71 @@ async fn wrong_passwords_and_unknown_addresses_get_the_same_401() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong["error"], unknown["error"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_log_ins_are_checked_at_most_the_limit_then_get_429() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let user = app.new_user().await;
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let request = app
+            .client
+            .post(app.url("/v2/auth/login"))
+            .json(&json!({ "email": user.email, "password": "not the password" }));
+        attempts.spawn(async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        });
+    }
+    let answers = attempts.join_all().await;
+    let checked = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::UNAUTHORIZED)
+        .count();
+    let limited: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(checked, 5, "five wrong passwords per account are checked");
+    assert_eq!(limited.len(), 25, "{answers:?}");
+    assert!(
+        limited[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("too many failed log-ins"),
+        "{}",
+        limited[0]
+    );
+    // The right password is not checked either until the window has room (a guesser cannot
+    // tell it found the password), with Retry-After saying when.
+    let response = app
+        .client
+        .post(app.url("/v2/auth/login"))
+        .json(&json!({ "email": user.email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((800..=900).contains(&retry_after), "{retry_after}");
+    // Another account from the same address is still served.
+    let other = app.new_user().await;
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/v2/auth/login",
+            &Auth::None,
+            Some(json!({ "email": other.email, "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]

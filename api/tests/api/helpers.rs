@@ -143,6 +143,9 @@ pub struct User {
     pub key: String,
 }
 
+/// The password of every account [`TestApp::new_user`] makes.
+pub const PASSWORD: &str = "correct horse battery staple";
+
 /// How a request authenticates.
 #[derive(Clone, Debug)]
 pub enum Auth {
@@ -247,7 +250,7 @@ impl TestApp {
     /// Signs up a new account and creates an API key for it.
     pub async fn new_user(&self) -> User {
         let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
-        let password = "correct horse battery staple";
+        let password = PASSWORD;
         let (status, body) = self
             .call(
                 Method::POST,

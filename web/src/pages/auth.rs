@@ -1,7 +1,5 @@
 //! Sign up, log in, log out.
 
-use std::time::Instant;
-
 use askama::Template;
 use axum::{
     extract::State,
@@ -11,6 +9,7 @@ use axum::{
 use axum_extra::extract::cookie::CookieJar;
 use capstan_api::{
     accounts::{self, Email, Password},
+    extract::ClientAddress,
     sessions,
 };
 use serde::Deserialize;
@@ -20,7 +19,7 @@ use crate::{
     ConsoleState, Result,
     csrf::{CsrfForm, CsrfToken},
     forms::FieldErrors,
-    session::{self, ClientAddress},
+    session,
 };
 
 #[derive(Template)]
@@ -101,6 +100,7 @@ pub(crate) async fn sign_up(
     State(state): State<ConsoleState>,
     jar: CookieJar,
     headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<CredentialsForm>,
 ) -> Result<Response> {
@@ -123,7 +123,15 @@ pub(crate) async fn sign_up(
             );
         }
     };
-    let account = match accounts::sign_up(&state.app.store, email, password).await {
+    let signed_up = accounts::sign_up_from(
+        &state.app.store,
+        &state.app.login_limit,
+        &address,
+        email,
+        password,
+    )
+    .await;
+    let account = match signed_up {
         Ok(account) => account,
         Err(e) => {
             let (status, errors) = FieldErrors::from_domain(e, &[("e-mail", "email")])?;
@@ -173,30 +181,33 @@ pub(crate) async fn log_in(
             &LogInPage::new(&csrf, &form.email, FieldErrors::one("", message)),
         )
     };
-    let limiter = &state.login_limit;
-    if let Err(wait) = limiter.check(&form.email, &address, Instant::now()) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        return refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Too many failed log-ins for this account or from this address. Try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            ),
-        );
-    }
-    match accounts::log_in(&state.app.store, &form.email, &form.password).await {
+    let logged_in = accounts::log_in_from(
+        &state.app.store,
+        &state.app.login_limit,
+        &address,
+        &form.email,
+        &form.password,
+    )
+    .await;
+    match logged_in {
         Ok(account) => {
-            limiter.record_success(&form.email);
             let jar = start_session(&state, jar, &headers, &account.id)?;
             Ok((jar, see_other("/clusters")).into_response())
         }
-        Err(capstan_api::Error::Unauthenticated(_)) => {
-            limiter.record_failure(&form.email, &address, Instant::now());
+        Err(capstan_api::Error::RateLimited { retry_after, .. }) => {
+            let minutes = retry_after.as_secs().div_ceil(60).max(1);
             refuse(
-                StatusCode::UNAUTHORIZED,
-                "The e-mail address or the password is wrong.".into(),
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many failed log-ins for this account or from this address. Try again in {minutes} minute{}.",
+                    if minutes == 1 { "" } else { "s" }
+                ),
             )
         }
+        Err(capstan_api::Error::Unauthenticated(_)) => refuse(
+            StatusCode::UNAUTHORIZED,
+            "The e-mail address or the password is wrong.".into(),
+        ),
         Err(e) => Err(e.into()),
     }
 }
