@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::{
     Error, Result,
     crypto::{self, SecretKey},
-    store::{self, Store},
+    store::{self, Owner, Store},
 };
 
 const PURPOSE: &str = "api-key";
@@ -54,9 +54,13 @@ pub async fn create(
     name: String,
     max_keys: u32,
 ) -> Result<NewApiKey> {
+    let mut tx = store.pool().begin().await?;
+    // The count and the insert in one transaction that no other creation for the account
+    // interleaves with, so parallel requests stop exactly at the limit.
+    store::lock_owner(&mut tx, Owner::Account(account_id)).await?;
     let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM api_keys WHERE account_id = $1")
         .bind(account_id)
-        .fetch_one(store.pool())
+        .fetch_one(&mut *tx)
         .await?;
     if count >= i64::from(max_keys) {
         return Err(Error::LimitExceeded(format!(
@@ -76,8 +80,9 @@ pub async fn create(
         .bind(&created.name)
         .bind(key.keyed_hash(PURPOSE, created.key.as_bytes()))
         .bind(created.created_at)
-        .execute(store.pool())
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(created)
 }
 

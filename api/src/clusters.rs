@@ -9,7 +9,7 @@ use crate::{
     plans::Plan,
     provisioner::{BrokerUser, ClusterSpec, Placement, Scope},
     state::AppState,
-    store::{self, Store},
+    store::{self, Owner, Store},
     topics,
 };
 
@@ -184,18 +184,12 @@ pub async fn create(
             state.config.regions.join(", ")
         )));
     }
-    let live = live_clusters(&state.store, account_id).await?;
-    if live.len() >= state.config.max_clusters_per_account as usize {
-        return Err(Error::LimitExceeded(format!(
-            "an account may have at most {} clusters; delete one first",
-            state.config.max_clusters_per_account
-        )));
-    }
-    if live.iter().any(|c| c.name == name) {
-        return Err(Error::Conflict(format!(
-            "you already have a cluster named {name:?}"
-        )));
-    }
+    let live: Vec<(String,)> = live_clusters(&state.store, account_id)
+        .await?
+        .into_iter()
+        .map(|c| (c.name,))
+        .collect();
+    check_cluster_quota(state, &live, &name)?;
 
     let placement = match &request.placement {
         Some(raw) => parse_placement(raw)?,
@@ -261,8 +255,33 @@ pub async fn create(
     view(state, &row).await
 }
 
+/// The account's quota and unique names, given the names of its live clusters.
+fn check_cluster_quota(state: &AppState, live: &[(String,)], name: &str) -> Result<()> {
+    if live.len() >= state.config.max_clusters_per_account as usize {
+        return Err(Error::LimitExceeded(format!(
+            "an account may have at most {} clusters; delete one first",
+            state.config.max_clusters_per_account
+        )));
+    }
+    if live.iter().any(|(n,)| n == name) {
+        return Err(Error::Conflict(format!(
+            "you already have a cluster named {name:?}"
+        )));
+    }
+    Ok(())
+}
+
 async fn insert(state: &AppState, row: &ClusterRow, default: &credentials::Secret) -> Result<()> {
     let mut tx = state.store.pool().begin().await?;
+    // Checked again where it cannot race: a request that passed the early check may find the
+    // account at its limit (or the name taken) once the others before it are in.
+    store::lock_owner(&mut tx, Owner::Account(&row.account_id)).await?;
+    let live: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM clusters WHERE account_id = $1 AND state <> 'deleted'")
+            .bind(&row.account_id)
+            .fetch_all(&mut *tx)
+            .await?;
+    check_cluster_quota(state, &live, &row.name)?;
     sqlx::query(&format!(
         "INSERT INTO clusters ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     ))

@@ -14,7 +14,7 @@ use crate::{
     names,
     provisioner::{BrokerUser, Scope},
     state::AppState,
-    store,
+    store::{self, Owner},
 };
 
 /// The keyed-hash purpose of credential passwords.
@@ -201,6 +201,35 @@ pub async fn rotate_default(state: &AppState, cluster: &ClusterRow) -> Result<()
     Ok(())
 }
 
+/// The names of a cluster's scoped credentials.
+async fn scoped_names<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    cluster_id: &str,
+) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM credentials WHERE cluster_id = $1 AND is_default = 0")
+            .bind(cluster_id)
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().map(|(name,)| name).collect())
+}
+
+/// The cluster's quota of credentials and unique names, given its scoped credentials' names.
+fn check_quota(state: &AppState, existing: &[String], name: &str) -> Result<()> {
+    if existing.len() >= state.config.max_credentials_per_cluster as usize {
+        return Err(Error::LimitExceeded(format!(
+            "a cluster may have at most {} credentials; delete one first",
+            state.config.max_credentials_per_cluster
+        )));
+    }
+    if name == "default" || existing.iter().any(|n| n == name) {
+        return Err(Error::Conflict(format!(
+            "the cluster already has a credential named {name:?}"
+        )));
+    }
+    Ok(())
+}
+
 /// Creates a scoped credential on a cluster of the account.
 pub async fn create(
     state: &AppState,
@@ -211,22 +240,11 @@ pub async fn create(
     let topic = names::topic_scope(&request.topic)?;
     let permissions = Permissions::parse(&request.permissions)?;
     let cluster = clusters::find_owned(&state.store, account_id, &request.cluster_id).await?;
-    let existing: Vec<(String,)> =
-        sqlx::query_as("SELECT name FROM credentials WHERE cluster_id = $1 AND is_default = 0")
-            .bind(&cluster.id)
-            .fetch_all(state.store.pool())
-            .await?;
-    if existing.len() >= state.config.max_credentials_per_cluster as usize {
-        return Err(Error::LimitExceeded(format!(
-            "a cluster may have at most {} credentials; delete one first",
-            state.config.max_credentials_per_cluster
-        )));
-    }
-    if name == "default" || existing.iter().any(|(n,)| n == &name) {
-        return Err(Error::Conflict(format!(
-            "the cluster already has a credential named {name:?}"
-        )));
-    }
+    check_quota(
+        state,
+        &scoped_names(state.store.pool(), &cluster.id).await?,
+        &name,
+    )?;
     let secret = generate_secret(&cluster.slug);
     let user = BrokerUser {
         username: secret.username.clone(),
@@ -234,19 +252,27 @@ pub async fn create(
         scope: permissions.scope(&topic, false),
     };
     state.provisioner.put_user(&cluster.spec(), &user).await?;
-    let mut db = state.store.pool().acquire().await?;
-    let id = match insert(
-        &mut db,
-        &state.key,
-        &cluster.id,
-        &name,
-        false,
-        &topic,
-        permissions,
-        &secret,
-    )
-    .await
-    {
+    let inserted = async {
+        let mut tx = state.store.pool().begin().await?;
+        // Checked again where it cannot race with another creation on the cluster.
+        store::lock_owner(&mut tx, Owner::Cluster(&cluster.id)).await?;
+        check_quota(state, &scoped_names(&mut *tx, &cluster.id).await?, &name)?;
+        let id = insert(
+            &mut tx,
+            &state.key,
+            &cluster.id,
+            &name,
+            false,
+            &topic,
+            permissions,
+            &secret,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<_, Error>(id)
+    }
+    .await;
+    let id = match inserted {
         Ok(id) => id,
         Err(e) => {
             let _ = state

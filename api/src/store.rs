@@ -122,6 +122,29 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// The owner whose quota a transaction checks: an account (for its clusters and API keys) or
+/// a cluster (for its credentials).
+#[derive(Clone, Copy, Debug)]
+pub enum Owner<'a> {
+    /// An account, by id.
+    Account(&'a str),
+    /// A cluster, by id.
+    Cluster(&'a str),
+}
+
+/// Makes `tx` the only transaction working on `owner`'s quota until it ends: a write to the
+/// owner's row takes its row lock on PostgreSQL and the database's write lock on SQLite, so a
+/// count read after it and the insert that follows cannot interleave with another request's
+/// (20 concurrent creations then stop exactly at the limit).
+pub async fn lock_owner(tx: &mut sqlx::AnyConnection, owner: Owner<'_>) -> Result<()> {
+    let (statement, id) = match owner {
+        Owner::Account(id) => ("UPDATE accounts SET id = id WHERE id = $1", id),
+        Owner::Cluster(id) => ("UPDATE clusters SET id = id WHERE id = $1", id),
+    };
+    sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+    Ok(())
+}
+
 /// True when a database error is a violated UNIQUE constraint (on either backend).
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     match error {

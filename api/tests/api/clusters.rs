@@ -161,3 +161,90 @@ async fn an_account_may_hold_only_the_configured_number_of_clusters() {
         "{body}"
     );
 }
+
+/// Sends `count` POSTs of `body(i)` to `path` at once as `user`; the statuses, in no order.
+async fn all_at_once(
+    app: &crate::helpers::TestApp,
+    user: &crate::helpers::User,
+    path: &str,
+    count: usize,
+    body: impl Fn(usize) -> serde_json::Value,
+) -> Vec<StatusCode> {
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let request = app
+            .client
+            .post(app.url(path))
+            .basic_auth(&user.email, Some(&user.key))
+            .json(&body(i));
+        requests.spawn(async move { request.send().await.unwrap().status() });
+    }
+    requests.join_all().await
+}
+
+fn count_of(statuses: &[StatusCode], wanted: StatusCode) -> usize {
+    statuses.iter().filter(|s| **s == wanted).count()
+}
+
+/// Quotas hold under concurrent requests: the count and the insert cannot interleave with
+/// another request's, so exactly the limit is created and the rest get 403 (or 409 for a name
+/// taken meanwhile).
+async fn concurrent_creations_stop_exactly_at_the_limits(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.new_user().await;
+    let statuses = all_at_once(
+        &app,
+        &user,
+        "/v2/kafka/cluster",
+        20,
+        |i| json!({ "name": format!("c{i}"), "region": "eu-west-1" }),
+    )
+    .await;
+    assert_eq!(count_of(&statuses, StatusCode::OK), 10, "{statuses:?}");
+    assert_eq!(
+        count_of(&statuses, StatusCode::FORBIDDEN),
+        10,
+        "{statuses:?}"
+    );
+    let (_, list) = app
+        .call(Method::GET, "/v2/kafka/clusters", &user.auth(), None)
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 10);
+
+    let cluster_id = list[0]["cluster_id"].as_str().unwrap().to_owned();
+    let statuses = all_at_once(&app, &user, "/v2/kafka/credential", 20, |i| {
+        // Two requests per name: one wins it, the other gets 409 or 403.
+        json!({ "credential_name": format!("r{}", i / 2), "cluster_id": cluster_id, "topic": "*", "permissions": "CONSUME" })
+    })
+    .await;
+    assert_eq!(count_of(&statuses, StatusCode::OK), 10, "{statuses:?}");
+    let (_, credentials) = app
+        .call(Method::GET, "/v2/kafka/credentials", &user.auth(), None)
+        .await;
+    let mut names: Vec<&str> = credentials
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["credential_name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 10, "ten credentials, each name once");
+
+    let statuses = all_at_once(
+        &app,
+        &user,
+        "/v2/api-keys",
+        50,
+        |i| json!({ "name": format!("k{i}") }),
+    )
+    .await;
+    // The user has one key already (its own); 37 in all.
+    assert_eq!(count_of(&statuses, StatusCode::CREATED), 36, "{statuses:?}");
+    assert_eq!(
+        count_of(&statuses, StatusCode::FORBIDDEN),
+        14,
+        "{statuses:?}"
+    );
+}
+on_both_backends!(concurrent_creations_stop_exactly_at_the_limits);
