@@ -323,6 +323,17 @@ impl Billing {
 
 #[async_trait]
 impl BillingSource for Billing {
+    async fn month_so_far_cents(&self, cluster_id: &str) -> capstan_api::Result<i64> {
+        Ok(self.cost(cluster_id).await?.month_to_date_cents)
+    }
+
+    async fn budget_changed(&self, cluster_id: &str) -> capstan_api::Result<()> {
+        self.enforcer
+            .rearm(cluster_id, unix_now())
+            .await
+            .map_err(billing_error)
+    }
+
     async fn cost(&self, cluster_id: &str) -> capstan_api::Result<CostView> {
         let cluster = self
             .customers

@@ -164,6 +164,84 @@ async fn the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_below_the_month_so_far_is_refused_and_a_change_rearms_the_notifications() {
+    let run = start_configured(
+        false,
+        PlatformConfig::default(),
+        cent_a_message(),
+        None,
+        None,
+    )
+    .await;
+    let cluster = run.cluster("budgeted", &[("t", 1)]).await;
+    let id = cluster["cluster_id"].as_str().unwrap();
+    run.set_budget(&cluster, 100).await;
+    // 250 messages at 1¢: the month has cost $2.50.
+    assert_eq!(produce_rest(&run, &cluster, 250).await, StatusCode::OK);
+    run.sweep_and_enforce().await;
+    let response = run
+        .http
+        .patch(format!("{}/v2/kafka/update-budget/{id}", run.api))
+        .basic_auth(&run.auth.0, Some(&run.auth.1))
+        .json(&json!({ "budget": 2 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let refused: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("cost $2.50 so far: set a budget of at least $3"),
+        "{refused}"
+    );
+    let path = format!("/v2/kafka/cost/{id}");
+    assert_eq!(
+        run.api(Method::GET, &path, None).await["budget_dollars"],
+        100,
+        "unchanged"
+    );
+
+    // $3: allowed; $2.50 is 83% of it, so the 70% notification is sent.
+    run.set_budget(&cluster, 3).await;
+    run.sweep_and_enforce().await;
+    assert_eq!(
+        run.api(Method::GET, &path, None).await["notifications"],
+        json!([70])
+    );
+    // A new budget re-arms them: at $4 the month is at 62%, nothing to notify yet; back at $3
+    // the 70% notification is due again.
+    run.set_budget(&cluster, 4).await;
+    assert_eq!(
+        run.api(Method::GET, &path, None).await["notifications"],
+        json!([])
+    );
+    run.sweep_and_enforce().await;
+    assert_eq!(
+        run.api(Method::GET, &path, None).await["notifications"],
+        json!([])
+    );
+    run.set_budget(&cluster, 3).await;
+    run.sweep_and_enforce().await;
+    assert_eq!(
+        run.api(Method::GET, &path, None).await["notifications"],
+        json!([70])
+    );
+
+    let (changes,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM budget_changes WHERE cluster_id = $1")
+            .bind(id)
+            .fetch_one(run.platform_state.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        changes, 4,
+        "every accepted change is recorded with its time"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cap_is_enforced_on_sqlite() {
     the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_it(false).await;
 }

@@ -42,6 +42,15 @@ pub trait BillingSource: Send + Sync + std::fmt::Debug {
     /// The hourly usage behind an invoice, as CSV.
     async fn invoice_usage_csv(&self, account_id: &str, invoice_id: &str)
     -> Result<Option<String>>;
+    /// What a cluster's month has cost so far, in cents (0 without billing).
+    async fn month_so_far_cents(&self, _cluster_id: &str) -> Result<i64> {
+        Ok(0)
+    }
+    /// A cluster's budget changed: its cap notifications are re-armed. Nothing to do without
+    /// billing.
+    async fn budget_changed(&self, _cluster_id: &str) -> Result<()> {
+        Ok(())
+    }
     /// Applies a Stripe webhook after checking its signature; `NotFound` when Stripe is not
     /// configured, `Invalid` for a bad signature or payload.
     async fn stripe_webhook(&self, payload: &[u8], signature: &str) -> Result<()>;

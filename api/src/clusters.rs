@@ -583,12 +583,38 @@ pub async fn update_budget(
             request.budget
         )));
     }
-    find_owned(&state.store, account_id, id).await?;
+    let cluster = find_owned(&state.store, account_id, id).await?;
+    if request.budget > 0 && request.budget != cluster.budget_dollars {
+        // A budget applies to the whole month: one below what the month already costs would
+        // rewrite the past (spend $119, set $1, pay $1).
+        let so_far = state.billing.month_so_far_cents(id).await?;
+        if request.budget * 100 < so_far {
+            return Err(Error::Conflict(format!(
+                "this month has cost ${}.{:02} so far: set a budget of at least ${} now, or lower it on the 1st of next month",
+                so_far / 100,
+                so_far % 100,
+                so_far.div_euclid(100) + i64::from(so_far % 100 > 0)
+            )));
+        }
+    }
+    let mut tx = state.store.pool().begin().await?;
     sqlx::query("UPDATE clusters SET budget_dollars = $1 WHERE id = $2")
         .bind(request.budget)
         .bind(id)
-        .execute(state.store.pool())
+        .execute(&mut *tx)
         .await?;
+    sqlx::query(
+        "INSERT INTO budget_changes (cluster_id, budget_dollars, changed_at) VALUES ($1, $2, $3)",
+    )
+    .bind(id)
+    .bind(request.budget)
+    .bind(store::now())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    if request.budget != cluster.budget_dollars {
+        state.billing.budget_changed(id).await?;
+    }
     Ok(())
 }
 

@@ -287,6 +287,18 @@ impl Enforcer {
         self.prices.limited_messages_per_second.max(1) as f64
     }
 
+    /// Forgets the thresholds `cluster_id` reached in the month of `now`, after its budget
+    /// changed: the 70%, 90% and 100% notifications are sent again when it reaches them of the
+    /// new cap.
+    pub async fn rearm(&self, cluster_id: &str, now: i64) -> Result<()> {
+        sqlx::query("DELETE FROM billing_events WHERE cluster_id = $1 AND month = $2")
+            .bind(cluster_id)
+            .bind(Month::of(now).label())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The thresholds a cluster reached this month, in order.
     pub async fn notifications(&self, cluster_id: &str, now: i64) -> Result<Vec<i64>> {
         let rows: Vec<(i64,)> = sqlx::query_as("SELECT threshold FROM billing_events WHERE cluster_id = $1 AND month = $2 ORDER BY threshold")
