@@ -47,6 +47,17 @@ fn brokers_of(cluster: &ClusterSpec) -> String {
     }
 }
 
+/// The bytes of a cluster's own topics, by its names: those under its `prefix` on a pool, and
+/// on brokers of its own every topic but Kafka's internal ones (`__consumer_offsets`,
+/// `__transaction_state`), which are not the tenant's data and are not billed.
+fn tenant_sizes(sizes: BTreeMap<String, i64>, prefix: &str) -> BTreeMap<String, i64> {
+    sizes
+        .into_iter()
+        .filter_map(|(topic, bytes)| topic.strip_prefix(prefix).map(|t| (t.to_owned(), bytes)))
+        .filter(|(topic, _)| !prefix.is_empty() || !topic.starts_with("__"))
+        .collect()
+}
+
 /// Clusters on Kubernetes, through the operator.
 #[derive(Debug)]
 pub struct KubernetesProvisioner {
@@ -364,11 +375,7 @@ impl Provisioner for KubernetesProvisioner {
         let sizes = capstan_kafka::stored_bytes(&credentials)
             .await
             .map_err(|e| Error::Broker(format!("could not read the stored bytes: {e}")))?;
-        let prefix = cluster.prefix();
-        Ok(sizes
-            .into_iter()
-            .filter_map(|(topic, bytes)| topic.strip_prefix(prefix).map(|t| (t.to_owned(), bytes)))
-            .collect())
+        Ok(tenant_sizes(sizes, cluster.prefix()))
     }
 
     /// Nothing to restart (Kubernetes does that); reads the admin credentials of clusters whose
@@ -430,7 +437,28 @@ impl Provisioner for KubernetesProvisioner {
 
 #[cfg(test)]
 mod tests {
-    use super::state_of;
+    use super::{state_of, tenant_sizes};
+
+    #[test]
+    fn stored_bytes_are_the_tenants_topics_only() {
+        let sizes = |pairs: &[(&str, i64)]| {
+            pairs
+                .iter()
+                .map(|(t, b)| (t.to_string(), *b))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let on_brokers = sizes(&[
+            ("__consumer_offsets", 50),
+            ("__transaction_state", 7),
+            ("orders", 10),
+            ("abc.orders", 3),
+        ]);
+        assert_eq!(
+            tenant_sizes(on_brokers.clone(), ""),
+            sizes(&[("abc.orders", 3), ("orders", 10)])
+        );
+        assert_eq!(tenant_sizes(on_brokers, "abc."), sizes(&[("orders", 3)]));
+    }
 
     #[test]
     fn operator_phases_map_to_cluster_states() {

@@ -286,6 +286,9 @@ async fn closing_a_month_makes_one_complete_invoice_however_often_it_runs(postgr
     let run = start_with(postgres, PlatformConfig::default(), cent_a_message()).await;
     let first = run.cluster("first", &[("t", 1)]).await;
     let second = run.cluster("second", &[("t", 1)]).await;
+    // Another account whose one cluster moved nothing this month.
+    let idle = run.as_account(run.account("idle@example.com").await);
+    idle.cluster("idle", &[]).await;
     assert_eq!(produce_rest(&run, &first, 12).await, StatusCode::OK);
     assert_eq!(produce_rest(&run, &second, 7).await, StatusCode::OK);
     let fetched = run
@@ -323,8 +326,14 @@ async fn closing_a_month_makes_one_complete_invoice_however_often_it_runs(postgr
         .unwrap();
     assert_eq!(
         (again.created, again.existing, again.finalized),
-        (0, 1, 0),
+        (0, 2, 0),
         "a second run changes nothing"
+    );
+    let nothing_due = &idle.api(Method::GET, "/v2/invoices", None).await[0];
+    assert_eq!(
+        (&nothing_due["state"], &nothing_due["total_cents"]),
+        (&json!("paid"), &json!(0)),
+        "a $0 invoice is settled at once: {nothing_due}"
     );
     let early = invoices::close_month(
         store.pool(),

@@ -212,7 +212,9 @@ async fn insert_invoices(
                 .bind(account)
                 .bind(month.label())
                 .bind(*number)
-                .bind("open")
+                // Nothing is due on a $0 invoice: it is settled when it is made, never sent to
+                // Stripe, never left open.
+                .bind(if *total == 0 { "paid" } else { "open" })
                 .bind(*total)
                 .bind(now)
                 .bind(now);
