@@ -28,6 +28,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Dev(args) => run_server(args.into_settings()?, true).await,
         Command::Serve(args) => run_server(args.into_settings()?, false).await,
         Command::Invoices(settings::InvoicesCommand::Close(args)) => close_invoices(args).await,
+        Command::Invoices(settings::InvoicesCommand::Void(args)) => void_invoice(args).await,
         Command::Operator(args) => {
             capstan_operator::run(args.listen, shutdown_signal()).await?;
             Ok(())
@@ -139,6 +140,16 @@ async fn close_invoices(args: settings::CloseArgs) -> anyhow::Result<()> {
         report.existing,
         report.finalized
     );
+    Ok(())
+}
+
+async fn void_invoice(args: settings::VoidArgs) -> anyhow::Result<()> {
+    let store = capstan_api::store::Store::connect(&args.database_url)
+        .await
+        .map_err(report)?;
+    store.migrate().await.map_err(report)?;
+    capstan_billing::invoices::void(store.pool(), &args.invoice_id).await?;
+    println!("invoice {} is void", args.invoice_id);
     Ok(())
 }
 

@@ -300,6 +300,18 @@ impl StripeArgs {
 pub enum InvoicesCommand {
     /// Create and finalize the invoices of a month that has ended (idempotent).
     Close(CloseArgs),
+    /// Void an open invoice that was not sent to Stripe (an operator's correction).
+    Void(VoidArgs),
+}
+
+/// `capstan invoices void`.
+#[derive(Debug, Args)]
+pub struct VoidArgs {
+    /// The invoice's id (as `GET /v2/invoices` shows it).
+    pub invoice_id: String,
+    /// Database URL.
+    #[arg(long, env = "CAPSTAN_DATABASE_URL")]
+    pub database_url: String,
 }
 
 /// `capstan invoices close`.

@@ -410,6 +410,89 @@ async fn closing_a_month_makes_one_complete_invoice_however_often_it_runs(postgr
         produced, 19,
         "the usage behind the invoice adds up to its produced lines"
     );
+
+    // An operator voids the open invoice; a paid or void one cannot be.
+    let refused = invoices::void(store.pool(), nothing_due["id"].as_str().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("this one is paid"),
+        "{refused}"
+    );
+    invoices::void(store.pool(), id).await.unwrap();
+    assert_eq!(
+        run.api(Method::GET, "/v2/invoices", None).await[0]["state"],
+        "void"
+    );
+    let again = invoices::void(store.pool(), id).await.unwrap_err();
+    assert!(again.to_string().contains("this one is void"), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invoice_sent_to_stripe_is_voided_there_and_the_webhook_brings_it_here() {
+    use hmac::{Hmac, Mac};
+    let run = start_with(false, PlatformConfig::default(), cent_a_message()).await;
+    let cluster = run.cluster("voided", &[("t", 1)]).await;
+    assert_eq!(produce_rest(&run, &cluster, 5).await, StatusCode::OK);
+    run.sweep().await;
+    let store = run.platform_state.store.clone();
+    let month = Month::of(unix_now());
+    let customers = ControlPlaneCustomers::new(store.clone());
+    invoices::close_month(
+        store.pool(),
+        &cent_a_message(),
+        &customers,
+        month,
+        month.end() + 60,
+    )
+    .await
+    .unwrap();
+    let invoice = run.api(Method::GET, "/v2/invoices", None).await[0].clone();
+    let id = invoice["id"].as_str().unwrap();
+    assert_eq!(invoice["state"], "open");
+    // As the Stripe sync records it once Stripe has the invoice.
+    sqlx::query(
+        "INSERT INTO stripe_invoices (invoice_id, stripe_invoice_id) VALUES ($1, 'in_test')",
+    )
+    .bind(id)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let refused = invoices::void(store.pool(), id).await.unwrap_err();
+    assert!(refused.to_string().contains("void it there"), "{refused}");
+
+    let secret = "whsec_test";
+    let stripe = capstan_billing::stripe::Stripe::new(capstan_billing::stripe::StripeConfig {
+        api_base: "http://127.0.0.1:9".into(),
+        secret_key: "sk_test".into(),
+        webhook_secret: secret.into(),
+        auto_advance: false,
+    })
+    .unwrap();
+    let payload =
+        json!({ "type": "invoice.voided", "data": { "object": { "id": "in_test" } } }).to_string();
+    let now = unix_now();
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{now}.{payload}").as_bytes());
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    stripe
+        .handle_webhook(
+            store.pool(),
+            payload.as_bytes(),
+            &format!("t={now},v1={signature}"),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        run.api(Method::GET, "/v2/invoices", None).await[0]["state"],
+        "void"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -181,6 +181,37 @@ async fn close_month_once(
     Ok(report)
 }
 
+/// Voids an open invoice (an operator's correction): it stays listed, marked `void`, and is
+/// no longer due. An invoice already sent to Stripe is voided in Stripe instead, whose
+/// `invoice.voided` webhook brings the change here, so the two never disagree.
+pub async fn void(pool: &AnyPool, invoice_id: &str) -> Result<()> {
+    let found: Option<(String,)> = sqlx::query_as("SELECT state FROM invoices WHERE id = $1")
+        .bind(invoice_id)
+        .fetch_optional(pool)
+        .await?;
+    let (state,) = found.ok_or(Error::NotFound("invoice"))?;
+    if state != "open" {
+        return Err(Error::Invalid(format!(
+            "only an open invoice can be voided; this one is {state}"
+        )));
+    }
+    let (sent,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM stripe_invoices WHERE invoice_id = $1")
+            .bind(invoice_id)
+            .fetch_one(pool)
+            .await?;
+    if sent > 0 {
+        return Err(Error::Invalid(
+            "this invoice was sent to Stripe: void it there (dashboard or API); Stripe's invoice.voided webhook marks it void here".into(),
+        ));
+    }
+    sqlx::query("UPDATE invoices SET state = 'void' WHERE id = $1 AND state = 'open'")
+        .bind(invoice_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// `($1, $2, …), ($n+1, …)` for a multi-row INSERT of `rows` rows of `columns` values.
 fn values_clause(rows: usize, columns: usize) -> String {
     (0..rows)

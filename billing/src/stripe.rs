@@ -363,7 +363,7 @@ impl Stripe {
     }
 
     /// Applies a verified webhook: `invoice.payment_succeeded` marks the invoice paid,
-    /// `invoice.payment_failed` records why. Other events are acknowledged and ignored.
+    /// `invoice.voided` marks it void, `invoice.payment_failed` records why. Other events are acknowledged and ignored.
     pub async fn handle_webhook(
         &self,
         pool: &AnyPool,
@@ -393,6 +393,17 @@ impl Stripe {
                 .await?;
                 if updated.rows_affected() > 0 {
                     tracing::info!(invoice = %invoice_id, "invoice paid");
+                }
+            }
+            "invoice.voided" => {
+                let updated = sqlx::query(
+                    "UPDATE invoices SET state = 'void' WHERE id = $1 AND state = 'open'",
+                )
+                .bind(&invoice_id)
+                .execute(pool)
+                .await?;
+                if updated.rows_affected() > 0 {
+                    tracing::info!(invoice = %invoice_id, "invoice voided in Stripe");
                 }
             }
             "invoice.payment_failed" => {
