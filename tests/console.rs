@@ -6,9 +6,8 @@
 
 mod support;
 
-use capstan::platform::ControlPlaneCustomers;
 use capstan_api::state::PlatformConfig;
-use capstan_billing::{invoices, ledger::Month, metering::unix_now, pricing::PriceList};
+use capstan_billing::{ledger::Month, metering::unix_now, pricing::PriceList};
 use reqwest::{Method, StatusCode, header};
 use support::{Running, produce_rest, start_with};
 
@@ -71,18 +70,19 @@ impl Browser {
         self.post(path, &fields).await
     }
 
+    /// Submits the log-in form.
+    async fn log_in(&self, email: &str, password: &str) -> reqwest::Response {
+        self.submit(
+            "/login",
+            "/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+
     /// Logs in as the harness's own account (the one `Running::api` uses).
     async fn log_in_as_harness(&self) {
-        let response = self
-            .submit(
-                "/login",
-                "/login",
-                &[
-                    ("email", "meter@example.com"),
-                    ("password", "metering password"),
-                ],
-            )
-            .await;
+        let response = self.log_in("meter@example.com", "metering password").await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
     }
 
@@ -110,18 +110,8 @@ async fn invoices_are_shown_and_printable_to_their_account_only(postgres: bool) 
     let cluster = run.cluster("billed", &[("t", 1)]).await;
     assert_eq!(produce_rest(&run, &cluster, 12).await, StatusCode::OK);
     run.sweep().await;
+    run.close_this_month(&cent_a_message()).await;
     let month = Month::of(unix_now());
-    let store = run.platform_state.store.clone();
-    let customers = ControlPlaneCustomers::new(store.clone());
-    invoices::close_month(
-        store.pool(),
-        &cent_a_message(),
-        &customers,
-        month,
-        month.end() + 60,
-    )
-    .await
-    .unwrap();
     let invoice = run.api(Method::GET, "/v2/invoices", None).await[0].clone();
     let id = invoice["id"].as_str().unwrap();
     let number = invoice["number"].as_i64().unwrap();
@@ -269,16 +259,7 @@ async fn failed_log_ins_count_across_the_console_and_the_api() {
     let guesser = Browser::new(&run);
     // Three wrong passwords in the console, two through the API: the account's five.
     for _ in 0..3 {
-        let response = guesser
-            .submit(
-                "/login",
-                "/login",
-                &[
-                    ("email", "meter@example.com"),
-                    ("password", "a wrong guess"),
-                ],
-            )
-            .await;
+        let response = guesser.log_in("meter@example.com", "a wrong guess").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
     let api_log_in = |password: &'static str| {
@@ -299,14 +280,7 @@ async fn failed_log_ins_count_across_the_console_and_the_api() {
         StatusCode::TOO_MANY_REQUESTS
     );
     let response = guesser
-        .submit(
-            "/login",
-            "/login",
-            &[
-                ("email", "meter@example.com"),
-                ("password", "metering password"),
-            ],
-        )
+        .log_in("meter@example.com", "metering password")
         .await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(

@@ -246,12 +246,7 @@ async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state
         .await;
     let reader = scoped["username"].as_str().unwrap();
     assert_eq!(take_scram(&seen).upsertions[0].name.as_str(), reader);
-    let consumer = Scope {
-        produce: false,
-        consume: true,
-        topics: "pay*".into(),
-        administer: false,
-    };
+    let consumer = Scope::scoped(false, true, "pay*");
     assert_eq!(
         take_acls(&seen, reader),
         capstan_kafka::acl_rules(&consumer)

@@ -9,8 +9,6 @@ use std::{process::Stdio, time::Duration};
 
 use capstan_api::state::PlatformConfig;
 use capstan_billing::{
-    invoices,
-    ledger::Month,
     metering::unix_now,
     pricing::PriceList,
     stripe::{Stripe, StripeConfig},
@@ -123,12 +121,8 @@ async fn invoices_reach_stripe_once_and_its_signed_webhook_marks_them_paid() {
     run.rest(&cluster, Method::POST, "/produce/t", &body, &[])
         .await;
     run.sweep().await;
+    run.close_this_month(&prices).await;
     let store = run.platform_state.store.clone();
-    let month = Month::of(unix_now());
-    let customers = capstan::platform::ControlPlaneCustomers::new(store.clone());
-    invoices::close_month(store.pool(), &prices, &customers, month, month.end() + 60)
-        .await
-        .unwrap();
     let emails = capstan_api::accounts::emails(&store).await.unwrap();
 
     // Stripe unreachable: nothing is recorded as sent, the invoice waits for the next round.

@@ -48,10 +48,12 @@ impl Permissions {
     /// cluster's default credential.
     pub fn scope(self, topics: &str, administer: bool) -> Scope {
         Scope {
-            produce: self != Permissions::Consume,
-            consume: self != Permissions::Produce,
-            topics: topics.to_owned(),
             administer,
+            ..Scope::scoped(
+                self != Permissions::Consume,
+                self != Permissions::Produce,
+                topics,
+            )
         }
     }
 

@@ -227,12 +227,7 @@ mod tests {
     use super::*;
 
     fn scope(produce: bool, consume: bool, topics: &str) -> Scope {
-        Scope {
-            produce,
-            consume,
-            topics: topics.to_owned(),
-            administer: false,
-        }
+        Scope::scoped(produce, consume, topics)
     }
 
     fn has(rules: &[AclRule], resource_type: i8, name: &str, operation: i8) -> bool {

@@ -90,12 +90,7 @@ async fn broker(log: Log, error_code: i16) -> Credentials {
 }
 
 fn consumer_of(topics: &str) -> Scope {
-    Scope {
-        produce: false,
-        consume: true,
-        topics: topics.into(),
-        administer: false,
-    }
+    Scope::scoped(false, true, topics)
 }
 
 #[tokio::test]

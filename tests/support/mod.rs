@@ -363,6 +363,18 @@ impl Running {
             .unwrap()
     }
 
+    /// Closes this month at `prices` as if it had just ended (a minute after its end), as the
+    /// platform does after midnight UTC on the 1st.
+    pub async fn close_this_month(&self, prices: &capstan_billing::pricing::PriceList) {
+        use capstan_billing::{invoices, ledger::Month, metering::unix_now};
+        let store = &self.platform_state.store;
+        let month = Month::of(unix_now());
+        let customers = capstan::platform::ControlPlaneCustomers::new(store.clone());
+        invoices::close_month(store.pool(), prices, &customers, month, month.end() + 60)
+            .await
+            .unwrap();
+    }
+
     /// Sets `cluster`'s monthly budget, whole dollars.
     pub async fn set_budget(&self, cluster: &Value, dollars: i64) {
         let id = cluster["cluster_id"].as_str().unwrap();

@@ -27,6 +27,17 @@ impl Scope {
         }
     }
 
+    /// A scoped credential's rights: producing and/or consuming on `topics` (a name, a prefix
+    /// ending in `*`, or `*`), no administration.
+    pub fn scoped(produce: bool, consume: bool, topics: &str) -> Self {
+        Scope {
+            produce,
+            consume,
+            topics: topics.to_owned(),
+            administer: false,
+        }
+    }
+
     /// True when the credential's topics include `topic`.
     pub fn covers(&self, topic: &str) -> bool {
         covers(&self.topics, topic)
@@ -72,12 +83,7 @@ mod tests {
     use super::*;
 
     fn scope(produce: bool, consume: bool, topics: &str) -> Scope {
-        Scope {
-            produce,
-            consume,
-            topics: topics.to_owned(),
-            administer: false,
-        }
+        Scope::scoped(produce, consume, topics)
     }
 
     #[test]
