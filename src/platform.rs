@@ -62,35 +62,45 @@ impl ControlPlaneFleet {
     }
 }
 
+impl ControlPlaneFleet {
+    /// How the collector reaches a cluster's brokers.
+    fn target(&self, row: ClusterRow) -> ClusterTarget {
+        let config = self
+            .state
+            .provisioner
+            .client_config(&row.spec(), &row.tcp_endpoint);
+        let setting = |key: &str| config.get(key).unwrap_or_default().to_owned();
+        ClusterTarget {
+            credentials: Credentials {
+                // A shared cluster's brokers are its pool's, not its (gateway) endpoint.
+                bootstrap: setting("bootstrap.servers"),
+                username: setting("sasl.username"),
+                password: setting("sasl.password"),
+            },
+            multizone: row.multizone != 0,
+            consumption_from_offsets: !row.through_gateway(self.state.provisioner.engine()),
+            prefix: row.prefix,
+            pool: row.pool,
+            cluster_id: row.id,
+        }
+    }
+}
+
 #[async_trait]
 impl Fleet for ControlPlaneFleet {
     async fn clusters(&self) -> capstan_billing::Result<Vec<ClusterTarget>> {
         let rows = clusters::all_live(&self.state.store)
             .await
             .map_err(fleet_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let config = self
-                    .state
-                    .provisioner
-                    .client_config(&row.spec(), &row.tcp_endpoint);
-                let setting = |key: &str| config.get(key).unwrap_or_default().to_owned();
-                ClusterTarget {
-                    credentials: Credentials {
-                        // A shared cluster's brokers are its pool's, not its (gateway) endpoint.
-                        bootstrap: setting("bootstrap.servers"),
-                        username: setting("sasl.username"),
-                        password: setting("sasl.password"),
-                    },
-                    multizone: row.multizone != 0,
-                    consumption_from_offsets: !row.through_gateway(self.state.provisioner.engine()),
-                    prefix: row.prefix,
-                    pool: row.pool,
-                    cluster_id: row.id,
-                }
-            })
-            .collect())
+        Ok(rows.into_iter().map(|row| self.target(row)).collect())
+    }
+
+    async fn cluster(&self, cluster_id: &str) -> capstan_billing::Result<Option<ClusterTarget>> {
+        match clusters::find_live(&self.state.store, cluster_id).await {
+            Ok(row) => Ok(Some(self.target(row))),
+            Err(capstan_api::Error::NotFound(_)) => Ok(None),
+            Err(error) => Err(fleet_error(error)),
+        }
     }
 
     async fn stored_bytes(
@@ -307,6 +317,19 @@ pub struct Billing {
 }
 
 impl Billing {
+    /// A cluster's month so far, priced at `now`.
+    async fn month_cost(&self, cluster_id: &str, now: i64) -> capstan_api::Result<ledger::Cost> {
+        let cluster = self
+            .customers
+            .cluster(cluster_id)
+            .await
+            .map_err(billing_error)?
+            .ok_or(capstan_api::Error::NotFound("cluster"))?;
+        ledger::cluster_cost(self.store.pool(), &self.prices, &cluster, now)
+            .await
+            .map_err(billing_error)
+    }
+
     /// The account's invoice, or `None` when it does not exist or belongs to someone else.
     async fn owned_invoice(
         &self,
@@ -324,7 +347,10 @@ impl Billing {
 #[async_trait]
 impl BillingSource for Billing {
     async fn month_so_far_cents(&self, cluster_id: &str) -> capstan_api::Result<i64> {
-        Ok(self.cost(cluster_id).await?.month_to_date_cents)
+        Ok(self
+            .month_cost(cluster_id, unix_now())
+            .await?
+            .month_to_date_cents)
     }
 
     async fn budget_changed(&self, cluster_id: &str) -> capstan_api::Result<()> {
@@ -335,16 +361,8 @@ impl BillingSource for Billing {
     }
 
     async fn cost(&self, cluster_id: &str) -> capstan_api::Result<CostView> {
-        let cluster = self
-            .customers
-            .cluster(cluster_id)
-            .await
-            .map_err(billing_error)?
-            .ok_or(capstan_api::Error::NotFound("cluster"))?;
         let now = unix_now();
-        let cost = ledger::cluster_cost(self.store.pool(), &self.prices, &cluster, now)
-            .await
-            .map_err(billing_error)?;
+        let cost = self.month_cost(cluster_id, now).await?;
         Ok(CostView {
             month: cost.month.clone(),
             month_to_date_cents: cost.month_to_date_cents,

@@ -105,9 +105,7 @@ async fn the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_i
     // 80 messages = $0.80 of a $1 budget: warned at 70%, not limited.
     assert_eq!(produce_rest(&run, &cluster, 80).await, StatusCode::OK);
     run.sweep_and_enforce().await;
-    let cost = run
-        .api(Method::GET, &format!("/v2/kafka/cost/{id}"), None)
-        .await;
+    let cost = run.cost(&cluster).await;
     assert_eq!(cost["month_to_date_cents"], 80);
     assert_eq!(cost["cap_cents"], 100);
     assert_eq!(cost["notifications"], json!([70]));
@@ -126,9 +124,7 @@ async fn the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_i
     // Past the budget: the month costs exactly the cap, and data requests get 429.
     assert_eq!(produce_rest(&run, &cluster, 50).await, StatusCode::OK);
     run.sweep_and_enforce().await;
-    let cost = run
-        .api(Method::GET, &format!("/v2/kafka/cost/{id}"), None)
-        .await;
+    let cost = run.cost(&cluster).await;
     assert_eq!(
         cost["month_to_date_cents"], 100,
         "never above the cap: {cost}"
@@ -196,45 +192,28 @@ async fn a_budget_below_the_month_so_far_is_refused_and_a_change_rearms_the_noti
             .contains("cost $2.50 so far: set a budget of at least $3"),
         "{refused}"
     );
-    let path = format!("/v2/kafka/cost/{id}");
-    assert_eq!(
-        run.api(Method::GET, &path, None).await["budget_dollars"],
-        100,
-        "unchanged"
-    );
+    assert_eq!(run.cost(&cluster).await["budget_dollars"], 100, "unchanged");
 
     // $3: allowed; $2.50 is 83% of it, so the 70% notification is sent.
     run.set_budget(&cluster, 3).await;
     run.sweep_and_enforce().await;
-    assert_eq!(
-        run.api(Method::GET, &path, None).await["notifications"],
-        json!([70])
-    );
+    assert_eq!(run.cost(&cluster).await["notifications"], json!([70]));
     // A new budget re-arms them: at $4 the month is at 62%, nothing to notify yet; back at $3
     // the 70% notification is due again.
     run.set_budget(&cluster, 4).await;
-    assert_eq!(
-        run.api(Method::GET, &path, None).await["notifications"],
-        json!([])
-    );
+    assert_eq!(run.cost(&cluster).await["notifications"], json!([]));
     run.sweep_and_enforce().await;
-    assert_eq!(
-        run.api(Method::GET, &path, None).await["notifications"],
-        json!([])
-    );
+    assert_eq!(run.cost(&cluster).await["notifications"], json!([]));
     run.set_budget(&cluster, 3).await;
     run.sweep_and_enforce().await;
-    assert_eq!(
-        run.api(Method::GET, &path, None).await["notifications"],
-        json!([70])
-    );
+    assert_eq!(run.cost(&cluster).await["notifications"], json!([70]));
 
-    let (changes,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM budget_changes WHERE cluster_id = $1")
-            .bind(id)
-            .fetch_one(run.platform_state.store.pool())
-            .await
-            .unwrap();
+    let changes = run
+        .count(
+            "SELECT COUNT(*) FROM budget_changes WHERE cluster_id = $1",
+            id,
+        )
+        .await;
     assert_eq!(
         changes, 4,
         "every accepted change is recorded with its time"
@@ -269,13 +248,7 @@ async fn a_free_cluster_is_limited_for_the_rest_of_the_day_once_its_messages_are
     assert_eq!(produce_rest(&run, &cluster, 20).await, StatusCode::OK);
     run.sweep_and_enforce().await;
     assert!(limited(&run, &cluster).await);
-    let cost = run
-        .api(
-            Method::GET,
-            &format!("/v2/kafka/cost/{}", cluster["cluster_id"].as_str().unwrap()),
-            None,
-        )
-        .await;
+    let cost = run.cost(&cluster).await;
     assert_eq!(
         cost["month_to_date_cents"], 0,
         "free clusters are never charged"

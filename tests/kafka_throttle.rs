@@ -22,7 +22,6 @@ use rdkafka::{
     consumer::{BaseConsumer, Consumer, ConsumerContext},
     producer::{FutureProducer, FutureRecord},
 };
-use reqwest::Method;
 use serde_json::Value;
 use support::{produce_tcp, start_with, tcp};
 
@@ -136,10 +135,7 @@ async fn a_capped_cluster_is_throttled_over_tcp_and_a_higher_budget_lifts_it_at_
     produce_rounds(&cluster, &free_flowing, 4).await;
     assert_eq!(free_flowing.max_ms(), 0, "not throttled below the cap");
     run.sweep_and_enforce().await;
-    let id = cluster["cluster_id"].as_str().unwrap();
-    let cost = run
-        .api(Method::GET, &format!("/v2/kafka/cost/{id}"), None)
-        .await;
+    let cost = run.cost(&cluster).await;
     assert_eq!(
         cost["month_to_date_cents"], 100,
         "never above the cap: {cost}"

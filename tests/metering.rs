@@ -182,13 +182,12 @@ async fn what_moved_since_the_last_sweep_is_counted_before_a_topic_or_cluster_is
         None,
     )
     .await;
-    let (produced,): (i64,) = sqlx::query_as(
-        "SELECT CAST(SUM(produced) AS BIGINT) FROM usage_hourly WHERE cluster_id = $1 AND topic = 'u'",
-    )
-    .bind(cluster_id)
-    .fetch_one(run.platform_state.store.pool())
-    .await
-    .unwrap();
+    let produced = run
+        .count(
+            "SELECT CAST(SUM(produced) AS BIGINT) FROM usage_hourly WHERE cluster_id = $1 AND topic = 'u'",
+            cluster_id,
+        )
+        .await;
     assert_eq!(
         produced, 12,
         "the deleted cluster's last messages are billed"

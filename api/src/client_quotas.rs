@@ -33,14 +33,20 @@ impl BrokerQuotas {
         limited: &HashSet<String>,
         bytes_per_second: u64,
     ) -> Result<()> {
-        let mut users = usernames(state).await?;
-        let live = clusters::all_live(&state.store).await?;
+        // Clients that go through the gateways are throttled there.
+        let engine = state.provisioner.engine();
+        let direct: Vec<_> = clusters::all_live(&state.store)
+            .await?
+            .into_iter()
+            .filter(|cluster| !cluster.through_gateway(engine))
+            .collect();
         self.applied
-            .retain(|id, _| live.iter().any(|cluster| &cluster.id == id));
-        for cluster in live {
-            if cluster.placement == clusters::SHARED {
-                continue;
-            }
+            .retain(|id, _| direct.iter().any(|cluster| &cluster.id == id));
+        if direct.is_empty() {
+            return Ok(());
+        }
+        let mut users = usernames(state).await?;
+        for cluster in direct {
             let wanted = (
                 limited.contains(&cluster.id).then_some(bytes_per_second),
                 users.remove(&cluster.id).unwrap_or_default(),

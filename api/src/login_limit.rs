@@ -102,11 +102,7 @@ impl LoginLimiter {
     pub fn succeeded(&self, attempt: Attempt) {
         let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
         attempts.remove(&attempt.account);
-        if let Some(times) = attempts.get_mut(&attempt.address)
-            && let Some(index) = times.iter().rposition(|t| *t == attempt.at)
-        {
-            times.remove(index);
-        }
+        take_back(&mut attempts, &attempt.address, attempt.at);
     }
 
     /// The attempt could not be checked (the platform failed, not the password): it no longer
@@ -114,11 +110,7 @@ impl LoginLimiter {
     pub fn cancel(&self, attempt: Attempt) {
         let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
         for key in [&attempt.account, &attempt.address] {
-            if let Some(times) = attempts.get_mut(key)
-                && let Some(index) = times.iter().rposition(|t| *t == attempt.at)
-            {
-                times.remove(index);
-            }
+            take_back(&mut attempts, key, attempt.at);
         }
     }
 
@@ -129,6 +121,15 @@ impl LoginLimiter {
             &[(format!("sign-up:{address}"), Self::SIGN_UPS_PER_ADDRESS)],
             now,
         )
+    }
+}
+
+/// Removes the attempt made at `at` from `key`'s count.
+fn take_back(attempts: &mut HashMap<String, Vec<Instant>>, key: &str, at: Instant) {
+    if let Some(times) = attempts.get_mut(key)
+        && let Some(index) = times.iter().rposition(|t| *t == at)
+    {
+        times.remove(index);
     }
 }
 

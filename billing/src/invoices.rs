@@ -205,11 +205,19 @@ pub async fn void(pool: &AnyPool, invoice_id: &str) -> Result<()> {
             "this invoice was sent to Stripe: void it there (dashboard or API); Stripe's invoice.voided webhook marks it void here".into(),
         ));
     }
-    sqlx::query("UPDATE invoices SET state = 'void' WHERE id = $1 AND state = 'open'")
+    settle(pool, invoice_id, "void").await?;
+    Ok(())
+}
+
+/// Moves an open invoice to `state` (`paid` or `void`); false when it was not open (already
+/// settled, so a repeated webhook changes nothing).
+pub(crate) async fn settle(pool: &AnyPool, invoice_id: &str, state: &str) -> Result<bool> {
+    let updated = sqlx::query("UPDATE invoices SET state = $1 WHERE id = $2 AND state = 'open'")
+        .bind(state)
         .bind(invoice_id)
         .execute(pool)
         .await?;
-    Ok(())
+    Ok(updated.rows_affected() > 0)
 }
 
 /// `($1, $2, …), ($n+1, …)` for a multi-row INSERT of `rows` rows of `columns` values.

@@ -384,26 +384,14 @@ impl Stripe {
             return Ok(());
         };
         match kind {
-            "invoice.payment_succeeded" | "invoice.paid" => {
-                let updated = sqlx::query(
-                    "UPDATE invoices SET state = 'paid' WHERE id = $1 AND state = 'open'",
-                )
-                .bind(&invoice_id)
-                .execute(pool)
-                .await?;
-                if updated.rows_affected() > 0 {
-                    tracing::info!(invoice = %invoice_id, "invoice paid");
-                }
-            }
-            "invoice.voided" => {
-                let updated = sqlx::query(
-                    "UPDATE invoices SET state = 'void' WHERE id = $1 AND state = 'open'",
-                )
-                .bind(&invoice_id)
-                .execute(pool)
-                .await?;
-                if updated.rows_affected() > 0 {
-                    tracing::info!(invoice = %invoice_id, "invoice voided in Stripe");
+            "invoice.payment_succeeded" | "invoice.paid" | "invoice.voided" => {
+                let state = if kind == "invoice.voided" {
+                    "void"
+                } else {
+                    "paid"
+                };
+                if crate::invoices::settle(pool, &invoice_id, state).await? {
+                    tracing::info!(invoice = %invoice_id, %state, "Stripe settled an invoice");
                 }
             }
             "invoice.payment_failed" => {

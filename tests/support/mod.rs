@@ -375,6 +375,23 @@ impl Running {
             .unwrap();
     }
 
+    /// `cluster`'s cost this month (`GET /v2/kafka/cost/{id}`).
+    pub async fn cost(&self, cluster: &Value) -> Value {
+        let id = cluster["cluster_id"].as_str().unwrap();
+        self.api(Method::GET, &format!("/v2/kafka/cost/{id}"), None)
+            .await
+    }
+
+    /// A number the store answers `sql` with, `$1` bound to `id`.
+    pub async fn count(&self, sql: &str, id: &str) -> i64 {
+        let (value,): (i64,) = sqlx::query_as(sql)
+            .bind(id)
+            .fetch_one(self.platform_state.store.pool())
+            .await
+            .unwrap();
+        value
+    }
+
     /// Sets `cluster`'s monthly budget, whole dollars.
     pub async fn set_budget(&self, cluster: &Value, dollars: i64) {
         let id = cluster["cluster_id"].as_str().unwrap();

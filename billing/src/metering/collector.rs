@@ -186,9 +186,8 @@ impl Collector {
     /// is deleted: nothing can be read from the brokers afterwards). A cluster that is not
     /// live any more has nothing left to meter.
     pub async fn meter_now(&self, cluster_id: &str, now: i64) -> Result<()> {
-        let targets = self.fleet.clusters().await?;
-        match targets.iter().find(|t| t.cluster_id == cluster_id) {
-            Some(target) => self.sweep_cluster(target, now).await,
+        match self.fleet.cluster(cluster_id).await? {
+            Some(target) => self.sweep_cluster(&target, now).await,
             None => Ok(()),
         }
     }

@@ -45,6 +45,15 @@ pub struct ClusterTarget {
 pub trait Fleet: Send + Sync + std::fmt::Debug {
     /// Every cluster that should be metered now.
     async fn clusters(&self) -> Result<Vec<ClusterTarget>>;
+    /// One cluster that should be metered now; `None` when it is not live. (Override it where
+    /// one cluster can be found without listing them all.)
+    async fn cluster(&self, cluster_id: &str) -> Result<Option<ClusterTarget>> {
+        Ok(self
+            .clusters()
+            .await?
+            .into_iter()
+            .find(|target| target.cluster_id == cluster_id))
+    }
     /// Bytes stored per topic, summed over replicas, measured the engine's way (Apache Kafka:
     /// DescribeLogDirs; the local engine: the size of its stored records).
     async fn stored_bytes(&self, cluster: &ClusterTarget) -> Result<BTreeMap<String, i64>>;
