@@ -102,6 +102,10 @@ pub struct CommonArgs {
     /// Lifetime of log-in session tokens, seconds.
     #[arg(long, env = "CAPSTAN_SESSION_TTL", default_value_t = 3600)]
     pub session_ttl: i64,
+    /// Bearer token that opens `/metrics` to scrapers on other hosts (at least 16
+    /// characters); without it, `/metrics` answers only clients on the same host.
+    #[arg(long, env = "CAPSTAN_METRICS_TOKEN", hide_env_values = true, value_parser = parse_metrics_token)]
+    pub metrics_token: Option<capstan_api::state::MetricsToken>,
     /// Placement of new clusters when the request does not say: `shared` (a virtual cluster
     /// on the shared broker pool, reached through the Kafka gateway) or `dedicated`.
     #[arg(long, env = "CAPSTAN_DEFAULT_PLACEMENT", default_value = "shared")]
@@ -121,6 +125,10 @@ pub struct CommonArgs {
     /// PEM private key of `--kafka-tls-cert`.
     #[arg(long, env = "CAPSTAN_KAFKA_TLS_KEY", requires = "kafka_tls_cert")]
     pub kafka_tls_key: Option<PathBuf>,
+}
+
+fn parse_metrics_token(text: &str) -> Result<capstan_api::state::MetricsToken, String> {
+    capstan_api::state::MetricsToken::new(text).map_err(|e| e.to_string())
 }
 
 fn parse_node_ports(text: &str) -> Result<NodeListeners, String> {
@@ -168,6 +176,7 @@ impl CommonArgs {
             kafka_endpoint: self.kafka_advertise.clone().unwrap_or_default(),
             default_placement: capstan_api::clusters::parse_placement(&self.default_placement)
                 .map_err(|e| anyhow::anyhow!("--default-placement: {e}"))?,
+            metrics_token: self.metrics_token.clone(),
         })
     }
 }

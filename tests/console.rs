@@ -340,3 +340,111 @@ async fn forms_without_the_csrf_token_change_nothing() {
         5
     );
 }
+
+#[tokio::test]
+async fn log_out_ends_the_session_and_a_password_change_ends_every_other() {
+    let run = start_with(false, PlatformConfig::default(), PriceList::default()).await;
+    let first = Browser::new(&run);
+    first
+        .sign_up("sessions@example.com", "first password 123")
+        .await;
+    let second = Browser::new(&run);
+    assert_eq!(
+        second
+            .log_in("sessions@example.com", "first password 123")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let (status, _) = first.get("/clusters").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A wrong current password changes nothing.
+    let response = first
+        .submit(
+            "/account",
+            "/account/password",
+            &[
+                ("current_password", "not the password"),
+                ("new_password", "second password 456"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("current password is not right")
+    );
+    let (status, _) = second.get("/clusters").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let response = first
+        .submit(
+            "/account",
+            "/account/password",
+            &[
+                ("current_password", "first password 123"),
+                ("new_password", "second password 456"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.unwrap().contains("Password changed"));
+    // This browser got a new session; the other browser's ended.
+    let (status, _) = first.get("/clusters").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = second.get("/clusters").await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the other browser is sent to log in"
+    );
+    assert_eq!(
+        second
+            .log_in("sessions@example.com", "first password 123")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        second
+            .log_in("sessions@example.com", "second password 456")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+
+    // Log-out ends the session on the server: a copy of the cookie, as someone who stole it
+    // would hold, no longer works.
+    let third = Browser::new(&run);
+    let response = third
+        .log_in("sessions@example.com", "second password 456")
+        .await;
+    let cookie = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let with_stolen_cookie = || {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("{}/clusters", run.api))
+            .header(header::COOKIE, cookie.clone())
+            .send()
+    };
+    assert_eq!(with_stolen_cookie().await.unwrap().status(), StatusCode::OK);
+    let response = third.submit("/clusters", "/logout", &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        with_stolen_cookie().await.unwrap().status(),
+        StatusCode::SEE_OTHER,
+        "sent to log in"
+    );
+}

@@ -194,6 +194,42 @@ pub async fn log_in(store: &Store, email: &str, password: &str) -> Result<Accoun
     }
 }
 
+/// Changes an account's password and ends every session of the account (the caller gets a
+/// new one). The current password is checked within the log-in limits, so a stolen session
+/// cannot guess it quickly; a wrong one is refused with 403.
+pub async fn change_password(
+    store: &Store,
+    limiter: &LoginLimiter,
+    address: &str,
+    account_id: &str,
+    current: &str,
+    new: &str,
+) -> Result<()> {
+    let account = find(store, account_id)
+        .await?
+        .ok_or(Error::NotFound("account"))?;
+    let new = Password::parse(new, &Email(account.email.clone()))?;
+    log_in_from(store, limiter, address, &account.email, current)
+        .await
+        .map_err(|e| match e {
+            Error::Unauthenticated(_) => {
+                Error::Forbidden("the current password is not right".into())
+            }
+            other => other,
+        })?;
+    let hash = hash_password(new.0).await?;
+    let mut tx = store.pool().begin().await?;
+    sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
+        .bind(&hash)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+    crate::sessions::revoke_all(&mut tx, account_id).await?;
+    tx.commit().await?;
+    tracing::info!(account = %account_id, "password changed; every session ended");
+    Ok(())
+}
+
 /// Looks an account up by id.
 pub async fn find(store: &Store, id: &str) -> Result<Option<Account>> {
     Ok(

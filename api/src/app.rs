@@ -142,6 +142,10 @@ impl Application {
             deliveries: Arc::new(NoDeliveries),
             final_meter: Arc::new(NoFinalMeter),
             login_limit: Arc::default(),
+            per_account: Arc::new(crate::concurrency::PerTenant::new(
+                routes::MAX_REQUESTS_PER_ACCOUNT,
+                "account",
+            )),
             billing: Arc::new(NoBilling),
             limiter: None,
         };
@@ -233,10 +237,12 @@ impl Application {
         });
         let expiry = tokio::spawn(expire_idle_instances(self.gateway.clone(), stop_rx.clone()));
         let supervision = tokio::spawn(supervise_brokers(self.state.clone(), stop_rx.clone()));
-        // The peer address is kept for the console's per-address log-in limits.
-        let app = routes::router(self.state.clone(), self.console)
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let api = axum::serve(self.listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+        let api = crate::listener::serve(
+            self.listener,
+            routes::router(self.state.clone(), self.console),
+            crate::listener::ConnectionLimits::default(),
+            stopped(stop_rx.clone()),
+        );
         let gateway = gateway::serve(
             self.gateway_listener,
             self.gateway.clone(),
@@ -246,15 +252,14 @@ impl Application {
             Arc::new(GatewayPolicy::new(self.state.clone())),
             stopped(stop_rx),
         );
-        let (api, gateway, ()) = tokio::join!(api, gateway, kafka);
+        tokio::join!(api, gateway, kafka);
         let _ = expiry.await;
         let _ = supervision.await;
         tracing::info!("closing consumer instances and stopping brokers");
         self.gateway.shutdown().await;
         self.state.provisioner.shutdown().await;
         self.state.store.close().await;
-        api.map_err(|e| Error::internal("the HTTP server failed", e))?;
-        gateway
+        Ok(())
     }
 }
 

@@ -384,6 +384,8 @@ pub async fn sync_to_brokers(state: &AppState, cluster: &ClusterRow) -> Result<(
 /// What a REST or TCP credential may do, found from its username and password.
 #[derive(Clone, Debug)]
 pub struct Access {
+    /// The credential's username (REST consumer instances belong to it).
+    pub username: String,
     /// The cluster the credential belongs to.
     pub cluster_id: String,
     /// A topic name, a prefix ending in `*`, or `*`.
@@ -445,6 +447,7 @@ pub async fn authenticate(
         return Err(wrong());
     }
     Ok(Access {
+        username: username.to_owned(),
         cluster_id,
         scope,
         permissions: Permissions::parse(&permissions)?,
@@ -459,6 +462,7 @@ mod tests {
 
     fn access(scope: &str, permissions: Permissions) -> Access {
         Access {
+            username: "u".into(),
             cluster_id: "c".into(),
             scope: scope.into(),
             permissions,

@@ -46,6 +46,12 @@ pub enum Error {
         /// How long until the next request may go ahead.
         retry_after: std::time::Duration,
     },
+    /// The client did not send its request in time (408).
+    #[error("{0}")]
+    TimedOut(String),
+    /// The request body is larger than the endpoint accepts (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// Too much work of one kind at once (password hashing); retry in a moment (503).
     #[error("{0}")]
     Overloaded(String),
@@ -90,7 +96,10 @@ impl Error {
             Error::NotFound(_) | Error::Missing(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Broker(_) | Error::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Database(e) if database_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Migrate(_) | Error::Internal { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -106,8 +115,53 @@ impl Error {
                 Some(HeaderValue::from(retry_after_secs(*retry_after)))
             }
             Error::Overloaded(_) => Some(HeaderValue::from(1)),
+            Error::Database(e) if database_unavailable(e) => Some(HeaderValue::from(1)),
             _ => None,
         }
+    }
+
+    /// The message a client is answered with: the error itself for the client's faults and
+    /// for temporary trouble it should retry; a generic one (with the cause logged once) for
+    /// the platform's own faults.
+    pub(crate) fn public_message(&self) -> String {
+        match self {
+            Error::Broker(_) => {
+                tracing::warn!(error = %self, "broker unavailable");
+                self.to_string()
+            }
+            Error::Overloaded(_) => self.to_string(),
+            Error::Database(e) if database_unavailable(e) => {
+                tracing::warn!(error = %cause_chain(self), "database unavailable");
+                "the database is not answering; retry in a moment".to_owned()
+            }
+            _ if self.status().is_server_error() => {
+                tracing::error!(error = %cause_chain(self), "request failed");
+                "internal server error; the cause has been logged".to_owned()
+            }
+            _ => self.to_string(),
+        }
+    }
+}
+
+/// True for database trouble a retry may get past: the database is down, restarting, out of
+/// connections, or busy (SQLite's lock), as opposed to a wrong query or a broken invariant.
+fn database_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            // PostgreSQL: connection exceptions (08…), operator intervention such as a
+            // shutdown (57P…), too many connections; SQLite: busy and locked.
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || code == "53300"
+                || code == "5"
+                || code == "6"
+        }),
+        _ => false,
     }
 }
 
@@ -132,17 +186,7 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         let retry_after = self.retry_after();
-        let message = if status.is_server_error()
-            && !matches!(self, Error::Broker(_) | Error::Overloaded(_))
-        {
-            tracing::error!(error = %cause_chain(&self), "request failed");
-            "internal server error; the cause has been logged".to_owned()
-        } else {
-            if matches!(self, Error::Broker(_)) {
-                tracing::warn!(error = %self, "broker unavailable");
-            }
-            self.to_string()
-        };
+        let message = self.public_message();
         // Both `error` and `message` because Upstash's clients read one or the other;
         // `status` repeats the HTTP code as the REST data API's error shape does.
         let body = json!({ "error": message, "message": message, "status": status.as_u16() });

@@ -6,12 +6,12 @@ use axum::{
     extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
     http::{header::AUTHORIZATION, request::Parts},
 };
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use serde::de::DeserializeOwned;
 
-use crate::{Error, Result, accounts, api_keys, sessions, state::AppState};
+use crate::{Error, Result, api_keys, sessions, state::AppState};
 
 /// The address a request came from (the peer of the TCP connection), for rate limits.
 #[derive(Clone, Debug)]
@@ -34,11 +34,16 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
-/// The account making the request, from HTTP Basic `EMAIL:API_KEY` or `Bearer <session token>`.
-#[derive(Clone, Debug)]
+/// The account making the request, from HTTP Basic `EMAIL:API_KEY` or `Bearer <session token>`,
+/// checked before any body is read, with its place among the account's requests in progress
+/// (held until the handler returns).
+#[derive(Debug)]
 pub struct Caller {
     /// The caller's account id.
     pub account_id: String,
+    /// The session of a `Bearer` caller (`None` for an API key).
+    pub session_id: Option<String>,
+    _slot: crate::concurrency::Slot,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -53,6 +58,7 @@ impl FromRequestParts<AppState> for Caller {
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(missing)?;
         let header = header.to_str().map_err(|_| missing())?;
         let (scheme, value) = header.split_once(' ').ok_or_else(missing)?;
+        let mut session_id = None;
         let account_id = if scheme.eq_ignore_ascii_case("basic") {
             let decoded = STANDARD
                 .decode(value.trim())
@@ -66,17 +72,55 @@ impl FromRequestParts<AppState> for Caller {
             })?;
             api_keys::authenticate(&state.store, &state.key, email, key).await?
         } else if scheme.eq_ignore_ascii_case("bearer") {
-            let account_id = sessions::verify(&state.key, value.trim())?;
-            accounts::find(&state.store, &account_id)
-                .await?
-                .ok_or_else(|| {
-                    Error::Unauthenticated("the account of this token no longer exists".into())
-                })?
-                .id
+            let verified = sessions::verify(&state.store, &state.key, value.trim()).await?;
+            session_id = Some(verified.session_id);
+            verified.account_id
         } else {
             return Err(missing());
         };
-        Ok(Caller { account_id })
+        let slot = state.per_account.enter(&account_id)?;
+        Ok(Caller {
+            account_id,
+            session_id,
+            _slot: slot,
+        })
+    }
+}
+
+/// Time a client has, once its headers arrived, to send the whole body; a slower upload is
+/// answered 408 and its connection closed.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads a request's whole body, within [`BODY_TIMEOUT`] and `limit` bytes (the router's
+/// `DefaultBodyLimit`). A body whose declared length is over the limit is refused before any
+/// of it is read.
+pub async fn read_body<S: Send + Sync>(request: Request, state: &S, limit: usize) -> Result<Bytes> {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+    if let Some(declared) = declared
+        && declared > limit as u64
+    {
+        return Err(Error::TooLarge(format!(
+            "the request body is {declared} bytes; this endpoint accepts at most {limit}"
+        )));
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(request, state)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(rejection)) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(Error::TooLarge(format!(
+                "the request body is larger than this endpoint accepts (at most {limit} bytes)"
+            )))
+        }
+        Ok(Err(rejection)) => Err(Error::Invalid(format!(
+            "could not read the request body: {}",
+            rejection.body_text()
+        ))),
+        Err(_) => Err(Error::TimedOut(format!(
+            "the request body did not arrive within {} seconds; send it faster or in smaller parts",
+            BODY_TIMEOUT.as_secs()
+        ))),
     }
 }
 
@@ -89,14 +133,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &S) -> Result<Self> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                Error::Invalid(format!(
-                    "could not read the request body: {}",
-                    rejection.body_text()
-                ))
-            })?;
+        let bytes = read_body(request, state, crate::routes::MAX_BODY_BYTES).await?;
         match parse_json(&bytes)? {
             Some(value) => Ok(JsonBody(value)),
             None => parse_json(b"{}")?
@@ -106,7 +143,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Parses a JSON body whatever the Content-Type said. An empty body or `null` is `None`.
+/// Bodies up to this size that do not parse into their type are tried once more with whole
+/// floats read as integers; larger ones are parsed only straight into their type, so a large
+/// body never becomes a much larger `serde_json::Value` in memory.
+const LENIENT_NUMBERS_UP_TO: usize = 64 * 1024;
+
+/// Parses a JSON body whatever the Content-Type said, straight into its type. An empty body or
+/// `null` is `None`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| Error::Invalid("the request body is not UTF-8".into()))?;
@@ -114,14 +157,25 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>> {
         return Ok(None);
     }
     let invalid = |e: serde_json::Error| Error::Invalid(format!("invalid request body: {e}"));
-    let mut value: serde_json::Value = serde_json::from_str(text).map_err(invalid)?;
-    integral_floats_to_integers(&mut value);
-    serde_json::from_value(value).map(Some).map_err(invalid)
+    match serde_json::from_str(text) {
+        Ok(parsed) => Ok(Some(parsed)),
+        Err(error) if bytes.len() > LENIENT_NUMBERS_UP_TO || !error.is_data() => {
+            Err(invalid(error))
+        }
+        Err(error) => {
+            // `3.0` where an integer is expected is valid JSON Schema for an integer.
+            let mut value: serde_json::Value = serde_json::from_str(text).map_err(invalid)?;
+            if !integral_floats_to_integers(&mut value) {
+                return Err(invalid(error));
+            }
+            serde_json::from_value(value).map(Some).map_err(invalid)
+        }
+    }
 }
 
 /// JSON has one number type: `3.0` is the integer 3 (as JSON Schema says), so whole floats are
-/// turned into integers before typed parsing.
-fn integral_floats_to_integers(value: &mut serde_json::Value) {
+/// turned into integers before typed parsing. True when any was.
+fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
     match value {
         serde_json::Value::Number(n) if n.is_f64() => {
             if let Some(f) = n.as_f64()
@@ -130,10 +184,16 @@ fn integral_floats_to_integers(value: &mut serde_json::Value) {
                 && f < i64::MAX as f64
             {
                 *value = serde_json::Value::from(f as i64);
+                return true;
             }
+            false
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
-        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
-        _ => {}
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |any, item| integral_floats_to_integers(item) | any),
+        serde_json::Value::Object(map) => map
+            .values_mut()
+            .fold(false, |any, item| integral_floats_to_integers(item) | any),
+        _ => false,
     }
 }

@@ -64,8 +64,16 @@ fn operation(
             error_response("Conflicts with an existing resource"),
         );
         responses.insert(
+            "429".into(),
+            error_response(
+                "Too many requests in progress for the account, or too many wrong passwords; see Retry-After",
+            ),
+        );
+        responses.insert(
             "503".into(),
-            error_response("The cluster's brokers are unavailable"),
+            error_response(
+                "The cluster's brokers or the database are unavailable; see Retry-After",
+            ),
         );
     } else {
         responses.insert("401".into(), error_response("Wrong credentials"));
@@ -161,6 +169,10 @@ pub fn document(regions: &[String]) -> Value {
         "paths": {
             "/v2/auth/signup": { "post": operation("Create an account", true, Some(reference("Credentials")), "201", json_response("The account", reference("Account")), None) },
             "/v2/auth/login": { "post": operation("Log in and get a session token", true, Some(reference("Credentials")), "200", json_response("A session", reference("Session")), None) },
+            "/v2/auth/logout": { "post": operation("End the caller's session (Bearer token)", false, None, "200", ok_string.clone(), None) },
+            "/v2/auth/password": { "post": operation("Change the password: every session ends, a new one is answered", false,
+                Some(object(&["current_password", "new_password"], &[("current_password", string()), ("new_password", json!({ "type": "string", "minLength": 10, "maxLength": 128 }))], true)),
+                "200", json_response("A new session", reference("Session")), None) },
             "/v2/api-keys": {
                 "get": operation("List API keys", false, None, "200", json_response("Keys", array_of("ApiKey")), None),
                 "post": operation("Create an API key (its secret is shown once)", false, Some(object(&["name"], &[("name", pattern(CLUSTER_NAME))], true)), "201", json_response("The key with its secret", reference("NewApiKey")), None)
@@ -204,7 +216,10 @@ pub fn document(regions: &[String]) -> Value {
             "/readyz": { "get": { "summary": "Readiness (database reachable)", "security": [], "responses": {
                 "200": json_response("Ready", object(&["status"], &[("status", string())], false)),
                 "503": json_response("Not ready", object(&["status"], &[("status", string())], false)) } } },
-            "/metrics": { "get": { "summary": "Prometheus metrics", "security": [], "responses": { "200": { "description": "Text exposition format", "content": { "text/plain": { "schema": string() } } } } } },
+            "/metrics": { "get": { "summary": "Prometheus metrics (clients on the same host, or Bearer --metrics-token)", "security": [], "responses": {
+                "200": { "description": "Text exposition format", "content": { "text/plain": { "schema": string() } } },
+                "401": error_response("The metrics token is missing or wrong"),
+                "403": error_response("Not on this host and no metrics token is set") } } },
             "/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": json_response("OpenAPI 3.1", json!({ "type": "object" })) } } }
         },
         "components": {

@@ -36,6 +36,37 @@ pub struct PlatformConfig {
     pub kafka_endpoint: String,
     /// Placement of new clusters when the request does not say: `shared` or `dedicated`.
     pub default_placement: &'static str,
+    /// The bearer token `/metrics` asks for; without one, `/metrics` answers only clients on
+    /// the same host (loopback), because it lists cluster ids.
+    pub metrics_token: Option<MetricsToken>,
+}
+
+/// The token that opens `/metrics` to Prometheus (`--metrics-token`); never printed.
+#[derive(Clone)]
+pub struct MetricsToken(String);
+
+impl MetricsToken {
+    /// Accepts a token of at least 16 characters.
+    pub fn new(token: &str) -> crate::Result<Self> {
+        if token.trim().len() < 16 {
+            return Err(crate::Error::Invalid(
+                "the metrics token must be at least 16 characters (for example `openssl rand -hex 24`)"
+                    .into(),
+            ));
+        }
+        Ok(MetricsToken(token.trim().to_owned()))
+    }
+
+    /// Whether `given` is the token (in constant time).
+    pub fn matches(&self, given: &str) -> bool {
+        crate::crypto::constant_time_eq(&self.0, given)
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(<redacted>)")
+    }
 }
 
 impl Default for PlatformConfig {
@@ -50,6 +81,7 @@ impl Default for PlatformConfig {
             rest_endpoint: String::new(),
             kafka_endpoint: String::new(),
             default_placement: crate::clusters::SHARED,
+            metrics_token: None,
         }
     }
 }
@@ -75,6 +107,8 @@ pub struct AppState {
     pub final_meter: Arc<dyn FinalMeter>,
     /// Failed log-ins and sign-ups per account and client address, for the API and the console.
     pub login_limit: Arc<LoginLimiter>,
+    /// Requests in progress per account on the API.
+    pub per_account: Arc<crate::concurrency::PerTenant>,
     /// Where cost and invoices are read from (billing).
     pub billing: Arc<dyn BillingSource>,
     /// Decides which clusters are rate-limited, if anything does.

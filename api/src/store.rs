@@ -56,6 +56,7 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(&url)
             .await
             .map_err(|e| {
@@ -89,6 +90,10 @@ impl Store {
         self.pool.close().await;
     }
 }
+
+/// How long a request waits for a database connection before it is answered 503: long enough
+/// for a burst to be served, short enough that an outage is reported instead of hanging.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Normalises an SQLite URL so the file is created when missing, with WAL and foreign keys on.
 fn sqlite_url(url: &str) -> Result<String> {

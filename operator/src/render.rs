@@ -126,13 +126,25 @@ impl Names {
 struct Group {
     statefulset: String,
     zone: Option<String>,
-    /// Node ids of this group are `base + ordinal`; bases are 100 apart, so ids never collide.
-    base: i32,
+    /// The zone's place among the cluster's zones (0 for single-zone).
+    index: i32,
+    /// How many zones the cluster has.
+    zones: i32,
+}
+
+impl Group {
+    /// The node id of the group's broker `ordinal`: `ordinal × zones + index`, so a cluster's
+    /// ids are dense (0 to brokers − 1) whatever the zones, stay the same when brokers are
+    /// added, and the Kafka gateway can give broker *n* the port `first + n`.
+    fn node_id(&self, ordinal: i32) -> i32 {
+        ordinal * self.zones + self.index
+    }
 }
 
 fn groups(input: &RenderInput<'_>, n: &Names) -> Result<Vec<Group>> {
     let zones = input.cluster.spec.zones()?;
     let multi = input.cluster.spec.zone_mode == ZoneMode::Multi;
+    let count = zones.len() as i32;
     Ok(zones
         .into_iter()
         .enumerate()
@@ -143,7 +155,8 @@ fn groups(input: &RenderInput<'_>, n: &Names) -> Result<Vec<Group>> {
                 format!("{}-kafka", n.name)
             },
             zone,
-            base: i as i32 * 100,
+            index: i as i32,
+            zones: count,
         })
         .collect())
 }
@@ -169,7 +182,7 @@ fn server_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -> St
             (0..per_zone).map(move |o| {
                 format!(
                     "{}@{}-{o}.{}.{}.svc:{CONTROLLER_PORT}",
-                    g.base + o,
+                    g.node_id(o),
                     g.statefulset,
                     n.headless,
                     n.namespace
@@ -233,7 +246,7 @@ fn authorization(input: &RenderInput<'_>) -> String {
 const START_SH: &str = r#"#!/bin/bash
 set -euo pipefail
 ORDINAL="${POD_NAME##*-}"
-NODE_ID=$((ZONE_BASE + ORDINAL))
+NODE_ID=$((ORDINAL * ZONE_COUNT + ZONE_INDEX))
 cp /config/server.properties /tmp/server.properties
 {
   echo "node.id=${NODE_ID}"
@@ -366,7 +379,8 @@ fn statefulset(input: &RenderInput<'_>, n: &Names, group: &Group) -> StatefulSet
             env("NAMESPACE", &n.namespace),
             env("HEADLESS", &n.headless),
             env("ZONE", group.zone.as_deref().unwrap_or("")),
-            env("ZONE_BASE", &group.base.to_string()),
+            env("ZONE_INDEX", &group.index.to_string()),
+            env("ZONE_COUNT", &group.zones.to_string()),
             env_from_secret("KRAFT_CLUSTER_ID", &secret, "kraft-cluster-id"),
             env_from_secret("ADMIN_USERNAME", &secret, "admin-username"),
             env_from_secret("ADMIN_PASSWORD", &secret, "admin-password"),

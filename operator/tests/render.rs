@@ -165,7 +165,8 @@ fn a_multi_zone_cluster_pins_one_statefulset_per_zone_with_racks_and_rf_3() {
             (Some("topology.kubernetes.io/zone"), Some(zone))
         );
         assert_eq!(env(sts, "ZONE")["value"], zone, "broker.rack is the zone");
-        assert_eq!(env(sts, "ZONE_BASE")["value"], (i * 100).to_string());
+        assert_eq!(env(sts, "ZONE_INDEX")["value"], i.to_string());
+        assert_eq!(env(sts, "ZONE_COUNT")["value"], "3");
     }
     let props = properties(&objects);
     for needle in [
@@ -187,15 +188,16 @@ fn a_multi_zone_cluster_pins_one_statefulset_per_zone_with_racks_and_rf_3() {
         .collect();
     assert_eq!(
         ids,
-        ["0", "1", "100", "101", "200", "201"],
-        "node ids are unique across zones"
+        ["0", "3", "1", "4", "2", "5"],
+        "node ids are unique across zones and dense: the gateway gives broker n port first + n"
     );
     let start = of_kind(&objects, "ConfigMap")[0]["data"]["start.sh"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(
-        start.contains("broker.rack=${ZONE}") && start.contains("NODE_ID=$((ZONE_BASE + ORDINAL))")
+        start.contains("broker.rack=${ZONE}")
+            && start.contains("NODE_ID=$((ORDINAL * ZONE_COUNT + ZONE_INDEX))")
     );
 }
 

@@ -16,7 +16,10 @@ function kafkaOf(endpoint, credential) {
     brokers: [endpoint],
     sasl: { mechanism: "scram-sha-512", username: credential.username, password: credential.password },
     logLevel: logLevel.NOTHING,
-    retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
+    // Enough for a restart of the local pool's broker (a topic configuration change restarts
+    // it for about a second; a request in flight then has its connection closed and is
+    // retried, docs/kafka-gateway.md). Refusals are not retriable, so they stay fast.
+    retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 2000 },
   });
 }
 

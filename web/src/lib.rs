@@ -42,7 +42,7 @@ pub fn router(app: AppState, prices: PriceList) -> Router {
         app,
         prices: Arc::new(prices),
     };
-    use pages::{api_keys, auth, budget, clusters, invoices, overview, topics, usage};
+    use pages::{account, api_keys, auth, budget, clusters, invoices, overview, topics, usage};
     Router::new()
         .route("/", get(auth::home))
         .route("/signup", get(auth::sign_up_page).post(auth::sign_up))
@@ -82,6 +82,8 @@ pub fn router(app: AppState, prices: PriceList) -> Router {
         .route("/invoices/{id}", get(invoices::show))
         .route("/invoices/{id}/print", get(invoices::print))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/account", get(account::show))
+        .route("/account/password", post(account::change_password))
         .route("/api-keys/{id}/revoke", post(api_keys::revoke))
         .route("/assets/{file}", get(assets::serve))
         .fallback(not_found)

@@ -18,6 +18,8 @@ pub(crate) struct Viewer {
     pub account_id: String,
     /// Their e-mail address, shown in the header.
     pub email: String,
+    /// The session of this cookie, ended at log-out.
+    pub session_id: String,
 }
 
 /// The logged-in visitor of this cookie jar, if any (an expired or forged token is nobody).
@@ -25,14 +27,17 @@ pub(crate) async fn current(jar: &CookieJar, state: &ConsoleState) -> Result<Opt
     let Some(token) = jar.get(SESSION_COOKIE) else {
         return Ok(None);
     };
-    let Ok(account_id) = sessions::verify(&state.app.key, token.value()) else {
-        return Ok(None);
+    let verified = match sessions::verify(&state.app.store, &state.app.key, token.value()).await {
+        Ok(verified) => verified,
+        Err(capstan_api::Error::Unauthenticated(_)) => return Ok(None),
+        Err(trouble) => return Err(trouble.into()),
     };
-    Ok(accounts::find(&state.app.store, &account_id)
+    Ok(accounts::find(&state.app.store, &verified.account_id)
         .await?
         .map(|account| Viewer {
             account_id: account.id,
             email: account.email,
+            session_id: verified.session_id,
         }))
 }
 

@@ -1,20 +1,25 @@
-//! Who is calling the REST data API: HTTP Basic with a cluster credential.
+//! Who is calling the REST data API: HTTP Basic with a cluster credential (or, for
+//! `/webhook`, `?user=…&pass=…`). Checked from the headers, before any body is read, and
+//! holding one of the cluster's places among requests in progress for the whole request.
 
 use axum::{
-    extract::FromRequestParts,
+    extract::{FromRequestParts, Query},
     http::{HeaderMap, header::AUTHORIZATION, request::Parts},
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
+use serde::Deserialize;
 
 use super::{GatewayError, GatewayState};
 use crate::{
     Error,
+    concurrency::Slot,
     credentials::{self, Access},
 };
 
-/// The caller's credential, checked.
-#[derive(Clone, Debug)]
-pub struct Client(pub Access);
+/// The caller's credential, checked, and its place among its cluster's requests in progress
+/// (held until the handler returns).
+#[derive(Debug)]
+pub struct Client(pub Access, pub Slot);
 
 impl FromRequestParts<GatewayState> for Client {
     type Rejection = GatewayError;
@@ -29,8 +34,55 @@ impl FromRequestParts<GatewayState> for Client {
                     .into(),
             )
         })?;
-        Ok(Client(authenticate(state, &user, &pass).await?))
+        Ok(enter(state, &user, &pass).await?)
     }
+}
+
+/// A `/webhook` caller: HTTP Basic, or the `user` and `pass` query parameters (webhook senders
+/// often cannot set headers).
+#[derive(Debug)]
+pub struct WebhookClient(pub Client);
+
+#[derive(Debug, Deserialize)]
+struct WebhookCredentials {
+    user: Option<String>,
+    pass: Option<String>,
+}
+
+impl FromRequestParts<GatewayState> for WebhookClient {
+    type Rejection = GatewayError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &GatewayState,
+    ) -> Result<Self, GatewayError> {
+        let (user, pass) = match basic_credentials(&parts.headers)? {
+            Some(basic) => basic,
+            None => {
+                let Query(query) =
+                    Query::<WebhookCredentials>::try_from_uri(&parts.uri).map_err(|e| {
+                        Error::Invalid(format!("invalid query string: {}", e.body_text()))
+                    })?;
+                match (query.user, query.pass) {
+                    (Some(user), Some(pass)) => (user, pass),
+                    _ => {
+                        return Err(Error::Unauthenticated(
+                            "authentication required: HTTP Basic, or ?user=…&pass=…".into(),
+                        )
+                        .into());
+                    }
+                }
+            }
+        };
+        Ok(WebhookClient(enter(state, &user, &pass).await?))
+    }
+}
+
+/// Authenticates `user` and takes a place among its cluster's requests in progress.
+async fn enter(state: &GatewayState, user: &str, pass: &str) -> Result<Client, Error> {
+    let access = authenticate(state, user, pass).await?;
+    let slot = state.per_cluster.enter(&access.cluster_id)?;
+    Ok(Client(access, slot))
 }
 
 /// Parses `Authorization: Basic …`; `None` when the header is absent.

@@ -11,7 +11,6 @@ use std::{
 
 use axum::{
     Json,
-    body::Bytes,
     extract::{Path, Query, State},
     http::HeaderMap,
 };
@@ -26,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::{
-    Action, GatewayResult, GatewayState,
+    Action, GatewayResult, GatewayState, RawBody,
     auth::Client,
     poll,
     types::{Message, OneOrMany, TopicPartitionOffset},
@@ -113,7 +112,9 @@ impl InstanceSettings {
                 "auto.commit.interval.ms",
                 self.auto_commit_interval_ms.to_string(),
             )
-            .set("enable.auto.offset.store", "true")
+            // Only records handed to the client are stored for (auto-)commit: records polled
+            // and dropped (of a topic the instance just stopped consuming) are never committed.
+            .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", self.auto_offset_reset)
             // The group session only detects a gateway that died; idle instances are closed by
             // the gateway itself after the instance's session timeout.
@@ -132,6 +133,8 @@ impl InstanceSettings {
 }
 
 struct Instance {
+    /// The credential that made it: only it may use, commit or delete the instance.
+    owner: String,
     consumer: std::sync::Mutex<Option<BaseConsumer>>,
     topics: std::sync::Mutex<Vec<String>>,
     last_used: std::sync::Mutex<Instant>,
@@ -181,14 +184,34 @@ impl Instance {
         result
     }
 
-    /// Leaves the group and closes the consumer (blocking: call on a blocking thread).
+    /// Leaves the group and closes the consumer (blocking: call on a blocking thread), for at
+    /// most [`CLOSE_TIMEOUT`]: a consumer whose brokers do not answer is abandoned (the group
+    /// drops it after its session timeout), because dropping it would wait for them forever.
     fn close(&self) {
-        if let Some(consumer) = self.consumer.lock().ok().and_then(|mut c| c.take()) {
-            consumer.unsubscribe();
+        let Some(consumer) = self.consumer.lock().ok().and_then(|mut c| c.take()) else {
+            return;
+        };
+        consumer.unsubscribe();
+        if consumer.close_queue().is_ok() {
+            let deadline = Instant::now() + CLOSE_TIMEOUT;
+            while !consumer.closed() && Instant::now() < deadline {
+                consumer.poll(Duration::from_millis(100));
+            }
+        }
+        if consumer.closed() {
             drop(consumer);
+        } else {
+            tracing::warn!(
+                timeout_secs = CLOSE_TIMEOUT.as_secs(),
+                "a consumer instance did not leave its group in time; abandoned"
+            );
+            std::mem::forget(consumer);
         }
     }
 }
+
+/// The longest a consumer instance is given to leave its group when it is closed.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Every live consumer instance of the gateway.
 #[derive(Default)]
@@ -202,14 +225,27 @@ impl std::fmt::Debug for Instances {
     }
 }
 
+/// The refusal of an instance another credential made.
+fn not_owner(key: &Key) -> Error {
+    Error::Forbidden(format!(
+        "consumer instance {}/{} belongs to another credential of this cluster; use another instance name",
+        key.group, key.instance
+    ))
+}
+
 impl Instances {
-    async fn find(&self, key: &Key) -> Result<Arc<Instance>> {
-        self.live.lock().await.get(key).cloned().ok_or_else(|| {
+    /// The instance `key`, if `access`'s credential made it.
+    async fn find(&self, key: &Key, access: &Access) -> Result<Arc<Instance>> {
+        let instance = self.live.lock().await.get(key).cloned().ok_or_else(|| {
             Error::Missing(format!(
                 "consumer instance {}/{} does not exist (it is created by its first /consume and closed after being idle)",
                 key.group, key.instance
             ))
-        })
+        })?;
+        if instance.owner != access.username {
+            return Err(not_owner(key));
+        }
+        Ok(instance)
     }
 
     async fn find_or_create(
@@ -221,6 +257,9 @@ impl Instances {
     ) -> Result<Arc<Instance>> {
         let mut live = self.live.lock().await;
         if let Some(instance) = live.get(&key) {
+            if instance.owner != access.username {
+                return Err(not_owner(&key));
+            }
             return Ok(instance.clone());
         }
         let settings = InstanceSettings::from_headers(headers)?;
@@ -242,6 +281,7 @@ impl Instances {
             .create()
             .map_err(|e| Error::Broker(format!("could not create a Kafka consumer: {e}")))?;
         let instance = Arc::new(Instance {
+            owner: access.username.clone(),
             consumer: std::sync::Mutex::new(Some(consumer)),
             topics: std::sync::Mutex::new(Vec::new()),
             last_used: std::sync::Mutex::new(Instant::now()),
@@ -251,8 +291,22 @@ impl Instances {
         Ok(instance)
     }
 
-    async fn remove(&self, key: &Key) -> Option<Arc<Instance>> {
-        self.live.lock().await.remove(key)
+    /// Takes the instance `key` out, if `access`'s credential made it.
+    async fn remove_owned(&self, key: &Key, access: &Access) -> Result<Arc<Instance>> {
+        let mut live = self.live.lock().await;
+        match live.get(key) {
+            None => Err(Error::Missing(format!(
+                "consumer instance {}/{} does not exist",
+                key.group, key.instance
+            ))),
+            Some(instance) if instance.owner != access.username => Err(not_owner(key)),
+            Some(_) => live.remove(key).ok_or_else(|| {
+                Error::Missing(format!(
+                    "consumer instance {}/{} does not exist",
+                    key.group, key.instance
+                ))
+            }),
+        }
     }
 
     /// Closes instances idle longer than their session timeout.
@@ -325,7 +379,7 @@ pub(super) struct ConsumeRequest {
 /// `GET /consume/{group}/{instance}/{topic}?timeout=…`.
 pub(super) async fn consume_topic(
     State(state): State<GatewayState>,
-    Client(access): Client,
+    Client(access, _slot): Client,
     Path((group, instance, topic)): Path<(String, String, String)>,
     Query(query): Query<TimeoutQuery>,
     headers: HeaderMap,
@@ -346,10 +400,10 @@ pub(super) async fn consume_topic(
 /// `GET|POST /consume/{group}/{instance}` with `{topic | topics, timeout?}`.
 pub(super) async fn consume_body(
     State(state): State<GatewayState>,
-    Client(access): Client,
+    Client(access, _slot): Client,
     Path((group, instance)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> GatewayResult<Json<Vec<Message>>> {
     let request: ConsumeRequest = parse_json(&body)?
         .ok_or_else(|| Error::Invalid("the body must name a topic or topics".into()))?;
@@ -381,6 +435,12 @@ async fn consume(
     if topics.is_empty() {
         return Err(Error::Invalid("name a topic or topics to consume".into()));
     }
+    if topics.len() > super::types::MAX_PARTITIONS_PER_REQUEST {
+        return Err(Error::Invalid(format!(
+            "a consumer may subscribe to at most {} topics in one request",
+            super::types::MAX_PARTITIONS_PER_REQUEST
+        )));
+    }
     for topic in &topics {
         state.require_topic(access, topic, Action::Consume).await?;
     }
@@ -404,6 +464,7 @@ async fn consume(
             let (messages, error) = poll::poll_batch(consumer, timeout, &prefix, |record| {
                 topics.iter().any(|t| t == record.topic())
             });
+            store_delivered(consumer, &prefix, &messages);
             match error {
                 Some(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))
                     if messages.is_empty() =>
@@ -426,24 +487,45 @@ async fn consume(
     Ok(messages)
 }
 
+/// Stores, for the next (auto-)commit, the position after the last record of each partition
+/// handed to the client. A partition no longer assigned (a rebalance since) refuses the store:
+/// its records are then consumed again by its new owner, never skipped.
+fn store_delivered(consumer: &BaseConsumer, prefix: &str, messages: &[Message]) {
+    let mut last: HashMap<(String, i32), i64> = HashMap::new();
+    for message in messages {
+        let position = last
+            .entry((format!("{prefix}{}", message.topic), message.partition))
+            .or_insert(message.offset);
+        *position = (*position).max(message.offset);
+    }
+    for ((topic, partition), offset) in last {
+        if let Err(error) = consumer.store_offset(&topic, partition, offset) {
+            tracing::debug!(%error, %topic, partition, "delivered offset not stored");
+        }
+    }
+}
+
 /// `GET|POST /commit/{group}/{instance}`: no body or `[]` commits the instance's positions;
 /// offsets in the body are committed exactly as given.
 pub(super) async fn commit(
     State(state): State<GatewayState>,
-    Client(access): Client,
+    Client(access, _slot): Client,
     Path((group, instance)): Path<(String, String)>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> GatewayResult<Json<Value>> {
     let offsets = parse_json::<OneOrMany<TopicPartitionOffset>>(&body)?
         .map(OneOrMany::into_vec)
         .unwrap_or_default();
-    for offset in &offsets {
-        let topic = state
-            .require_topic(&access, &offset.topic, Action::Consume)
-            .await?;
-        state.require_partition(&topic, offset.partition)?;
-    }
-    let instance = state.instances.find(&key(&access, group, instance)).await?;
+    state
+        .require_consumable(
+            &access,
+            offsets.iter().map(|o| (o.topic.as_str(), o.partition)),
+        )
+        .await?;
+    let instance = state
+        .instances
+        .find(&key(&access, group, instance), &access)
+        .await?;
     instance
         .with_consumer(move |consumer, _| {
             let result = if offsets.is_empty() {
@@ -473,13 +555,16 @@ pub(super) async fn commit(
 /// request order; `-1` where nothing is committed.
 pub(super) async fn committed(
     State(state): State<GatewayState>,
-    Client(access): Client,
+    Client(access, _slot): Client,
     Path((group, instance)): Path<(String, String)>,
     Query(query): Query<TimeoutQuery>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> GatewayResult<Json<Vec<TopicPartitionOffset>>> {
     let wanted = state.require_consumable_partitions(&access, &body).await?;
-    let instance = state.instances.find(&key(&access, group, instance)).await?;
+    let instance = state
+        .instances
+        .find(&key(&access, group, instance), &access)
+        .await?;
     let timeout = poll::timeout(query.timeout, 10_000);
     let offsets = instance
         .with_consumer(move |consumer, _| {
@@ -513,7 +598,7 @@ pub(super) async fn committed(
 /// `GET /consumers`: every live instance of the cluster with its assigned partitions.
 pub(super) async fn list(
     State(state): State<GatewayState>,
-    Client(access): Client,
+    Client(access, _slot): Client,
 ) -> GatewayResult<Json<Value>> {
     let instances: Vec<(Key, Arc<Instance>)> = state
         .instances
@@ -568,16 +653,11 @@ pub(super) async fn list(
 /// `POST|DELETE /delete-consumer/{group}/{instance}`: closes the instance (it leaves the group).
 pub(super) async fn delete(
     State(state): State<GatewayState>,
-    Client(access): Client,
+    Client(access, _slot): Client,
     Path((group, instance)): Path<(String, String)>,
 ) -> GatewayResult<Json<Value>> {
     let key = key(&access, group, instance);
-    let instance = state.instances.remove(&key).await.ok_or_else(|| {
-        Error::Missing(format!(
-            "consumer instance {}/{} does not exist",
-            key.group, key.instance
-        ))
-    })?;
+    let instance = state.instances.remove_owned(&key, &access).await?;
     tokio::task::spawn_blocking(move || instance.close())
         .await
         .map_err(|e| Error::internal("consumer task failed", e))?;

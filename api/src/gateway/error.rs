@@ -8,7 +8,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{Error, cause_chain};
+use crate::Error;
 
 /// An [`Error`] answered in the REST data API's shape.
 #[derive(Debug)]
@@ -27,17 +27,7 @@ impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.0.status();
         let retry_after = self.0.retry_after();
-        let message = match &self.0 {
-            Error::Broker(_) => {
-                tracing::warn!(error = %self.0, "broker unavailable");
-                self.0.to_string()
-            }
-            e if status.is_server_error() => {
-                tracing::error!(error = %cause_chain(e), "gateway request failed");
-                "internal server error; the cause has been logged".to_owned()
-            }
-            e => e.to_string(),
-        };
+        let message = self.0.public_message();
         let mut response = (
             status,
             Json(json!({ "result": null, "error": message, "status": status.as_u16() })),

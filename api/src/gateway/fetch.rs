@@ -2,12 +2,12 @@
 
 use std::collections::HashMap;
 
-use axum::{Json, body::Bytes, extract::State};
+use axum::{Json, extract::State};
 use rdkafka::{Offset, TopicPartitionList, consumer::Consumer, message::Message as _};
 use serde::Deserialize;
 
 use super::{
-    Action, GatewayResult, GatewayState,
+    Action, GatewayResult, GatewayState, RawBody,
     auth::Client,
     poll,
     types::{Message, TopicPartitionOffset},
@@ -36,8 +36,8 @@ const MAX_TRIPLES: usize = 100;
 /// waiting at most `timeout` ms (default 1000) for the first one.
 pub(super) async fn fetch(
     State(state): State<GatewayState>,
-    Client(access): Client,
-    body: Bytes,
+    Client(access, _slot): Client,
+    RawBody(body): RawBody,
 ) -> GatewayResult<Json<Vec<Message>>> {
     let request: FetchRequest = parse_json(&body)?.ok_or_else(|| {
         Error::Invalid(

@@ -17,9 +17,11 @@ use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    extract::{DefaultBodyLimit, Request},
+    body::Bytes,
+    extract::{DefaultBodyLimit, FromRequest, Request},
     http::StatusCode,
-    middleware,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use tower::Layer;
@@ -34,9 +36,15 @@ use crate::{Error, Result, credentials::Access, state::AppState, topics::TopicRo
 
 /// Largest request body the gateway reads.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-/// Requests handled at once; more wait in the accept queue. With [`MAX_BODY_BYTES`] this bounds
+/// Requests handled at once; more wait for a place. With [`MAX_BODY_BYTES`] this bounds
 /// the memory requests can hold (the brokers' own limits bound what a fetch can return).
 pub const MAX_CONCURRENT_REQUESTS: usize = 256;
+/// Requests one cluster may have in progress at once; more are answered 429 at once, so one
+/// tenant's slow or numerous requests never hold every place of [`MAX_CONCURRENT_REQUESTS`].
+pub const MAX_REQUESTS_PER_CLUSTER: usize = 32;
+/// The longest a request may take, body and long-poll included (`/consume` and `/fetch` wait
+/// at most [`poll::MAX_TIMEOUT_MS`] for records); a slower one is answered 408.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// What gateway handlers share.
 #[derive(Clone, Debug)]
@@ -49,6 +57,23 @@ pub struct GatewayState {
     pub instances: Arc<Instances>,
     /// Counters.
     pub usage: Usage,
+    /// Requests in progress per cluster.
+    pub per_cluster: Arc<crate::concurrency::PerTenant>,
+}
+
+/// A request body read within [`crate::extract::BODY_TIMEOUT`] and [`MAX_BODY_BYTES`],
+/// refused in the REST data API's error shape.
+#[derive(Debug)]
+pub(crate) struct RawBody(pub Bytes);
+
+impl FromRequest<GatewayState> for RawBody {
+    type Rejection = GatewayError;
+
+    async fn from_request(request: Request, state: &GatewayState) -> GatewayResult<Self> {
+        Ok(RawBody(
+            crate::extract::read_body(request, state, MAX_BODY_BYTES).await?,
+        ))
+    }
 }
 
 /// What a request wants to do with a topic.
@@ -71,6 +96,10 @@ impl GatewayState {
             clients: Arc::default(),
             instances: Arc::default(),
             usage,
+            per_cluster: Arc::new(crate::concurrency::PerTenant::new(
+                MAX_REQUESTS_PER_CLUSTER,
+                "cluster",
+            )),
         }
     }
 
@@ -133,13 +162,39 @@ impl GatewayState {
             .ok_or_else(|| {
                 Error::Invalid("the body must be a {topic, partition} or an array of them".into())
             })?;
-        for tp in &wanted {
-            let topic = self
-                .require_topic(access, &tp.topic, Action::Consume)
-                .await?;
-            self.require_partition(&topic, tp.partition)?;
-        }
+        self.require_consumable(
+            access,
+            wanted.iter().map(|tp| (tp.topic.as_str(), tp.partition)),
+        )
+        .await?;
         Ok(wanted)
+    }
+
+    /// Checks that the caller may consume every named partition, which must exist: at most
+    /// [`types::MAX_PARTITIONS_PER_REQUEST`] of them, each topic looked up once.
+    pub(crate) async fn require_consumable<'a>(
+        &self,
+        access: &Access,
+        wanted: impl ExactSizeIterator<Item = (&'a str, i32)>,
+    ) -> Result<()> {
+        if wanted.len() > types::MAX_PARTITIONS_PER_REQUEST {
+            return Err(Error::Invalid(format!(
+                "a request may name at most {} partitions; this one names {}",
+                types::MAX_PARTITIONS_PER_REQUEST,
+                wanted.len()
+            )));
+        }
+        let mut topics: std::collections::HashMap<&str, TopicRow> = Default::default();
+        for (name, partition) in wanted {
+            let topic = match topics.entry(name) {
+                std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::hash_map::Entry::Vacant(new) => {
+                    new.insert(self.require_topic(access, name, Action::Consume).await?)
+                }
+            };
+            self.require_partition(topic, partition)?;
+        }
+        Ok(())
     }
 
     /// Closes every consumer instance and flushes producers (graceful shutdown).
@@ -173,21 +228,37 @@ pub fn service(state: GatewayState) -> NormalizePath<Router> {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
+        .layer(middleware::from_fn(deadline))
         .layer(middleware::from_fn_with_state(state.app.clone(), crate::metrics::track))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state);
     NormalizePathLayer::trim_trailing_slash().layer(router)
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes.
+/// Answers 408 for a request that takes longer than [`REQUEST_TIMEOUT`].
+async fn deadline(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => GatewayError(Error::TimedOut(format!(
+            "the request did not complete within {} seconds",
+            REQUEST_TIMEOUT.as_secs()
+        )))
+        .into_response(),
+    }
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, with the connection limits of
+/// [`crate::listener`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: GatewayState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    let service = axum::ServiceExt::<Request>::into_make_service(service(state));
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::internal("the REST gateway failed", e))
+) {
+    crate::listener::serve(
+        listener,
+        service(state),
+        crate::listener::ConnectionLimits::default(),
+        shutdown,
+    )
+    .await;
 }

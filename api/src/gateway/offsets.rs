@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 
 use axum::{
     Json,
-    body::Bytes,
     extract::{Path, Query, State},
 };
 use rdkafka::{Offset, TopicPartitionList, consumer::Consumer};
 use serde::Deserialize;
 
-use super::{GatewayResult, GatewayState, auth::Client, poll, types::TopicPartitionOffset};
+use super::{
+    GatewayResult, GatewayState, RawBody, auth::Client, poll, types::TopicPartitionOffset,
+};
 use crate::{Error, topics};
 
 #[derive(Debug, Deserialize)]
@@ -29,10 +30,10 @@ enum Point {
 /// the given one (`-1` when there is none).
 pub(super) async fn offsets(
     State(state): State<GatewayState>,
-    Client(access): Client,
+    Client(access, _slot): Client,
     Path(point): Path<String>,
     Query(query): Query<TimeoutQuery>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> GatewayResult<Json<Vec<TopicPartitionOffset>>> {
     let point = match point.as_str() {
         "earliest" => Point::Earliest,
@@ -97,7 +98,7 @@ pub(super) async fn offsets(
 /// `GET /topics`: every topic the credential can see, with its partition count.
 pub(super) async fn list(
     State(state): State<GatewayState>,
-    Client(access): Client,
+    Client(access, _slot): Client,
 ) -> GatewayResult<Json<BTreeMap<String, i64>>> {
     let topics = topics::all_of_cluster(&state.app, &access.cluster_id).await?;
     Ok(Json(

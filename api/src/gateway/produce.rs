@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use axum::{
     Json,
-    body::Bytes,
     extract::{Path, Query, State},
     http::HeaderMap,
 };
@@ -15,8 +14,8 @@ use rdkafka::{
 use serde::Deserialize;
 
 use super::{
-    Action, GatewayResult, GatewayState,
-    auth::{self, Client},
+    Action, GatewayResult, GatewayState, RawBody,
+    auth::{Client, WebhookClient},
     types::{Header, Metadata, OneOrMany, ProduceMessage},
 };
 use crate::{Error, Result, credentials::Access, extract::parse_json};
@@ -70,7 +69,7 @@ pub(super) struct KeyQuery {
 /// `GET /produce/{topic}/{message}?key=…`: one message from the URL; answers one Metadata.
 pub(super) async fn from_path(
     State(state): State<GatewayState>,
-    Client(access): Client,
+    Client(access, _slot): Client,
     Path((topic, value)): Path<(String, String)>,
     Query(query): Query<KeyQuery>,
 ) -> GatewayResult<Json<Metadata>> {
@@ -89,9 +88,9 @@ pub(super) async fn from_path(
 /// `GET|POST /produce/{topic}`: one message or an array; answers an array of Metadata.
 pub(super) async fn to_topic(
     State(state): State<GatewayState>,
-    Client(access): Client,
+    Client(access, _slot): Client,
     Path(topic): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> GatewayResult<Json<Vec<Metadata>>> {
     let messages = parse_messages(&body, Some(&topic))?;
     Ok(Json(send(&state, &access, messages).await?))
@@ -100,8 +99,8 @@ pub(super) async fn to_topic(
 /// `GET|POST /produce`: one message or an array, each naming its topic; answers an array.
 pub(super) async fn with_topics(
     State(state): State<GatewayState>,
-    Client(access): Client,
-    body: Bytes,
+    Client(access, _slot): Client,
+    RawBody(body): RawBody,
 ) -> GatewayResult<Json<Vec<Metadata>>> {
     let messages = parse_messages(&body, None)?;
     Ok(Json(send(&state, &access, messages).await?))
@@ -131,8 +130,6 @@ fn parse_messages(body: &[u8], topic_in_url: Option<&str>) -> Result<Vec<Outgoin
 #[derive(Debug, Deserialize)]
 pub(super) struct WebhookQuery {
     topic: Option<String>,
-    user: Option<String>,
-    pass: Option<String>,
 }
 
 /// Request headers that describe the HTTP exchange, not the event, and so are not copied into
@@ -183,21 +180,11 @@ fn is_standard(name: &str) -> bool {
 /// non-standard request headers become Kafka headers, in order.
 pub(super) async fn webhook(
     State(state): State<GatewayState>,
+    WebhookClient(Client(access, _slot)): WebhookClient,
     Query(query): Query<WebhookQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> GatewayResult<Json<Metadata>> {
-    let (user, pass) = match (auth::basic_credentials(&headers)?, query.user, query.pass) {
-        (Some(basic), _, _) => basic,
-        (None, Some(user), Some(pass)) => (user, pass),
-        _ => {
-            return Err(Error::Unauthenticated(
-                "authentication required: HTTP Basic, or ?user=…&pass=…".into(),
-            )
-            .into());
-        }
-    };
-    let access = auth::authenticate(&state, &user, &pass).await?;
     let topic = query
         .topic
         .ok_or_else(|| Error::Invalid("the topic query parameter is required".into()))?;

@@ -58,12 +58,61 @@ pub struct TopicPartitionOffset {
     pub offset: i64,
 }
 
-/// One object or an array of them, as most data API bodies may be.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// The most items one list in a request body may hold (messages to produce, say); lists of
+/// partitions, each of which costs a lookup, have a smaller bound
+/// ([`MAX_PARTITIONS_PER_REQUEST`]).
+pub const MAX_LIST_ITEMS: usize = 10_000;
+
+/// The most topic partitions one `/offsets`, `/committed` or `/commit` request may
+/// name.
+pub const MAX_PARTITIONS_PER_REQUEST: usize = 1_000;
+
+/// One object or an array of them, as most data API bodies may be. Parsed item by item (no
+/// intermediate copy of the body), with at most [`MAX_LIST_ITEMS`].
+#[derive(Debug)]
 pub enum OneOrMany<T> {
     Many(Vec<T>),
     One(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Items<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Items<T> {
+            type Value = OneOrMany<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object or an array of objects")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                while let Some(item) = seq.next_element()? {
+                    if items.len() == MAX_LIST_ITEMS {
+                        return Err(serde::de::Error::custom(format!(
+                            "at most {MAX_LIST_ITEMS} items are accepted in one request"
+                        )));
+                    }
+                    items.push(item);
+                }
+                Ok(OneOrMany::Many(items))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(OneOrMany::One)
+            }
+        }
+
+        deserializer.deserialize_any(Items(std::marker::PhantomData))
+    }
 }
 
 impl<T> OneOrMany<T> {

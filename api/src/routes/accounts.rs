@@ -8,7 +8,7 @@ use axum::{
 use serde::Deserialize;
 
 use crate::{
-    Result,
+    Error, Result,
     accounts::{self, Account, Email, Password},
     api_keys::{self, ApiKey, NewApiKey},
     extract::{Caller, ClientAddress, JsonBody},
@@ -48,11 +48,65 @@ pub(super) async fn log_in(
         &body.password,
     )
     .await?;
-    Ok(Json(sessions::issue(
-        &state.key,
-        &account.id,
-        state.config.session_ttl_seconds,
-    )?))
+    Ok(Json(
+        sessions::issue(
+            &state.store,
+            &state.key,
+            &account.id,
+            state.config.session_ttl_seconds,
+        )
+        .await?,
+    ))
+}
+
+/// `POST /v2/auth/logout`: ends the caller's session at once.
+pub(super) async fn log_out(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<&'static str>> {
+    let session = caller.session_id.ok_or_else(|| {
+        Error::Invalid(
+            "log-out ends a session (Bearer token); revoke an API key with DELETE /v2/api-keys/{id}"
+                .into(),
+        )
+    })?;
+    sessions::revoke(&state.store, &session).await?;
+    Ok(super::ok())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /v2/auth/password`: changes the password, ends every session of the account and
+/// answers a new session for the caller.
+pub(super) async fn change_password(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    caller: Caller,
+    JsonBody(body): JsonBody<PasswordChange>,
+) -> Result<Json<Session>> {
+    accounts::change_password(
+        &state.store,
+        &state.login_limit,
+        &address,
+        &caller.account_id,
+        &body.current_password,
+        &body.new_password,
+    )
+    .await?;
+    Ok(Json(
+        sessions::issue(
+            &state.store,
+            &state.key,
+            &caller.account_id,
+            state.config.session_ttl_seconds,
+        )
+        .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,14 +8,32 @@ mod ops;
 mod stats;
 mod topics;
 
+use std::{sync::Arc, time::Duration};
+
 use axum::{
     Router,
+    extract::{DefaultBodyLimit, Request, State},
     http::{StatusCode, Uri},
-    middleware,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::{delete, get, patch, post},
 };
+use tokio::sync::Semaphore;
 
 use crate::{Error, state::AppState};
+
+/// Largest request body of the API and console (their bodies are small JSON documents and
+/// forms; Stripe's events are the largest).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Requests the API and console handle at once, including those still finishing after their
+/// client left or their deadline passed; more wait up to [`REQUEST_TIMEOUT`] for a place.
+pub const MAX_CONCURRENT_REQUESTS: usize = 512;
+/// Requests one account may have in progress at once on the API (more are answered 429), so
+/// one tenant cannot hold every place of [`MAX_CONCURRENT_REQUESTS`].
+pub const MAX_REQUESTS_PER_ACCOUNT: usize = 64;
+/// How long a client waits for an answer. A request that takes longer is answered 503 but
+/// is not abandoned: a change already under way (a cluster being made, say) completes.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The control plane's router (provisioning API and operations endpoints), with the web
 /// console's routes (wired in by the binary) on the same listener when given. The console then
@@ -25,6 +43,8 @@ pub fn router(state: AppState, console: Option<Router>) -> Router {
     let api = Router::new()
         .route("/v2/auth/signup", post(accounts::sign_up))
         .route("/v2/auth/login", post(accounts::log_in))
+        .route("/v2/auth/logout", post(accounts::log_out))
+        .route("/v2/auth/password", post(accounts::change_password))
         .route(
             "/v2/api-keys",
             get(accounts::list_api_keys).post(accounts::create_api_key),
@@ -79,8 +99,46 @@ pub fn router(state: AppState, console: Option<Router>) -> Router {
         None => api.fallback(not_found),
     }
     .method_not_allowed_fallback(method_not_allowed)
+    .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .layer(middleware::from_fn_with_state(
+        Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS)),
+        run_to_completion,
+    ))
     .layer(middleware::from_fn_with_state(state, crate::metrics::track))
     .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Runs each request in a task of its own, holding one of `places`, and answers within
+/// [`REQUEST_TIMEOUT`]. The task runs to its end even when the client leaves or the deadline
+/// passes, so a handler is never stopped between two steps of a change (brokers made but not
+/// recorded, say); a panic in it is answered 500 instead of closing the connection.
+async fn run_to_completion(
+    State(places): State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let place = match tokio::time::timeout(REQUEST_TIMEOUT, places.acquire_owned()).await {
+        Ok(Ok(place)) => place,
+        _ => {
+            return Error::Overloaded(
+                "the API is handling as many requests as it can; retry in a moment".into(),
+            )
+            .into_response();
+        }
+    };
+    let work = tokio::spawn(async move {
+        let _place = place;
+        next.run(request).await
+    });
+    match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(failure)) => Error::internal("a request handler failed", failure).into_response(),
+        Err(_) => Error::Overloaded(format!(
+            "the request took longer than {} seconds; it goes on in the background: look at the resource again in a moment",
+            REQUEST_TIMEOUT.as_secs()
+        ))
+        .into_response(),
+    }
 }
 
 async fn not_found(uri: Uri) -> Error {

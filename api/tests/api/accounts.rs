@@ -224,3 +224,115 @@ async fn an_account_may_hold_only_the_configured_number_of_api_keys() {
         "{body}"
     );
 }
+
+async fn log_out_and_password_changes_end_sessions(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.new_user().await;
+    let log_in = |password: &'static str| {
+        let app = &app;
+        let email = user.email.clone();
+        async move {
+            app.call(
+                Method::POST,
+                "/v2/auth/login",
+                &Auth::None,
+                Some(json!({ "email": email, "password": password })),
+            )
+            .await
+        }
+    };
+    let (_, first) = log_in(PASSWORD).await;
+    let first = Auth::Bearer(first["token"].as_str().unwrap().to_owned());
+    let (_, second) = log_in(PASSWORD).await;
+    let second = Auth::Bearer(second["token"].as_str().unwrap().to_owned());
+    let (status, _) = app
+        .call(Method::GET, "/v2/kafka/clusters", &first, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Log-out ends that session only.
+    let (status, body) = app
+        .call(Method::POST, "/v2/auth/logout", &first, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .call(Method::GET, "/v2/kafka/clusters", &first, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("session has ended"),
+        "{body}"
+    );
+    let (status, _) = app
+        .call(Method::GET, "/v2/kafka/clusters", &second, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // An API key has no session to end.
+    let (status, body) = app
+        .call(Method::POST, "/v2/auth/logout", &user.auth(), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // A wrong current password is refused and changes nothing; a weak new one is explained.
+    let change =
+        |current: &str, new: &str| json!({ "current_password": current, "new_password": new });
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/v2/auth/password",
+            &second,
+            Some(change("wrong password!", "a new password 1")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/v2/auth/password",
+            &second,
+            Some(change(PASSWORD, "short")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = app
+        .call(Method::GET, "/v2/kafka/clusters", &second, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A change ends every session and answers a new one; API keys keep working.
+    let (status, third) = log_in(PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    let third = Auth::Bearer(third["token"].as_str().unwrap().to_owned());
+    let (status, fresh) = app
+        .call(
+            Method::POST,
+            "/v2/auth/password",
+            &second,
+            Some(change(PASSWORD, "a new password 1")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{fresh}");
+    for ended in [&second, &third] {
+        let (status, _) = app
+            .call(Method::GET, "/v2/kafka/clusters", ended, None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let fresh = Auth::Bearer(fresh["token"].as_str().unwrap().to_owned());
+    let (status, _) = app
+        .call(Method::GET, "/v2/kafka/clusters", &fresh, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .call(Method::GET, "/v2/kafka/clusters", &user.auth(), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = log_in(PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = log_in("a new password 1").await;
+    assert_eq!(status, StatusCode::OK);
+}
+on_both_backends!(log_out_and_password_changes_end_sessions);

@@ -771,3 +771,149 @@ async fn an_unreachable_broker_gives_a_503_and_the_gateway_recovers_by_itself() 
         "{fetched}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_instances_belong_to_the_credential_that_made_them() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let user = app.new_user().await;
+    let cluster = app.new_cluster(&user, "owned").await;
+    let cluster_id = cluster["cluster_id"].as_str().unwrap();
+    app.new_topic(&user, cluster_id, "t", 1).await;
+    let owner = Some((
+        cluster["username"].as_str().unwrap(),
+        cluster["password"].as_str().unwrap(),
+    ));
+    let (status, other) = app
+        .call(
+            Method::POST,
+            "/v2/kafka/credential",
+            &user.auth(),
+            Some(json!({ "credential_name": "other", "cluster_id": cluster_id, "topic": "*", "permissions": "ALL" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{other}");
+    let other = Some((
+        other["username"].as_str().unwrap(),
+        other["password"].as_str().unwrap(),
+    ));
+    let earliest = [("kafka-auto-offset-reset", "earliest")];
+    app.rest(
+        Method::POST,
+        "/produce/t",
+        owner,
+        Some(r#"{"value":"a"}"#),
+        &[],
+    )
+    .await;
+    let (status, batch) = app
+        .rest(
+            Method::GET,
+            "/consume/g/mine/t?timeout=2000",
+            owner,
+            None,
+            &earliest,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{batch}");
+
+    // Another credential of the same cluster cannot use, read, commit or delete it.
+    let tp = r#"[{"topic":"t","partition":0}]"#;
+    for (method, path, body) in [
+        (Method::GET, "/consume/g/mine/t?timeout=10", None),
+        (Method::POST, "/committed/g/mine", Some(tp)),
+        (Method::POST, "/commit/g/mine", None),
+        (Method::POST, "/delete-consumer/g/mine", None),
+    ] {
+        let (status, answer) = app.rest(method, path, other, body, &earliest).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("belongs to another credential"),
+            "{answer}"
+        );
+    }
+    // Its owner still can.
+    let (status, answer) = app
+        .rest(Method::POST, "/commit/g/mine", owner, None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = app
+        .rest(Method::POST, "/delete-consumer/g/mine", owner, None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_what_an_instance_consumes_never_commits_records_it_did_not_deliver() {
+    let f = fixture(&[("a", 1), ("b", 1)]).await;
+    let c = Some(f.creds());
+    let settings = [("kafka-auto-offset-reset", "earliest")];
+    let produce = |topic: &'static str, count: usize| {
+        let body = Value::Array(
+            (0..count)
+                .map(|i| json!({ "value": format!("{topic}{i}") }))
+                .collect(),
+        )
+        .to_string();
+        let app = &f.app;
+        async move {
+            let (status, answer) = app
+                .rest(
+                    Method::POST,
+                    &format!("/produce/{topic}"),
+                    c,
+                    Some(&body),
+                    &[],
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
+    };
+    // Consumes `topic` until `count` records came (a subscription change rebalances the group
+    // first, which takes the local broker a few seconds), for at most a minute.
+    let consume = |topic: &'static str, count: usize| {
+        let app = &f.app;
+        async move {
+            let mut seen = Vec::new();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while seen.len() < count && std::time::Instant::now() < deadline {
+                let (status, batch) = app
+                    .rest(
+                        Method::GET,
+                        &format!("/consume/g/i/{topic}?timeout=1000"),
+                        c,
+                        None,
+                        &settings,
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{batch}");
+                seen.extend(
+                    batch
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|m| m["value"].as_str().unwrap().to_owned()),
+                );
+            }
+            seen
+        }
+    };
+    produce("a", 1).await;
+    assert_eq!(consume("a", 1).await, vec!["a0"]);
+    // Records of `a` fetched ahead are dropped when the instance switches to `b`.
+    produce("a", 50).await;
+    produce("b", 1).await;
+    assert_eq!(consume("b", 1).await, vec!["b0"]);
+    // Whatever the instance holds as its position is committed now.
+    let (status, answer) = f.app.rest(Method::POST, "/commit/g/i", c, None, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // Back on `a`: every record not delivered yet comes, none was committed unseen.
+    let expected: Vec<String> = (0..50).map(|i| format!("a{i}")).collect();
+    assert_eq!(
+        consume("a", 50).await,
+        expected,
+        "no record of a was skipped"
+    );
+}

@@ -138,18 +138,18 @@ pub(crate) async fn sign_up(
             return refuse(status, errors);
         }
     };
-    let jar = start_session(&state, jar, &headers, &account.id)?;
+    let jar = start_session(&state, jar, &headers, &account.id).await?;
     Ok((jar, see_other("/clusters")).into_response())
 }
 
-fn start_session(
+pub(super) async fn start_session(
     state: &ConsoleState,
     jar: CookieJar,
     headers: &HeaderMap,
     account_id: &str,
 ) -> Result<CookieJar> {
     let ttl = state.app.config.session_ttl_seconds;
-    let issued = sessions::issue(&state.app.key, account_id, ttl)?;
+    let issued = sessions::issue(&state.app.store, &state.app.key, account_id, ttl).await?;
     Ok(session::start(
         jar,
         issued.token,
@@ -191,7 +191,7 @@ pub(crate) async fn log_in(
     .await;
     match logged_in {
         Ok(account) => {
-            let jar = start_session(&state, jar, &headers, &account.id)?;
+            let jar = start_session(&state, jar, &headers, &account.id).await?;
             Ok((jar, see_other("/clusters")).into_response())
         }
         Err(capstan_api::Error::RateLimited { retry_after, .. }) => {
@@ -212,10 +212,15 @@ pub(crate) async fn log_in(
     }
 }
 
-/// Logging out needs the CSRF token too, so another site cannot log the visitor out.
+/// Logging out needs the CSRF token too, so another site cannot log the visitor out. The
+/// session ends on the server as well: a copy of the cookie no longer works.
 pub(crate) async fn log_out(
+    State(state): State<ConsoleState>,
     jar: CookieJar,
     CsrfForm(_): CsrfForm<std::collections::HashMap<String, String>>,
-) -> Response {
-    (session::end(jar), see_other("/login")).into_response()
+) -> Result<Response> {
+    if let Some(viewer) = session::current(&jar, &state).await? {
+        sessions::revoke(&state.app.store, &viewer.session_id).await?;
+    }
+    Ok((session::end(jar), see_other("/login")).into_response())
 }

@@ -1,5 +1,6 @@
 //! One module per page (or group of pages) of the console.
 
+pub(crate) mod account;
 pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod budget;
