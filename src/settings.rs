@@ -298,7 +298,9 @@ impl StripeArgs {
                 api_base: self.stripe_api_base.clone(),
                 secret_key: key.clone(),
                 webhook_secret: webhook.clone(),
-                auto_advance: true,
+                // Another API base is a local stand-in (localstripe), which speaks an older
+                // dialect of the invoice API.
+                stand_in: self.stripe_api_base.trim_end_matches('/') != "https://api.stripe.com",
             })),
         }
     }

@@ -429,7 +429,7 @@ async fn an_invoice_sent_to_stripe_is_voided_there_and_the_webhook_brings_it_her
         api_base: "http://127.0.0.1:9".into(),
         secret_key: "sk_test".into(),
         webhook_secret: secret.into(),
-        auto_advance: false,
+        stand_in: true,
     })
     .unwrap();
     let payload =

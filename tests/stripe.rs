@@ -5,13 +5,17 @@
 
 mod support;
 
-use std::{process::Stdio, time::Duration};
+use std::{
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use capstan_api::state::PlatformConfig;
 use capstan_billing::{
     metering::unix_now,
     pricing::PriceList,
-    stripe::{Stripe, StripeConfig},
+    stripe::{STRIPE_VERSION, Stripe, StripeConfig},
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -81,13 +85,79 @@ impl LocalStripe {
     }
 }
 
+/// A request Capstan sent to Stripe.
+#[derive(Clone, Debug)]
+struct Sent {
+    method: String,
+    path: String,
+    version: Option<String>,
+    form: Vec<(String, String)>,
+}
+
+/// A pass-through in front of localstripe that records every request, so the test asserts
+/// what Capstan sends (localstripe checks neither the API version nor every parameter).
+async fn recorder(upstream: String) -> (String, Arc<Mutex<Vec<Sent>>>) {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let log = sent.clone();
+    let forward = move |request: axum::extract::Request| {
+        let (log, upstream) = (log.clone(), upstream.clone());
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+            let header = |name: &str| {
+                parts
+                    .headers
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_owned())
+            };
+            log.lock().unwrap().push(Sent {
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_owned(),
+                version: header("stripe-version"),
+                form: serde_urlencoded::from_bytes(&body).unwrap_or_default(),
+            });
+            let mut call = reqwest::Client::new()
+                .request(parts.method.clone(), format!("{upstream}{}", parts.uri))
+                .body(body);
+            for name in ["authorization", "content-type", "idempotency-key"] {
+                if let Some(value) = header(name) {
+                    call = call.header(name, value);
+                }
+            }
+            let answer = call.send().await.unwrap();
+            let status = answer.status();
+            (status, answer.bytes().await.unwrap())
+        }
+    };
+    let app = axum::Router::new().fallback(forward);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, sent)
+}
+
+/// A webhook signed as Stripe signs it.
+fn signed(payload: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let t = unix_now();
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{t}.{payload}").as_bytes());
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("t={t},v1={signature}")
+}
+
 fn config(base: &str) -> StripeConfig {
-    // localstripe refuses auto_advance (real Stripe needs it to charge by itself).
+    // localstripe refuses Stripe's newer invoice parameters.
     StripeConfig {
         api_base: base.to_owned(),
         secret_key: KEY.into(),
         webhook_secret: WEBHOOK_SECRET.into(),
-        auto_advance: false,
+        stand_in: true,
     }
 }
 
@@ -133,7 +203,8 @@ async fn invoices_reach_stripe_once_and_its_signed_webhook_marks_them_paid() {
         .unwrap();
     assert_eq!((report.synced, report.failed), (0, 1));
 
-    let stripe = Stripe::new(config(&stripe_server.base)).unwrap();
+    let (recording, sent) = recorder(stripe_server.base.clone()).await;
+    let stripe = Stripe::new(config(&recording)).unwrap();
     assert_eq!(
         stripe
             .sync_open_invoices(store.pool(), &emails)
@@ -154,6 +225,33 @@ async fn invoices_reach_stripe_once_and_its_signed_webhook_marks_them_paid() {
 
     let ours = &run.api(Method::GET, "/v2/invoices", None).await[0];
     assert_eq!(ours["total_cents"], 30);
+    // What Capstan asked of Stripe: every request on the pinned API version; the invoice item
+    // made before the invoice that takes it, for the subscription, with the total to reconcile.
+    let sent = sent.lock().unwrap().clone();
+    assert!(
+        sent.iter()
+            .all(|r| r.version.as_deref() == Some(STRIPE_VERSION)),
+        "{sent:?}"
+    );
+    let position = |path: &str| {
+        sent.iter()
+            .position(|r| r.method == "POST" && r.path == path)
+            .unwrap_or_else(|| panic!("no POST {path} in {sent:?}"))
+    };
+    assert!(position("/v1/invoiceitems") < position("/v1/invoices"));
+    let created = &sent[position("/v1/invoices")].form;
+    let field = |key: &str| {
+        created
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    assert!(
+        field("subscription").is_some_and(|s| s.starts_with("sub_")),
+        "{created:?}"
+    );
+    assert_eq!(field("metadata[capstan_total_cents]"), Some("30"));
+    assert_eq!(ours["payment_problem"], Value::Null);
     let customers_at_stripe = stripe_server.call(Method::GET, "/v1/customers", &[]).await;
     assert_eq!(customers_at_stripe["data"].as_array().unwrap().len(), 1);
     let customer = customers_at_stripe["data"][0]["id"]
@@ -214,7 +312,29 @@ async fn invoices_reach_stripe_once_and_its_signed_webhook_marks_them_paid() {
         "open"
     );
 
-    // Pay through Stripe: its signed webhook marks the invoice paid.
+    // A payment event whose amount is not the invoice's total settles nothing: the invoice
+    // stays open and says why.
+    let short = json!({ "type": "invoice.paid", "data": { "object": { "id": stripe_invoice, "amount_paid": 0 } } })
+        .to_string();
+    let answer = reqwest::Client::new()
+        .post(&webhook_url)
+        .header("Stripe-Signature", signed(&short))
+        .body(short)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let ours = &run.api(Method::GET, "/v2/invoices", None).await[0];
+    assert_eq!(ours["state"], "open");
+    assert!(
+        ours["payment_problem"]
+            .as_str()
+            .unwrap()
+            .contains("Stripe reports 0 cents paid for this invoice of 30 cents"),
+        "{ours}"
+    );
+
+    // Pay through Stripe: its signed webhook (the amount paid is the total) marks it paid.
     stripe_server
         .call(
             Method::POST,
@@ -238,8 +358,14 @@ async fn invoices_reach_stripe_once_and_its_signed_webhook_marks_them_paid() {
         .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let state = run.api(Method::GET, "/v2/invoices", None).await[0]["state"].clone();
+        let invoice = run.api(Method::GET, "/v2/invoices", None).await[0].clone();
+        let state = invoice["state"].clone();
         if state == "paid" {
+            assert_eq!(
+                invoice["payment_problem"],
+                Value::Null,
+                "the problem is cleared"
+            );
             break;
         }
         assert!(

@@ -52,6 +52,9 @@ pub struct Invoice {
     pub created_at: i64,
     /// Finalization time.
     pub finalized_at: Option<i64>,
+    /// What is wrong with its payment, if anything: Stripe's reason for a failed charge, or
+    /// an amount Stripe collected that is not the invoice's total (it then stays `open`).
+    pub payment_problem: Option<String>,
     /// Lines, in order.
     pub lines: Vec<InvoiceLine>,
 }
@@ -309,6 +312,11 @@ async fn with_lines(pool: &AnyPool, row: InvoiceRow) -> Result<Invoice> {
     .bind(&id)
     .fetch_all(pool)
     .await?;
+    let payment_problem: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT last_payment_error FROM stripe_invoices WHERE invoice_id = $1")
+            .bind(&id)
+            .fetch_optional(pool)
+            .await?;
     Ok(Invoice {
         id,
         account_id,
@@ -318,6 +326,7 @@ async fn with_lines(pool: &AnyPool, row: InvoiceRow) -> Result<Invoice> {
         total_cents,
         created_at,
         finalized_at,
+        payment_problem: payment_problem.and_then(|(problem,)| problem),
         lines,
     })
 }

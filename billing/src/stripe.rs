@@ -24,10 +24,15 @@ pub struct StripeConfig {
     pub secret_key: String,
     /// Signing secret of the webhook endpoint (`whsec_…`).
     pub webhook_secret: String,
-    /// Ask Stripe to finalize and charge invoices by itself (`auto_advance`). On for Stripe;
-    /// off for localstripe, which refuses the parameter.
-    pub auto_advance: bool,
+    /// True for a local stand-in (localstripe) that refuses Stripe's newer invoice parameters
+    /// (`auto_advance`, `pending_invoice_items_behavior`), includes a customer's pending items
+    /// in a new invoice by itself, and never charges on its own. False for Stripe.
+    pub stand_in: bool,
 }
+
+/// The Stripe API version every request is made with, so an account's default version (which
+/// changes what an invoice includes) never changes what Capstan sends.
+pub const STRIPE_VERSION: &str = "2024-06-20";
 
 impl std::fmt::Debug for StripeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,6 +82,7 @@ impl Stripe {
             .http
             .post(&url)
             .bearer_auth(&self.config.secret_key)
+            .header("Stripe-Version", STRIPE_VERSION)
             .header("Idempotency-Key", idempotency_key)
             .form(form)
             .send()
@@ -178,6 +184,7 @@ impl Stripe {
             .http
             .get(&url)
             .bearer_auth(&self.config.secret_key)
+            .header("Stripe-Version", STRIPE_VERSION)
             .send()
             .await
             .map_err(|e| Error::Stripe(format!("Stripe is unreachable (/v1/plans): {e}")))?;
@@ -260,19 +267,7 @@ impl Stripe {
                 .execute(pool)
                 .await?;
         }
-        // The invoice is made for the account's $0 subscription, which collects the items above.
-        let mut form = vec![
-            ("customer".to_owned(), customer),
-            ("subscription".to_owned(), subscription),
-            (
-                "description".to_owned(),
-                format!("Capstan, {}", invoice.month),
-            ),
-            ("metadata[capstan_invoice]".to_owned(), invoice.id.clone()),
-        ];
-        if self.config.auto_advance {
-            form.push(("auto_advance".to_owned(), "true".to_owned()));
-        }
+        let form = self.invoice_form(customer, subscription, invoice);
         let created = self
             .post(
                 "/v1/invoices",
@@ -290,6 +285,38 @@ impl Stripe {
             .execute(pool)
             .await?;
         Ok(Some(stripe_id))
+    }
+
+    /// The invoice's creation request: for the account's $0 subscription, taking the pending
+    /// items made just before (since API version 2022-08-01 Stripe leaves them out unless told,
+    /// and the invoice would total $0 and be paid at once), charged automatically.
+    fn invoice_form(
+        &self,
+        customer: String,
+        subscription: String,
+        invoice: &invoices::Invoice,
+    ) -> Vec<(String, String)> {
+        let mut form = vec![
+            ("customer".to_owned(), customer),
+            ("subscription".to_owned(), subscription),
+            (
+                "description".to_owned(),
+                format!("Capstan, {}", invoice.month),
+            ),
+            ("metadata[capstan_invoice]".to_owned(), invoice.id.clone()),
+            (
+                "metadata[capstan_total_cents]".to_owned(),
+                invoice.total_cents.to_string(),
+            ),
+        ];
+        if !self.config.stand_in {
+            form.push((
+                "pending_invoice_items_behavior".to_owned(),
+                "include".to_owned(),
+            ));
+            form.push(("auto_advance".to_owned(), "true".to_owned()));
+        }
+        form
     }
 
     /// Sends every open invoice not yet at Stripe; `emails` maps account ids to addresses.
@@ -362,8 +389,10 @@ impl Stripe {
             .map_err(|e| Error::Invalid(format!("the webhook payload is not JSON: {e}")))
     }
 
-    /// Applies a verified webhook: `invoice.payment_succeeded` marks the invoice paid,
-    /// `invoice.voided` marks it void, `invoice.payment_failed` records why. Other events are acknowledged and ignored.
+    /// Applies a verified webhook: `invoice.payment_succeeded` (or `invoice.paid`) marks the
+    /// invoice paid when Stripe's `amount_paid` is its total — otherwise the invoice stays open
+    /// and the mismatch is recorded and alerted; `invoice.voided` marks it void;
+    /// `invoice.payment_failed` records why. Other events are acknowledged and ignored.
     pub async fn handle_webhook(
         &self,
         pool: &AnyPool,
@@ -384,33 +413,55 @@ impl Stripe {
             return Ok(());
         };
         match kind {
-            "invoice.payment_succeeded" | "invoice.paid" | "invoice.voided" => {
-                let state = if kind == "invoice.voided" {
-                    "void"
+            "invoice.payment_succeeded" | "invoice.paid" => {
+                let paid = event["data"]["object"]["amount_paid"].as_i64();
+                let (total,): (i64,) =
+                    sqlx::query_as("SELECT total_cents FROM invoices WHERE id = $1")
+                        .bind(&invoice_id)
+                        .fetch_one(pool)
+                        .await?;
+                if paid == Some(total) {
+                    set_payment_problem(pool, &invoice_id, None).await?;
+                    if crate::invoices::settle(pool, &invoice_id, "paid").await? {
+                        tracing::info!(invoice = %invoice_id, "Stripe settled an invoice");
+                    }
                 } else {
-                    "paid"
-                };
-                if crate::invoices::settle(pool, &invoice_id, state).await? {
-                    tracing::info!(invoice = %invoice_id, %state, "Stripe settled an invoice");
+                    let problem = format!(
+                        "Stripe reports {} cents paid for this invoice of {total} cents; it stays open until the two agree (check the invoice at Stripe)",
+                        paid.map_or_else(|| "no amount".to_owned(), |cents| cents.to_string())
+                    );
+                    tracing::error!(invoice = %invoice_id, %stripe_id, ?paid, total, "ALERT: Stripe's amount paid is not the invoice's total");
+                    set_payment_problem(pool, &invoice_id, Some(&problem)).await?;
                 }
+            }
+            "invoice.voided" if crate::invoices::settle(pool, &invoice_id, "void").await? => {
+                tracing::info!(invoice = %invoice_id, "Stripe voided an invoice");
             }
             "invoice.payment_failed" => {
                 let reason = event["data"]["object"]["last_payment_error"]["message"]
                     .as_str()
                     .unwrap_or("payment failed");
-                sqlx::query(
-                    "UPDATE stripe_invoices SET last_payment_error = $1 WHERE invoice_id = $2",
-                )
-                .bind(reason)
-                .bind(&invoice_id)
-                .execute(pool)
-                .await?;
+                set_payment_problem(pool, &invoice_id, Some(reason)).await?;
                 tracing::warn!(invoice = %invoice_id, %reason, "invoice payment failed");
             }
             _ => {}
         }
         Ok(())
     }
+}
+
+/// Records (or clears) what is wrong with an invoice's payment, shown with the invoice.
+async fn set_payment_problem(
+    pool: &AnyPool,
+    invoice_id: &str,
+    problem: Option<&str>,
+) -> Result<()> {
+    sqlx::query("UPDATE stripe_invoices SET last_payment_error = $1 WHERE invoice_id = $2")
+        .bind(problem)
+        .bind(invoice_id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 fn from_hex(text: &str) -> Option<Vec<u8>> {
@@ -432,9 +483,45 @@ mod tests {
             api_base: "http://127.0.0.1:9".into(),
             secret_key: "sk".into(),
             webhook_secret: "whsec_test".into(),
-            auto_advance: true,
+            stand_in: false,
         })
         .unwrap()
+    }
+
+    fn invoice(total_cents: i64) -> invoices::Invoice {
+        invoices::Invoice {
+            id: "inv-1".into(),
+            account_id: "acc-1".into(),
+            month: "2026-11".into(),
+            number: Some(1),
+            state: "open".into(),
+            total_cents,
+            created_at: 0,
+            finalized_at: Some(0),
+            payment_problem: None,
+            lines: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_invoice_at_stripe_takes_the_pending_items_and_charges_itself() {
+        let form = stripe().invoice_form("cus_1".into(), "sub_1".into(), &invoice(3000));
+        let get = |key: &str| form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        assert_eq!(get("pending_invoice_items_behavior"), Some("include"));
+        assert_eq!(get("auto_advance"), Some("true"));
+        assert_eq!(get("subscription"), Some("sub_1"));
+        assert_eq!(get("metadata[capstan_total_cents]"), Some("3000"));
+        // localstripe refuses both parameters and includes pending items by itself.
+        let stand_in = Stripe::new(StripeConfig {
+            stand_in: true,
+            ..stripe().config
+        })
+        .unwrap();
+        let form = stand_in.invoice_form("cus_1".into(), "sub_1".into(), &invoice(3000));
+        assert!(
+            form.iter()
+                .all(|(k, _)| k != "pending_invoice_items_behavior" && k != "auto_advance")
+        );
     }
 
     fn sign(secret: &str, t: i64, payload: &[u8]) -> String {

@@ -27,16 +27,16 @@ email="fuzz@example.com"; password="fuzzing password 123"
 curl -fsS -X POST "$base/v2/auth/signup" -d "{\"email\":\"$email\",\"password\":\"$password\"}" >/dev/null
 token=$(curl -fsS -X POST "$base/v2/auth/login" -d "{\"email\":\"$email\",\"password\":\"$password\"}" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-# An API key, not the session: the fuzzer calls /v2/auth/logout, which would end a session.
-key=$(curl -fsS -X POST "$base/v2/api-keys" -H "Authorization: Bearer $token" -d '{"name":"fuzz"}' \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
-basic=$(printf '%s:%s' "$email" "$key" | base64 -w0)
 
+# /v2/auth/logout is left out: it would end the fuzzer's own session (it is tested in
+# api/tests/api/accounts.rs). An API key instead of the session would not do either: the fuzzer
+# finds the key's id through GET /v2/api-keys and revokes it.
 echo "schemathesis: $examples examples per operation against $base/openapi.json"
 status=0
 st run "$base/openapi.json" \
   --checks all \
-  -H "Authorization: Basic $basic" \
+  -H "Authorization: Bearer $token" \
+  --exclude-path /v2/auth/logout \
   --max-examples "$examples" \
   --workers 1 \
   --seed 20261126 \

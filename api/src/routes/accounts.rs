@@ -65,7 +65,7 @@ pub(super) async fn log_out(
     caller: Caller,
 ) -> Result<Json<&'static str>> {
     let session = caller.session_id.ok_or_else(|| {
-        Error::Invalid(
+        Error::Forbidden(
             "log-out ends a session (Bearer token); revoke an API key with DELETE /v2/api-keys/{id}"
                 .into(),
         )

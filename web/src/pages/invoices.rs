@@ -19,6 +19,8 @@ struct InvoiceSummary {
     state: String,
     total: String,
     created: String,
+    /// What is wrong with its payment (a failed charge, an amount that does not match).
+    payment_problem: Option<String>,
 }
 
 impl InvoiceSummary {
@@ -33,6 +35,7 @@ impl InvoiceSummary {
             state: text("state"),
             total: format::dollars(invoice["total_cents"].as_i64().unwrap_or(0)),
             created: format::date(invoice["created_at"].as_i64().unwrap_or(0)),
+            payment_problem: invoice["payment_problem"].as_str().map(str::to_owned),
         }
     }
 }
