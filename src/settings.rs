@@ -102,6 +102,11 @@ pub struct CommonArgs {
     /// Lifetime of log-in session tokens, seconds.
     #[arg(long, env = "CAPSTAN_SESSION_TTL", default_value_t = 3600)]
     pub session_ttl: i64,
+    /// Networks of the proxies in front of the API (an ingress controller's pods, a load
+    /// balancer), comma-separated CIDRs: their `X-Forwarded-For` then names the client for the
+    /// per-address log-in and sign-up limits. Without it, the TCP peer is the client.
+    #[arg(long, env = "CAPSTAN_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<capstan_api::client_address::Cidr>,
     /// Bearer token that opens `/metrics` to scrapers on other hosts (at least 16
     /// characters); without it, `/metrics` answers only clients on the same host.
     #[arg(long, env = "CAPSTAN_METRICS_TOKEN", hide_env_values = true, value_parser = parse_metrics_token)]
@@ -125,6 +130,10 @@ pub struct CommonArgs {
     /// PEM private key of `--kafka-tls-cert`.
     #[arg(long, env = "CAPSTAN_KAFKA_TLS_KEY", requires = "kafka_tls_cert")]
     pub kafka_tls_key: Option<PathBuf>,
+}
+
+fn parse_cidr(text: &str) -> Result<capstan_api::client_address::Cidr, String> {
+    text.parse().map_err(|e: capstan_api::Error| e.to_string())
 }
 
 fn parse_metrics_token(text: &str) -> Result<capstan_api::state::MetricsToken, String> {
@@ -177,6 +186,7 @@ impl CommonArgs {
             default_placement: capstan_api::clusters::parse_placement(&self.default_placement)
                 .map_err(|e| anyhow::anyhow!("--default-placement: {e}"))?,
             metrics_token: self.metrics_token.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
         })
     }
 }

@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 
 use crate::{Error, Result, api_keys, sessions, state::AppState};
 
-/// The address a request came from (the peer of the TCP connection), for rate limits.
+/// The address a request came from, for rate limits: the TCP peer, or the client a trusted
+/// proxy forwarded for (see [`crate::client_address`]), as the API's router resolved it.
 #[derive(Clone, Debug)]
 pub struct ClientAddress(pub String);
 
@@ -24,6 +25,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
         parts: &mut Parts,
         _: &S,
     ) -> std::result::Result<Self, Self::Rejection> {
+        if let Some(resolved) = parts.extensions.get::<ClientAddress>() {
+            return Ok(resolved.clone());
+        }
         Ok(ClientAddress(
             parts
                 .extensions
@@ -32,6 +36,30 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
                 .unwrap_or_else(|| "unknown".to_owned()),
         ))
     }
+}
+
+/// Resolves the request's [`ClientAddress`] once, with the platform's trusted proxies.
+pub async fn resolve_client_address(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(ConnectInfo(peer)) = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .copied()
+    {
+        let forwarded = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|value| value.to_str().ok());
+        let client =
+            crate::client_address::resolve(peer.ip(), forwarded, &state.config.trusted_proxies);
+        request
+            .extensions_mut()
+            .insert(ClientAddress(client.to_string()));
+    }
+    next.run(request).await
 }
 
 /// The account making the request, from HTTP Basic `EMAIL:API_KEY` or `Bearer <session token>`,

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod app;
 pub mod billing;
+pub mod client_address;
 pub mod client_quotas;
 pub mod clusters;
 pub mod concurrency;

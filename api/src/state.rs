@@ -36,6 +36,9 @@ pub struct PlatformConfig {
     pub kafka_endpoint: String,
     /// Placement of new clusters when the request does not say: `shared` or `dedicated`.
     pub default_placement: &'static str,
+    /// Proxies (ingress controllers, load balancers) whose `X-Forwarded-For` names the client
+    /// for the per-address limits; empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<crate::client_address::Cidr>,
     /// The bearer token `/metrics` asks for; without one, `/metrics` answers only clients on
     /// the same host (loopback), because it lists cluster ids.
     pub metrics_token: Option<MetricsToken>,
@@ -82,6 +85,7 @@ impl Default for PlatformConfig {
             kafka_endpoint: String::new(),
             default_placement: crate::clusters::SHARED,
             metrics_token: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -104,6 +104,10 @@ pub fn router(state: AppState, console: Option<Router>) -> Router {
         Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS)),
         run_to_completion,
     ))
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::extract::resolve_client_address,
+    ))
     .layer(middleware::from_fn_with_state(state, crate::metrics::track))
     .layer(tower_http::trace::TraceLayer::new_for_http())
 }

@@ -336,3 +336,59 @@ async fn log_out_and_password_changes_end_sessions(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
 }
 on_both_backends!(log_out_and_password_changes_end_sessions);
+
+/// Twenty failed log-ins (any accounts) from `address`, sent with `X-Forwarded-For: address`.
+async fn fail_log_ins_as(app: &crate::helpers::TestApp, address: &str) {
+    for i in 0..20 {
+        let response = app
+            .client
+            .post(app.url("/v2/auth/login"))
+            .header("x-forwarded-for", address)
+            .json(&json!({ "email": format!("nobody{i}@example.com"), "password": "wrong password!" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+}
+
+async fn log_in_status_as(app: &crate::helpers::TestApp, address: &str) -> StatusCode {
+    app.client
+        .post(app.url("/v2/auth/login"))
+        .header("x-forwarded-for", address)
+        .json(&json!({ "email": "someone@example.com", "password": "wrong password!" }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let platform = capstan_api::state::PlatformConfig {
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..Default::default()
+    };
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, platform).await;
+    fail_log_ins_as(&app, "203.0.113.1").await;
+    assert_eq!(
+        log_in_status_as(&app, "203.0.113.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client behind the same proxy is not locked out by the first one's failures.
+    assert_eq!(
+        log_in_status_as(&app, "203.0.113.2").await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_trusted_proxies_a_forwarded_for_header_changes_nothing() {
+    let app = spawn_app(Backend::Sqlite).await;
+    fail_log_ins_as(&app, "203.0.113.1").await;
+    // The header is the client's own claim: the limit is the TCP peer's.
+    assert_eq!(
+        log_in_status_as(&app, "203.0.113.2").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
