@@ -135,17 +135,24 @@ impl Clients {
         } else {
             format!("{POOL_KEY}{}", access.pool)
         };
-        let mut by_brokers = self.by_brokers.lock().await;
-        if let Some(clients) = by_brokers.get(&key) {
+        if let Some(clients) = self.by_brokers.lock().await.get(&key) {
             return Ok(clients.clone());
         }
+        // Made without the lock, which every REST request takes: a slow store (or an outage)
+        // while one cluster's clients are made must not hold up every other cluster's requests.
         let row = clusters::find_live(&app.store, &access.cluster_id).await?;
         let config = app
             .provisioner
             .client_config(&row.spec(), &row.tcp_endpoint);
-        let clients = Arc::new(ClusterClients::new(config)?);
-        by_brokers.insert(key, clients.clone());
-        Ok(clients)
+        let made = Arc::new(ClusterClients::new(config)?);
+        // A parallel request may have made them meanwhile: the first one in the map is used.
+        Ok(self
+            .by_brokers
+            .lock()
+            .await
+            .entry(key)
+            .or_insert(made)
+            .clone())
     }
 
     /// Drops the clients of clusters not in `live` (deleted clusters), on a blocking thread.

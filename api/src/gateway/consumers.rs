@@ -255,8 +255,9 @@ impl Instances {
         key: Key,
         headers: &HeaderMap,
     ) -> Result<Arc<Instance>> {
-        let mut live = self.live.lock().await;
-        if let Some(instance) = live.get(&key) {
+        // The lock guards the map only: the store and the brokers are asked without it, so one
+        // tenant's slow consumer creation never holds up every other tenant's consumers.
+        if let Some(instance) = self.live.lock().await.get(&key) {
             if instance.owner != access.username {
                 return Err(not_owner(&key));
             }
@@ -268,27 +269,53 @@ impl Instances {
             .iter()
             .map(|t| t.partitions)
             .sum();
-        let in_cluster = live.keys().filter(|k| k.cluster == key.cluster).count() as i64;
-        if in_cluster >= partitions.max(1) {
-            return Err(Error::LimitExceeded(format!(
-                "a cluster may have at most as many consumer instances as partitions ({}); delete idle instances with /delete-consumer",
-                partitions.max(1)
-            )));
+        let limit = partitions.max(1);
+        let over_limit = || {
+            Error::LimitExceeded(format!(
+                "a cluster may have at most as many consumer instances as partitions ({limit}); delete idle instances with /delete-consumer"
+            ))
+        };
+        if self.in_cluster(&key.cluster).await >= limit {
+            return Err(over_limit());
         }
         let clients = state.clients.of(&state.app, access).await?;
         let consumer: BaseConsumer = settings
             .consumer_config(&clients.config, &access.physical(&key.group), &key.instance)
             .create()
             .map_err(|e| Error::Broker(format!("could not create a Kafka consumer: {e}")))?;
-        let instance = Arc::new(Instance {
+        let made = Arc::new(Instance {
             owner: access.username.clone(),
             consumer: std::sync::Mutex::new(Some(consumer)),
             topics: std::sync::Mutex::new(Vec::new()),
             last_used: std::sync::Mutex::new(Instant::now()),
             idle_timeout: settings.session_timeout,
         });
-        live.insert(key, instance.clone());
-        Ok(instance)
+        let mut live = self.live.lock().await;
+        // A parallel request may have made the same instance, or the cluster's last one,
+        // meanwhile: the map decides, and the consumer made here is closed unused.
+        let kept = match live.get(&key) {
+            Some(existing) if existing.owner != access.username => Err(not_owner(&key)),
+            Some(existing) => Ok(existing.clone()),
+            None if live.keys().filter(|k| k.cluster == key.cluster).count() as i64 >= limit => {
+                Err(over_limit())
+            }
+            None => {
+                live.insert(key, made.clone());
+                return Ok(made);
+            }
+        };
+        drop(live);
+        tokio::task::spawn_blocking(move || made.close());
+        kept
+    }
+
+    async fn in_cluster(&self, cluster: &str) -> i64 {
+        self.live
+            .lock()
+            .await
+            .keys()
+            .filter(|k| k.cluster == cluster)
+            .count() as i64
     }
 
     /// Takes the instance `key` out, if `access`'s credential made it.
