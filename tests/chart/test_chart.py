@@ -60,6 +60,8 @@ def test_non_default_values_reach_the_objects():
         "controlPlane": {
             "stripe": {"enabled": True, "secretName": "stripe-keys"},
             "restEndpoint": "kafka-rest.example.com",
+            "trustedProxies": ["10.0.0.0/8", "fd00::/8"],
+            "metricsTokenSecret": "scrape-token",
             "ingress": {"enabled": True, "className": "nginx", "tlsSecretName": "capstan-tls"},
             "persistence": {"size": "50Gi", "storageClassName": "gp3"},
             "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
@@ -75,6 +77,8 @@ def test_non_default_values_reach_the_objects():
     env = {e["name"]: e for e in container["env"]}
     assert env["CAPSTAN_STRIPE_WEBHOOK_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "stripe-keys", "key": "webhook-secret"}
     assert env["CAPSTAN_REST_ENDPOINT"]["value"] == "kafka-rest.example.com"
+    assert env["CAPSTAN_TRUSTED_PROXIES"]["value"] == "10.0.0.0/8,fd00::/8"
+    assert env["CAPSTAN_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "scrape-token", "key": "metrics-token"}
     ingress = by_kind(objects, "Ingress")[0]
     assert ingress["spec"]["ingressClassName"] == "nginx"
     assert [r["host"] for r in ingress["spec"]["rules"]] == ["capstan.example.com", "kafka-rest.capstan.example.com"]
