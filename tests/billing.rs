@@ -403,7 +403,6 @@ async fn closing_a_month_makes_one_complete_invoice_however_often_it_runs(postgr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invoice_sent_to_stripe_is_voided_there_and_the_webhook_brings_it_here() {
-    use hmac::{Hmac, Mac};
     let run = start_with(false, PlatformConfig::default(), cent_a_message()).await;
     let cluster = run.cluster("voided", &[("t", 1)]).await;
     assert_eq!(produce_rest(&run, &cluster, 5).await, StatusCode::OK);
@@ -434,21 +433,12 @@ async fn an_invoice_sent_to_stripe_is_voided_there_and_the_webhook_brings_it_her
     .unwrap();
     let payload =
         json!({ "type": "invoice.voided", "data": { "object": { "id": "in_test" } } }).to_string();
-    let now = unix_now();
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{now}.{payload}").as_bytes());
-    let signature: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     stripe
         .handle_webhook(
             store.pool(),
             payload.as_bytes(),
-            &format!("t={now},v1={signature}"),
-            now,
+            &support::stripe_signature(secret, &payload),
+            unix_now(),
         )
         .await
         .unwrap();

@@ -136,21 +136,6 @@ async fn recorder(upstream: String) -> (String, Arc<Mutex<Vec<Sent>>>) {
     (base, sent)
 }
 
-/// A webhook signed as Stripe signs it.
-fn signed(payload: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let t = unix_now();
-    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
-    mac.update(format!("{t}.{payload}").as_bytes());
-    let signature: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("t={t},v1={signature}")
-}
-
 fn config(base: &str) -> StripeConfig {
     // localstripe refuses Stripe's newer invoice parameters.
     StripeConfig {
@@ -318,7 +303,10 @@ async fn invoices_reach_stripe_once_and_its_signed_webhook_marks_them_paid() {
         .to_string();
     let answer = reqwest::Client::new()
         .post(&webhook_url)
-        .header("Stripe-Signature", signed(&short))
+        .header(
+            "Stripe-Signature",
+            support::stripe_signature(WEBHOOK_SECRET, &short),
+        )
         .body(short)
         .send()
         .await

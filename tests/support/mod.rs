@@ -532,3 +532,19 @@ pub async fn produce_rest(run: &Running, cluster: &Value, count: usize) -> reqwe
     }
     status
 }
+
+/// A `Stripe-Signature` header for `payload`, signed now with `secret` as Stripe signs its
+/// webhooks (HMAC-SHA256 of `t.payload`).
+pub fn stripe_signature(secret: &str, payload: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let t = capstan_billing::metering::unix_now();
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{payload}").as_bytes());
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("t={t},v1={signature}")
+}
