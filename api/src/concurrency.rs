@@ -37,11 +37,6 @@ impl PerTenant {
         }
     }
 
-    /// The most requests a key may have in progress.
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
     /// A place for one more request of `key`, or the documented 429 when it has `limit`
     /// already.
     pub fn enter(&self, key: &str) -> Result<Slot> {

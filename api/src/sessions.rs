@@ -34,6 +34,8 @@ const PURPOSE: &str = "session-jwt";
 pub struct Verified {
     /// The account it was issued to.
     pub account_id: String,
+    /// That account's e-mail address (the console shows it).
+    pub email: String,
     /// The session, for log-out.
     pub session_id: String,
 }
@@ -97,16 +99,18 @@ pub async fn verify(store: &Store, key: &SecretKey, token: &str) -> Result<Verif
     )
     .map_err(|_| invalid())?
     .claims;
-    let live: Option<(String,)> = sqlx::query_as(
-        "SELECT account_id FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
+    let live: Option<(String, String)> = sqlx::query_as(
+        "SELECT s.account_id, a.email FROM sessions s JOIN accounts a ON a.id = s.account_id \
+         WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
     )
     .bind(&claims.sid)
     .bind(store::now())
     .fetch_optional(store.pool())
     .await?;
     match live {
-        Some((account_id,)) if account_id == claims.sub => Ok(Verified {
+        Some((account_id, email)) if account_id == claims.sub => Ok(Verified {
             account_id,
+            email,
             session_id: claims.sid,
         }),
         _ => Err(Error::Unauthenticated(

@@ -434,8 +434,11 @@ impl Stripe {
                     set_payment_problem(pool, &invoice_id, Some(&problem)).await?;
                 }
             }
-            "invoice.voided" if crate::invoices::settle(pool, &invoice_id, "void").await? => {
-                tracing::info!(invoice = %invoice_id, "Stripe voided an invoice");
+            "invoice.voided" => {
+                let voided = crate::invoices::settle(pool, &invoice_id, "void").await?;
+                if voided {
+                    tracing::info!(invoice = %invoice_id, "Stripe voided an invoice");
+                }
             }
             "invoice.payment_failed" => {
                 let reason = event["data"]["object"]["last_payment_error"]["message"]

@@ -5,7 +5,7 @@ use axum::{
     http::{HeaderMap, request::Parts},
 };
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use capstan_api::{accounts, sessions};
+use capstan_api::sessions;
 
 use crate::{ConsoleState, Error, Result};
 
@@ -32,13 +32,11 @@ pub(crate) async fn current(jar: &CookieJar, state: &ConsoleState) -> Result<Opt
         Err(capstan_api::Error::Unauthenticated(_)) => return Ok(None),
         Err(trouble) => return Err(trouble.into()),
     };
-    Ok(accounts::find(&state.app.store, &verified.account_id)
-        .await?
-        .map(|account| Viewer {
-            account_id: account.id,
-            email: account.email,
-            session_id: verified.session_id,
-        }))
+    Ok(Some(Viewer {
+        account_id: verified.account_id,
+        email: verified.email,
+        session_id: verified.session_id,
+    }))
 }
 
 impl FromRequestParts<ConsoleState> for Viewer {

@@ -225,27 +225,33 @@ impl std::fmt::Debug for Instances {
     }
 }
 
-/// The refusal of an instance another credential made.
-fn not_owner(key: &Key) -> Error {
-    Error::Forbidden(format!(
-        "consumer instance {}/{} belongs to another credential of this cluster; use another instance name",
-        key.group, key.instance
-    ))
+/// `instance` (the one at `key`), if `access`'s credential made it; 403 otherwise.
+fn owned(instance: &Arc<Instance>, key: &Key, access: &Access) -> Result<Arc<Instance>> {
+    if instance.owner == access.username {
+        Ok(instance.clone())
+    } else {
+        Err(Error::Forbidden(format!(
+            "consumer instance {}/{} belongs to another credential of this cluster; use another instance name",
+            key.group, key.instance
+        )))
+    }
+}
+
+/// How many instances of `cluster` are in `live`.
+fn in_cluster(live: &HashMap<Key, Arc<Instance>>, cluster: &str) -> i64 {
+    live.keys().filter(|k| k.cluster == cluster).count() as i64
 }
 
 impl Instances {
     /// The instance `key`, if `access`'s credential made it.
     async fn find(&self, key: &Key, access: &Access) -> Result<Arc<Instance>> {
-        let instance = self.live.lock().await.get(key).cloned().ok_or_else(|| {
-            Error::Missing(format!(
+        match self.live.lock().await.get(key) {
+            Some(instance) => owned(instance, key, access),
+            None => Err(Error::Missing(format!(
                 "consumer instance {}/{} does not exist (it is created by its first /consume and closed after being idle)",
                 key.group, key.instance
-            ))
-        })?;
-        if instance.owner != access.username {
-            return Err(not_owner(key));
+            ))),
         }
-        Ok(instance)
     }
 
     async fn find_or_create(
@@ -258,10 +264,7 @@ impl Instances {
         // The lock guards the map only: the store and the brokers are asked without it, so one
         // tenant's slow consumer creation never holds up every other tenant's consumers.
         if let Some(instance) = self.live.lock().await.get(&key) {
-            if instance.owner != access.username {
-                return Err(not_owner(&key));
-            }
-            return Ok(instance.clone());
+            return owned(instance, &key, access);
         }
         let settings = InstanceSettings::from_headers(headers)?;
         let partitions: i64 = topics::all_of_cluster(&state.app, &key.cluster)
@@ -275,7 +278,7 @@ impl Instances {
                 "a cluster may have at most as many consumer instances as partitions ({limit}); delete idle instances with /delete-consumer"
             ))
         };
-        if self.in_cluster(&key.cluster).await >= limit {
+        if in_cluster(&*self.live.lock().await, &key.cluster) >= limit {
             return Err(over_limit());
         }
         let clients = state.clients.of(&state.app, access).await?;
@@ -294,11 +297,8 @@ impl Instances {
         // A parallel request may have made the same instance, or the cluster's last one,
         // meanwhile: the map decides, and the consumer made here is closed unused.
         let kept = match live.get(&key) {
-            Some(existing) if existing.owner != access.username => Err(not_owner(&key)),
-            Some(existing) => Ok(existing.clone()),
-            None if live.keys().filter(|k| k.cluster == key.cluster).count() as i64 >= limit => {
-                Err(over_limit())
-            }
+            Some(existing) => owned(existing, &key, access),
+            None if in_cluster(&live, &key.cluster) >= limit => Err(over_limit()),
             None => {
                 live.insert(key, made.clone());
                 return Ok(made);
@@ -309,31 +309,20 @@ impl Instances {
         kept
     }
 
-    async fn in_cluster(&self, cluster: &str) -> i64 {
-        self.live
-            .lock()
-            .await
-            .keys()
-            .filter(|k| k.cluster == cluster)
-            .count() as i64
-    }
-
     /// Takes the instance `key` out, if `access`'s credential made it.
     async fn remove_owned(&self, key: &Key, access: &Access) -> Result<Arc<Instance>> {
         let mut live = self.live.lock().await;
-        match live.get(key) {
-            None => Err(Error::Missing(format!(
-                "consumer instance {}/{} does not exist",
-                key.group, key.instance
-            ))),
-            Some(instance) if instance.owner != access.username => Err(not_owner(key)),
-            Some(_) => live.remove(key).ok_or_else(|| {
-                Error::Missing(format!(
+        let instance = match live.get(key) {
+            Some(instance) => owned(instance, key, access)?,
+            None => {
+                return Err(Error::Missing(format!(
                     "consumer instance {}/{} does not exist",
                     key.group, key.instance
-                ))
-            }),
-        }
+                )));
+            }
+        };
+        live.remove(key);
+        Ok(instance)
     }
 
     /// Closes instances idle longer than their session timeout.
