@@ -433,6 +433,7 @@ pub async fn delete(state: &AppState, account_id: &str, id: &str) -> Result<()> 
     ] {
         sqlx::query(statement).bind(id).execute(&mut *tx).await?;
     }
+    crate::schema_registry::forget_cluster(&mut tx, id).await?;
     sqlx::query("UPDATE clusters SET state = 'deleted', deleted_at = $1 WHERE id = $2")
         .bind(store::now())
         .bind(id)

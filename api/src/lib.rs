@@ -30,6 +30,7 @@ pub mod openapi;
 pub mod plans;
 pub mod provisioner;
 pub mod routes;
+pub mod schema_registry;
 pub mod sessions;
 pub mod state;
 pub mod stats;

@@ -2,80 +2,13 @@
 on `capstan dev`: topic administration, producing, a consumer group of two that rebalances, and
 resuming from committed offsets, with SCRAM-SHA-512 and SCRAM-SHA-256."""
 
-import json
-import os
-import pathlib
-import socket
-import subprocess
-import tempfile
 import time
-import urllib.request
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def binary():
-    if os.environ.get("CAPSTAN_BIN"):
-        return os.environ["CAPSTAN_BIN"]
-    target = os.environ.get("CARGO_TARGET_DIR", str(pathlib.Path.home() / ".cache/capstan/target"))
-    return str(pathlib.Path(target) / "debug/capstan")
-
-
-def call(api, method, path, auth=None, body=None):
-    request = urllib.request.Request(f"{api}{path}", method=method, data=json.dumps(body).encode() if body is not None else None)
-    request.add_header("content-type", "application/json")
-    if auth:
-        request.add_header("authorization", auth)
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)
-
-
-@pytest.fixture(scope="module")
-def capstan():
-    directory = tempfile.mkdtemp(prefix="capstan-py-")
-    api_port, rest_port, kafka_port = free_port(), free_port(), free_port()
-    log = open(os.path.join(directory, "capstan.log"), "w")
-    process = subprocess.Popen(
-        [binary(), "dev", "--data-dir", os.path.join(directory, "data"), "--listen", f"127.0.0.1:{api_port}",
-         "--gateway-listen", f"127.0.0.1:{rest_port}", "--kafka-listen", f"127.0.0.1:{kafka_port}"],
-        stdout=log, stderr=subprocess.STDOUT)
-    api = f"http://127.0.0.1:{api_port}"
-    deadline = time.time() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{api}/healthz", timeout=1)
-            break
-        except OSError:
-            assert process.poll() is None and time.time() < deadline, open(log.name).read()
-            time.sleep(0.1)
-    credentials = {"email": "py@example.com", "password": "correct horse battery"}
-    call(api, "POST", "/v2/auth/signup", body=credentials)
-    token = call(api, "POST", "/v2/auth/login", body=credentials)["token"]
-    key = call(api, "POST", "/v2/api-keys", auth=f"Bearer {token}", body={"name": "py"})["key"]
-    import base64
-    auth = "Basic " + base64.b64encode(f"py@example.com:{key}".encode()).decode()
-    yield {"api": api, "auth": auth, "kafka": f"127.0.0.1:{kafka_port}"}
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
-
-
-def client_config(cluster, mechanism):
-    return {
-        "bootstrap.servers": cluster["tcp_endpoint"],
-        "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanism": mechanism,
-        "sasl.username": cluster["username"],
-        "sasl.password": cluster["password"],
-    }
+from support import call, client_config
 
 
 def member(config, group):

@@ -27,6 +27,7 @@ use axum::{
 use tower::Layer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
+pub(crate) use auth::{Client, basic_credentials, enter};
 pub use clients::Clients;
 pub use consumers::Instances;
 pub use error::{GatewayError, GatewayResult};
@@ -220,6 +221,7 @@ pub fn service(state: GatewayState) -> NormalizePath<Router> {
         .route("/topics", get(offsets::list))
         .route("/consumers", get(consumers::list))
         .route("/delete-consumer/{group}/{instance}", post(consumers::delete).delete(consumers::delete))
+        .nest("/schema-registry", crate::schema_registry::router())
         .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
         .fallback(|| async { GatewayError(Error::Missing("no such REST endpoint".into())) })
         .method_not_allowed_fallback(|| async {

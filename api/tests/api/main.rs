@@ -16,4 +16,5 @@ mod kafka_clients;
 mod openapi;
 mod overload;
 mod persistence;
+mod schema_registry;
 mod topics;

@@ -1,0 +1,137 @@
+"""confluent-kafka's SchemaRegistryClient (PyPI) against Capstan's schema registry: Avro and
+JSON Schema serializers producing through Capstan's Kafka gateway, a consumer deserializing by
+schema id, an incompatible evolution refused with 409, a second tenant that sees nothing, and a
+migration from another registry in IMPORT mode with the ids preserved."""
+
+import base64
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from support import call, client_config
+
+USER_V1 = {"type": "record", "name": "User", "namespace": "shop",
+           "fields": [{"name": "id", "type": "long"}, {"name": "name", "type": "string"}]}
+USER_BAD = {**USER_V1, "fields": USER_V1["fields"] + [{"name": "age", "type": "int"}]}
+EVENT = {"type": "object", "properties": {"kind": {"type": "string"}, "count": {"type": "integer"}},
+         "required": ["kind"], "additionalProperties": False}
+
+
+def new_cluster(capstan, name, auth=None):
+    return call(capstan["api"], "POST", "/v2/kafka/cluster", auth or capstan["auth"], {"name": name, "region": "eu-west-1"})
+
+
+def new_topic(capstan, cluster, name):
+    call(capstan["api"], "POST", "/v2/kafka/topic", capstan["auth"], {
+        "name": name, "partitions": 1, "retention_time": -1, "retention_size": -1, "max_message_size": -1,
+        "cleanup_policy": "delete", "cluster_id": cluster["cluster_id"]})
+
+
+def registry_of(capstan, cluster):
+    return SchemaRegistryClient({"url": f"{capstan['rest']}/schema-registry",
+                                 "basic.auth.user.info": f"{cluster['username']}:{cluster['password']}"})
+
+
+def consume(config, topic, count, deserialize):
+    consumer = Consumer({**config, "group.id": f"{topic}-readers", "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    values = []
+    deadline = time.time() + 60
+    while len(values) < count:
+        assert time.time() < deadline, values
+        message = consumer.poll(0.2)
+        if message is None or message.error():
+            continue
+        values.append(deserialize(message.value(), SerializationContext(topic, MessageField.VALUE)))
+    consumer.close()
+    return values
+
+
+def test_avro_and_json_serializers_through_the_kafka_gateway(capstan):
+    cluster = new_cluster(capstan, "py-registry")
+    for topic in ("users", "events"):
+        new_topic(capstan, cluster, topic)
+    config = client_config(cluster, "SCRAM-SHA-512")
+    registry = registry_of(capstan, cluster)
+
+    avro = AvroSerializer(registry, json.dumps(USER_V1))
+    as_json = JSONSerializer(json.dumps(EVENT), registry)
+    producer = Producer(config)
+    users = [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Grace"}]
+    for user in users:
+        producer.produce("users", value=avro(user, SerializationContext("users", MessageField.VALUE)))
+    events = [{"kind": "signup", "count": 1}, {"kind": "login"}]
+    for event in events:
+        producer.produce("events", value=as_json(event, SerializationContext("events", MessageField.VALUE)))
+    assert producer.flush(30) == 0
+
+    # A consumer with a registry client of its own: it decodes by the id in each message.
+    reader = registry_of(capstan, cluster)
+    assert consume(config, "users", 2, AvroDeserializer(reader)) == users
+    assert consume(config, "events", 2, JSONDeserializer(json.dumps(EVENT), schema_registry_client=reader)) == events
+    assert sorted(registry.get_subjects()) == ["events-value", "users-value"]
+    latest = registry.get_latest_version("users-value")
+    assert latest.version == 1 and json.loads(latest.schema.schema_str) == USER_V1
+
+    # An incompatible change is refused with 409 (the default level is BACKWARD).
+    with pytest.raises(SchemaRegistryError) as refused:
+        registry.register_schema("users-value", Schema(json.dumps(USER_BAD), "AVRO"))
+    assert refused.value.http_status_code == 409 and refused.value.error_code == 409
+    assert not registry.test_compatibility("users-value", Schema(json.dumps(USER_BAD), "AVRO"))
+
+    # Another tenant's cluster: a registry of its own that knows none of this.
+    other = call(capstan["api"], "POST", "/v2/auth/signup", body={"email": "py-other@example.com", "password": "correct horse battery"})
+    assert other
+    token = call(capstan["api"], "POST", "/v2/auth/login", body={"email": "py-other@example.com", "password": "correct horse battery"})["token"]
+    theirs = new_cluster(capstan, "py-theirs", auth=f"Bearer {token}")
+    stranger = registry_of(capstan, theirs)
+    assert stranger.get_subjects() == []
+    with pytest.raises(SchemaRegistryError) as hidden:
+        stranger.get_schema(latest.schema_id)
+    assert hidden.value.http_status_code == 404 and hidden.value.error_code == 40403
+
+
+def test_migrating_from_another_registry_keeps_the_ids(capstan):
+    """docs/schema-registry.md's migration recipe: IMPORT mode, each subject's versions posted
+    with their old ids, READWRITE again; messages written with the old ids still decode."""
+    cluster = new_cluster(capstan, "py-import")
+    new_topic(capstan, cluster, "legacy")
+    registry = registry_of(capstan, cluster)
+    secret = base64.b64encode(f"{cluster['username']}:{cluster['password']}".encode()).decode()
+
+    def send(method, path, body):
+        request = urllib.request.Request(f"{capstan['rest']}/schema-registry{path}", method=method,
+                                         data=json.dumps(body).encode())
+        request.add_header("content-type", "application/vnd.schemaregistry.v1+json")
+        request.add_header("authorization", f"Basic {secret}")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    assert send("PUT", "/mode", {"mode": "IMPORT"}) == {"mode": "IMPORT"}
+    # What an export of the old registry holds: subject, version, id, schema.
+    exported = [("legacy-value", 1, 100_001, USER_V1)]
+    for subject, version, schema_id, schema in exported:
+        body = {"schema": json.dumps(schema), "id": schema_id, "version": version}
+        assert send("POST", f"/subjects/{subject}/versions", body) == {"id": schema_id}
+    assert send("PUT", "/mode", {"mode": "READWRITE"}) == {"mode": "READWRITE"}
+
+    # A message written against the old registry (magic byte 0, id 100001, Avro body).
+    config = client_config(cluster, "SCRAM-SHA-512")
+    producer = Producer(config)
+    old_writer = AvroSerializer(registry, json.dumps(USER_V1), conf={"auto.register.schemas": False, "use.latest.version": True})
+    payload = old_writer({"id": 7, "name": "Linus"}, SerializationContext("legacy", MessageField.VALUE))
+    assert payload[:5] == b"\x00" + (100_001).to_bytes(4, "big")
+    producer.produce("legacy", value=payload)
+    assert producer.flush(30) == 0
+    assert consume(config, "legacy", 1, AvroDeserializer(registry_of(capstan, cluster))) == [{"id": 7, "name": "Linus"}]
+    with pytest.raises(urllib.error.HTTPError):
+        send("PUT", "/mode", {"mode": "SIDEWAYS"})
