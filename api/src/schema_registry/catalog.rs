@@ -211,8 +211,9 @@ pub async fn version_count(pool: &AnyPool, cluster: &str) -> Result<i64> {
     Ok(count)
 }
 
-/// Registers a version, reusing the schema's id when the same schema exists. Concurrent
-/// registrations that pick the same new id or version retry with the next.
+/// Registers a version, reusing the schema's id when the same schema exists, or answers the
+/// subject's live version of it. A registration that still meets a taken id or version (a
+/// database without the cluster's row lock) retries.
 pub async fn insert(pool: &AnyPool, cluster: &str, new: &NewVersion<'_>) -> Result<Inserted> {
     let mut attempt = 0;
     loop {
@@ -228,6 +229,24 @@ pub async fn insert(pool: &AnyPool, cluster: &str, new: &NewVersion<'_>) -> Resu
 
 async fn try_insert(pool: &AnyPool, cluster: &str, new: &NewVersion<'_>) -> Result<Inserted> {
     let mut tx = pool.begin().await?;
+    // Registrations in one cluster's registry take turns: producers that start together and
+    // all register the same new schema get one version and one id, not one each.
+    store::lock_owner(&mut tx, store::Owner::Cluster(cluster)).await?;
+    let registered: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT v.schema_id, v.version FROM registry_versions v \
+         JOIN registry_schemas s ON s.cluster_id = v.cluster_id AND s.id = v.schema_id \
+         WHERE v.cluster_id = $1 AND v.subject = $2 AND s.fingerprint = $3 AND v.deleted = 0",
+    )
+    .bind(cluster)
+    .bind(new.subject)
+    .bind(new.fingerprint)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((id, version)) = registered
+        && new.id.is_none_or(|wanted| wanted == id)
+    {
+        return Ok(Inserted::Registered { id, version });
+    }
     let existing: Option<(i64,)> = sqlx::query_as(
         "SELECT id FROM registry_schemas WHERE cluster_id = $1 AND fingerprint = $2",
     )

@@ -14,8 +14,8 @@ use super::{
 
 /// The most versions (soft-deleted ones included) one cluster's registry holds.
 pub const MAX_VERSIONS_PER_CLUSTER: i64 = 10_000;
-/// The longest subject name.
-pub const MAX_SUBJECT_BYTES: usize = 255;
+/// The longest subject name, in characters.
+pub const MAX_SUBJECT_CHARS: usize = 255;
 /// How deep references may nest, and how many one schema may need in all.
 const MAX_REFERENCE_DEPTH: usize = 16;
 const MAX_REFERENCES: usize = 256;
@@ -478,13 +478,11 @@ impl<'a> Registry<'a> {
 }
 
 /// Refuses subject names the registry cannot store or show.
-fn check_subject(subject: &str) -> RegistryResult<()> {
-    if subject.is_empty()
-        || subject.len() > MAX_SUBJECT_BYTES
-        || subject.chars().any(char::is_control)
-    {
+pub fn check_subject(subject: &str) -> RegistryResult<()> {
+    let length = subject.chars().count();
+    if length == 0 || length > MAX_SUBJECT_CHARS || subject.chars().any(char::is_control) {
         return Err(RegistryError::unprocessable(format!(
-            "a subject name is 1 to {MAX_SUBJECT_BYTES} bytes without control characters"
+            "a subject name is 1 to {MAX_SUBJECT_CHARS} characters without control characters"
         )));
     }
     Ok(())

@@ -9,6 +9,7 @@ mod error;
 mod evolution;
 mod formats;
 mod json_schema;
+pub mod openapi;
 mod routes;
 mod settings;
 

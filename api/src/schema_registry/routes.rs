@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::{
     Body, Caller, RegistryError, RegistryResult, Reply,
     catalog::{self, SchemaRecord, Setting, VersionRecord},
-    evolution::{Registry, SchemaRequest},
+    evolution::{Registry, SchemaRequest, check_subject},
     formats::SchemaType,
     settings::{Compatibility, Mode, VersionSpec},
 };
@@ -22,7 +22,11 @@ use crate::gateway::GatewayState;
 /// The registry's routes, nested under `/schema-registry` on the REST endpoint.
 pub fn router() -> Router<GatewayState> {
     Router::new()
-        .route("/", get(|| async { Reply(json!({})) }))
+        .route("/", get(|_: Caller| async { Reply(json!({})) }))
+        .route(
+            "/openapi.json",
+            get(|| async { Reply(super::openapi::document()) }),
+        )
         .route("/schemas/types", get(types))
         .route("/schemas/ids/{id}", get(schema_by_id))
         .route("/schemas/ids/{id}/schema", get(raw_schema_by_id))
@@ -93,7 +97,7 @@ fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Er
     let raw = String::deserialize(deserializer)?;
     match raw.to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
-        "false" | "0" | "" => Ok(false),
+        "false" | "0" => Ok(false),
         _ => Err(serde::de::Error::custom(format!(
             "{raw:?} is not true or false"
         ))),
@@ -447,6 +451,7 @@ async fn subject_config(
     Params(subject): Params<String>,
     options: Options,
 ) -> RegistryResult<Reply<Value>> {
+    check_subject(&subject)?;
     let own = catalog::setting(
         state.app.store.pool(),
         caller.cluster(),
@@ -534,6 +539,7 @@ async fn subject_mode(
     Params(subject): Params<String>,
     options: Options,
 ) -> RegistryResult<Reply<Value>> {
+    check_subject(&subject)?;
     let own = catalog::setting(
         state.app.store.pool(),
         caller.cluster(),
@@ -571,7 +577,8 @@ async fn delete_subject_mode(
     Ok(Reply(json!({ "mode": own })))
 }
 
-/// Validates and stores a compatibility level or mode; answers it the way `PUT` does.
+/// Validates and stores a compatibility level or mode of the registry (`subject` "") or of a
+/// subject; answers it the way `PUT` does.
 async fn put_setting(
     state: &GatewayState,
     caller: &Caller,
@@ -580,6 +587,9 @@ async fn put_setting(
     raw: &str,
 ) -> RegistryResult<Reply<Value>> {
     caller.require_write()?;
+    if !subject.is_empty() {
+        check_subject(subject)?;
+    }
     let (key, value) = match which {
         Setting::Compatibility => ("compatibility", Compatibility::parse(raw)?.as_str()),
         Setting::Mode => ("mode", Mode::parse(raw)?.as_str()),

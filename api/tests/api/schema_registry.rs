@@ -574,3 +574,83 @@ async fn references_and_json_schemas() {
         (json!(2), json!("JSON"))
     );
 }
+
+/// Producers that start together all register the same new schema: one id, one version.
+async fn concurrent_registrations_of_one_schema_make_one_version(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.new_user().await;
+    let cluster = app.new_cluster(&user, "race").await;
+    let (user, pass) = (
+        cluster["username"].as_str().unwrap().to_owned(),
+        cluster["password"].as_str().unwrap().to_owned(),
+    );
+    let mut registrations = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let request = app
+            .client
+            .post(format!(
+                "http://{}/schema-registry/subjects/race-value/versions",
+                app.gateway
+            ))
+            .basic_auth(&user, Some(&pass))
+            .json(&json!({ "schema": USER_V1 }));
+        registrations.spawn(async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        });
+    }
+    let answers = registrations.join_all().await;
+    let first = answers[0].1.clone();
+    for (status, body) in &answers {
+        assert_eq!((*status, body), (StatusCode::OK, &first));
+    }
+    let (_, versions) = registry(&app, &cluster)
+        .call(Method::GET, "/subjects/race-value/versions", None)
+        .await;
+    assert_eq!(versions, json!([1]));
+}
+on_both_backends!(concurrent_registrations_of_one_schema_make_one_version);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_openapi_document_describes_routes_that_exist() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let user = app.new_user().await;
+    let cluster = app.new_cluster(&user, "documented").await;
+    let (status, document) = app
+        .rest(
+            Method::GET,
+            "/schema-registry/openapi.json",
+            None,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(document["openapi"], "3.1.0");
+    let operations = capstan_api::schema_registry::openapi::operations();
+    assert!(operations.len() >= 25, "{operations:?}");
+    let r = registry(&app, &cluster);
+    for (method, path) in operations {
+        let concrete = path
+            .replace("{id}", "1")
+            .replace("{subject}", "s")
+            .replace("{version}", "1");
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, body) = r
+            .call(
+                method.clone(),
+                &concrete,
+                Some(json!({ "schema": USER_V1, "compatibility": "FULL", "mode": "READWRITE" })),
+            )
+            .await;
+        assert_ne!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} is documented but not routed"
+        );
+        assert_ne!(
+            body["error_code"], 404,
+            "{method} {path} is documented but not routed: {body}"
+        );
+    }
+}
