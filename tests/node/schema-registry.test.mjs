@@ -1,7 +1,7 @@
 // @kafkajs/confluent-schema-registry (npm) against Capstan's schema registry, with kafkajs
 // producing and consuming the encoded messages through the Kafka gateway of `capstan dev`: an
 // Avro schema registered, an incompatible evolution refused with 409, a compatible one
-// accepted and decoded, and a second tenant that sees none of it.
+// accepted and decoded, and a second tenant that sees none of it; and the same for Protobuf.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Kafka, logLevel } from "kafkajs";
@@ -85,5 +85,40 @@ describe("@kafkajs/confluent-schema-registry with kafkajs through Capstan", () =
     const stranger = registryOf(capstan, theirs);
     await assert.rejects(stranger.getLatestSchemaId("users-value"), (error) => error.status === 404);
     await assert.rejects(stranger.decode(first), (error) => error.status === 404);
+  });
+
+  test("Protobuf over TCP: register, encode, produce, consume, decode; 409 for a changed wire type", async () => {
+    const cluster = await capstan.request("POST", "/v2/kafka/cluster", { name: "registry-proto", region: "eu-west-1" });
+    await createTopic(capstan, cluster.cluster_id, "orders", 1);
+    const registry = registryOf(capstan, cluster);
+    const v1 = `syntax = "proto3";\npackage shop;\n\nmessage Order {\n  int64 id = 1;\n  string item = 2;\n}\n`;
+    const { id } = await registry.register({ type: SchemaType.PROTOBUF, schema: v1 }, { subject: "orders-value" });
+    await assert.rejects(
+      registry.register({ type: SchemaType.PROTOBUF, schema: v1.replace("int64 id", "string id") }, { subject: "orders-value" }),
+      (error) => error.status === 409,
+    );
+    const v2 = v1.replace("string item = 2;", "string item = 2;\n  int32 quantity = 3;");
+    const { id: id2 } = await registry.register({ type: SchemaType.PROTOBUF, schema: v2 }, { subject: "orders-value" });
+    assert.notEqual(id2, id);
+
+    const kafka = kafkaOf(cluster);
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: "orders", acks: -1, messages: [
+      { value: await registry.encode(id, { id: 1, item: "tea" }) },
+      { value: await registry.encode(id2, { id: 2, item: "cake", quantity: 3 }) },
+    ] });
+    await producer.disconnect();
+
+    const reader = registryOf(capstan, cluster);
+    const consumer = kafka.consumer({ groupId: "proto-readers" });
+    await consumer.connect();
+    await consumer.subscribe({ topic: "orders", fromBeginning: true });
+    const decoded = [];
+    await consumer.run({ eachMessage: async ({ message }) => decoded.push((await reader.decode(message.value)).toJSON()) });
+    await eventually(() => decoded.length >= 2, "two decoded messages");
+    await consumer.disconnect();
+    // protobufjs renders int64 as a string in JSON.
+    assert.deepEqual(decoded, [{ id: "1", item: "tea" }, { id: "2", item: "cake", quantity: 3 }]);
   });
 });

@@ -28,7 +28,7 @@ use super::{
     Action, GatewayResult, GatewayState, RawBody,
     auth::Client,
     poll,
-    types::{Message, OneOrMany, TopicPartitionOffset},
+    types::{Message, OneOrMany, TopicPartition, TopicPartitionOffset},
 };
 use crate::{Error, Result, credentials::Access, extract::parse_json, topics};
 
@@ -568,7 +568,9 @@ pub(super) async fn commit(
 }
 
 /// `GET|POST /committed/{group}/{instance}`: the group's committed offset per partition, in
-/// request order; `-1` where nothing is committed.
+/// request order; `-1` where nothing is committed. Read through the instance when it lives in
+/// this process, else straight from the group's coordinator: a group's commits outlive its
+/// instances (and may come from Kafka clients), so a restarted or scaled-out gateway answers too.
 pub(super) async fn committed(
     State(state): State<GatewayState>,
     Client(access, _slot): Client,
@@ -577,38 +579,65 @@ pub(super) async fn committed(
     RawBody(body): RawBody,
 ) -> GatewayResult<Json<Vec<TopicPartitionOffset>>> {
     let wanted = state.require_consumable_partitions(&access, &body).await?;
-    let instance = state
-        .instances
-        .find(&key(&access, group, instance), &access)
-        .await?;
+    let key = key(&access, group, instance);
     let timeout = poll::timeout(query.timeout, 10_000);
-    let offsets = instance
-        .with_consumer(move |consumer, _| {
-            let mut list = TopicPartitionList::new();
-            for tp in &wanted {
-                list.add_partition(&access.physical(&tp.topic), tp.partition);
-            }
-            let committed = consumer
-                .committed_offsets(list, timeout)
-                .map_err(|e| Error::Broker(format!("could not read committed offsets: {e}")))?;
-            Ok(wanted
-                .into_iter()
-                .map(|tp| {
-                    let offset = committed
-                        .find_partition(&access.physical(&tp.topic), tp.partition)
-                        .and_then(|e| e.offset().to_raw())
-                        .filter(|o| *o >= 0)
-                        .unwrap_or(-1);
-                    TopicPartitionOffset {
-                        topic: tp.topic,
-                        partition: tp.partition,
-                        offset,
-                    }
+    let offsets = match state.instances.find(&key, &access).await {
+        Ok(instance) => {
+            instance
+                .with_consumer(move |consumer, _| {
+                    read_committed(consumer, &access, wanted, timeout)
                 })
-                .collect())
-        })
-        .await?;
+                .await?
+        }
+        Err(Error::Missing(_)) => {
+            let mut config = state.clients.of(&state.app, &access).await?.config.clone();
+            config
+                .set("group.id", access.physical(&key.group))
+                .set("enable.auto.commit", "false");
+            tokio::task::spawn_blocking(move || {
+                // Never subscribes, so it never joins the group: it only asks the coordinator.
+                let reader: BaseConsumer = config.create().map_err(|e| {
+                    Error::Broker(format!("could not create a Kafka consumer: {e}"))
+                })?;
+                read_committed(&reader, &access, wanted, timeout)
+            })
+            .await
+            .map_err(|e| Error::internal("committed-offsets task failed", e))??
+        }
+        Err(other) => return Err(other.into()),
+    };
     Ok(Json(offsets))
+}
+
+/// The committed offsets of `wanted` in the consumer's group (blocking).
+fn read_committed(
+    consumer: &BaseConsumer,
+    access: &Access,
+    wanted: Vec<TopicPartition>,
+    timeout: Duration,
+) -> Result<Vec<TopicPartitionOffset>> {
+    let mut list = TopicPartitionList::new();
+    for tp in &wanted {
+        list.add_partition(&access.physical(&tp.topic), tp.partition);
+    }
+    let committed = consumer
+        .committed_offsets(list, timeout)
+        .map_err(|e| Error::Broker(format!("could not read committed offsets: {e}")))?;
+    Ok(wanted
+        .into_iter()
+        .map(|tp| {
+            let offset = committed
+                .find_partition(&access.physical(&tp.topic), tp.partition)
+                .and_then(|e| e.offset().to_raw())
+                .filter(|o| *o >= 0)
+                .unwrap_or(-1);
+            TopicPartitionOffset {
+                topic: tp.topic,
+                partition: tp.partition,
+                offset,
+            }
+        })
+        .collect())
 }
 
 /// `GET /consumers`: every live instance of the cluster with its assigned partitions.

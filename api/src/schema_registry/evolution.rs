@@ -392,7 +392,7 @@ impl<'a> Registry<'a> {
     ) -> RegistryResult<Prepared> {
         let kind = SchemaType::parse(request.schema_type.as_deref())
             .map_err(RegistryError::invalid_schema)?;
-        let text = formats::stored_text(&request.schema, normalize)
+        let text = formats::stored_text(kind, &request.schema, normalize)
             .map_err(RegistryError::invalid_schema)?;
         let mut references = Vec::with_capacity(request.references.len());
         for reference in &request.references {

@@ -3,7 +3,7 @@
 
 use apache_avro::{Schema as AvroSchema, schema_compatibility::SchemaCompatibility};
 
-use super::json_schema;
+use super::{json_schema, protobuf};
 
 /// A schema's format, `schemaType` in Confluent's API (absent means Avro).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,6 +12,8 @@ pub enum SchemaType {
     Avro,
     /// JSON Schema.
     Json,
+    /// Protocol Buffers (`.proto` text).
+    Protobuf,
 }
 
 impl SchemaType {
@@ -20,12 +22,9 @@ impl SchemaType {
         match raw.map(str::to_ascii_uppercase).as_deref() {
             None | Some("AVRO") => Ok(SchemaType::Avro),
             Some("JSON") => Ok(SchemaType::Json),
-            Some("PROTOBUF") => Err(
-                "PROTOBUF schemas are not supported by this registry yet (AVRO and JSON are); see docs/schema-registry.md"
-                    .into(),
-            ),
+            Some("PROTOBUF") => Ok(SchemaType::Protobuf),
             Some(other) => Err(format!(
-                "unknown schemaType {other:?}: use AVRO (the default) or JSON"
+                "unknown schemaType {other:?}: use AVRO (the default), JSON or PROTOBUF"
             )),
         }
     }
@@ -35,11 +34,12 @@ impl SchemaType {
         match self {
             SchemaType::Avro => "AVRO",
             SchemaType::Json => "JSON",
+            SchemaType::Protobuf => "PROTOBUF",
         }
     }
 
     /// The formats `GET /schemas/types` lists.
-    pub const ALL: [SchemaType; 2] = [SchemaType::Json, SchemaType::Avro];
+    pub const ALL: [SchemaType; 3] = [SchemaType::Json, SchemaType::Protobuf, SchemaType::Avro];
 }
 
 /// A schema with the texts of the schemas it refers to, those a reference needs first.
@@ -53,10 +53,14 @@ pub struct Resolved {
     pub dependencies: Vec<String>,
 }
 
-/// The text to store for `text`: the JSON with insignificant whitespace removed (so the same
-/// schema sent with other indentation gets the same id), and with `normalize` its object keys
-/// also sorted (so a schema whose attributes are only reordered does too).
-pub fn stored_text(text: &str, normalize: bool) -> Result<String, String> {
+/// The text to store for `text`: for Avro and JSON Schema, the JSON with insignificant
+/// whitespace removed (so the same schema sent with other indentation gets the same id), and with
+/// `normalize` its object keys also sorted (so a schema whose attributes are only reordered does
+/// too); a `.proto` text is stored as sent.
+pub fn stored_text(kind: SchemaType, text: &str, normalize: bool) -> Result<String, String> {
+    if kind == SchemaType::Protobuf {
+        return Ok(text.to_owned());
+    }
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("the schema is not JSON: {e}"))?;
     if normalize {
@@ -70,6 +74,7 @@ pub fn validate(schema: &Resolved) -> Result<(), String> {
     match schema.kind {
         SchemaType::Avro => avro(schema).map(drop),
         SchemaType::Json => json_schema::validate(&json(&schema.text)?),
+        SchemaType::Protobuf => protobuf::parse(&schema.text).map(drop),
     }
 }
 
@@ -96,6 +101,12 @@ pub fn reader_accepts(reader: &Resolved, writer: &Resolved) -> Vec<String> {
             (Ok(reader), Ok(writer)) => json_schema::reader_accepts(&reader, &writer),
             (Err(why), _) | (_, Err(why)) => vec![why],
         },
+        SchemaType::Protobuf => {
+            match (protobuf::parse(&reader.text), protobuf::parse(&writer.text)) {
+                (Ok(reader), Ok(writer)) => protobuf::reader_accepts(&reader, &writer),
+                (Err(why), _) | (_, Err(why)) => vec![why],
+            }
+        }
     }
 }
 
@@ -144,7 +155,7 @@ mod tests {
     fn avro_schema(text: &str) -> Resolved {
         Resolved {
             kind: SchemaType::Avro,
-            text: stored_text(text, false).expect("json"),
+            text: stored_text(SchemaType::Avro, text, false).expect("json"),
             dependencies: Vec::new(),
         }
     }
@@ -160,7 +171,12 @@ mod tests {
     #[test]
     fn normalize_sorts_keys() {
         assert_eq!(
-            stored_text("{\"type\":\"record\",\"name\":\"A\",\"fields\":[]}", true).expect("json"),
+            stored_text(
+                SchemaType::Avro,
+                "{\"type\":\"record\",\"name\":\"A\",\"fields\":[]}",
+                true
+            )
+            .expect("json"),
             "{\"fields\":[],\"name\":\"A\",\"type\":\"record\"}"
         );
     }
@@ -197,7 +213,7 @@ mod tests {
         let broken =
             avro_schema(r#"{"type":"record","name":"R","fields":[{"name":"n","type":"integer"}]}"#);
         assert!(validate(&broken).is_err());
-        assert!(SchemaType::parse(Some("PROTOBUF")).is_err());
+        assert!(SchemaType::parse(Some("XML")).is_err());
         assert_eq!(SchemaType::parse(None), Ok(SchemaType::Avro));
     }
 

@@ -10,6 +10,7 @@ mod evolution;
 mod formats;
 mod json_schema;
 pub mod openapi;
+mod protobuf;
 mod routes;
 mod settings;
 

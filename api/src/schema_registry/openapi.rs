@@ -216,7 +216,7 @@ pub fn document() -> Value {
                     "name": { "type": "string" }, "subject": { "type": "string" }, "version": { "type": "integer" } } },
                 "SchemaRequest": { "type": "object", "required": ["schema"], "properties": {
                     "schema": { "type": "string", "description": "The schema's text" },
-                    "schemaType": { "type": "string", "enum": ["AVRO", "JSON"] },
+                    "schemaType": { "type": "string", "enum": ["AVRO", "JSON", "PROTOBUF"] },
                     "references": { "type": "array", "items": reference("Reference") },
                     "id": { "type": "integer", "description": "IMPORT mode only" },
                     "version": { "type": "integer", "description": "IMPORT mode only" } } },

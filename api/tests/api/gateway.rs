@@ -541,10 +541,28 @@ async fn consumer_instances_commit_as_told_and_leave_when_deleted() {
     assert_eq!(status, StatusCode::OK);
     let (_, listed) = f.app.rest(Method::GET, "/consumers", c, None, &[]).await;
     assert_eq!(listed, json!([]));
+    // The group's commits outlive the instance: /committed reads them from the brokers for any
+    // instance name (a restarted gateway, or commits made by a Kafka client).
+    for path in ["/committed/group/one", "/committed/group/never-made"] {
+        let (status, kept) = f.app.rest(Method::POST, path, c, Some(tps), &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {kept}");
+        assert_eq!(
+            kept,
+            json!([{"topic":"t","partition":0,"offset":1},{"topic":"t","partition":1,"offset":1}]),
+            "{path}"
+        );
+    }
+    let (_, unknown_group) = f
+        .app
+        .rest(Method::POST, "/committed/nobody/x", c, Some(tps), &[])
+        .await;
+    assert_eq!(
+        unknown_group,
+        json!([{"topic":"t","partition":0,"offset":-1},{"topic":"t","partition":1,"offset":-1}])
+    );
     for (method, path) in [
         (Method::POST, "/delete-consumer/group/one"),
         (Method::POST, "/commit/group/one"),
-        (Method::POST, "/committed/group/one"),
     ] {
         let (status, answer) = f
             .app

@@ -59,7 +59,10 @@ async fn avro_schemas_evolve_under_the_subjects_rules(backend: Backend) {
     let r = registry(&app, &cluster);
 
     let (status, types) = r.call(Method::GET, "/schemas/types", None).await;
-    assert_eq!((status, types), (StatusCode::OK, json!(["JSON", "AVRO"])));
+    assert_eq!(
+        (status, types),
+        (StatusCode::OK, json!(["JSON", "PROTOBUF", "AVRO"]))
+    );
     let (status, empty) = r.call(Method::GET, "/subjects", None).await;
     assert_eq!((status, empty), (StatusCode::OK, json!([])));
 
@@ -653,4 +656,50 @@ async fn the_registry_openapi_document_describes_routes_that_exist() {
             "{method} {path} is documented but not routed: {body}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_schemas_evolve_by_field_number() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let user = app.new_user().await;
+    let cluster = app.new_cluster(&user, "proto").await;
+    let r = registry(&app, &cluster);
+    let v1 = "syntax = \"proto3\";\npackage shop;\n\nmessage Order {\n  int64 id = 1;\n  string item = 2;\n}\n";
+    let v2 = "syntax = \"proto3\";\npackage shop;\n\nmessage Order {\n  int64 id = 1;\n  string item = 2;\n  int32 quantity = 3;\n}\n";
+    let retyped = "syntax = \"proto3\";\npackage shop;\n\nmessage Order {\n  string id = 1;\n  string item = 2;\n}\n";
+    let mut ids = Vec::new();
+    for (schema, status) in [
+        (v1, StatusCode::OK),
+        (v2, StatusCode::OK),
+        (retyped, StatusCode::CONFLICT),
+    ] {
+        let (got, body) = r
+            .call(
+                Method::POST,
+                "/subjects/orders-value/versions",
+                Some(json!({ "schema": schema, "schemaType": "PROTOBUF" })),
+            )
+            .await;
+        assert_eq!(got, status, "{body}");
+        ids.push(body["id"].clone());
+    }
+    let (_, stored) = r
+        .call(Method::GET, &format!("/schemas/ids/{}", ids[1]), None)
+        .await;
+    assert_eq!(
+        stored,
+        json!({ "schema": v2, "schemaType": "PROTOBUF" }),
+        "stored as sent"
+    );
+    let (status, body) = r
+        .call(
+            Method::POST,
+            "/subjects/broken/versions",
+            Some(json!({ "schema": "message { int32 = 1 }", "schemaType": "PROTOBUF" })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error_code"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!(42201))
+    );
 }
