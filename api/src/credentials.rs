@@ -216,7 +216,8 @@ async fn scoped_names<'e>(
     Ok(rows.into_iter().map(|(name,)| name).collect())
 }
 
-/// The cluster's quota of credentials and unique names, given its scoped credentials' names.
+/// The cluster's quota of credentials, given its scoped credentials' names. Names may repeat,
+/// as on Upstash; only `default`, the name of the cluster's own credential, is reserved.
 fn check_quota(state: &AppState, existing: &[String], name: &str) -> Result<()> {
     if existing.len() >= state.config.max_credentials_per_cluster as usize {
         return Err(Error::LimitExceeded(format!(
@@ -224,10 +225,11 @@ fn check_quota(state: &AppState, existing: &[String], name: &str) -> Result<()> 
             state.config.max_credentials_per_cluster
         )));
     }
-    if name == "default" || existing.iter().any(|n| n == name) {
-        return Err(Error::Conflict(format!(
-            "the cluster already has a credential named {name:?}"
-        )));
+    if name == "default" {
+        return Err(Error::Conflict(
+            "the cluster already has a credential named \"default\" (its own); choose another name"
+                .into(),
+        ));
     }
     Ok(())
 }

@@ -109,17 +109,31 @@ async fn credential_values_and_limits_are_checked() {
             "{answer}"
         );
     }
-    for name in ["one", "two"] {
-        let (status, _) = app
+    // Names may repeat, as on Upstash (its terraform provider's example makes two alike).
+    let mut usernames = Vec::new();
+    for _ in 0..2 {
+        let (status, made) = app
             .call(
                 Method::POST,
                 "/v2/kafka/credential",
                 &user.auth(),
-                Some(make(name, "*", "ALL")),
+                Some(make("twin", "*", "ALL")),
             )
             .await;
-        assert_eq!(status, StatusCode::OK);
+        assert_eq!(status, StatusCode::OK, "{made}");
+        usernames.push(made["username"].clone());
     }
+    assert_ne!(usernames[0], usernames[1]);
+    let (_, listed) = app
+        .call(Method::GET, "/v2/kafka/credentials", &user.auth(), None)
+        .await;
+    let twins = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["credential_name"] == "twin")
+        .count();
+    assert_eq!(twins, 2, "{listed}");
     let (status, answer) = app
         .call(
             Method::POST,
