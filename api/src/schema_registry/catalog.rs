@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::AnyPool;
 
+use super::settings::Setting;
 use crate::{Result, store};
 
 /// A reference from a schema to another, by the name the referring schema uses for it.
@@ -396,21 +397,11 @@ pub async fn remove(
     Ok(())
 }
 
-/// Which of the settings a row holds.
-#[derive(Clone, Copy, Debug)]
-pub enum Setting {
-    /// The compatibility level.
-    Compatibility,
-    /// The mode.
-    Mode,
-}
-
-impl Setting {
-    fn column(self) -> &'static str {
-        match self {
-            Setting::Compatibility => "compatibility",
-            Setting::Mode => "mode",
-        }
+/// The column holding a setting.
+fn column(which: Setting) -> &'static str {
+    match which {
+        Setting::Compatibility => "compatibility",
+        Setting::Mode => "mode",
     }
 }
 
@@ -421,7 +412,7 @@ pub async fn setting(
     subject: &str,
     which: Setting,
 ) -> Result<Option<String>> {
-    let column = which.column();
+    let column = column(which);
     let row: Option<(Option<String>,)> = sqlx::query_as(&format!(
         "SELECT {column} FROM registry_settings WHERE cluster_id = $1 AND subject = $2"
     ))
@@ -440,7 +431,7 @@ pub async fn set_setting(
     which: Setting,
     value: Option<&str>,
 ) -> Result<()> {
-    let column = which.column();
+    let column = column(which);
     sqlx::query(&format!(
         "INSERT INTO registry_settings (cluster_id, subject, {column}) VALUES ($1, $2, $3) \
          ON CONFLICT (cluster_id, subject) DO UPDATE SET {column} = excluded.{column}"

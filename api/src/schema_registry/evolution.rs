@@ -7,9 +7,9 @@ use sqlx::AnyPool;
 
 use super::{
     RegistryError, RegistryResult,
-    catalog::{self, Inserted, NewVersion, Reference, SchemaRecord, Setting, VersionRecord},
+    catalog::{self, Inserted, NewVersion, Reference, SchemaRecord, VersionRecord},
     formats::{self, Resolved, SchemaType},
-    settings::{Compatibility, Mode, VersionSpec},
+    settings::{Compatibility, Mode, Setting, VersionSpec},
 };
 
 /// The most versions (soft-deleted ones included) one cluster's registry holds.
@@ -61,26 +61,29 @@ impl<'a> Registry<'a> {
 
     /// The compatibility level in force for `subject` (its own, else the registry's).
     pub async fn compatibility(&self, subject: Option<&str>) -> RegistryResult<Compatibility> {
-        for scope in subject.into_iter().chain([""]) {
-            if let Some(level) =
-                catalog::setting(self.pool, self.cluster, scope, Setting::Compatibility).await?
-            {
-                return Compatibility::parse(&level);
-            }
-        }
-        Ok(Compatibility::DEFAULT)
+        Compatibility::parse(
+            self.setting_in_force(Setting::Compatibility, subject)
+                .await?,
+        )
     }
 
     /// The mode in force for `subject` (its own, else the registry's).
     pub async fn mode(&self, subject: Option<&str>) -> RegistryResult<Mode> {
+        Mode::parse(self.setting_in_force(Setting::Mode, subject).await?)
+    }
+
+    /// A setting in force for `subject`: its own, else the registry's, else the default.
+    pub async fn setting_in_force(
+        &self,
+        which: Setting,
+        subject: Option<&str>,
+    ) -> RegistryResult<&'static str> {
         for scope in subject.into_iter().chain([""]) {
-            if let Some(mode) =
-                catalog::setting(self.pool, self.cluster, scope, Setting::Mode).await?
-            {
-                return Mode::parse(&mode);
+            if let Some(value) = catalog::setting(self.pool, self.cluster, scope, which).await? {
+                return which.validated(&value);
             }
         }
-        Ok(Mode::DEFAULT)
+        Ok(which.default_value())
     }
 
     /// A subject's versions; `deleted` includes soft-deleted ones. 40401 when there are none.

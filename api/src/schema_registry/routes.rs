@@ -12,12 +12,14 @@ use serde_json::{Value, json};
 
 use super::{
     Body, Caller, RegistryError, RegistryResult, Reply,
-    catalog::{self, SchemaRecord, Setting, VersionRecord},
-    evolution::{Registry, SchemaRequest, check_subject},
+    catalog::{self, SchemaRecord, VersionRecord},
+    evolution::{Registry, SchemaRequest},
     formats::SchemaType,
-    settings::{Compatibility, Mode, VersionSpec},
+    settings::VersionSpec,
 };
 use crate::gateway::GatewayState;
+
+mod settings;
 
 /// The registry's routes, nested under `/schema-registry` on the REST endpoint.
 pub fn router() -> Router<GatewayState> {
@@ -55,19 +57,24 @@ pub fn router() -> Router<GatewayState> {
             "/compatibility/subjects/{subject}/versions/{version}",
             post(check_against_version),
         )
-        .route("/config", get(config).put(set_config).delete(delete_config))
+        .route(
+            "/config",
+            get(settings::config)
+                .put(settings::set_config)
+                .delete(settings::delete_config),
+        )
         .route(
             "/config/{subject}",
-            get(subject_config)
-                .put(set_subject_config)
-                .delete(delete_subject_config),
+            get(settings::subject_config)
+                .put(settings::set_subject_config)
+                .delete(settings::delete_subject_config),
         )
-        .route("/mode", get(mode).put(set_mode))
+        .route("/mode", get(settings::mode).put(settings::set_mode))
         .route(
             "/mode/{subject}",
-            get(subject_mode)
-                .put(set_subject_mode)
-                .delete(delete_subject_mode),
+            get(settings::subject_mode)
+                .put(settings::set_subject_mode)
+                .delete(settings::delete_subject_mode),
         )
         .fallback(|| async { RegistryError::no_route() })
         .method_not_allowed_fallback(|| async { RegistryError::method_not_allowed() })
@@ -391,216 +398,4 @@ async fn check_against_level(
         .compatibility_problems(&subject, None, &request, options.normalize)
         .await?;
     Ok(compatibility_answer(problems, options.verbose))
-}
-
-/// `PUT /config` bodies.
-#[derive(Debug, Deserialize)]
-struct ConfigRequest {
-    compatibility: String,
-}
-
-/// `PUT /mode` bodies.
-#[derive(Debug, Deserialize)]
-struct ModeRequest {
-    mode: String,
-}
-
-async fn config(
-    state: axum::extract::State<GatewayState>,
-    caller: Caller,
-) -> RegistryResult<Reply<Value>> {
-    let level = registry(&state, &caller).compatibility(None).await?;
-    Ok(Reply(json!({ "compatibilityLevel": level.as_str() })))
-}
-
-async fn set_config(
-    state: axum::extract::State<GatewayState>,
-    caller: Caller,
-    Body(request): Body<ConfigRequest>,
-) -> RegistryResult<Reply<Value>> {
-    put_setting(
-        &state,
-        &caller,
-        "",
-        Setting::Compatibility,
-        &request.compatibility,
-    )
-    .await
-}
-
-async fn delete_config(
-    state: axum::extract::State<GatewayState>,
-    caller: Caller,
-) -> RegistryResult<Reply<Value>> {
-    caller.require_write()?;
-    let before = registry(&state, &caller).compatibility(None).await?;
-    catalog::set_setting(
-        state.app.store.pool(),
-        caller.cluster(),
-        "",
-        Setting::Compatibility,
-        None,
-    )
-    .await?;
-    Ok(Reply(json!({ "compatibilityLevel": before.as_str() })))
-}
-
-async fn subject_config(
-    state: axum::extract::State<GatewayState>,
-    caller: Caller,
-    Params(subject): Params<String>,
-    options: Options,
-) -> RegistryResult<Reply<Value>> {
-    check_subject(&subject)?;
-    let own = catalog::setting(
-        state.app.store.pool(),
-        caller.cluster(),
-        &subject,
-        Setting::Compatibility,
-    )
-    .await?;
-    let level = match own {
-        Some(level) => Compatibility::parse(&level)?,
-        None if options.default_to_global => registry(&state, &caller).compatibility(None).await?,
-        None => {
-            return Err(RegistryError::subject_compatibility_not_configured(
-                &subject,
-            ));
-        }
-    };
-    Ok(Reply(json!({ "compatibilityLevel": level.as_str() })))
-}
-
-async fn set_subject_config(
-    state: axum::extract::State<GatewayState>,
-    caller: Caller,
-    Params(subject): Params<String>,
-    Body(request): Body<ConfigRequest>,
-) -> RegistryResult<Reply<Value>> {
-    put_setting(
-        &state,
-        &caller,
-        &subject,
-        Setting::Compatibility,
-        &request.compatibility,
-    )
-    .await
-}
-
-async fn delete_subject_config(
-    state: axum::extract::State<GatewayState>,
-    caller: Caller,
-    Params(subject): Params<String>,
-) -> RegistryResult<Reply<Value>> {
-    caller.require_write()?;
-    let pool = state.app.store.pool();
-    let own = catalog::setting(pool, caller.cluster(), &subject, Setting::Compatibility).await?;
-    let own = own.ok_or_else(|| RegistryError::subject_compatibility_not_configured(&subject))?;
-    catalog::set_setting(
-        pool,
-        caller.cluster(),
-        &subject,
-        Setting::Compatibility,
-        None,
-    )
-    .await?;
-    Ok(Reply(json!({ "compatibilityLevel": own })))
-}
-
-async fn mode(
-    state: axum::extract::State<GatewayState>,
-    caller: Caller,
-) -> RegistryResult<Reply<Value>> {
-    let mode = registry(&state, &caller).mode(None).await?;
-    Ok(Reply(json!({ "mode": mode.as_str() })))
-}
-
-async fn set_mode(
-    state: axum::extract::State<GatewayState>,
-    caller: Caller,
-    options: Options,
-    Body(request): Body<ModeRequest>,
-) -> RegistryResult<Reply<Value>> {
-    caller.require_write()?;
-    if Mode::parse(&request.mode)? == Mode::Import && !options.force {
-        let any = catalog::subjects(state.app.store.pool(), caller.cluster()).await?;
-        if !any.is_empty() {
-            return Err(RegistryError::not_permitted(
-                "Cannot import since found existing subjects; add ?force=true to import into a registry that has some",
-            ));
-        }
-    }
-    put_setting(&state, &caller, "", Setting::Mode, &request.mode).await
-}
-
-async fn subject_mode(
-    state: axum::extract::State<GatewayState>,
-    caller: Caller,
-    Params(subject): Params<String>,
-    options: Options,
-) -> RegistryResult<Reply<Value>> {
-    check_subject(&subject)?;
-    let own = catalog::setting(
-        state.app.store.pool(),
-        caller.cluster(),
-        &subject,
-        Setting::Mode,
-    )
-    .await?;
-    let mode = match own {
-        Some(mode) => Mode::parse(&mode)?,
-        None if options.default_to_global => registry(&state, &caller).mode(None).await?,
-        None => return Err(RegistryError::subject_mode_not_configured(&subject)),
-    };
-    Ok(Reply(json!({ "mode": mode.as_str() })))
-}
-
-async fn set_subject_mode(
-    state: axum::extract::State<GatewayState>,
-    caller: Caller,
-    Params(subject): Params<String>,
-    Body(request): Body<ModeRequest>,
-) -> RegistryResult<Reply<Value>> {
-    put_setting(&state, &caller, &subject, Setting::Mode, &request.mode).await
-}
-
-async fn delete_subject_mode(
-    state: axum::extract::State<GatewayState>,
-    caller: Caller,
-    Params(subject): Params<String>,
-) -> RegistryResult<Reply<Value>> {
-    caller.require_write()?;
-    let pool = state.app.store.pool();
-    let own = catalog::setting(pool, caller.cluster(), &subject, Setting::Mode).await?;
-    let own = own.ok_or_else(|| RegistryError::subject_mode_not_configured(&subject))?;
-    catalog::set_setting(pool, caller.cluster(), &subject, Setting::Mode, None).await?;
-    Ok(Reply(json!({ "mode": own })))
-}
-
-/// Validates and stores a compatibility level or mode of the registry (`subject` "") or of a
-/// subject; answers it the way `PUT` does.
-async fn put_setting(
-    state: &GatewayState,
-    caller: &Caller,
-    subject: &str,
-    which: Setting,
-    raw: &str,
-) -> RegistryResult<Reply<Value>> {
-    caller.require_write()?;
-    if !subject.is_empty() {
-        check_subject(subject)?;
-    }
-    let (key, value) = match which {
-        Setting::Compatibility => ("compatibility", Compatibility::parse(raw)?.as_str()),
-        Setting::Mode => ("mode", Mode::parse(raw)?.as_str()),
-    };
-    catalog::set_setting(
-        state.app.store.pool(),
-        caller.cluster(),
-        subject,
-        which,
-        Some(value),
-    )
-    .await?;
-    Ok(Reply(json!({ key: value })))
 }

@@ -121,6 +121,33 @@ impl Mode {
     }
 }
 
+/// Which of a registry's (or subject's) settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    /// The compatibility level.
+    Compatibility,
+    /// The mode.
+    Mode,
+}
+
+impl Setting {
+    /// Checks a value against the setting's names (42203, 42204); answers its canonical name.
+    pub fn validated(self, raw: &str) -> Result<&'static str, RegistryError> {
+        Ok(match self {
+            Setting::Compatibility => Compatibility::parse(raw)?.as_str(),
+            Setting::Mode => Mode::parse(raw)?.as_str(),
+        })
+    }
+
+    /// The value of a registry nobody configured.
+    pub fn default_value(self) -> &'static str {
+        match self {
+            Setting::Compatibility => Compatibility::DEFAULT.as_str(),
+            Setting::Mode => Mode::DEFAULT.as_str(),
+        }
+    }
+}
+
 /// A version named in a path: a number from 1, or `latest` (also `-1`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VersionSpec {
