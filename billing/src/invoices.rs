@@ -300,23 +300,30 @@ type InvoiceRow = (
     i64,
     i64,
     Option<i64>,
+    Option<String>,
 );
-const INVOICE_COLUMNS: &str =
-    "id, account_id, month, number, state, total_cents, created_at, finalized_at";
+/// An invoice's columns, with Stripe's last payment error read in the same query.
+const INVOICE_COLUMNS: &str = "id, account_id, month, number, state, total_cents, created_at, finalized_at, \
+     (SELECT s.last_payment_error FROM stripe_invoices s WHERE s.invoice_id = invoices.id)";
 
 async fn with_lines(pool: &AnyPool, row: InvoiceRow) -> Result<Invoice> {
-    let (id, account_id, month, number, state, total_cents, created_at, finalized_at) = row;
+    let (
+        id,
+        account_id,
+        month,
+        number,
+        state,
+        total_cents,
+        created_at,
+        finalized_at,
+        payment_problem,
+    ) = row;
     let lines = sqlx::query_as(
         "SELECT line_no, cluster_id, cluster_name, kind, quantity, micros, cents FROM invoice_lines WHERE invoice_id = $1 ORDER BY line_no",
     )
     .bind(&id)
     .fetch_all(pool)
     .await?;
-    let payment_problem: Option<(Option<String>,)> =
-        sqlx::query_as("SELECT last_payment_error FROM stripe_invoices WHERE invoice_id = $1")
-            .bind(&id)
-            .fetch_optional(pool)
-            .await?;
     Ok(Invoice {
         id,
         account_id,
@@ -326,7 +333,7 @@ async fn with_lines(pool: &AnyPool, row: InvoiceRow) -> Result<Invoice> {
         total_cents,
         created_at,
         finalized_at,
-        payment_problem: payment_problem.and_then(|(problem,)| problem),
+        payment_problem,
         lines,
     })
 }

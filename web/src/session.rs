@@ -11,32 +11,20 @@ use crate::{ConsoleState, Error, Result};
 
 const SESSION_COOKIE: &str = "capstan_session";
 
-/// The logged-in visitor.
-#[derive(Clone, Debug)]
-pub(crate) struct Viewer {
-    /// Their account.
-    pub account_id: String,
-    /// Their e-mail address, shown in the header.
-    pub email: String,
-    /// The session of this cookie, ended at log-out.
-    pub session_id: String,
-}
+/// The logged-in visitor: their account, e-mail address (shown in the header) and the session
+/// of this cookie (ended at log-out).
+pub(crate) type Viewer = sessions::Verified;
 
 /// The logged-in visitor of this cookie jar, if any (an expired or forged token is nobody).
 pub(crate) async fn current(jar: &CookieJar, state: &ConsoleState) -> Result<Option<Viewer>> {
     let Some(token) = jar.get(SESSION_COOKIE) else {
         return Ok(None);
     };
-    let verified = match sessions::verify(&state.app.store, &state.app.key, token.value()).await {
-        Ok(verified) => verified,
-        Err(capstan_api::Error::Unauthenticated(_)) => return Ok(None),
-        Err(trouble) => return Err(trouble.into()),
-    };
-    Ok(Some(Viewer {
-        account_id: verified.account_id,
-        email: verified.email,
-        session_id: verified.session_id,
-    }))
+    match sessions::verify(&state.app.store, &state.app.key, token.value()).await {
+        Ok(verified) => Ok(Some(verified)),
+        Err(capstan_api::Error::Unauthenticated(_)) => Ok(None),
+        Err(trouble) => Err(trouble.into()),
+    }
 }
 
 impl FromRequestParts<ConsoleState> for Viewer {

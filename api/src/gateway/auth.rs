@@ -79,7 +79,7 @@ impl FromRequestParts<GatewayState> for WebhookClient {
 }
 
 /// Authenticates `user` and takes a place among its cluster's requests in progress.
-pub(crate) async fn enter(state: &GatewayState, user: &str, pass: &str) -> Result<Client, Error> {
+async fn enter(state: &GatewayState, user: &str, pass: &str) -> Result<Client, Error> {
     let access = authenticate(state, user, pass).await?;
     let slot = state.per_cluster.enter(&access.cluster_id)?;
     Ok(Client(access, slot))

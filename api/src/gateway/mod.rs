@@ -27,7 +27,7 @@ use axum::{
 use tower::Layer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
-pub(crate) use auth::{Client, basic_credentials, enter};
+pub(crate) use auth::Client;
 pub use clients::Clients;
 pub use consumers::Instances;
 pub use error::{GatewayError, GatewayResult};

@@ -117,6 +117,18 @@ fn version_records(rows: Vec<(String, i64, i64, i64)>) -> Vec<VersionRecord> {
         .collect()
 }
 
+/// True when some version (soft-deleted or not) registers the schema.
+pub async fn schema_in_use(pool: &AnyPool, cluster: &str, id: i64) -> Result<bool> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT schema_id FROM registry_versions WHERE cluster_id = $1 AND schema_id = $2 LIMIT 1",
+    )
+    .bind(cluster)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.is_some())
+}
+
 /// Every version of a subject, soft-deleted ones included, oldest first.
 pub async fn versions(pool: &AnyPool, cluster: &str, subject: &str) -> Result<Vec<VersionRecord>> {
     let rows = sqlx::query_as(
@@ -213,22 +225,8 @@ pub async fn version_count(pool: &AnyPool, cluster: &str) -> Result<i64> {
 }
 
 /// Registers a version, reusing the schema's id when the same schema exists, or answers the
-/// subject's live version of it. A registration that still meets a taken id or version (a
-/// database without the cluster's row lock) retries.
+/// subject's live version of it.
 pub async fn insert(pool: &AnyPool, cluster: &str, new: &NewVersion<'_>) -> Result<Inserted> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match try_insert(pool, cluster, new).await {
-            Err(crate::Error::Database(e)) if store::is_unique_violation(&e) && attempt < 5 => {
-                continue;
-            }
-            other => return other,
-        }
-    }
-}
-
-async fn try_insert(pool: &AnyPool, cluster: &str, new: &NewVersion<'_>) -> Result<Inserted> {
     let mut tx = pool.begin().await?;
     // Registrations in one cluster's registry take turns: producers that start together and
     // all register the same new schema get one version and one id, not one each.

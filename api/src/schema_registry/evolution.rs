@@ -129,17 +129,31 @@ impl<'a> Registry<'a> {
 
     /// A schema by id, 40403 unless some version (soft-deleted or not) registers it.
     pub async fn schema(&self, id: i64) -> RegistryResult<SchemaRecord> {
-        let record = catalog::schema(self.pool, self.cluster, id).await?;
-        match record {
-            Some(record)
-                if !catalog::versions_of_schema(self.pool, self.cluster, id)
-                    .await?
-                    .is_empty() =>
-            {
-                Ok(record)
-            }
-            _ => Err(RegistryError::schema_not_found()),
+        if !catalog::schema_in_use(self.pool, self.cluster, id).await? {
+            return Err(RegistryError::schema_not_found());
         }
+        self.schema_of(id).await
+    }
+
+    /// The versions registering a schema (`deleted` includes soft-deleted ones); 40403 unless
+    /// some version, soft-deleted or not, registers it.
+    pub async fn versions_of_schema(
+        &self,
+        id: i64,
+        deleted: bool,
+    ) -> RegistryResult<Vec<VersionRecord>> {
+        let all = catalog::versions_of_schema(self.pool, self.cluster, id).await?;
+        if all.is_empty() {
+            return Err(RegistryError::schema_not_found());
+        }
+        Ok(all.into_iter().filter(|v| deleted || !v.deleted).collect())
+    }
+
+    /// The schema a version registers (which is in use by that version).
+    pub async fn schema_of(&self, id: i64) -> RegistryResult<SchemaRecord> {
+        catalog::schema(self.pool, self.cluster, id)
+            .await?
+            .ok_or_else(RegistryError::schema_not_found)
     }
 
     /// Registers `request` under `subject`, answering the schema's id: the existing version's
@@ -404,15 +418,7 @@ impl<'a> Registry<'a> {
             } else {
                 VersionSpec::Number(reference.version)
             };
-            let target = self
-                .version(&reference.subject, spec, false)
-                .await
-                .map_err(|_| {
-                    RegistryError::invalid_schema(format!(
-                        "reference {} names subject {:?} version {}, which does not exist",
-                        reference.name, reference.subject, reference.version
-                    ))
-                })?;
+            let target = self.reference_target(reference, spec, false).await?;
             references.push(Reference {
                 version: target.version,
                 ..reference.clone()
@@ -438,6 +444,23 @@ impl<'a> Registry<'a> {
         })
     }
 
+    /// The version a reference names; 42201 when there is none.
+    async fn reference_target(
+        &self,
+        reference: &Reference,
+        spec: VersionSpec,
+        deleted: bool,
+    ) -> RegistryResult<VersionRecord> {
+        self.version(&reference.subject, spec, deleted)
+            .await
+            .map_err(|_| {
+                RegistryError::invalid_schema(format!(
+                    "reference {} names subject {:?} version {}, which does not exist",
+                    reference.name, reference.subject, reference.version
+                ))
+            })
+    }
+
     /// Appends the texts `references` need, each after what it needs itself, once each.
     async fn collect_dependencies(
         &self,
@@ -453,18 +476,8 @@ impl<'a> Registry<'a> {
         }
         for reference in references {
             let target = self
-                .version(
-                    &reference.subject,
-                    VersionSpec::Number(reference.version),
-                    true,
-                )
-                .await
-                .map_err(|_| {
-                    RegistryError::invalid_schema(format!(
-                        "reference {} names subject {:?} version {}, which does not exist",
-                        reference.name, reference.subject, reference.version
-                    ))
-                })?;
+                .reference_target(reference, VersionSpec::Number(reference.version), true)
+                .await?;
             if seen.contains(&target.schema_id) {
                 continue;
             }

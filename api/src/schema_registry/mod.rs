@@ -65,14 +65,11 @@ impl FromRequestParts<GatewayState> for Caller {
     type Rejection = RegistryError;
 
     async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> RegistryResult<Self> {
-        let (user, pass) = crate::gateway::basic_credentials(&parts.headers)?.ok_or_else(|| {
-            crate::Error::Unauthenticated(
-                "authentication required: HTTP Basic with the cluster's REST username and password"
-                    .into(),
-            )
-        })?;
+        // The REST data API's authentication, answered in the registry's error shape.
         let crate::gateway::Client(access, slot) =
-            crate::gateway::enter(state, &user, &pass).await?;
+            crate::gateway::Client::from_request_parts(parts, state)
+                .await
+                .map_err(|crate::gateway::GatewayError(e)| RegistryError::from(e))?;
         Ok(Caller {
             access,
             _slot: slot,

@@ -200,12 +200,11 @@ async fn versions_of_schema(
     Params(id): Params<i64>,
     options: Options,
 ) -> RegistryResult<Reply<Value>> {
-    registry(&state, &caller).schema(id).await?;
-    let versions =
-        catalog::versions_of_schema(state.app.store.pool(), caller.cluster(), id).await?;
+    let versions = registry(&state, &caller)
+        .versions_of_schema(id, options.deleted)
+        .await?;
     let shown: Vec<Value> = versions
         .iter()
-        .filter(|v| options.deleted || !v.deleted)
         .map(|v| json!({ "subject": v.subject, "version": v.version }))
         .collect();
     Ok(Reply(json!(shown)))
@@ -217,14 +216,12 @@ async fn subjects_of_schema(
     Params(id): Params<i64>,
     options: Options,
 ) -> RegistryResult<Reply<Vec<String>>> {
-    registry(&state, &caller).schema(id).await?;
-    let mut subjects: Vec<String> =
-        catalog::versions_of_schema(state.app.store.pool(), caller.cluster(), id)
-            .await?
-            .into_iter()
-            .filter(|v| options.deleted || !v.deleted)
-            .map(|v| v.subject)
-            .collect();
+    let mut subjects: Vec<String> = registry(&state, &caller)
+        .versions_of_schema(id, options.deleted)
+        .await?
+        .into_iter()
+        .map(|v| v.subject)
+        .collect();
     subjects.dedup();
     Ok(Reply(subjects))
 }
@@ -281,7 +278,7 @@ async fn lookup(
     let version = registry
         .lookup(&subject, &request, options.normalize, options.deleted)
         .await?;
-    let record = registry.schema(version.schema_id).await?;
+    let record = registry.schema_of(version.schema_id).await?;
     Ok(Reply(version_view(&version, &record)))
 }
 
@@ -309,7 +306,7 @@ async fn found_version(
     let spec = VersionSpec::parse(version)?;
     let registry = registry(state, caller);
     let found = registry.version(subject, spec, deleted).await?;
-    let record = registry.schema(found.schema_id).await?;
+    let record = registry.schema_of(found.schema_id).await?;
     Ok((found, record))
 }
 

@@ -465,13 +465,7 @@ async fn consumer_instances_commit_as_told_and_leave_when_deleted() {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{batch}");
-        seen.extend(
-            batch
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["value"].as_str().unwrap().to_owned()),
-        );
+        seen.extend(values_of(&batch).into_iter().map(str::to_owned));
         if seen.len() >= 3 {
             break;
         }
@@ -907,13 +901,7 @@ async fn changing_what_an_instance_consumes_never_commits_records_it_did_not_del
                     )
                     .await;
                 assert_eq!(status, StatusCode::OK, "{batch}");
-                seen.extend(
-                    batch
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|m| m["value"].as_str().unwrap().to_owned()),
-                );
+                seen.extend(values_of(&batch).into_iter().map(str::to_owned));
             }
             seen
         }
