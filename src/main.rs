@@ -29,6 +29,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Serve(args) => run_server(args.into_settings()?, false).await,
         Command::Invoices(settings::InvoicesCommand::Close(args)) => close_invoices(args).await,
         Command::Invoices(settings::InvoicesCommand::Void(args)) => void_invoice(args).await,
+        Command::Invoices(settings::InvoicesCommand::Verify(args)) => verify_invoices(args).await,
         Command::Operator(args) => {
             capstan_operator::run(args.listen, shutdown_signal()).await?;
             Ok(())
@@ -118,10 +119,12 @@ async fn run_server(settings: settings::Resolved, dev: bool) -> anyhow::Result<(
     Ok(())
 }
 
-async fn close_invoices(args: settings::CloseArgs) -> anyhow::Result<()> {
-    use capstan_billing::{invoices, ledger::Month, metering::unix_now};
-    let prices = args.pricing.prices()?;
-    let now = unix_now();
+/// The month an `invoices` command is about (default: the previous one), and the store, migrated.
+async fn invoices_target(
+    args: &settings::CloseArgs,
+    now: i64,
+) -> anyhow::Result<(capstan_billing::ledger::Month, capstan_api::store::Store)> {
+    use capstan_billing::ledger::Month;
     let month = match &args.month {
         Some(text) => Month::parse(text)?,
         None => Month::of(now).previous(),
@@ -130,6 +133,14 @@ async fn close_invoices(args: settings::CloseArgs) -> anyhow::Result<()> {
         .await
         .map_err(report)?;
     store.migrate().await.map_err(report)?;
+    Ok((month, store))
+}
+
+async fn close_invoices(args: settings::CloseArgs) -> anyhow::Result<()> {
+    use capstan_billing::{invoices, metering::unix_now};
+    let prices = args.pricing.prices()?;
+    let now = unix_now();
+    let (month, store) = invoices_target(&args, now).await?;
     let customers = capstan::platform::ControlPlaneCustomers::new(store.clone());
     eprintln!("closing {} …", month.label());
     let report = invoices::close_month(store.pool(), &prices, &customers, month, now).await?;
@@ -140,6 +151,34 @@ async fn close_invoices(args: settings::CloseArgs) -> anyhow::Result<()> {
         report.existing,
         report.finalized
     );
+    Ok(())
+}
+
+async fn verify_invoices(args: settings::CloseArgs) -> anyhow::Result<()> {
+    use capstan_billing::{audit, metering::unix_now};
+    let prices = args.pricing.prices()?;
+    let (month, store) = invoices_target(&args, unix_now()).await?;
+    let customers = capstan::platform::ControlPlaneCustomers::new(store.clone());
+    eprintln!(
+        "recomputing the invoices of {} from their usage …",
+        month.label()
+    );
+    let report = audit::verify_month(store.pool(), &prices, &customers, month).await?;
+    for discrepancy in &report.discrepancies {
+        println!("{discrepancy}");
+    }
+    println!(
+        "{}: {} invoices checked, {} differences",
+        month.label(),
+        report.invoices_checked,
+        report.discrepancies.len()
+    );
+    if !report.discrepancies.is_empty() {
+        anyhow::bail!(
+            "the invoices of {} do not match their usage (see above); if the prices were changed since the close, give the ones it used",
+            month.label()
+        );
+    }
     Ok(())
 }
 

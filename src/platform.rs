@@ -285,6 +285,15 @@ impl Customers for ControlPlaneCustomers {
         self.billable(None).await
     }
 
+    async fn clusters_as_of(&self, at: i64) -> capstan_billing::Result<Vec<BillableCluster>> {
+        Ok(clusters::all_for_billing_as_of(&self.store, at)
+            .await
+            .map_err(fleet_error)?
+            .into_iter()
+            .map(billable)
+            .collect())
+    }
+
     async fn cluster(&self, cluster_id: &str) -> capstan_billing::Result<Option<BillableCluster>> {
         Ok(clusters::any_by_id(&self.store, cluster_id)
             .await

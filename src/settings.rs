@@ -7,7 +7,7 @@ use capstan::platform::MeteringSettings;
 use capstan_api::{
     app::{KafkaListen, Settings},
     crypto::SecretKey,
-    plans::Plan,
+    plans::{Plan, PlanLimits},
     state::PlatformConfig,
 };
 use capstan_billing::{
@@ -70,9 +70,13 @@ pub struct CommonArgs {
         default_value = "eu-west-1,us-east-1"
     )]
     pub regions: Vec<String>,
-    /// Plan of new clusters.
+    /// Plan of new clusters: free, payg or pro.
     #[arg(long, env = "CAPSTAN_DEFAULT_PLAN", default_value = "payg")]
     pub default_plan: String,
+    /// A JSON file overriding plans' limits, e.g. {"pro": {"max_partitions": 2000}} (default:
+    /// Upstash's published limits; see docs/api.md).
+    #[arg(long, env = "CAPSTAN_PLAN_LIMITS")]
+    pub plan_limits: Option<PathBuf>,
     /// Host[:port] of the REST data gateway shown to users as `rest_endpoint` (default: the
     /// gateway's listen address).
     #[arg(long, env = "CAPSTAN_REST_ENDPOINT")]
@@ -177,6 +181,16 @@ impl CommonArgs {
                 .collect(),
             default_plan: Plan::parse(&self.default_plan)
                 .map_err(|e| anyhow::anyhow!(e.to_string()))?,
+            plan_limits: match &self.plan_limits {
+                None => PlanLimits::default(),
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| {
+                        anyhow::anyhow!("cannot read --plan-limits {}: {e}", path.display())
+                    })?;
+                    PlanLimits::with_overrides(&text)
+                        .map_err(|e| anyhow::anyhow!("--plan-limits {}: {e}", path.display()))?
+                }
+            },
             max_api_keys: self.max_api_keys,
             max_clusters_per_account: self.max_clusters,
             max_credentials_per_cluster: self.max_credentials,
@@ -323,6 +337,9 @@ pub enum InvoicesCommand {
     Close(CloseArgs),
     /// Void an open invoice that was not sent to Stripe (an operator's correction).
     Void(VoidArgs),
+    /// Recompute every invoice of a closed month from its usage rows and report any difference
+    /// (exit code 1 when there is one). Give the prices the month was closed with.
+    Verify(CloseArgs),
 }
 
 /// `capstan invoices void`.
@@ -335,7 +352,7 @@ pub struct VoidArgs {
     pub database_url: String,
 }
 
-/// `capstan invoices close`.
+/// `capstan invoices close` and `capstan invoices verify`.
 #[derive(Debug, Args)]
 pub struct CloseArgs {
     /// The month, YYYY-MM (UTC); default: the previous month.

@@ -27,6 +27,19 @@ async fn limited(run: &Running, cluster: &Value) -> bool {
         || produce_rest(run, cluster, 1).await == StatusCode::TOO_MANY_REQUESTS
 }
 
+/// Sets a cluster's budget through the API (whole dollars).
+async fn set_budget(run: &Running, cluster_id: &str, dollars: i64) {
+    assert_eq!(
+        run.api(
+            Method::PATCH,
+            &format!("/v2/kafka/update-budget/{cluster_id}"),
+            Some(json!({ "budget": dollars }))
+        )
+        .await,
+        json!("OK")
+    );
+}
+
 /// A webhook receiver on loopback that keeps what it is sent.
 async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
     let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -87,15 +100,7 @@ async fn the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_i
             .unwrap();
         assert_eq!(response.status().as_u16(), expected, "budget {budget}");
     }
-    assert_eq!(
-        run.api(
-            Method::PATCH,
-            &format!("/v2/kafka/update-budget/{id}"),
-            Some(json!({ "budget": 1 }))
-        )
-        .await,
-        json!("OK")
-    );
+    set_budget(&run, id, 1).await;
     assert_eq!(
         run.api(Method::GET, &format!("/v2/kafka/cluster/{id}"), None)
             .await["budget"],
@@ -255,6 +260,24 @@ async fn a_free_cluster_is_limited_for_the_rest_of_the_day_once_its_messages_are
     );
 }
 
+/// `capstan invoices verify` of `month` on the run's store at a cent a message: whether it
+/// passed, and what it printed.
+async fn verify_cli(run: &Running, month: Month) -> (bool, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args(["invoices", "verify", "--month", &month.label()])
+        .args(["--database-url", &run.database_url])
+        .args(["--price-message-single-zone-micros", "10000"])
+        .output()
+        .await
+        .unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), printed)
+}
+
 async fn closing_a_month_makes_one_complete_invoice_however_often_it_runs(postgres: bool) {
     let run = start_with(postgres, PlatformConfig::default(), cent_a_message()).await;
     let first = run.cluster("first", &[("t", 1)]).await;
@@ -384,6 +407,57 @@ async fn closing_a_month_makes_one_complete_invoice_however_often_it_runs(postgr
         "the usage behind the invoice adds up to its produced lines"
     );
 
+    // The close is audited from the usage rows: clean, then a usage row and an invoice total
+    // changed behind its back are each found and named.
+    let (clean, report) = verify_cli(&run, month).await;
+    assert!(clean, "{report}");
+    assert!(
+        report.contains("2 invoices checked, 0 differences"),
+        "{report}"
+    );
+    let first_id = first["cluster_id"].as_str().unwrap();
+    let tamper_usage = "UPDATE usage_hourly SET produced = produced + 1 WHERE cluster_id = $1 AND hour = (SELECT MIN(hour) FROM usage_hourly WHERE cluster_id = $1 AND produced > 0)";
+    let changed = sqlx::query(tamper_usage)
+        .bind(first_id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(changed.rows_affected(), 1);
+    let (clean, report) = verify_cli(&run, month).await;
+    assert!(!clean, "a changed usage row fails the audit: {report}");
+    assert!(
+        report.contains(&format!(
+            "cluster {first_id} produced quantity 12, 120000 µ$ = 12 ¢; its usage gives cluster {first_id} produced quantity 13"
+        )),
+        "{report}"
+    );
+    assert!(report.contains("1 differences"), "{report}");
+    sqlx::query(&tamper_usage.replace("produced + 1", "produced - 1"))
+        .bind(first_id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE invoices SET total_cents = total_cents + 1 WHERE id = $1")
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let (clean, report) = verify_cli(&run, month).await;
+    assert!(!clean, "a changed total fails the audit: {report}");
+    assert!(
+        report.contains("total is 27 ¢ but its lines add up to 26 ¢"),
+        "{report}"
+    );
+    sqlx::query("UPDATE invoices SET total_cents = total_cents - 1 WHERE id = $1")
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(
+        verify_cli(&run, month).await.0,
+        "restored, the month is clean again"
+    );
+
     // An operator voids the open invoice; a paid or void one cannot be.
     let refused = invoices::void(store.pool(), nothing_due["id"].as_str().unwrap())
         .await
@@ -399,6 +473,58 @@ async fn closing_a_month_makes_one_complete_invoice_however_often_it_runs(postgr
     );
     let again = invoices::void(store.pool(), id).await.unwrap_err();
     assert!(again.to_string().contains("this one is void"), "{again}");
+}
+
+/// A month closed late is invoiced at the budget in force at its end, not at one set since.
+async fn a_month_is_capped_by_the_budget_in_force_at_its_end(postgres: bool) {
+    let run = start_with(postgres, PlatformConfig::default(), cent_a_message()).await;
+    let cluster = run.cluster("late", &[("t", 1)]).await;
+    let id = cluster["cluster_id"].as_str().unwrap();
+    set_budget(&run, id, 1).await;
+    // $1.50 of messages in one request, before the cap is evaluated: the month is over its $1.
+    assert_eq!(produce_rest(&run, &cluster, 150).await, StatusCode::OK);
+    run.sweep().await;
+    // The budget raised to $5 ten seconds after the month ended, before it was closed.
+    let month = Month::of(unix_now());
+    let store = run.platform_state.store.clone();
+    sqlx::query("UPDATE clusters SET budget_dollars = 5 WHERE id = $1")
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO budget_changes (cluster_id, budget_dollars, changed_at) VALUES ($1, 5, $2)",
+    )
+    .bind(id)
+    .bind(month.end() + 10)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    run.close_this_month(&cent_a_message()).await;
+    let invoice = run.api(Method::GET, "/v2/invoices", None).await[0].clone();
+    assert_eq!(
+        invoice["total_cents"], 100,
+        "the $1 in force at the end: {invoice}"
+    );
+    let adjustment = invoice["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "cap_adjustment")
+        .unwrap_or_else(|| panic!("a cap adjustment line: {invoice}"));
+    assert_eq!(adjustment["cents"], -50);
+    let (clean, report) = verify_cli(&run, month).await;
+    assert!(clean, "the audit uses the same budget: {report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_is_capped_by_the_budget_in_force_at_its_end_on_sqlite() {
+    a_month_is_capped_by_the_budget_in_force_at_its_end(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_is_capped_by_the_budget_in_force_at_its_end_on_postgres() {
+    a_month_is_capped_by_the_budget_in_force_at_its_end(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -325,6 +325,21 @@ async fn forms_without_the_csrf_token_change_nothing() {
     let clusters = run.api(Method::GET, "/v2/kafka/clusters", None).await;
     assert_eq!(clusters.as_array().unwrap().len(), 1, "{clusters}");
     assert_eq!(clusters[0]["budget"], 0);
+    // A form past the console's 64 KiB is refused before it is read, even with its token.
+    let token = owner.token(&format!("/clusters/{id}/budget")).await;
+    let padding = "x".repeat(70 * 1024);
+    let oversized = owner
+        .post(
+            &format!("/clusters/{id}/budget"),
+            &[("budget", "7"), ("csrf", &token), ("note", &padding)],
+        )
+        .await;
+    assert_eq!(oversized.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        run.api(Method::GET, &format!("/v2/kafka/cluster/{id}"), None)
+            .await["budget"],
+        0
+    );
     // With the token the same form works.
     let response = owner
         .submit(

@@ -676,6 +676,18 @@ fn valid_requests() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The platform's `/metrics` page.
+async fn metrics_text(run: &Running) -> String {
+    run.http
+        .get(format!("{}/metrics", run.api))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn rejected(metrics: &str, reason: &str) -> u64 {
     metrics
         .lines()
@@ -771,15 +783,7 @@ async fn hostile_frames_close_only_their_own_connection() {
     .await
     .unwrap();
     assert_eq!(values.len(), 10);
-    let metrics = run
-        .http
-        .get(format!("{}/metrics", run.api))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&run).await;
     for reason in [
         "frame_too_large",
         "unknown_api_key",
@@ -1120,4 +1124,84 @@ async fn plain_is_refused_without_tls() {
     assert_eq!(answer.error_code, 33, "UNSUPPORTED_SASL_MECHANISM");
     let offered: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
     assert_eq!(offered, vec!["SCRAM-SHA-512", "SCRAM-SHA-256"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_that_keeps_failing_to_authenticate_is_locked_out_of_every_way_in() {
+    let run = start(false).await;
+    let cluster = run.cluster("locked", &[("t", 1)]).await;
+    let endpoint = cluster["tcp_endpoint"].as_str().unwrap();
+    let username = cluster["username"].as_str().unwrap();
+    let password = cluster["password"].as_str().unwrap();
+    // 100 failures from this address, counted together: SASL, REST Basic and API keys.
+    for _ in 0..50 {
+        let wrong = Connection::open(endpoint, username, "not-the-password").await;
+        assert!(wrong.is_err());
+    }
+    for _ in 0..30 {
+        let wrong = run
+            .http
+            .get(format!("{}/topics", run.gateway))
+            .basic_auth(username, Some("not-the-password"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401);
+    }
+    for _ in 0..20 {
+        let wrong = run
+            .http
+            .get(format!("{}/v2/kafka/clusters", run.api))
+            .basic_auth(&run.auth.0, Some("not-the-key"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401);
+    }
+
+    // Now even the right credentials are not looked at, on any way in, until the window moves.
+    let refused = Connection::open(endpoint, username, password)
+        .await
+        .expect_err("the right password is refused while the address is locked out");
+    assert!(
+        refused
+            .to_string()
+            .contains("too many failed authentications from this address"),
+        "{refused}"
+    );
+    let rest = run
+        .http
+        .get(format!("{}/topics", run.gateway))
+        .basic_auth(username, Some(password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), 429);
+    let wait: u64 = rest.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((800..=900).contains(&wait), "about 15 minutes: {wait}");
+    let body: Value = rest.json().await.unwrap();
+    assert_eq!(body["status"], 429, "{body}");
+    let api = run
+        .http
+        .get(format!("{}/v2/kafka/clusters", run.api))
+        .basic_auth(&run.auth.0, Some(&run.auth.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 429);
+    let metrics = metrics_text(&run).await;
+    assert!(rejected(&metrics, "authentication_locked_out") > 0);
+    // People's log-ins have limits of their own: the console and `/v2/auth/login` still work.
+    let session = run
+        .http
+        .post(format!("{}/v2/auth/login", run.api))
+        .json(&serde_json::json!({ "email": run.auth.0, "password": "metering password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(session.status(), 200);
 }

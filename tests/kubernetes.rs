@@ -510,3 +510,66 @@ async fn shared_clusters_live_on_a_pool_made_once_that_they_follow() {
         .unwrap();
     assert_eq!(multi["state"], "provisioning", "its own pool is not ready");
 }
+
+#[tokio::test]
+async fn a_creation_that_asks_to_wait_answers_once_the_cluster_is_ready() {
+    let api: Shared = Arc::default();
+    let run = start_on_kubernetes(api.clone(), capstan::kubernetes::Pools::default()).await;
+    let dedicated = json!({ "name": "waited", "region": "eu-west-1", "multizone": false, "placement": "dedicated" });
+
+    // Nobody reports the brokers ready: the wait ends at its bound, with the state as it is.
+    let started = Instant::now();
+    let pending = run
+        .api(
+            HttpMethod::POST,
+            "/v2/kafka/cluster?wait=true&timeout=1",
+            Some(dedicated.clone()),
+        )
+        .await;
+    assert_eq!(pending["state"], "provisioning", "{pending}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+
+    // The operator reports every KafkaCluster ready as soon as it sees it.
+    let operator = api.clone();
+    let reporting = tokio::spawn(async move {
+        loop {
+            for (path, object) in operator.lock().unwrap().objects.iter_mut() {
+                if path.contains("/kafkaclusters/") && object.get("status").is_none() {
+                    object["status"] = json!({ "phase": "Ready", "readyBrokers": 1 });
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut second = dedicated.clone();
+    second["name"] = json!("waited-2");
+    let ready = run
+        .api(
+            HttpMethod::POST,
+            "/v2/kafka/cluster?wait=true",
+            Some(second),
+        )
+        .await;
+    assert_eq!(ready["state"], "active", "{ready}");
+    reporting.abort();
+
+    // Without asking, the answer is at once, whatever the state.
+    let mut third = dedicated;
+    third["name"] = json!("not-waited");
+    let at_once = run
+        .api(HttpMethod::POST, "/v2/kafka/cluster", Some(third))
+        .await;
+    assert_eq!(at_once["state"], "provisioning");
+    let refused = run
+        .http
+        .post(format!(
+            "{}/v2/kafka/cluster?wait=true&timeout=601",
+            run.api
+        ))
+        .basic_auth(&run.auth.0, Some(&run.auth.1))
+        .json(&json!({ "name": "too-long", "region": "eu-west-1", "multizone": false }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+}

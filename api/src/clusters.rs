@@ -92,6 +92,11 @@ impl ClusterRow {
     pub fn plan(&self) -> Plan {
         Plan::parse(&self.plan).unwrap_or(Plan::Payg)
     }
+
+    /// The limits of the cluster's plan, as the platform is configured.
+    pub fn limits(&self, state: &AppState) -> crate::plans::Limits {
+        state.config.plan_limits.of(self.plan())
+    }
 }
 
 /// True when every client of a cluster (shared or not) goes through Capstan's gateways on
@@ -349,7 +354,7 @@ pub async fn find_owned(store: &Store, account_id: &str, id: &str) -> Result<Clu
 /// The Upstash-shaped view of a cluster, with its default credential.
 pub async fn view(state: &AppState, row: &ClusterRow) -> Result<ClusterView> {
     let default = credentials::default_of(&state.store, &state.key, &row.id).await?;
-    let limits = row.plan().limits();
+    let limits = row.limits(state);
     Ok(ClusterView {
         cluster_id: row.id.clone(),
         name: row.name.clone(),
@@ -370,6 +375,30 @@ pub async fn view(state: &AppState, row: &ClusterRow) -> Result<ClusterView> {
         budget: row.budget_dollars,
         placement: row.placement.clone(),
     })
+}
+
+/// Longest a creation may wait for its cluster to become ready (`?wait=true`).
+pub const MAX_CREATE_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The account's cluster `id` once it is no longer `provisioning` (active, degraded or
+/// failed), or as it is when `within` has passed: what a creation with `?wait=true` answers, so
+/// that a script can create a topic right after. The store's state follows the brokers' manager
+/// (see `Provisioner::observed_states`), so this reads it rather than asking the brokers.
+pub async fn wait_until_ready(
+    state: &AppState,
+    account_id: &str,
+    id: &str,
+    within: std::time::Duration,
+) -> Result<ClusterView> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let row = find_owned(&state.store, account_id, id).await?;
+        let now = tokio::time::Instant::now();
+        if row.state != "provisioning" || now >= deadline {
+            return view(state, &row).await;
+        }
+        tokio::time::sleep((deadline - now).min(std::time::Duration::from_millis(250))).await;
+    }
 }
 
 /// Every live cluster of the account.
@@ -633,6 +662,27 @@ pub async fn all_for_billing(store: &Store, account_id: Option<&str>) -> Result<
         query = query.bind(account_id);
     }
     Ok(query.fetch_all(store.pool()).await?)
+}
+
+/// Every cluster ever made, each with the budget that was in force at `at` (unix seconds)
+/// rather than its budget now: a month is invoiced at the budget in force at its end, however
+/// late it is closed and whatever was set since. The budget in force is the last change
+/// recorded before `at`; a cluster with no change recorded before `at` had none (clusters are
+/// created without a budget), unless it has no recorded change at all, which is a budget set
+/// before changes were recorded: its budget now.
+pub async fn all_for_billing_as_of(store: &Store, at: i64) -> Result<Vec<ClusterRow>> {
+    let budget_then = "CAST(COALESCE( \
+           (SELECT b.budget_dollars FROM budget_changes b \
+             WHERE b.cluster_id = clusters.id AND b.changed_at < $1 \
+             ORDER BY b.changed_at DESC, b.budget_dollars DESC LIMIT 1), \
+           CASE WHEN EXISTS (SELECT 1 FROM budget_changes b WHERE b.cluster_id = clusters.id) \
+                THEN 0 ELSE clusters.budget_dollars END) AS BIGINT) AS budget_dollars";
+    let columns = COLUMNS.replace("budget_dollars", budget_then);
+    let sql = format!("SELECT {columns} FROM clusters ORDER BY created_at, id");
+    Ok(sqlx::query_as(&sql)
+        .bind(at)
+        .fetch_all(store.pool())
+        .await?)
 }
 
 /// One cluster by id, deleted or not.

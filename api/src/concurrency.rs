@@ -40,20 +40,20 @@ impl PerTenant {
     /// A place for one more request of `key`, or the documented 429 when it has `limit`
     /// already.
     pub fn enter(&self, key: &str) -> Result<Slot> {
-        let semaphore = {
-            let mut keys = self
-                .keys
-                .lock()
-                .map_err(|_| Error::Overloaded("the request limiter failed; retry".into()))?;
-            if keys.len() > FORGET_IDLE_ABOVE {
-                let limit = self.limit;
-                keys.retain(|_, s| s.available_permits() < limit);
-            }
-            keys.entry(key.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.limit)))
-                .clone()
-        };
-        semaphore
+        let mut keys = self
+            .keys
+            .lock()
+            .map_err(|_| Error::Overloaded("the request limiter failed; retry".into()))?;
+        if keys.len() > FORGET_IDLE_ABOVE {
+            let limit = self.limit;
+            keys.retain(|_, s| s.available_permits() < limit);
+        }
+        // The permit is taken under the lock (it never waits), so a key is forgotten only when
+        // nobody holds or is about to take one of its permits: two semaphores for one key
+        // would let it have twice its limit.
+        keys.entry(key.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.limit)))
+            .clone()
             .try_acquire_owned()
             .map(Slot)
             .map_err(|_| Error::RateLimited {
@@ -83,5 +83,25 @@ mod tests {
             .expect("another tenant has its own places");
         drop(first);
         limits.enter("a").expect("a freed place can be taken again");
+    }
+
+    #[test]
+    fn forgetting_idle_tenants_keeps_the_places_taken() {
+        let limits = PerTenant::new(1, "cluster");
+        let held = limits.enter("busy").unwrap();
+        for i in 0..=FORGET_IDLE_ABOVE {
+            drop(limits.enter(&format!("idle-{i}")).unwrap());
+        }
+        drop(limits.enter("one more").unwrap());
+        assert!(
+            limits.keys.lock().unwrap().len() < 10,
+            "the idle tenants are forgotten"
+        );
+        assert!(
+            limits.enter("busy").is_err(),
+            "a tenant's place taken before the sweep still counts"
+        );
+        drop(held);
+        limits.enter("busy").unwrap();
     }
 }

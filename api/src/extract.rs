@@ -38,23 +38,36 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
+/// The client of a request with these `extensions` (its [`ConnectInfo`]) and `headers`, with
+/// `trusted` proxies (see [`crate::client_address`]); `None` when the connection's peer is not
+/// known.
+pub fn client_of(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    trusted: &[crate::client_address::Cidr],
+) -> Option<std::net::IpAddr> {
+    let ConnectInfo(peer) = extensions.get::<ConnectInfo<SocketAddr>>()?;
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok());
+    Some(crate::client_address::resolve(
+        peer.ip(),
+        forwarded,
+        trusted,
+    ))
+}
+
 /// Resolves the request's [`ClientAddress`] once, with the platform's trusted proxies.
 pub async fn resolve_client_address(
     axum::extract::State(state): axum::extract::State<AppState>,
     mut request: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    if let Some(ConnectInfo(peer)) = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .copied()
-    {
-        let forwarded = request
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|value| value.to_str().ok());
-        let client =
-            crate::client_address::resolve(peer.ip(), forwarded, &state.config.trusted_proxies);
+    if let Some(client) = client_of(
+        request.extensions(),
+        request.headers(),
+        &state.config.trusted_proxies,
+    ) {
         request
             .extensions_mut()
             .insert(ClientAddress(client.to_string()));
@@ -98,7 +111,16 @@ impl FromRequestParts<AppState> for Caller {
             let (email, key) = decoded.split_once(':').ok_or_else(|| {
                 Error::Unauthenticated("Basic credentials must be EMAIL:API_KEY".into())
             })?;
-            api_keys::authenticate(&state.store, &state.key, email, key).await?
+            let address = ClientAddress::from_request_parts(parts, state)
+                .await
+                .unwrap_or_else(|never| match never {});
+            state
+                .login_limit
+                .check_credential(
+                    &address.0,
+                    api_keys::authenticate(&state.store, &state.key, email, key),
+                )
+                .await?
         } else if scheme.eq_ignore_ascii_case("bearer") {
             let verified = sessions::verify(&state.store, &state.key, value.trim()).await?;
             session_id = Some(verified.session_id);

@@ -251,6 +251,18 @@ impl Policy for GatewayPolicy {
         ))
     }
 
+    fn may_authenticate(&self, address: std::net::IpAddr) -> Result<(), std::time::Duration> {
+        self.state
+            .login_limit
+            .may_check_credential(&address.to_string(), std::time::Instant::now())
+    }
+
+    fn authentication_failed(&self, address: std::net::IpAddr) {
+        self.state
+            .login_limit
+            .credential_failed(&address.to_string(), std::time::Instant::now());
+    }
+
     fn delivered(&self, tenant: &Tenant, topic: &str, messages: u64) {
         self.state
             .deliveries

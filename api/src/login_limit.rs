@@ -1,14 +1,17 @@
 //! Rate limits on the ways in: failed log-ins per account and per client address, and
 //! sign-ups per client address, shared by the API and the console, so passwords cannot be
-//! guessed at speed and accounts cannot be made by the thousand. Checking and counting an
-//! attempt is one step under one lock, so parallel attempts cannot slip past the limit.
-//! Kept in memory: each control-plane process limits on its own.
+//! guessed at speed and accounts cannot be made by the thousand; and failed machine
+//! credentials (API keys, cluster credentials over HTTP Basic and SASL) per client address.
+//! Checking and counting a log-in is one step under one lock, so parallel attempts cannot slip
+//! past the limit. Kept in memory: each control-plane process limits on its own.
 
 use std::{
     collections::HashMap,
     sync::Mutex,
     time::{Duration, Instant},
 };
+
+use crate::{Error, Result};
 
 /// Attempts in a sliding window, per key.
 #[derive(Debug, Default)]
@@ -35,11 +38,21 @@ impl LoginLimiter {
     pub const PER_ADDRESS: usize = 20;
     /// Sign-ups allowed per client address in the window.
     pub const SIGN_UPS_PER_ADDRESS: usize = 20;
+    /// Failed machine-credential checks allowed per client address in the window: API keys
+    /// (HTTP Basic on the API), cluster credentials (HTTP Basic on the REST gateway and the
+    /// schema registry, SASL on the Kafka gateway), counted together. Not limited per
+    /// credential: those secrets are 256-bit random, so guessing one is hopeless anyway, and a
+    /// per-credential lock would let anyone who knows a username lock its tenant out.
+    pub const CREDENTIAL_FAILURES_PER_ADDRESS: usize = 100;
     /// Keys kept before expired ones are swept out.
     const SWEEP_ABOVE: usize = 10_000;
 
     fn account_key(email: &str) -> String {
         format!("account:{}", email.trim().to_lowercase())
+    }
+
+    fn credential_key(address: &str) -> String {
+        format!("credential:{address}")
     }
 
     /// Counts one attempt under each key when none is at its limit (all or nothing); otherwise
@@ -54,12 +67,9 @@ impl LoginLimiter {
         }
         let mut wait = None::<Duration>;
         for (key, limit) in keys {
-            let times = attempts.entry(key.clone()).or_default();
-            times.retain(|t| now.saturating_duration_since(*t) < Self::WINDOW);
-            if times.len() >= *limit {
-                // The oldest attempt that must expire before the count drops under the limit.
-                let oldest = times[times.len() - limit];
-                let until = Self::WINDOW.saturating_sub(now.saturating_duration_since(oldest));
+            if let Some(times) = attempts.get_mut(key)
+                && let Err(until) = room(times, *limit, now)
+            {
                 wait = Some(wait.map_or(until, |w| w.max(until)));
             }
         }
@@ -70,6 +80,52 @@ impl LoginLimiter {
             attempts.entry(key.clone()).or_default().push(now);
         }
         Ok(())
+    }
+
+    /// Whether a machine credential from `address` may be checked now: `Err(wait)` once the
+    /// address has failed [`Self::CREDENTIAL_FAILURES_PER_ADDRESS`] times in the window, with how
+    /// long until it may try again. Asked on every authenticated request, so it counts
+    /// nothing and allocates nothing for an address without failures.
+    pub fn may_check_credential(&self, address: &str, now: Instant) -> Result<(), Duration> {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        match attempts.get_mut(&Self::credential_key(address)) {
+            Some(times) => room(times, Self::CREDENTIAL_FAILURES_PER_ADDRESS, now),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `check` of a machine credential from `address` within the failed checks allowed
+    /// per address: past them nothing is checked (429 with the wait), and a credential that
+    /// does not match (`Unauthenticated`) counts against the address.
+    pub async fn check_credential<T>(
+        &self,
+        address: &str,
+        check: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.may_check_credential(address, Instant::now())
+            .map_err(|wait| Error::RateLimited {
+                reason: "too many failed authentications from this address".into(),
+                retry_after: wait,
+            })?;
+        let outcome = check.await;
+        if let Err(Error::Unauthenticated(_)) = &outcome {
+            self.credential_failed(address, Instant::now());
+        }
+        outcome
+    }
+
+    /// Counts a machine credential from `address` that did not match. Checked and counted in
+    /// two steps (a credential is only known to be wrong once it was checked), so failures
+    /// racing in parallel may pass the limit by as many as are in flight at once.
+    pub fn credential_failed(&self, address: &str, now: Instant) {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        attempts
+            .entry(Self::credential_key(address))
+            .or_default()
+            .push(now);
     }
 
     /// Lets a log-in to `email` from `address` be checked, counting it as a failure of both
@@ -122,6 +178,17 @@ impl LoginLimiter {
             now,
         )
     }
+}
+
+/// Drops the attempts that left the window; `Err(wait)` when `limit` remain, with how long
+/// until the oldest that must expire for the count to drop under it does.
+fn room(times: &mut Vec<Instant>, limit: usize, now: Instant) -> Result<(), Duration> {
+    times.retain(|t| now.saturating_duration_since(*t) < LoginLimiter::WINDOW);
+    if times.len() < limit {
+        return Ok(());
+    }
+    let oldest = times[times.len() - limit];
+    Err(LoginLimiter::WINDOW.saturating_sub(now.saturating_duration_since(oldest)))
 }
 
 /// Removes the attempt made at `at` from `key`'s count.
@@ -228,6 +295,34 @@ mod tests {
             .filter(|ok| *ok)
             .count();
         assert_eq!(passed, LoginLimiter::PER_ACCOUNT);
+    }
+
+    #[test]
+    fn an_address_whose_credentials_fail_too_often_is_refused_until_the_window_moves() {
+        let limiter = LoginLimiter::default();
+        let start = Instant::now();
+        assert!(limiter.may_check_credential("7.7.7.7", start).is_ok());
+        for i in 0..LoginLimiter::CREDENTIAL_FAILURES_PER_ADDRESS {
+            assert!(limiter.may_check_credential("7.7.7.7", start).is_ok());
+            limiter.credential_failed("7.7.7.7", start + Duration::from_millis(i as u64));
+        }
+        let now = start + Duration::from_secs(10);
+        let wait = limiter
+            .may_check_credential("7.7.7.7", now)
+            .expect_err("the limit is reached");
+        assert_eq!(wait, LoginLimiter::WINDOW - Duration::from_secs(10));
+        assert!(
+            limiter.may_check_credential("7.7.7.8", now).is_ok(),
+            "another address is not concerned"
+        );
+        assert!(
+            limiter
+                .begin_log_in("a@example.com", "7.7.7.7", now)
+                .is_ok(),
+            "people's log-ins have their own limits"
+        );
+        let later = start + LoginLimiter::WINDOW + Duration::from_secs(1);
+        assert!(limiter.may_check_credential("7.7.7.7", later).is_ok());
     }
 
     #[test]

@@ -153,6 +153,24 @@ fn usage_operation() -> Value {
     op
 }
 
+/// `POST /v2/kafka/cluster`, with `?wait=true` (answer once the cluster is ready) and its bound.
+fn create_cluster_operation(cluster: Value) -> Value {
+    let mut op = operation(
+        "Create a cluster (with wait=true: answer once it is no longer provisioning, or after timeout seconds)",
+        false,
+        Some(reference("CreateCluster")),
+        "200",
+        cluster,
+        None,
+    );
+    op["parameters"] = json!([
+        { "name": "wait", "in": "query", "required": false, "schema": { "type": "boolean" } },
+        { "name": "timeout", "in": "query", "required": false,
+          "schema": { "type": "integer", "minimum": 0, "maximum": crate::clusters::MAX_CREATE_WAIT.as_secs() } }
+    ]);
+    op
+}
+
 /// The document; `regions` are the platform's.
 pub fn document(regions: &[String]) -> Value {
     let ok_string = json_response("Done", json!({ "type": "string", "const": "OK" }));
@@ -178,7 +196,7 @@ pub fn document(regions: &[String]) -> Value {
                 "post": operation("Create an API key (its secret is shown once)", false, Some(object(&["name"], &[("name", pattern(CLUSTER_NAME))], true)), "201", json_response("The key with its secret", reference("NewApiKey")), None)
             },
             "/v2/api-keys/{id}": { "delete": operation("Revoke an API key", false, None, "200", ok_string.clone(), Some("id")) },
-            "/v2/kafka/cluster": { "post": operation("Create a cluster", false, Some(reference("CreateCluster")), "200", cluster.clone(), None) },
+            "/v2/kafka/cluster": { "post": create_cluster_operation(cluster.clone()) },
             "/v2/kafka/clusters": { "get": operation("List clusters", false, None, "200", json_response("Clusters", array_of("Cluster")), None) },
             "/v2/kafka/cluster/{id}": {
                 "get": operation("Get a cluster", false, None, "200", cluster.clone(), Some("id")),
@@ -269,7 +287,7 @@ pub fn document(regions: &[String]) -> Value {
                 "Cluster": object(
                     &["cluster_id", "name", "region", "type", "multizone", "tcp_endpoint", "rest_endpoint", "state", "username", "password",
                       "max_retention_size", "max_retention_time", "max_messages_per_second", "creation_time", "max_message_size", "max_partitions", "budget", "placement"],
-                    &[("cluster_id", string()), ("name", string()), ("region", string()), ("type", json!({ "enum": ["free", "paid"] })),
+                    &[("cluster_id", string()), ("name", string()), ("region", string()), ("type", json!({ "enum": ["free", "paid", "pro"] })),
                       ("multizone", boolean()), ("tcp_endpoint", string()), ("rest_endpoint", string()), ("state", string()),
                       ("username", string()), ("password", string()), ("max_retention_size", integer()), ("max_retention_time", integer()),
                       ("max_messages_per_second", integer()), ("creation_time", integer()), ("max_message_size", integer()), ("max_partitions", integer()),

@@ -20,6 +20,8 @@ pub struct PlatformConfig {
     pub regions: Vec<String>,
     /// The plan of new clusters.
     pub default_plan: Plan,
+    /// Every plan's limits (`--plan-limits`; Upstash's published limits by default).
+    pub plan_limits: crate::plans::PlanLimits,
     /// API keys an account may hold.
     pub max_api_keys: u32,
     /// Live clusters an account may hold.
@@ -77,6 +79,7 @@ impl Default for PlatformConfig {
         PlatformConfig {
             regions: vec!["eu-west-1".into(), "us-east-1".into()],
             default_plan: Plan::Payg,
+            plan_limits: crate::plans::PlanLimits::default(),
             max_api_keys: 37,
             max_clusters_per_account: 10,
             max_credentials_per_cluster: 10,

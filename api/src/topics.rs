@@ -33,6 +33,12 @@ pub struct TopicRow {
     pub cleanup_policy: String,
     /// Creation time, unix seconds.
     pub created_at: i64,
+    /// 1 when `retention_time` was asked as -1 (the plan's maximum, which it holds).
+    pub retention_time_is_max: i64,
+    /// 1 when `retention_size` was asked as -1.
+    pub retention_size_is_max: i64,
+    /// 1 when `max_message_size` was asked as -1.
+    pub max_message_size_is_max: i64,
 }
 
 impl TopicRow {
@@ -49,7 +55,14 @@ impl TopicRow {
     }
 }
 
-const COLUMNS: &str = "id, cluster_id, name, partitions, retention_time, retention_size, max_message_size, cleanup_policy, created_at";
+const COLUMNS: &str = "id, cluster_id, name, partitions, retention_time, retention_size, max_message_size, cleanup_policy, created_at, \
+     retention_time_is_max, retention_size_is_max, max_message_size_is_max";
+
+/// A limit as the API shows it: -1 when it was asked as the plan's maximum (as Upstash's API
+/// read it back), the value otherwise.
+fn as_asked(value: i64, is_max: i64) -> i64 {
+    if is_max != 0 { -1 } else { value }
+}
 
 /// A topic in the shape of Upstash's Developer API.
 #[derive(Clone, Debug, Serialize)]
@@ -99,10 +112,12 @@ pub struct UpdateTopic {
 const MAX_KAFKA_NAME: usize = 249;
 
 /// Resolves `-1` to the plan maximum and checks `1..=max` otherwise.
-fn bounded(field: &str, value: i64, max: i64, unit: &str) -> Result<i64> {
+/// A limit checked against the plan: the value to apply, and 1 when it was asked as -1 (the
+/// plan's maximum).
+fn bounded(field: &str, value: i64, max: i64, unit: &str) -> Result<(i64, i64)> {
     match value {
-        -1 => Ok(max),
-        v if (1..=max).contains(&v) => Ok(v),
+        -1 => Ok((max, 1)),
+        v if (1..=max).contains(&v) => Ok((v, 0)),
         v if v < 1 => Err(Error::Invalid(format!(
             "{field} must be positive, or -1 for the plan maximum (got {v})"
         ))),
@@ -181,13 +196,31 @@ pub async fn create_in(
     dry_run: bool,
 ) -> Result<TopicRow> {
     let name = check_name(cluster, &request.name)?;
-    let limits = cluster.plan().limits();
+    let limits = cluster.limits(state);
     if !matches!(request.cleanup_policy.as_str(), "delete" | "compact") {
         return Err(Error::Invalid(format!(
             "cleanup_policy must be delete or compact (got {:?})",
             request.cleanup_policy
         )));
     }
+    let (retention_time, retention_time_is_max) = bounded(
+        "retention_time",
+        request.retention_time,
+        limits.max_retention_time,
+        "ms",
+    )?;
+    let (retention_size, retention_size_is_max) = bounded(
+        "retention_size",
+        request.retention_size,
+        limits.max_retention_size,
+        "bytes",
+    )?;
+    let (max_message_size, max_message_size_is_max) = bounded(
+        "max_message_size",
+        request.max_message_size,
+        limits.max_message_size,
+        "bytes",
+    )?;
     let row = TopicRow {
         id: uuid::Uuid::new_v4().to_string(),
         cluster_id: cluster.id.clone(),
@@ -197,26 +230,14 @@ pub async fn create_in(
             partitions_in_use(state, &cluster.id, None).await?,
             &limits,
         )?,
-        retention_time: bounded(
-            "retention_time",
-            request.retention_time,
-            limits.max_retention_time,
-            "ms",
-        )?,
-        retention_size: bounded(
-            "retention_size",
-            request.retention_size,
-            limits.max_retention_size,
-            "bytes",
-        )?,
-        max_message_size: bounded(
-            "max_message_size",
-            request.max_message_size,
-            limits.max_message_size,
-            "bytes",
-        )?,
+        retention_time,
+        retention_size,
+        max_message_size,
         cleanup_policy: request.cleanup_policy,
         created_at: store::now(),
+        retention_time_is_max,
+        retention_size_is_max,
+        max_message_size_is_max,
     };
     let taken: Option<(String,)> =
         sqlx::query_as("SELECT id FROM topics WHERE cluster_id = $1 AND name = $2")
@@ -238,7 +259,7 @@ pub async fn create_in(
         .create_topic(&cluster.spec(), &row.spec())
         .await?;
     let inserted = sqlx::query(&format!(
-        "INSERT INTO topics ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        "INSERT INTO topics ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     ))
     .bind(&row.id)
     .bind(&row.cluster_id)
@@ -249,6 +270,9 @@ pub async fn create_in(
     .bind(row.max_message_size)
     .bind(&row.cleanup_policy)
     .bind(row.created_at)
+    .bind(row.retention_time_is_max)
+    .bind(row.retention_size_is_max)
+    .bind(row.max_message_size_is_max)
     .execute(state.store.pool())
     .await;
     if let Err(e) = inserted {
@@ -294,9 +318,9 @@ fn view_with(
         username: default.username.clone(),
         password: default.password.clone(),
         cleanup_policy: row.cleanup_policy.clone(),
-        retention_size: row.retention_size,
-        retention_time: row.retention_time,
-        max_message_size: row.max_message_size,
+        retention_size: as_asked(row.retention_size, row.retention_size_is_max),
+        retention_time: as_asked(row.retention_time, row.retention_time_is_max),
+        max_message_size: as_asked(row.max_message_size, row.max_message_size_is_max),
     }
 }
 
@@ -365,7 +389,7 @@ pub async fn update_in(
     request: UpdateTopic,
     dry_run: bool,
 ) -> Result<TopicRow> {
-    let limits = cluster.plan().limits();
+    let limits = cluster.limits(state);
     let mut next = current.clone();
     if let Some(partitions) = request.partitions {
         if partitions < current.partitions {
@@ -381,34 +405,48 @@ pub async fn update_in(
         )?;
     }
     if let Some(v) = request.retention_time {
-        next.retention_time = bounded("retention_time", v, limits.max_retention_time, "ms")?;
+        (next.retention_time, next.retention_time_is_max) =
+            bounded("retention_time", v, limits.max_retention_time, "ms")?;
     }
     if let Some(v) = request.retention_size {
-        next.retention_size = bounded("retention_size", v, limits.max_retention_size, "bytes")?;
+        (next.retention_size, next.retention_size_is_max) =
+            bounded("retention_size", v, limits.max_retention_size, "bytes")?;
     }
     if let Some(v) = request.max_message_size {
-        next.max_message_size = bounded("max_message_size", v, limits.max_message_size, "bytes")?;
+        (next.max_message_size, next.max_message_size_is_max) =
+            bounded("max_message_size", v, limits.max_message_size, "bytes")?;
     }
-    let unchanged = next.partitions == current.partitions
+    let brokers_unchanged = next.partitions == current.partitions
         && next.retention_time == current.retention_time
         && next.retention_size == current.retention_size
         && next.max_message_size == current.max_message_size;
-    if !unchanged && !dry_run {
+    let unchanged = brokers_unchanged
+        && next.retention_time_is_max == current.retention_time_is_max
+        && next.retention_size_is_max == current.retention_size_is_max
+        && next.max_message_size_is_max == current.max_message_size_is_max;
+    if dry_run || unchanged {
+        return Ok(next);
+    }
+    if !brokers_unchanged {
         state
             .provisioner
             .update_topic(&cluster.spec(), &next.spec(), current.partitions as i32)
             .await?;
-        sqlx::query(
-            "UPDATE topics SET partitions = $1, retention_time = $2, retention_size = $3, max_message_size = $4 WHERE id = $5",
-        )
-        .bind(next.partitions)
-        .bind(next.retention_time)
-        .bind(next.retention_size)
-        .bind(next.max_message_size)
-        .bind(&current.id)
-        .execute(state.store.pool())
-        .await?;
     }
+    sqlx::query(
+        "UPDATE topics SET partitions = $1, retention_time = $2, retention_size = $3, max_message_size = $4, \
+         retention_time_is_max = $5, retention_size_is_max = $6, max_message_size_is_max = $7 WHERE id = $8",
+    )
+    .bind(next.partitions)
+    .bind(next.retention_time)
+    .bind(next.retention_size)
+    .bind(next.max_message_size)
+    .bind(next.retention_time_is_max)
+    .bind(next.retention_size_is_max)
+    .bind(next.max_message_size_is_max)
+    .bind(&current.id)
+    .execute(state.store.pool())
+    .await?;
     Ok(next)
 }
 

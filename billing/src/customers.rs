@@ -24,8 +24,11 @@ pub struct BillableCluster {
 /// The platform's clusters, deleted ones included (their last month is still billed).
 #[async_trait]
 pub trait Customers: Send + Sync + std::fmt::Debug {
-    /// Every cluster.
+    /// Every cluster, with its budget now.
     async fn clusters(&self) -> Result<Vec<BillableCluster>>;
+    /// Every cluster, with the budget that was in force at `at` (unix seconds): what a month
+    /// ending at `at` is invoiced with.
+    async fn clusters_as_of(&self, at: i64) -> Result<Vec<BillableCluster>>;
     /// One cluster, as it is now (its current budget).
     async fn cluster(&self, cluster_id: &str) -> Result<Option<BillableCluster>>;
 }

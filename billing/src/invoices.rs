@@ -2,7 +2,7 @@
 //! idempotent and safe to run late or again after a crash: an invoice and all its lines are
 //! written finalized (numbered, immutable) in one transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use sqlx::AnyPool;
@@ -115,17 +115,7 @@ async fn close_month_once(
             month.label()
         )));
     }
-    let mut by_account: BTreeMap<String, Vec<BillableCluster>> = BTreeMap::new();
-    for cluster in customers.clusters().await? {
-        let alive_in_month = cluster.created_at < month.end()
-            && cluster.deleted_at.is_none_or(|d| d >= month.start());
-        if alive_in_month {
-            by_account
-                .entry(cluster.account_id.clone())
-                .or_default()
-                .push(cluster);
-        }
-    }
+    let by_account = billed_clusters(customers, month).await?;
     let invoiced: std::collections::HashSet<String> =
         sqlx::query_as::<_, (String,)>("SELECT account_id FROM invoices WHERE month = $1")
             .bind(month.label())
@@ -158,20 +148,11 @@ async fn close_month_once(
             number += 1;
             let id = uuid::Uuid::new_v4().to_string();
             let mut total = 0;
-            let mut line_no = 0;
-            for cluster in clusters.iter() {
-                let month_usage = usage
-                    .get(&cluster.cluster_id)
-                    .cloned()
-                    .unwrap_or(MonthUsage {
-                        days_in_month: month.days(),
-                        ..Default::default()
-                    });
-                for line in pricing::bill(prices, cluster.tariff, &month_usage) {
-                    line_no += 1;
-                    total += line.cents;
-                    line_rows.push((id.clone(), line_no, cluster, line));
-                }
+            for (line_no, (cluster, line)) in
+                (1..).zip(account_lines(prices, month, clusters, &usage))
+            {
+                total += line.cents;
+                line_rows.push((id.clone(), line_no, cluster, line));
             }
             invoice_rows.push((id, (*account_id).clone(), number, total));
             report.created += 1;
@@ -182,6 +163,49 @@ async fn close_month_once(
         tx.commit().await?;
     }
     Ok(report)
+}
+
+/// The clusters that existed during `month`, by account, each with the budget in force at the
+/// month's end: whom the month is invoiced to, and at which cap.
+pub(crate) async fn billed_clusters(
+    customers: &dyn Customers,
+    month: Month,
+) -> Result<BTreeMap<String, Vec<BillableCluster>>> {
+    let mut by_account: BTreeMap<String, Vec<BillableCluster>> = BTreeMap::new();
+    for cluster in customers.clusters_as_of(month.end()).await? {
+        let alive_in_month = cluster.created_at < month.end()
+            && cluster.deleted_at.is_none_or(|d| d >= month.start());
+        if alive_in_month {
+            by_account
+                .entry(cluster.account_id.clone())
+                .or_default()
+                .push(cluster);
+        }
+    }
+    Ok(by_account)
+}
+
+/// An account's invoice lines for `month`, in invoice order: each cluster's lines priced from
+/// its usage (no usage is a month of zeros).
+pub(crate) fn account_lines<'a>(
+    prices: &PriceList,
+    month: Month,
+    clusters: &'a [BillableCluster],
+    usage: &HashMap<String, MonthUsage>,
+) -> Vec<(&'a BillableCluster, pricing::Line)> {
+    let idle = MonthUsage {
+        days_in_month: month.days(),
+        ..Default::default()
+    };
+    clusters
+        .iter()
+        .flat_map(|cluster| {
+            let month_usage = usage.get(&cluster.cluster_id).unwrap_or(&idle);
+            pricing::bill(prices, cluster.tariff, month_usage)
+                .into_iter()
+                .map(move |line| (cluster, line))
+        })
+        .collect()
 }
 
 /// Voids an open invoice (an operator's correction): it stays listed, marked `void`, and is

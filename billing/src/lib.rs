@@ -5,6 +5,7 @@
 //! cursor with the usage it accounts for in one transaction. It depends on nothing else of
 //! Capstan: the clusters to sweep and their stored bytes are handed to it through [`Fleet`].
 
+pub mod audit;
 pub mod customers;
 pub mod enforcement;
 pub mod invoices;

@@ -28,6 +28,8 @@ pub struct Running {
     pub kafka: String,
     /// The platform's data directory (local brokers' data).
     pub data_dir: std::path::PathBuf,
+    /// The store's URL (for the CLI's commands).
+    pub database_url: String,
     pub collector: Arc<Collector>,
     /// Records the Kafka gateway delivered, written to the usage ledger by [`Running::sweep`].
     pub deliveries: Arc<capstan_billing::metering::DeliveryLedger>,
@@ -130,8 +132,9 @@ async fn start_everything(
     kafka: capstan_api::app::KafkaListen,
 ) -> Running {
     let dir = tempfile::tempdir().unwrap();
+    let database_url = database(postgres, dir.path()).await;
     let settings = Settings {
-        database_url: database(postgres, dir.path()).await,
+        database_url: database_url.clone(),
         listen: "127.0.0.1:0".parse().unwrap(),
         gateway_listen: "127.0.0.1:0".parse().unwrap(),
         kafka,
@@ -203,6 +206,7 @@ async fn start_everything(
         gateway,
         kafka,
         data_dir: dir.path().to_owned(),
+        database_url,
         collector,
         deliveries,
         http,
@@ -255,6 +259,7 @@ impl Running {
             gateway: self.gateway.clone(),
             kafka: self.kafka.clone(),
             data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
             collector: self.collector.clone(),
             deliveries: self.deliveries.clone(),
             http: self.http.clone(),

@@ -3,7 +3,6 @@
 //! another site can neither read nor compute.
 
 use axum::{
-    body::Bytes,
     extract::{FromRequest, FromRequestParts, Request},
     http::{HeaderValue, header, request::Parts},
     middleware::Next,
@@ -71,14 +70,16 @@ struct TokenField {
 #[derive(Debug)]
 pub(crate) struct CsrfForm<T>(pub T);
 
+/// Largest form body the console accepts (its forms send a few hundred bytes); a larger one is
+/// 413, a body that has not arrived within the API's body timeout 408.
+pub(crate) const MAX_FORM_BYTES: usize = 64 * 1024;
+
 impl<T: DeserializeOwned> FromRequest<ConsoleState> for CsrfForm<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &ConsoleState) -> Result<Self, Error> {
         let expected = expected(request.extensions().get::<Seed>(), state).ok_or(Error::Csrf)?;
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|e| Error::BadForm(e.to_string()))?;
+        let body = capstan_api::extract::read_body(request, state, MAX_FORM_BYTES).await?;
         let token = serde_urlencoded::from_bytes::<TokenField>(&body)
             .ok()
             .and_then(|field| field.csrf)

@@ -88,6 +88,7 @@ pub fn router(app: AppState, prices: PriceList) -> Router {
         .route("/assets/{file}", get(assets::serve))
         .fallback(not_found)
         .layer(middleware::from_fn(csrf::ensure_seed))
+        .layer(axum::extract::DefaultBodyLimit::max(csrf::MAX_FORM_BYTES))
         .with_state(state)
 }
 

@@ -14,6 +14,7 @@ use crate::{
     Error,
     concurrency::Slot,
     credentials::{self, Access},
+    extract::client_of,
 };
 
 /// The caller's credential, checked, and its place among its cluster's requests in progress
@@ -34,7 +35,7 @@ impl FromRequestParts<GatewayState> for Client {
                     .into(),
             )
         })?;
-        Ok(enter(state, &user, &pass).await?)
+        Ok(enter(state, parts, &user, &pass).await?)
     }
 }
 
@@ -74,13 +75,29 @@ impl FromRequestParts<GatewayState> for WebhookClient {
                 }
             }
         };
-        Ok(WebhookClient(enter(state, &user, &pass).await?))
+        Ok(WebhookClient(enter(state, parts, &user, &pass).await?))
     }
 }
 
-/// Authenticates `user` and takes a place among its cluster's requests in progress.
-async fn enter(state: &GatewayState, user: &str, pass: &str) -> Result<Client, Error> {
-    let access = authenticate(state, user, pass).await?;
+/// Authenticates `user` (within the failed authentications allowed per client address) and
+/// takes a place among its cluster's requests in progress.
+async fn enter(
+    state: &GatewayState,
+    parts: &Parts,
+    user: &str,
+    pass: &str,
+) -> Result<Client, Error> {
+    let address = client_of(
+        &parts.extensions,
+        &parts.headers,
+        &state.app.config.trusted_proxies,
+    )
+    .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let access = state
+        .app
+        .login_limit
+        .check_credential(&address, authenticate(state, user, pass))
+        .await?;
     let slot = state.per_cluster.enter(&access.cluster_id)?;
     Ok(Client(access, slot))
 }

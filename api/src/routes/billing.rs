@@ -76,14 +76,16 @@ pub(super) async fn invoice_html(
 /// `POST /v2/stripe/webhook`: authenticated by Stripe's signature, not by an account.
 pub(super) async fn stripe_webhook(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> Result<Json<Value>> {
-    let signature = headers
+    let signature = request
+        .headers()
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    state.billing.stripe_webhook(&body, signature).await?;
+        .unwrap_or_default()
+        .to_owned();
+    let body = crate::extract::read_body(request, &state, super::MAX_BODY_BYTES).await?;
+    state.billing.stripe_webhook(&body, &signature).await?;
     Ok(Json(serde_json::json!({ "received": true })))
 }
 

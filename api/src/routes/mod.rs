@@ -130,18 +130,36 @@ async fn run_to_completion(
             .into_response();
         }
     };
+    let deadline = deadline_of(&request);
     let work = tokio::spawn(async move {
         let _place = place;
         next.run(request).await
     });
-    match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
+    match tokio::time::timeout(deadline, work).await {
         Ok(Ok(response)) => response,
         Ok(Err(failure)) => Error::internal("a request handler failed", failure).into_response(),
         Err(_) => Error::Overloaded(format!(
             "the request took longer than {} seconds; it goes on in the background: look at the resource again in a moment",
-            REQUEST_TIMEOUT.as_secs()
+            deadline.as_secs()
         ))
         .into_response(),
+    }
+}
+
+/// How long `request` may take: [`REQUEST_TIMEOUT`], or, for a cluster creation that asked to
+/// wait for its cluster (`?wait=true`, which answers by itself within its own bound), that
+/// bound more.
+fn deadline_of(request: &Request) -> Duration {
+    let waits_for_cluster = request.method() == axum::http::Method::POST
+        && request.uri().path() == "/v2/kafka/cluster"
+        && request
+            .uri()
+            .query()
+            .is_some_and(|query| query.split('&').any(|pair| pair == "wait=true"));
+    if waits_for_cluster {
+        crate::clusters::MAX_CREATE_WAIT + REQUEST_TIMEOUT
+    } else {
+        REQUEST_TIMEOUT
     }
 }
 

@@ -103,3 +103,22 @@ pub fn authenticates(config: &ClientConfig) -> bool {
         .fetch_metadata(None, Duration::from_secs(4))
         .is_ok()
 }
+
+/// The value of a topic's configuration entry as the brokers (or the gateway) describe it.
+pub async fn topic_config(config: &ClientConfig, topic: &str, name: &str) -> String {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        config.create().expect("admin client");
+    let described = admin
+        .describe_configs(
+            [&ResourceSpecifier::Topic(topic)],
+            &AdminOptions::new().request_timeout(Some(TIMEOUT)),
+        )
+        .await
+        .expect("DescribeConfigs");
+    let entries = described[0].as_ref().expect("the topic's configuration");
+    entries
+        .get(name)
+        .and_then(|entry| entry.value.clone())
+        .unwrap_or_else(|| panic!("{topic} has no {name}"))
+}

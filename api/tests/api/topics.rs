@@ -13,10 +13,10 @@ async fn topics_are_created_listed_grown_and_deleted(backend: Backend) {
     assert_eq!(topic["topic_name"], "orders");
     assert_eq!(topic["partitions"], 2);
     assert_eq!(
-        topic["retention_time"], 2_592_000_000_i64,
-        "-1 is the plan maximum"
+        (&topic["retention_time"], &topic["retention_size"]),
+        (&json!(-1), &json!(-1)),
+        "-1 (the plan maximum) reads back as asked"
     );
-    assert_eq!(topic["retention_size"], 1_073_741_824_000_i64);
     assert_eq!(topic["username"], cluster["username"]);
     assert_eq!(
         kafka::topics(&kafka::config(&cluster)),
@@ -259,6 +259,94 @@ async fn the_free_plan_has_its_own_limits() {
     let topic = app
         .new_topic(&user, cluster["cluster_id"].as_str().unwrap(), "t", 10)
         .await;
-    assert_eq!(topic["retention_size"], 268_435_456);
-    assert_eq!(topic["retention_time"], 604_800_000);
+    assert_eq!(
+        (&topic["retention_size"], &topic["retention_time"]),
+        (&json!(-1), &json!(-1)),
+        "asked as the plan's maximum, read back as asked: {topic}"
+    );
+    let config = kafka::config(&cluster);
+    assert_eq!(
+        kafka::topic_config(&config, "t", "retention.bytes").await,
+        "268435456"
+    );
+    assert_eq!(
+        kafka::topic_config(&config, "t", "retention.ms").await,
+        "604800000"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minus_one_is_the_plans_maximum_on_the_brokers_and_reads_back_as_minus_one() {
+    let platform = capstan_api::state::PlatformConfig {
+        default_plan: capstan_api::plans::Plan::Pro,
+        plan_limits: capstan_api::plans::PlanLimits::with_overrides(
+            r#"{"pro": {"max_partitions": 1200}}"#,
+        )
+        .unwrap(),
+        ..Default::default()
+    };
+    let app = spawn_app_with(Backend::Sqlite, platform).await;
+    let user = app.new_user().await;
+    let cluster = app.new_cluster(&user, "c").await;
+    let cluster_id = cluster["cluster_id"].as_str().unwrap();
+    assert_eq!(cluster["type"], "pro");
+    assert_eq!(cluster["max_partitions"], 1200, "the operator's override");
+    assert_eq!(
+        cluster["max_message_size"], 10_485_760,
+        "Pro's 10 MB messages"
+    );
+    let topic = app.new_topic(&user, cluster_id, "t", 1).await;
+    let topic_id = topic["topic_id"].as_str().unwrap();
+    let as_asked = |topic: &serde_json::Value| {
+        (
+            topic["retention_time"].as_i64().unwrap(),
+            topic["retention_size"].as_i64().unwrap(),
+            topic["max_message_size"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(as_asked(&topic), (-1, -1, -1));
+    let config = kafka::config(&cluster);
+    assert_eq!(
+        kafka::topic_config(&config, "t", "max.message.bytes").await,
+        "10485760",
+        "the brokers have the plan's maximum"
+    );
+
+    // A value replaces -1, and -1 comes back; what is not named keeps what was asked.
+    let (status, updated) = app
+        .call(
+            Method::POST,
+            &format!("/v2/kafka/update-topic/{topic_id}"),
+            &user.auth(),
+            Some(json!({ "max_message_size": 2_000_000 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(as_asked(&updated), (-1, -1, 2_000_000));
+    assert_eq!(
+        kafka::topic_config(&config, "t", "max.message.bytes").await,
+        "2000000"
+    );
+    let (_, updated) = app
+        .call(
+            Method::POST,
+            &format!("/v2/kafka/update-topic/{topic_id}"),
+            &user.auth(),
+            Some(json!({ "max_message_size": -1 })),
+        )
+        .await;
+    assert_eq!(as_asked(&updated), (-1, -1, -1));
+    let (_, read) = app
+        .call(
+            Method::GET,
+            &format!("/v2/kafka/topic/{topic_id}"),
+            &user.auth(),
+            None,
+        )
+        .await;
+    assert_eq!(as_asked(&read), (-1, -1, -1), "{read}");
+    assert_eq!(
+        kafka::topic_config(&config, "t", "max.message.bytes").await,
+        "10485760"
+    );
 }

@@ -163,6 +163,15 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
         password: &str,
     ) -> Result<Option<Tenant>, PolicyError>;
 
+    /// Whether a client at `address` may try to authenticate now: `Err(wait)` once that
+    /// address has failed too often (on any of the platform's ways in), with how long until
+    /// it may try again. Asked before every SASL step: keep it cheap.
+    fn may_authenticate(&self, address: std::net::IpAddr) -> Result<(), std::time::Duration>;
+
+    /// A client at `address` presented a credential that does not match (a wrong password or
+    /// an unknown user).
+    fn authentication_failed(&self, address: std::net::IpAddr);
+
     /// Whether an authenticated connection may go on: false once its credential was deleted,
     /// its password changed or its cluster deleted.
     async fn still_valid(&self, tenant: &Tenant) -> bool;

@@ -42,8 +42,30 @@ pub enum Step {
     Continue(Vec<u8>),
     /// Authenticated: send this last token.
     Done(Vec<u8>, Box<Tenant>),
-    /// Refused (the reason is for the log, never for the client).
+    /// Refused: the credential does not match (the reason is for the log, never for the
+    /// client).
     Failed(String),
+    /// The credential could not be checked (the platform failed, not the client): refused
+    /// too, but not counted against the client.
+    Unavailable(String),
+}
+
+/// Why the client-first message got no server-first answer.
+enum FirstError {
+    Refused(String),
+    Unavailable(String),
+}
+
+impl From<&str> for FirstError {
+    fn from(why: &str) -> Self {
+        FirstError::Refused(why.to_owned())
+    }
+}
+
+impl From<String> for FirstError {
+    fn from(why: String) -> Self {
+        FirstError::Refused(why)
+    }
 }
 
 enum State {
@@ -98,7 +120,8 @@ impl Exchange {
                         self.state = next;
                         Step::Continue(server_first.into_bytes())
                     }
-                    Err(why) => Step::Failed(why),
+                    Err(FirstError::Refused(why)) => Step::Failed(why),
+                    Err(FirstError::Unavailable(why)) => Step::Unavailable(why),
                 }
             }
             (
@@ -150,7 +173,7 @@ async fn plain(token: &[u8], policy: &dyn Policy) -> Step {
     match policy.check_password(user, password).await {
         Ok(Some(tenant)) => Step::Done(Vec::new(), Box::new(tenant)),
         Ok(None) => Step::Failed("wrong username or password".into()),
-        Err(e) => Step::Failed(format!("could not check the password: {e}")),
+        Err(e) => Step::Unavailable(format!("could not check the password: {e}")),
     }
 }
 
@@ -159,7 +182,7 @@ async fn client_first(
     token: &[u8],
     policy: &dyn Policy,
     decoy_key: &[u8],
-) -> Result<(String, State), String> {
+) -> Result<(String, State), FirstError> {
     let text = std::str::from_utf8(token).map_err(|_| "client-first is not UTF-8".to_owned())?;
     // gs2-header: channel-binding flag, optional authzid; then client-first-bare.
     let mut split = text.splitn(3, ',');
@@ -193,7 +216,7 @@ async fn client_first(
     let found = policy
         .scram_keys(mechanism, &user)
         .await
-        .map_err(|e| format!("could not look up the user: {e}"))?;
+        .map_err(|e| FirstError::Unavailable(format!("could not look up the user: {e}")))?;
     let (keys, tenant) = match found {
         Some((keys, tenant)) => (keys, Some(Box::new(tenant))),
         None => (decoy(mechanism, &user, decoy_key)?, None),
@@ -326,6 +349,12 @@ mod tests {
             Ok((u == "alice" && p == "secret").then(tenant))
         }
         fn delivered(&self, _: &Tenant, _: &str, _: u64) {}
+
+        fn may_authenticate(&self, _: std::net::IpAddr) -> Result<(), std::time::Duration> {
+            Ok(())
+        }
+
+        fn authentication_failed(&self, _: std::net::IpAddr) {}
 
         async fn limited(&self, _: &Tenant) -> Option<std::time::Duration> {
             None

@@ -2,7 +2,7 @@
 //! the backend on one leased connection, or answered here), and answers written back in the
 //! order the requests came, as a broker does.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use kafka_protocol::{
@@ -75,7 +75,7 @@ pub async fn serve<S>(
     let mut reader = BufReader::new(read);
     let mut writer = BufWriter::new(write);
     let authenticated = tokio::select! {
-        result = tokio::time::timeout(AUTHENTICATION_TIMEOUT, authenticate(&mut reader, &mut writer, &shared)) => match result {
+        result = tokio::time::timeout(AUTHENTICATION_TIMEOUT, authenticate(&mut reader, &mut writer, &shared, peer.ip())) => match result {
             Ok(result) => result,
             Err(_) => Err(reject("authentication_timeout", "no authentication in time")),
         },
@@ -140,6 +140,7 @@ async fn authenticate<R, W>(
     reader: &mut R,
     writer: &mut W,
     shared: &Shared,
+    peer: IpAddr,
 ) -> Result<Option<Tenant>, Rejection>
 where
     R: AsyncRead + Unpin,
@@ -165,7 +166,10 @@ where
             let Some(current) = exchange.as_mut() else {
                 return Err(reject("sasl", "token without a handshake"));
             };
-            match step(current, &frame, shared).await {
+            if let Some(message) = locked_out(shared, peer) {
+                return Err(reject("authentication_locked_out", message));
+            }
+            match step(current, &frame, shared, peer).await {
                 Step::Continue(token) => {
                     write_frame(writer, &token)
                         .await
@@ -185,7 +189,9 @@ where
                         .map_err(|e| reject("io", e.to_string()))?;
                     return Ok(Some(*tenant));
                 }
-                Step::Failed(why) => return Err(reject("authentication_failed", why)),
+                Step::Failed(why) | Step::Unavailable(why) => {
+                    return Err(reject("authentication_failed", why));
+                }
             }
             continue;
         }
@@ -245,7 +251,19 @@ where
                     return Err(reject("sasl", "SaslAuthenticate before SaslHandshake"));
                 };
                 let mechanism = current.mechanism().name();
-                match step(current, &authenticate.auth_bytes, shared).await {
+                if let Some(message) = locked_out(shared, peer) {
+                    shared
+                        .metrics
+                        .authentications
+                        .with_label_values(&[mechanism, "locked_out"])
+                        .inc();
+                    let answer = SaslAuthenticateResponse::default()
+                        .with_error_code(code::SASL_AUTHENTICATION_FAILED)
+                        .with_error_message(Some(StrBytes::from_string(message.clone())));
+                    let _ = write_answer(writer, key, version, correlation, &answer.into()).await;
+                    return Err(reject("authentication_locked_out", message));
+                }
+                match step(current, &authenticate.auth_bytes, shared, peer).await {
                     Step::Continue(token) => SaslAuthenticateResponse::default()
                         .with_auth_bytes(Bytes::from(token))
                         .into(),
@@ -263,7 +281,7 @@ where
                             .inc();
                         return Ok(Some(*tenant));
                     }
-                    Step::Failed(why) => {
+                    Step::Failed(why) | Step::Unavailable(why) => {
                         shared
                             .metrics
                             .authentications
@@ -293,10 +311,26 @@ where
     }
 }
 
-async fn step(exchange: &mut Exchange, token: &[u8], shared: &Shared) -> Step {
-    exchange
+/// One SASL step of the client at `peer`; a credential that does not match counts against
+/// its address.
+async fn step(exchange: &mut Exchange, token: &[u8], shared: &Shared, peer: IpAddr) -> Step {
+    let step = exchange
         .step(token, shared.policy.as_ref(), &shared.config.decoy_key)
-        .await
+        .await;
+    if let Step::Failed(_) = &step {
+        shared.policy.authentication_failed(peer);
+    }
+    step
+}
+
+/// What a client at `peer` is told when its address has failed to authenticate too often
+/// (no credential of it is looked at then); `None` when it may try.
+fn locked_out(shared: &Shared, peer: IpAddr) -> Option<String> {
+    let wait = shared.policy.may_authenticate(peer).err()?;
+    Some(format!(
+        "too many failed authentications from this address: try again in {} s",
+        wait.as_secs().max(1)
+    ))
 }
 
 fn offered_mechanisms(shared: &Shared) -> Vec<SaslMechanism> {

@@ -160,7 +160,7 @@ async fn render_page(
             None
         }
     };
-    let limits = header.row.plan().limits();
+    let limits = header.row.limits(&state.app);
     let used: i64 = views.iter().map(|t| t.partitions).sum();
     let topics = views
         .into_iter()
@@ -169,8 +169,8 @@ async fn render_page(
                 || "—".to_owned(),
                 |s| format::bytes(s.get(&t.topic_name).copied().unwrap_or(0)),
             ),
-            retention: format::millis(t.retention_time),
-            size_limit: format::bytes(t.retention_size),
+            retention: at_most(t.retention_time, limits.max_retention_time, format::millis),
+            size_limit: at_most(t.retention_size, limits.max_retention_size, format::bytes),
             id: t.topic_id,
             name: t.topic_name,
             partitions: t.partitions,
@@ -352,4 +352,13 @@ pub(crate) async fn delete(
     owned_topic(&state, &viewer, &id, &topic_id).await?;
     topics::delete(&state.app, &viewer.account_id, &topic_id).await?;
     Ok(see_other(&format!("/clusters/{id}/topics")))
+}
+
+/// A topic's limit for the list: -1 (asked as the plan's maximum) shows that maximum.
+fn at_most(value: i64, plan_max: i64, show: fn(i64) -> String) -> String {
+    if value == -1 {
+        format!("{} (plan maximum)", show(plan_max))
+    } else {
+        show(value)
+    }
 }
