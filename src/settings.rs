@@ -77,6 +77,12 @@ pub struct CommonArgs {
     /// Upstash's published limits; see docs/api.md).
     #[arg(long, env = "CAPSTAN_PLAN_LIMITS")]
     pub plan_limits: Option<PathBuf>,
+    /// Age, in seconds, at which a change a crash interrupted (a provisioning journal entry) is
+    /// finished or rolled back: long enough that another control plane on the same database
+    /// is surely done with it (default 600 for `serve`, 0 for `dev`, which is alone on its
+    /// SQLite file).
+    #[arg(long, env = "CAPSTAN_RECOVERY_GRACE_SECONDS")]
+    pub recovery_grace_seconds: Option<u64>,
     /// Host[:port] of the REST data gateway shown to users as `rest_endpoint` (default: the
     /// gateway's listen address).
     #[arg(long, env = "CAPSTAN_REST_ENDPOINT")]
@@ -171,7 +177,9 @@ impl CommonArgs {
         }
     }
 
-    fn platform(&self) -> anyhow::Result<PlatformConfig> {
+    /// The platform's settings; `alone` when this control plane is surely the only one on its
+    /// store (`capstan dev`).
+    fn platform(&self, alone: bool) -> anyhow::Result<PlatformConfig> {
         Ok(PlatformConfig {
             regions: self
                 .regions
@@ -181,6 +189,10 @@ impl CommonArgs {
                 .collect(),
             default_plan: Plan::parse(&self.default_plan)
                 .map_err(|e| anyhow::anyhow!(e.to_string()))?,
+            recovery_grace: std::time::Duration::from_secs(
+                self.recovery_grace_seconds
+                    .unwrap_or(if alone { 0 } else { 600 }),
+            ),
             plan_limits: match &self.plan_limits {
                 None => PlanLimits::default(),
                 Some(path) => {
@@ -563,7 +575,7 @@ impl DevArgs {
                 key,
                 data_dir,
                 broker_binary: PathBuf::new(),
-                platform: self.common.platform()?,
+                platform: self.common.platform(true)?,
                 kafka: self.common.kafka(self.kafka_listen, true),
             },
             metering: self.common.metering(10)?,
@@ -592,7 +604,7 @@ impl ServeArgs {
                 key,
                 data_dir: self.data_dir,
                 broker_binary: PathBuf::new(),
-                platform: self.common.platform()?,
+                platform: self.common.platform(false)?,
                 kafka: self.common.kafka(self.kafka_listen, false),
             },
             metering: self.common.metering(60)?,

@@ -150,6 +150,14 @@ impl Application {
             limiter: None,
         };
         let resumed = clusters::resume_all(&state).await?;
+        let (settled, left) = crate::journal::recover(&state, state.config.recovery_grace).await?;
+        if settled + left > 0 {
+            tracing::info!(
+                settled,
+                left,
+                "provisioning journal: changes a crash had interrupted"
+            );
+        }
         let gateway = GatewayState::new(state.clone(), None);
         Ok(Application {
             listener,
@@ -295,14 +303,22 @@ async fn expire_idle_instances(gateway: GatewayState, mut stop: watch::Receiver<
 
 /// Every two seconds: restarts brokers that died, so a crashed broker recovers by itself,
 /// stores the cluster states the provisioner reports, and writes the credentials of a
-/// dedicated cluster whose brokers became ready to them (retried until it succeeds).
+/// dedicated cluster whose brokers became ready to them (retried until it succeeds); every
+/// minute, settles what the provisioning journal shows a crash interrupted.
 async fn supervise_brokers(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     let mut unsynced: HashMap<String, Instant> = HashMap::new();
+    let mut last_recovery = Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 state.provisioner.supervise().await;
+                if last_recovery.elapsed() >= JOURNAL_CHECK_EVERY {
+                    last_recovery = Instant::now();
+                    if let Err(error) = crate::journal::recover(&state, state.config.recovery_grace).await {
+                        tracing::warn!(error = %crate::error::cause_chain(&error), "could not read the provisioning journal");
+                    }
+                }
                 for (id, observed) in state.provisioner.observed_states().await {
                     match clusters::set_state(&state.store, &id, &observed).await {
                         Ok(true) => tracing::info!(cluster = %id, state = %observed, "cluster state changed"),
@@ -319,6 +335,10 @@ async fn supervise_brokers(state: AppState, mut stop: watch::Receiver<bool>) {
         }
     }
 }
+
+/// How often the provisioning journal is checked for changes a crash interrupted (besides at
+/// start).
+const JOURNAL_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// How long a cluster whose credentials could not be written waits before the next try.
 const CREDENTIAL_SYNC_RETRY: Duration = Duration::from_secs(5);

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Error, Result,
     credentials::{self, Permissions},
+    failpoint,
+    journal::{self, Intent},
     names,
     plans::Plan,
     provisioner::{BrokerUser, ClusterSpec, Placement, Scope},
@@ -226,7 +228,15 @@ pub async fn create(
         password: default.password.clone(),
         scope: Scope::full(),
     };
-    let bootstrap = state.provisioner.create_cluster(&spec, &[user]).await?;
+    let entry = journal::begin(state, Intent::CreateCluster, &spec, "").await?;
+    let bootstrap = match state.provisioner.create_cluster(&spec, &[user]).await {
+        Ok(bootstrap) => bootstrap,
+        Err(e) => {
+            roll_back_creation(state, &spec, entry).await;
+            return Err(e);
+        }
+    };
+    failpoint::hit("cluster.create.after_brokers");
     let tcp_endpoint = if placement == SHARED {
         state.config.kafka_endpoint.clone()
     } else {
@@ -250,14 +260,30 @@ pub async fn create(
         pool,
         prefix,
     };
-    let inserted = insert(state, &row, &default).await;
-    if let Err(e) = inserted {
+    if let Err(e) = insert(state, &row, &default, &entry).await {
         // Without a row nobody can reach these brokers: remove them.
-        let _ = state.provisioner.delete_cluster(&spec).await;
+        roll_back_creation(state, &spec, entry).await;
         return Err(e);
     }
     state.metrics.clusters_created.inc();
     view(state, &row).await
+}
+
+/// Removes what a creation that failed had made; when that fails too, the journal keeps the
+/// entry and recovery removes it later.
+async fn roll_back_creation(state: &AppState, spec: &ClusterSpec, entry: journal::Entry) {
+    match state.provisioner.delete_cluster(spec).await {
+        Ok(()) => {
+            if let Err(error) = entry.undone(state).await {
+                tracing::warn!(cluster = %spec.id, error = %crate::error::cause_chain(&error),
+                    "a failed creation was rolled back but its journal entry stays; recovery will find nothing to do");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(cluster = %spec.id, error = %crate::error::cause_chain(&error),
+            "could not remove the brokers of a failed creation; recovery will")
+        }
+    }
 }
 
 /// The account's quota and unique names, given the names of its live clusters.
@@ -276,7 +302,12 @@ fn check_cluster_quota(state: &AppState, live: &[(String,)], name: &str) -> Resu
     Ok(())
 }
 
-async fn insert(state: &AppState, row: &ClusterRow, default: &credentials::Secret) -> Result<()> {
+async fn insert(
+    state: &AppState,
+    row: &ClusterRow,
+    default: &credentials::Secret,
+    entry: &journal::Entry,
+) -> Result<()> {
     let mut tx = state.store.pool().begin().await?;
     // Checked again where it cannot race: a request that passed the early check may find the
     // account at its limit (or the name taken) once the others before it are in.
@@ -316,6 +347,7 @@ async fn insert(state: &AppState, row: &ClusterRow, default: &credentials::Secre
         default,
     )
     .await?;
+    entry.done(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -453,8 +485,17 @@ pub async fn reset_password(state: &AppState, account_id: &str, id: &str) -> Res
 /// Deletes a cluster: its brokers and their data, its topics and credentials.
 pub async fn delete(state: &AppState, account_id: &str, id: &str) -> Result<()> {
     let row = find_owned(&state.store, account_id, id).await?;
-    topics::meter_before_delete(state, &row.id).await;
+    delete_row(state, &row).await
+}
+
+/// Deletes a live cluster, whoever owns it (an account's request, or recovery finishing one).
+/// Once its brokers are being removed, the delete is finished even across a crash.
+pub(crate) async fn delete_row(state: &AppState, row: &ClusterRow) -> Result<()> {
+    let id = row.id.as_str();
+    topics::meter_before_delete(state, id).await;
+    let entry = journal::begin(state, Intent::DeleteCluster, &row.spec(), "").await?;
     state.provisioner.delete_cluster(&row.spec()).await?;
+    failpoint::hit("cluster.delete.after_brokers");
     let mut tx = state.store.pool().begin().await?;
     for statement in [
         "DELETE FROM topics WHERE cluster_id = $1",
@@ -468,6 +509,7 @@ pub async fn delete(state: &AppState, account_id: &str, id: &str) -> Result<()> 
         .bind(id)
         .execute(&mut *tx)
         .await?;
+    entry.done(&mut tx).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -11,6 +11,8 @@ use crate::{
     Error, Result,
     clusters::{self, ClusterRow},
     crypto::{self, SecretKey},
+    failpoint,
+    journal::{self, Intent},
     names,
     provisioner::{BrokerUser, Scope},
     state::AppState,
@@ -191,15 +193,22 @@ pub async fn rotate_default(state: &AppState, cluster: &ClusterRow) -> Result<()
         password: password.clone(),
         scope: Scope::full(),
     };
+    // A crash between the brokers and the store leaves the journal's entry: recovery gives
+    // the brokers back the password the store has.
+    let entry = journal::begin(state, Intent::PutUser, &cluster.spec(), &user.username).await?;
     state.provisioner.put_user(&cluster.spec(), &user).await?;
+    failpoint::hit("credential.rotate.after_brokers");
+    let mut tx = state.store.pool().begin().await?;
     sqlx::query(
         "UPDATE credentials SET password_encrypted = $1, password_hash = $2 WHERE cluster_id = $3 AND is_default = 1",
     )
     .bind(state.key.encrypt(&password)?)
     .bind(state.key.keyed_hash(PASSWORD_PURPOSE, password.as_bytes()))
     .bind(&cluster.id)
-    .execute(state.store.pool())
+    .execute(&mut *tx)
     .await?;
+    entry.done(&mut tx).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -255,7 +264,12 @@ pub async fn create(
         password: secret.password.clone(),
         scope: permissions.scope(&topic, false),
     };
-    state.provisioner.put_user(&cluster.spec(), &user).await?;
+    let entry = journal::begin(state, Intent::PutUser, &cluster.spec(), &user.username).await?;
+    if let Err(e) = state.provisioner.put_user(&cluster.spec(), &user).await {
+        remove_user_made(state, &cluster, &secret.username, entry).await;
+        return Err(e);
+    }
+    failpoint::hit("credential.create.after_brokers");
     let inserted = async {
         let mut tx = state.store.pool().begin().await?;
         // Checked again where it cannot race with another creation on the cluster.
@@ -272,6 +286,7 @@ pub async fn create(
             &secret,
         )
         .await?;
+        entry.done(&mut tx).await?;
         tx.commit().await?;
         Ok::<_, Error>(id)
     }
@@ -279,10 +294,7 @@ pub async fn create(
     let id = match inserted {
         Ok(id) => id,
         Err(e) => {
-            let _ = state
-                .provisioner
-                .delete_user(&cluster.spec(), &secret.username)
-                .await;
+            remove_user_made(state, &cluster, &secret.username, entry).await;
             return Err(e);
         }
     };
@@ -298,6 +310,32 @@ pub async fn create(
         creation_time: store::now(),
         state: "active".into(),
     })
+}
+
+/// Removes the user a credential creation that failed had made on the brokers; when that fails
+/// too, the journal keeps the entry and recovery removes it later.
+async fn remove_user_made(
+    state: &AppState,
+    cluster: &ClusterRow,
+    username: &str,
+    entry: journal::Entry,
+) {
+    match state
+        .provisioner
+        .delete_user(&cluster.spec(), username)
+        .await
+    {
+        Ok(()) => {
+            if let Err(error) = entry.undone(state).await {
+                tracing::warn!(cluster = %cluster.id, error = %crate::error::cause_chain(&error),
+                    "a failed credential creation was rolled back but its journal entry stays");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(cluster = %cluster.id, error = %crate::error::cause_chain(&error),
+            "could not remove the user of a failed credential creation; recovery will")
+        }
+    }
 }
 
 /// Every scoped credential of the account's clusters (default credentials left out, as Upstash did).
@@ -341,14 +379,31 @@ pub async fn delete(state: &AppState, account_id: &str, id: &str) -> Result<()> 
     .await?;
     let (cluster_id, username) = row.ok_or(Error::NotFound("credential"))?;
     let cluster = clusters::find_owned(&state.store, account_id, &cluster_id).await?;
+    let entry = journal::begin(state, Intent::DeleteUser, &cluster.spec(), &username).await?;
     state
         .provisioner
         .delete_user(&cluster.spec(), &username)
         .await?;
+    failpoint::hit("credential.delete.after_brokers");
+    let mut tx = state.store.pool().begin().await?;
     sqlx::query("DELETE FROM credentials WHERE id = $1")
         .bind(id)
-        .execute(state.store.pool())
+        .execute(&mut *tx)
         .await?;
+    entry.done(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes a scoped credential from the store by its username (recovery finishing a delete).
+pub(crate) async fn forget_user(state: &AppState, cluster_id: &str, username: &str) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM credentials WHERE cluster_id = $1 AND username = $2 AND is_default = 0",
+    )
+    .bind(cluster_id)
+    .bind(username)
+    .execute(state.store.pool())
+    .await?;
     Ok(())
 }
 

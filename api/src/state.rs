@@ -22,6 +22,9 @@ pub struct PlatformConfig {
     pub default_plan: Plan,
     /// Every plan's limits (`--plan-limits`; Upstash's published limits by default).
     pub plan_limits: crate::plans::PlanLimits,
+    /// How old an entry of the provisioning journal must be before recovery settles it (see
+    /// [`crate::journal`]): 0 when this process is the only control plane on its store.
+    pub recovery_grace: std::time::Duration,
     /// API keys an account may hold.
     pub max_api_keys: u32,
     /// Live clusters an account may hold.
@@ -80,6 +83,7 @@ impl Default for PlatformConfig {
             regions: vec!["eu-west-1".into(), "us-east-1".into()],
             default_plan: Plan::Payg,
             plan_limits: crate::plans::PlanLimits::default(),
+            recovery_grace: std::time::Duration::from_secs(600),
             max_api_keys: 37,
             max_clusters_per_account: 10,
             max_credentials_per_cluster: 10,

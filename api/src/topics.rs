@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Error, Result,
     clusters::{self, ClusterRow},
-    credentials, names,
+    credentials, failpoint,
+    journal::{self, Intent},
+    names,
     plans::Limits,
     provisioner::TopicSpec,
     state::AppState,
@@ -254,10 +256,35 @@ pub async fn create_in(
     if dry_run {
         return Ok(row);
     }
-    state
+    let entry = journal::begin(state, Intent::CreateTopic, &cluster.spec(), &row.name).await?;
+    if let Err(e) = state
         .provisioner
         .create_topic(&cluster.spec(), &row.spec())
-        .await?;
+        .await
+    {
+        // Nothing of ours was made (it may have been refused because the name is taken).
+        entry.undone(state).await?;
+        return Err(e);
+    }
+    failpoint::hit("topic.create.after_brokers");
+    let inserted = insert(state, &row, &entry).await;
+    if let Err(e) = inserted {
+        if state
+            .provisioner
+            .delete_topic(&cluster.spec(), &row.name)
+            .await
+            .is_ok()
+        {
+            entry.undone(state).await?;
+        }
+        return Err(e);
+    }
+    Ok(row)
+}
+
+/// Records a topic made on the brokers, and crosses its journal entry out, in one transaction.
+async fn insert(state: &AppState, row: &TopicRow, entry: &journal::Entry) -> Result<()> {
+    let mut tx = state.store.pool().begin().await?;
     let inserted = sqlx::query(&format!(
         "INSERT INTO topics ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     ))
@@ -273,13 +300,9 @@ pub async fn create_in(
     .bind(row.retention_time_is_max)
     .bind(row.retention_size_is_max)
     .bind(row.max_message_size_is_max)
-    .execute(state.store.pool())
+    .execute(&mut *tx)
     .await;
     if let Err(e) = inserted {
-        let _ = state
-            .provisioner
-            .delete_topic(&cluster.spec(), &row.name)
-            .await;
         return Err(if store::is_unique_violation(&e) {
             Error::Conflict(format!(
                 "the cluster already has a topic named {}",
@@ -289,7 +312,9 @@ pub async fn create_in(
             e.into()
         });
     }
-    Ok(row)
+    entry.done(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn view(state: &AppState, cluster: &ClusterRow, row: &TopicRow) -> Result<TopicView> {
@@ -456,17 +481,23 @@ pub async fn delete(state: &AppState, account_id: &str, id: &str) -> Result<()> 
     delete_in(state, &cluster, &row).await
 }
 
-/// Deletes a topic of `cluster` on its brokers, then from the store.
+/// Deletes a topic of `cluster` on its brokers, then from the store. Once the brokers are
+/// asked, the delete is finished even across a crash (the journal).
 pub async fn delete_in(state: &AppState, cluster: &ClusterRow, row: &TopicRow) -> Result<()> {
     meter_before_delete(state, &cluster.id).await;
+    let entry = journal::begin(state, Intent::DeleteTopic, &cluster.spec(), &row.name).await?;
     state
         .provisioner
         .delete_topic(&cluster.spec(), &row.name)
         .await?;
+    failpoint::hit("topic.delete.after_brokers");
+    let mut tx = state.store.pool().begin().await?;
     sqlx::query("DELETE FROM topics WHERE id = $1")
         .bind(&row.id)
-        .execute(state.store.pool())
+        .execute(&mut *tx)
         .await?;
+    entry.done(&mut tx).await?;
+    tx.commit().await?;
     if let Err(error) = state.final_meter.forget_topic(&cluster.id, &row.name).await {
         tracing::warn!(cluster = %cluster.id, topic = %row.name, error = %crate::error::cause_chain(&error),
             "could not reset the metering of a deleted topic; a topic created again with its name may be under-counted until it passes the old one's size");

@@ -9,6 +9,7 @@ mod accounts;
 mod authorization;
 mod bad_input;
 mod clusters;
+mod crash_safety;
 mod credentials;
 mod database_outage;
 mod gateway;

@@ -1,0 +1,257 @@
+//! Crash safety of provisioning: every change between the brokers and the store is stopped dead
+//! at its named step (a failpoint: nothing after it runs, no rollback, as if the process had
+//! died there), then the control plane restarts. The provisioning journal must finish what was
+//! being removed and roll back what was being made: no broker directory, pool topic or broker
+//! user outlives its row, and no row outlives its resource.
+
+use std::time::Duration;
+
+use capstan_api::{failpoint, state::PlatformConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, User, spawn_app_with, start};
+use crate::{kafka, on_both_backends};
+
+/// Alone on its store, so the journal is settled at start whatever the entries' age.
+fn alone() -> PlatformConfig {
+    PlatformConfig {
+        recovery_grace: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
+/// The data directories of dedicated clusters' brokers (named by cluster id).
+fn broker_dirs(app: &TestApp) -> Vec<String> {
+    let root = app.persisted.data_dir.join("brokers");
+    std::fs::read_dir(root)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| uuid::Uuid::parse_str(name).is_ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn topic_names(app: &TestApp, user: &User, cluster_id: &str) -> Vec<String> {
+    let (status, topics) = app
+        .call(
+            Method::GET,
+            &format!("/v2/kafka/topics/{cluster_id}"),
+            &user.auth(),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{topics}");
+    let mut names: Vec<String> = topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["topic_name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn credential_ids(app: &TestApp, user: &User) -> Vec<Value> {
+    let (_, listed) = app
+        .call(Method::GET, "/v2/kafka/credentials", &user.auth(), None)
+        .await;
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["credential_id"].clone())
+        .collect()
+}
+
+/// Sends a request that must stop dead at its armed step (the API answers 500).
+async fn stops(app: &TestApp, user: &User, method: Method, path: &str, body: Option<Value>) {
+    let (status, answer) = app.call(method, path, &user.auth(), body).await;
+    assert_eq!(
+        status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{path}: {answer}"
+    );
+}
+
+async fn create_topic(app: &TestApp, user: &User, cluster_id: &str, name: &str) -> StatusCode {
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/v2/kafka/topic",
+            &user.auth(),
+            Some(json!({ "name": name, "partitions": 1, "retention_time": -1, "retention_size": -1,
+                         "max_message_size": -1, "cleanup_policy": "delete", "cluster_id": cluster_id })),
+        )
+        .await;
+    status
+}
+
+async fn every_change_stopped_between_brokers_and_store_is_settled_at_restart(backend: Backend) {
+    let app = spawn_app_with(backend, alone()).await;
+    let user = app.new_user().await;
+    let auth = user.auth();
+    let kept = app.new_cluster(&user, "kept").await;
+    let kept_id = kept["cluster_id"].as_str().unwrap().to_owned();
+    app.new_topic(&user, &kept_id, "gone", 1).await;
+    app.new_topic(&user, &kept_id, "stays", 1).await;
+    let victim = app.new_cluster(&user, "victim").await;
+    let victim_id = victim["cluster_id"].as_str().unwrap().to_owned();
+    let credential = json!({ "credential_name": "reader", "cluster_id": kept_id, "topic": "*", "permissions": "CONSUME" });
+    let (status, scoped) = app
+        .call(
+            Method::POST,
+            "/v2/kafka/credential",
+            &auth,
+            Some(credential.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{scoped}");
+    let scoped_id = scoped["credential_id"].as_str().unwrap().to_owned();
+    assert!(broker_dirs(&app).is_empty());
+
+    for step in [
+        "cluster.create.after_brokers",
+        "topic.create.after_brokers",
+        "topic.delete.after_brokers",
+        "cluster.delete.after_brokers",
+        "credential.create.after_brokers",
+        "credential.delete.after_brokers",
+        "credential.rotate.after_brokers",
+    ] {
+        failpoint::arm(step);
+    }
+    // Each change stops right after the brokers did their part.
+    stops(
+        &app,
+        &user,
+        Method::POST,
+        "/v2/kafka/cluster",
+        Some(json!({ "name": "orphan", "region": "eu-west-1", "placement": "dedicated" })),
+    )
+    .await;
+    assert_eq!(
+        broker_dirs(&app).len(),
+        1,
+        "the stop came after the broker was made"
+    );
+    assert_eq!(
+        create_topic(&app, &user, &kept_id, "half").await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_ne!(
+        create_topic(&app, &user, &kept_id, "half").await,
+        StatusCode::OK,
+        "the half-made topic holds its name on the pool"
+    );
+    let gone_id = {
+        let (_, topics) = app
+            .call(
+                Method::GET,
+                &format!("/v2/kafka/topics/{kept_id}"),
+                &auth,
+                None,
+            )
+            .await;
+        topics
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["topic_name"] == "gone")
+            .unwrap()["topic_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for (method, path, body) in [
+        (Method::DELETE, format!("/v2/kafka/topic/{gone_id}"), None),
+        (
+            Method::DELETE,
+            format!("/v2/kafka/cluster/{victim_id}"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/v2/kafka/credential".to_owned(),
+            Some(credential),
+        ),
+        (
+            Method::DELETE,
+            format!("/v2/kafka/credential/{scoped_id}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v2/kafka/reset-password/{kept_id}"),
+            None,
+        ),
+    ] {
+        stops(&app, &user, method, &path, body).await;
+    }
+    // What the store says before the restart: the removals it never recorded.
+    assert_eq!(topic_names(&app, &user, &kept_id).await, ["gone", "stays"]);
+    assert_eq!(credential_ids(&app, &user).await, [json!(scoped_id)]);
+
+    let (persisted, dir) = app.stop().await;
+    let app = start(persisted, alone()).await;
+
+    assert!(
+        broker_dirs(&app).is_empty(),
+        "the half-made dedicated cluster's broker is gone"
+    );
+    let (_, clusters) = app
+        .call(Method::GET, "/v2/kafka/clusters", &auth, None)
+        .await;
+    let names: Vec<&str> = clusters
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["kept"],
+        "the deleted cluster is deleted: {clusters}"
+    );
+    let (status, _) = app
+        .call(
+            Method::GET,
+            &format!("/v2/kafka/cluster/{victim_id}"),
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(topic_names(&app, &user, &kept_id).await, ["stays"]);
+    for name in ["half", "gone"] {
+        assert_eq!(
+            create_topic(&app, &user, &kept_id, name).await,
+            StatusCode::OK,
+            "nothing of {name} is left on the pool"
+        );
+    }
+    assert!(
+        credential_ids(&app, &user).await.is_empty(),
+        "the deleted credential is deleted, the half-made one never appears"
+    );
+    let (_, now) = app
+        .call(
+            Method::GET,
+            &format!("/v2/kafka/cluster/{kept_id}"),
+            &auth,
+            None,
+        )
+        .await;
+    assert_eq!(
+        now["password"], kept["password"],
+        "the store's password stands"
+    );
+    assert!(kafka::authenticates(&kafka::config(&now)));
+    drop(app);
+    drop(dir);
+}
+
+on_both_backends!(every_change_stopped_between_brokers_and_store_is_settled_at_restart);
