@@ -30,6 +30,19 @@ async fn run() -> anyhow::Result<()> {
         Command::Invoices(settings::InvoicesCommand::Close(args)) => close_invoices(args).await,
         Command::Invoices(settings::InvoicesCommand::Void(args)) => void_invoice(args).await,
         Command::Invoices(settings::InvoicesCommand::Verify(args)) => verify_invoices(args).await,
+        Command::Operator(settings::OperatorArgs {
+            action: Some(settings::OperatorAction::Render { file }),
+            ..
+        }) => {
+            let yaml = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
+            };
+            print!("{}", capstan_operator::dry_run(&yaml)?);
+            Ok(())
+        }
         Command::Operator(args) => {
             capstan_operator::run(args.listen, shutdown_signal()).await?;
             Ok(())

@@ -508,6 +508,8 @@ impl KubernetesArgs {
             storage: capstan_operator::Storage {
                 size: self.kafka_storage_size.clone(),
                 storage_class_name: self.kafka_storage_class.clone(),
+                // Deleting a cluster through the API removes its data, as the user asked.
+                delete_claim: true,
             },
         })
     }
@@ -515,10 +517,25 @@ impl KubernetesArgs {
 
 /// `capstan operator`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct OperatorArgs {
     /// Address of `/healthz` and `/metrics`.
     #[arg(long, env = "CAPSTAN_OPERATOR_LISTEN", default_value = "0.0.0.0:8090")]
     pub listen: SocketAddr,
+    /// Without one, the operator runs.
+    #[command(subcommand)]
+    pub action: Option<OperatorAction>,
+}
+
+/// `capstan operator …`.
+#[derive(Debug, Subcommand)]
+pub enum OperatorAction {
+    /// Print, as YAML, every object the operator would apply for a KafkaCluster (a dry run).
+    Render {
+        /// The KafkaCluster's YAML file (`-` for standard input).
+        #[arg(short = 'f', long)]
+        file: PathBuf,
+    },
 }
 
 /// `capstan migrate`.

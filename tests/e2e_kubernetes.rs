@@ -185,6 +185,7 @@ async fn a_multi_zone_cluster_is_provisioned_and_carries_messages() {
             storage: Storage {
                 size: "1Gi".into(),
                 storage_class_name: None,
+                delete_claim: true,
             },
         },
     )

@@ -573,3 +573,43 @@ async fn a_creation_that_asks_to_wait_answers_once_the_cluster_is_ready() {
         .unwrap();
     assert_eq!(refused.status(), 400);
 }
+
+#[test]
+fn every_example_renders_with_the_dry_run_command() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut rendered = 0;
+    for entry in std::fs::read_dir(examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .args(["operator", "render", "-f"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for kind in ["ConfigMap", "Secret", "StatefulSet", "NetworkPolicy"] {
+            assert!(
+                printed.contains(&format!("kind: {kind}")),
+                "{}: no {kind}",
+                path.display()
+            );
+        }
+        assert!(printed.contains("capstan.dev/config-hash"));
+        rendered += 1;
+    }
+    assert!(rendered > 0, "the examples are rendered");
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args(["operator", "render", "-f", "/nonexistent.yaml"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot read /nonexistent.yaml"));
+}

@@ -29,6 +29,10 @@ pub struct Storage {
     /// Storage class; the cluster's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+    /// Delete the brokers' volumes when the KafkaCluster is deleted (Strimzi's `deleteClaim`);
+    /// false keeps them, and their data, for an operator to reclaim or remove by hand.
+    #[serde(default)]
+    pub delete_claim: bool,
 }
 
 impl Default for Storage {
@@ -36,6 +40,7 @@ impl Default for Storage {
         Storage {
             size: "10Gi".into(),
             storage_class_name: None,
+            delete_claim: false,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! cluster owns, and the reconciler that applies them.
 
 mod crd;
+mod dry_run;
 pub mod metrics;
 pub mod provisioner;
 pub mod reconciler;
@@ -13,7 +14,8 @@ pub use crd::{
     Authorization, ExternalListener, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, Listeners,
     Storage, ZoneMode, crd_yaml,
 };
-pub use render::{RenderInput, render, rendered_yaml};
+pub use dry_run::dry_run;
+pub use render::{CONFIG_HASH_ANNOTATION, RenderInput, render, rendered_yaml};
 pub use run::{run, run_with_client};
 
 /// Result with the crate's [`Error`].

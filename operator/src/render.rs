@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::{
     ByteString,
     api::{
-        apps::v1::{StatefulSet, StatefulSetSpec},
+        apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec},
         core::v1::{
             Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar,
             EnvVarSource, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
@@ -38,7 +38,17 @@ pub const CLIENT_PORT: i32 = 9092;
 pub const CONTROLLER_PORT: i32 = 9093;
 /// Optional external listener.
 pub const EXTERNAL_PORT: i32 = 9094;
+/// Where each broker's volume is mounted.
 const DATA_DIR: &str = "/var/lib/kafka/data";
+/// Kafka's log directory: a subdirectory of the mount, because the root of an ext4 volume holds
+/// `lost+found`, which Kafka refuses to start with as a log dir (Strimzi issue #1307).
+const LOG_DIR: &str = "/var/lib/kafka/data/kafka-log";
+/// How long a client's SASL session lasts before it must authenticate again (KIP-368): a
+/// deleted credential or a changed password ends its connections within this.
+const REAUTHENTICATE_MS: i64 = 300_000;
+/// The pod-template annotation that changes, and so rolls the brokers, when their
+/// configuration changes.
+pub const CONFIG_HASH_ANNOTATION: &str = "capstan.dev/config-hash";
 /// The operator's admin user, the one super user of an authorizing cluster.
 const ADMIN_PRINCIPAL: &str = "User:capstan-admin";
 
@@ -208,17 +218,45 @@ fn server_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -> St
          controller.listener.names=CONTROLLER\n\
          sasl.enabled.mechanisms=SCRAM-SHA-512\n\
          sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\n\
-         log.dirs={DATA_DIR}\n\
+         log.dirs={LOG_DIR}\n\
+         connections.max.reauth.ms={REAUTHENTICATE_MS}\n\
          auto.create.topics.enable=false\n\
          default.replication.factor={rf}\n\
          min.insync.replicas={min_isr}\n\
          offsets.topic.replication.factor={rf}\n\
          transaction.state.log.replication.factor={rf}\n\
          transaction.state.log.min.isr={min_isr}\n\
+         {external_login}\
          {authorization}",
         voters = voters.join(","),
+        external_login = if external {
+            // Every SASL listener needs its own JAAS entry or the broker does not start; the
+            // external one only checks clients, so it needs no login of its own.
+            "listener.name.external.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;\n"
+        } else {
+            ""
+        },
         authorization = authorization(input),
     )
+}
+
+/// A digest of everything the brokers read at start, put on their pod template so that a
+/// changed configuration rolls them (the ConfigMap alone changes no pod).
+fn config_hash(config: &BTreeMap<String, String>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for (name, text) in config {
+        digest.update(name.as_bytes());
+        digest.update([0]);
+        digest.update(text.as_bytes());
+        digest.update([0]);
+    }
+    digest
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The authorizer settings of `spec.authorization`. The controller listener is PLAINTEXT (only
@@ -296,7 +334,12 @@ fn tcp_probe(port: i32, initial_delay: i32, failures: i32) -> Probe {
     }
 }
 
-fn statefulset(input: &RenderInput<'_>, n: &Names, group: &Group) -> StatefulSet {
+fn statefulset(
+    input: &RenderInput<'_>,
+    n: &Names,
+    group: &Group,
+    config_hash: &str,
+) -> StatefulSet {
     let spec = &input.cluster.spec;
     let secret = format!("{}-kafka-credentials", n.name);
     let mut labels = n.labels.clone();
@@ -426,6 +469,10 @@ fn statefulset(input: &RenderInput<'_>, n: &Names, group: &Group) -> StatefulSet
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
+                    annotations: Some(BTreeMap::from([(
+                        CONFIG_HASH_ANNOTATION.to_owned(),
+                        config_hash.to_owned(),
+                    )])),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
@@ -469,6 +516,21 @@ fn statefulset(input: &RenderInput<'_>, n: &Names, group: &Group) -> StatefulSet
                 }),
                 status: None,
             }]),
+            // Removed with the StatefulSet (which the KafkaCluster owns) only when asked;
+            // never when scaling down, which must not lose a broker's data by accident.
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some(
+                        if spec.storage.delete_claim {
+                            "Delete"
+                        } else {
+                            "Retain"
+                        }
+                        .into(),
+                    ),
+                    when_scaled: Some("Retain".into()),
+                },
+            ),
             ..Default::default()
         }),
         status: None,
@@ -514,15 +576,17 @@ fn port(name: &str, number: i32) -> ServicePort {
 pub fn render(input: &RenderInput<'_>) -> Result<Vec<Value>> {
     let n = names(input.cluster)?;
     let groups = groups(input, &n)?;
+    let config_data = BTreeMap::from([
+        (
+            "server.properties".to_owned(),
+            server_properties(input, &n, &groups),
+        ),
+        ("start.sh".to_owned(), START_SH.to_owned()),
+    ]);
+    let hash = config_hash(&config_data);
     let config = ConfigMap {
         metadata: n.meta(format!("{}-kafka-config", n.name)),
-        data: Some(BTreeMap::from([
-            (
-                "server.properties".to_owned(),
-                server_properties(input, &n, &groups),
-            ),
-            ("start.sh".to_owned(), START_SH.to_owned()),
-        ])),
+        data: Some(config_data),
         ..Default::default()
     };
     let secret = Secret {
@@ -597,7 +661,7 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<Value>> {
         ))?);
     }
     for group in &groups {
-        objects.push(to_value(&statefulset(input, &n, group))?);
+        objects.push(to_value(&statefulset(input, &n, group, &hash))?);
     }
     let pdb = PodDisruptionBudget {
         metadata: n.meta(format!("{}-kafka", n.name)),

@@ -3,32 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-use capstan_operator::{KafkaCluster, RenderInput, crd_yaml, render, rendered_yaml};
+mod support;
+
+use capstan_operator::{crd_yaml, render, rendered_yaml};
 use serde_json::{Value, json};
-
-fn cluster(spec: Value) -> KafkaCluster {
-    serde_json::from_value(json!({
-        "apiVersion": "capstan.dev/v1alpha1",
-        "kind": "KafkaCluster",
-        "metadata": { "name": "orders", "namespace": "tenants", "uid": "6b0e0c8e-2f6f-4e0a-9d59-6cf0e8a5f3a1" },
-        "spec": spec
-    }))
-    .unwrap()
-}
-
-fn input(cluster: &KafkaCluster) -> RenderInput<'_> {
-    RenderInput {
-        cluster,
-        kraft_cluster_id: "MkU3OEVBNTcwNTJENDM2Qk".into(),
-        admin_password: "admin-secret".into(),
-        client_username: "b3JkZXJzJGFiYw".into(),
-        client_password: "client-secret".into(),
-    }
-}
-
-fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    objects.iter().filter(|o| o["kind"] == kind).collect()
-}
+use support::{cluster, input, of_kind};
 
 fn env(statefulset: &Value, name: &str) -> Value {
     statefulset["spec"]["template"]["spec"]["containers"][0]["env"]

@@ -1,0 +1,220 @@
+//! What Apache Kafka checks when a broker starts, checked on every shape of `KafkaCluster` the
+//! operator renders: no cluster can run here, so these tests must know the rules. Each rule
+//! cites where Kafka (or the experience of running it) states it.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::collections::{BTreeMap, BTreeSet};
+
+mod support;
+
+use capstan_operator::{CONFIG_HASH_ANNOTATION, KafkaCluster, render};
+use serde_json::{Value, json};
+use support::{cluster, input, of_kind};
+
+fn rendered(cluster: &KafkaCluster) -> Vec<Value> {
+    render(&input(cluster)).unwrap()
+}
+
+/// Every shape of KafkaCluster the operator supports.
+fn shapes() -> Vec<(&'static str, KafkaCluster)> {
+    vec![
+        ("defaults", cluster(json!({}))),
+        ("three brokers", cluster(json!({ "brokersPerZone": 3 }))),
+        (
+            "multi-zone",
+            cluster(json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "brokersPerZone": 2 })),
+        ),
+        (
+            "external listener",
+            cluster(json!({ "listeners": { "external": { "type": "LoadBalancer" } } })),
+        ),
+        (
+            "authorization",
+            cluster(json!({ "authorization": { "type": "simple" } })),
+        ),
+        (
+            "volumes deleted with the cluster",
+            cluster(json!({ "storage": { "size": "5Gi", "deleteClaim": true } })),
+        ),
+    ]
+}
+
+/// `server.properties` as a map (the start script appends node-specific lines).
+fn properties(objects: &[Value]) -> BTreeMap<String, String> {
+    of_kind(objects, "ConfigMap")[0]["data"]["server.properties"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (key, value) = l.split_once('=').unwrap();
+            (key.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+fn start_script(objects: &[Value]) -> String {
+    of_kind(objects, "ConfigMap")[0]["data"]["start.sh"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn env(statefulset: &Value, name: &str) -> String {
+    statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn log_dirs_are_never_the_root_of_a_volume() {
+    // Kafka refuses to start when a log dir holds a directory that is not a partition, such as
+    // ext4's `lost+found` at the root of a fresh volume (LogManager's log-dir loading;
+    // Strimzi issue #1307, fixed there by a subdirectory).
+    for (shape, cluster) in shapes() {
+        let objects = rendered(&cluster);
+        let log_dirs = properties(&objects)["log.dirs"].clone();
+        let sts = of_kind(&objects, "StatefulSet")[0];
+        let mounts = sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap();
+        let data = mounts.iter().find(|m| m["name"] == "data").unwrap()["mountPath"]
+            .as_str()
+            .unwrap();
+        for dir in log_dirs.split(',') {
+            assert!(
+                dir.starts_with(&format!("{data}/")) && dir.len() > data.len() + 1,
+                "{shape}: log dir {dir} must be inside, not at, the volume mounted at {data}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_listener_has_a_protocol_and_every_sasl_listener_a_login() {
+    // Kafka's broker config validation: each listener name needs a security protocol in
+    // `listener.security.protocol.map` (KafkaConfig), and each SASL listener a JAAS entry,
+    // `listener.name.<listener>.<mechanism>.sasl.jaas.config`, or the broker fails at start
+    // with "Could not find a 'KafkaServer' or '<listener>.KafkaServer' entry" (JaasContext).
+    for (shape, cluster) in shapes() {
+        let objects = rendered(&cluster);
+        let properties = properties(&objects);
+        let script = start_script(&objects);
+        let protocols: BTreeMap<&str, &str> = properties["listener.security.protocol.map"]
+            .split(',')
+            .map(|pair| pair.split_once(':').unwrap())
+            .collect();
+        let mechanisms = &properties["sasl.enabled.mechanisms"];
+        for listener in properties["listeners"].split(',') {
+            let name = listener.split_once("://").unwrap().0;
+            let protocol = protocols
+                .get(name)
+                .unwrap_or_else(|| panic!("{shape}: {name} has no security protocol"));
+            if protocol.starts_with("SASL") {
+                for mechanism in mechanisms.split(',') {
+                    let key = format!(
+                        "listener.name.{}.{}.sasl.jaas.config",
+                        name.to_lowercase(),
+                        mechanism.to_lowercase()
+                    );
+                    assert!(
+                        properties.contains_key(&key) || script.contains(&format!("{key}=")),
+                        "{shape}: SASL listener {name} has no {key}"
+                    );
+                }
+            }
+        }
+        assert!(
+            properties["connections.max.reauth.ms"]
+                .parse::<i64>()
+                .unwrap()
+                > 0,
+            "{shape}: sessions must re-authenticate (KIP-368) so that revoked credentials end"
+        );
+    }
+}
+
+#[test]
+fn node_ids_are_unique_racks_follow_zones_and_voters_are_the_nodes() {
+    // KRaft: `node.id` unique in the cluster and every voter of `controller.quorum.voters`
+    // one of them (KafkaRaftServer); `broker.rack` per zone for rack-aware replica placement.
+    for (shape, cluster) in shapes() {
+        let objects = rendered(&cluster);
+        let mut ids = BTreeSet::new();
+        let mut zones = BTreeSet::new();
+        for sts in of_kind(&objects, "StatefulSet") {
+            let index: i32 = env(sts, "ZONE_INDEX").parse().unwrap();
+            let count: i32 = env(sts, "ZONE_COUNT").parse().unwrap();
+            let replicas = sts["spec"]["replicas"].as_i64().unwrap() as i32;
+            for ordinal in 0..replicas {
+                // The start script's formula.
+                assert!(
+                    ids.insert(ordinal * count + index),
+                    "{shape}: node id taken twice"
+                );
+            }
+            zones.insert(env(sts, "ZONE"));
+        }
+        assert!(start_script(&objects).contains("NODE_ID=$((ORDINAL * ZONE_COUNT + ZONE_INDEX))"));
+        let properties = properties(&objects);
+        let voters: BTreeSet<i32> = properties["controller.quorum.voters"]
+            .split(',')
+            .map(|v| v.split_once('@').unwrap().0.parse().unwrap())
+            .collect();
+        assert_eq!(voters, ids, "{shape}");
+        if cluster.spec.zone_mode == capstan_operator::ZoneMode::Multi {
+            assert_eq!(zones.len(), 3, "{shape}: one rack per zone");
+            assert!(start_script(&objects).contains("broker.rack=${ZONE}"));
+        }
+        // min.insync.replicas above the replication factor makes every acks=all write fail
+        // (NotEnoughReplicas).
+        let rf: i32 = properties["default.replication.factor"].parse().unwrap();
+        let min_isr: i32 = properties["min.insync.replicas"].parse().unwrap();
+        assert!(
+            min_isr <= rf && rf as usize <= ids.len(),
+            "{shape}: rf {rf}, min isr {min_isr}"
+        );
+    }
+}
+
+#[test]
+fn a_changed_configuration_rolls_the_brokers_and_volumes_outlive_the_cluster_unless_asked() {
+    let hash = |cluster: &KafkaCluster| {
+        let objects = rendered(cluster);
+        of_kind(&objects, "StatefulSet")[0]["spec"]["template"]["metadata"]["annotations"]
+            [CONFIG_HASH_ANNOTATION]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let plain = cluster(json!({}));
+    assert_eq!(hash(&plain), hash(&plain), "the same spec, the same pods");
+    assert_ne!(
+        hash(&plain),
+        hash(&cluster(json!({ "authorization": { "type": "simple" } }))),
+        "a new server.properties changes the pod template, so the StatefulSet rolls"
+    );
+    let policy = |cluster: &KafkaCluster| {
+        rendered(cluster)
+            .iter()
+            .find(|o| o["kind"] == "StatefulSet")
+            .unwrap()["spec"]["persistentVolumeClaimRetentionPolicy"]
+            .clone()
+    };
+    assert_eq!(
+        policy(&plain),
+        json!({ "whenDeleted": "Retain", "whenScaled": "Retain" })
+    );
+    assert_eq!(
+        policy(&cluster(
+            json!({ "storage": { "size": "5Gi", "deleteClaim": true } })
+        )),
+        json!({ "whenDeleted": "Delete", "whenScaled": "Retain" })
+    );
+}
