@@ -1,7 +1,7 @@
-"""confluent-kafka's SchemaRegistryClient (PyPI) against Capstan's schema registry: Avro and
-JSON Schema serializers producing through Capstan's Kafka gateway, a consumer deserializing by
-schema id, an incompatible evolution refused with 409, a second tenant that sees nothing, and a
-migration from another registry in IMPORT mode with the ids preserved."""
+"""confluent-kafka's SchemaRegistryClient (PyPI) against Capstan's schema registry: Avro, JSON
+Schema and Protobuf serializers producing through Capstan's Kafka gateway, a consumer
+deserializing by schema id, an incompatible evolution refused with 409, a second tenant that
+sees nothing, and a migration from another registry in IMPORT mode with the ids preserved."""
 
 import base64
 import json
@@ -15,6 +15,9 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf.message_factory import GetMessageClass
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from support import call, client_config
@@ -24,6 +27,33 @@ USER_V1 = {"type": "record", "name": "User", "namespace": "shop",
 USER_BAD = {**USER_V1, "fields": USER_V1["fields"] + [{"name": "age", "type": "int"}]}
 EVENT = {"type": "object", "properties": {"kind": {"type": "string"}, "count": {"type": "integer"}},
          "required": ["kind"], "additionalProperties": False}
+
+
+ORDER_PROTO = """syntax = "proto3";
+package shop;
+
+message Order {
+  int64 id = 1;
+  string item = 2;
+  Line line = 3;
+}
+
+message Line {
+  int32 quantity = 1;
+}
+"""
+
+
+def order_class():
+    """shop.Order, built at run time as protoc's generated code would define it."""
+    field = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="shop/order.proto", package="shop", syntax="proto3")
+    order = file.message_type.add(name="Order")
+    order.field.add(name="id", number=1, type=field.TYPE_INT64, label=field.LABEL_OPTIONAL)
+    order.field.add(name="item", number=2, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return GetMessageClass(pool.FindMessageTypeByName("shop.Order"))
 
 
 def new_cluster(capstan, name, auth=None):
@@ -98,6 +128,49 @@ def test_avro_and_json_serializers_through_the_kafka_gateway(capstan):
     with pytest.raises(SchemaRegistryError) as hidden:
         stranger.get_schema(latest.schema_id)
     assert hidden.value.http_status_code == 404 and hidden.value.error_code == 40403
+
+
+def test_protobuf_serializers_and_the_serialized_format(capstan):
+    cluster = new_cluster(capstan, "py-protobuf")
+    new_topic(capstan, cluster, "orders")
+    config = client_config(cluster, "SCRAM-SHA-512")
+    registry = registry_of(capstan, cluster)
+    order = order_class()
+
+    # confluent-kafka registers a Protobuf schema as a base64 FileDescriptorProto, and its
+    # deserializer asks for the writer's schema with format=serialized.
+    serialize = ProtobufSerializer(order, registry, {"use.deprecated.format": False})
+    producer = Producer(config)
+    sent = [order(id=1, item="tea"), order(id=2, item="cake")]
+    for message in sent:
+        producer.produce("orders", value=serialize(message, SerializationContext("orders", MessageField.VALUE)))
+    assert producer.flush(30) == 0
+    deserialize = ProtobufDeserializer(order, {"use.deprecated.format": False}, schema_registry_client=registry_of(capstan, cluster))
+    received = consume(config, "orders", 2, deserialize)
+    assert [(m.id, m.item) for m in received] == [(1, "tea"), (2, "cake")]
+    assert registry.get_latest_version("orders-value").schema.schema_type == "PROTOBUF"
+
+    # A .proto text registered by another client is answered as a descriptor a protobuf
+    # runtime loads, its types found by name.
+    # (The client caches a schema by id whatever the format: each read gets a client of its own.)
+    text_id = registry.register_schema("shop-text", Schema(ORDER_PROTO, "PROTOBUF"))
+    assert registry_of(capstan, cluster).get_schema(text_id).schema_str == ORDER_PROTO, "as stored without a format"
+    serialized = registry_of(capstan, cluster).get_schema(text_id, fmt="serialized").schema_str
+    file = descriptor_pb2.FileDescriptorProto.FromString(base64.standard_b64decode(serialized))
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    line_field = pool.FindMessageTypeByName("shop.Order").fields_by_name["line"]
+    assert line_field.message_type.full_name == "shop.Line"
+    version = registry_of(capstan, cluster).get_version("shop-text", 1, fmt="serialized")
+    assert version.schema.schema_str == serialized
+
+    # A compatible evolution of the descriptor form is accepted, a wire-type change refused.
+    with pytest.raises(SchemaRegistryError) as refused:
+        changed = descriptor_pb2.FileDescriptorProto.FromString(base64.standard_b64decode(
+            registry.get_latest_version("orders-value", fmt="serialized").schema.schema_str))
+        changed.message_type[0].field[0].type = descriptor_pb2.FieldDescriptorProto.TYPE_STRING
+        registry.register_schema("orders-value", Schema(base64.standard_b64encode(changed.SerializeToString()).decode(), "PROTOBUF"))
+    assert refused.value.http_status_code == 409
 
 
 def test_migrating_from_another_registry_keeps_the_ids(capstan):

@@ -164,7 +164,7 @@ pub fn document() -> Value {
                     ok("Its id", json!({ "type": "object", "required": ["id"], "properties": { "id": { "type": "integer" } } }))),
             },
             "/subjects/{subject}/versions/{version}": {
-                "get": operation("A version", READ, &["subject", "version", "deleted"], None, ok("The version", reference("Version"))),
+                "get": operation("A version", READ, &["subject", "version", "deleted", "format"], None, ok("The version", reference("Version"))),
                 "delete": operation("Delete a version (soft, or permanent after a soft delete)", WRITE, &["subject", "version", "permanent"], None, ok("The version deleted", json!({ "type": "integer" }))),
             },
             "/subjects/{subject}/versions/{version}/schema": { "get": operation("A version's schema text", READ, &["subject", "version", "deleted"], None, ok("The schema text", json!({}))) },
@@ -205,7 +205,7 @@ pub fn document() -> Value {
                 "force": flag("force", "Allow IMPORT on a registry that has subjects"),
                 "subjectPrefix": { "name": "subjectPrefix", "in": "query", "required": false, "schema": string.clone() },
                 "subjectQuery": { "name": "subject", "in": "query", "required": false, "description": "Accepted and ignored: ids are global per cluster", "schema": string.clone() },
-                "format": { "name": "format", "in": "query", "required": false, "description": "Accepted and ignored (it only changes Protobuf output)", "schema": string },
+                "format": { "name": "format", "in": "query", "required": false, "description": "serialized: a Protobuf schema as the base64 of its FileDescriptorProto (what confluent-kafka's deserializers ask for); other values, and other schema types, answer the schema as stored", "schema": string },
             },
             "schemas": {
                 "Error": { "type": "object", "required": ["error_code", "message"], "properties": {

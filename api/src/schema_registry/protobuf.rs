@@ -9,18 +9,46 @@
 //! or removed; a field moved into a `oneof` that already existed, or several into a new one.
 //! Compatible: fields and messages added, fields removed, names changed, enum values changed.
 //! Imports are not resolved: a type from another file is compared by the name written.
+//!
+//! A schema may also come, as confluent-kafka's serializers send it, as the base64 of a
+//! serialized `FileDescriptorProto`; either form is answered in that one with
+//! `?format=serialized`, which is what their deserializers ask for.
 
 use std::collections::HashMap;
 
+use base64::{Engine, engine::general_purpose::STANDARD};
+use prost::Message;
 use prost_types::{
     DescriptorProto, FieldDescriptorProto, FileDescriptorProto,
     field_descriptor_proto::{Label, Type},
 };
 
-/// Parses a `.proto` text.
+/// Parses a `.proto` text, or the base64 of a serialized `FileDescriptorProto`.
 pub fn parse(text: &str) -> Result<FileDescriptorProto, String> {
-    protox_parse::parse("schema.proto", text)
-        .map_err(|e| format!("not a valid Protobuf schema: {e}"))
+    protox_parse::parse("schema.proto", text).or_else(|error| {
+        serialized_descriptor(text).ok_or_else(|| {
+            format!(
+                "not a valid Protobuf schema (neither .proto text nor a base64 FileDescriptorProto): {error}"
+            )
+        })
+    })
+}
+
+/// The schema as Confluent's `format=serialized` answers it: the base64 of its
+/// `FileDescriptorProto`.
+pub fn serialized(text: &str) -> Result<String, String> {
+    if serialized_descriptor(text).is_some() {
+        return Ok(text.trim().to_owned());
+    }
+    Ok(STANDARD.encode(parse(text)?.encode_to_vec()))
+}
+
+/// The descriptor `text` is the base64 of, when it is one that declares something.
+fn serialized_descriptor(text: &str) -> Option<FileDescriptorProto> {
+    let bytes = STANDARD.decode(text.trim()).ok()?;
+    FileDescriptorProto::decode(bytes.as_slice())
+        .ok()
+        .filter(|file| !file.message_type.is_empty() || !file.enum_type.is_empty())
 }
 
 /// Why bytes written with `writer` may not decode with `reader`; empty when they always do.
@@ -172,6 +200,22 @@ fn wire_group(kind: Type) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_schema_is_the_same_as_text_and_as_a_serialized_descriptor() {
+        let text = "syntax = \"proto3\"; package shop; message Order { int64 id = 1; }";
+        let serialized = serialized(text).unwrap();
+        assert_eq!(parse(&serialized).unwrap(), parse(text).unwrap());
+        assert_eq!(
+            super::serialized(&serialized).unwrap(),
+            serialized,
+            "a descriptor is answered as sent"
+        );
+        assert!(reader_accepts(&parse(&serialized).unwrap(), &parse(text).unwrap()).is_empty());
+        for not_a_schema in ["bm90IGEgZGVzY3JpcHRvcg==", "message {"] {
+            assert!(parse(not_a_schema).is_err(), "{not_a_schema:?}");
+        }
+    }
 
     fn compatible(reader: &str, writer: &str) -> Vec<String> {
         reader_accepts(

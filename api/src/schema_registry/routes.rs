@@ -97,6 +97,22 @@ struct Options {
     #[serde(default, deserialize_with = "flag")]
     force: bool,
     subject_prefix: Option<String>,
+    /// How to answer a schema: Protobuf's `serialized` (base64 descriptor); anything else (or
+    /// nothing) is the schema as stored, as Confluent answers formats a type does not have.
+    format: Option<String>,
+}
+
+impl Options {
+    /// `record` in the format asked for.
+    fn formatted(&self, mut record: SchemaRecord) -> RegistryResult<SchemaRecord> {
+        if self.format.as_deref() == Some("serialized")
+            && record.kind == SchemaType::Protobuf.as_str()
+        {
+            record.text =
+                super::protobuf::serialized(&record.text).map_err(RegistryError::unprocessable)?;
+        }
+        Ok(record)
+    }
 }
 
 /// A boolean query parameter in any case: confluent-kafka's Python client sends `False`.
@@ -181,8 +197,9 @@ async fn schema_by_id(
     state: axum::extract::State<GatewayState>,
     caller: Caller,
     Params(id): Params<i64>,
+    options: Options,
 ) -> RegistryResult<Reply<Value>> {
-    let record = registry(&state, &caller).schema(id).await?;
+    let record = options.formatted(registry(&state, &caller).schema(id).await?)?;
     Ok(Reply(schema_view(&record)))
 }
 
@@ -318,7 +335,7 @@ async fn version(
 ) -> RegistryResult<Reply<Value>> {
     let (found, record) =
         found_version(&state, &caller, &subject, &version, options.deleted).await?;
-    Ok(Reply(version_view(&found, &record)))
+    Ok(Reply(version_view(&found, &options.formatted(record)?)))
 }
 
 async fn raw_version(
