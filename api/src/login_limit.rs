@@ -59,12 +59,7 @@ impl LoginLimiter {
     /// how long until the fullest key has room again.
     fn take(&self, keys: &[(String, usize)], now: Instant) -> Result<(), Duration> {
         let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-        if attempts.len() > Self::SWEEP_ABOVE {
-            attempts.retain(|_, times| {
-                times.retain(|t| now.saturating_duration_since(*t) < Self::WINDOW);
-                !times.is_empty()
-            });
-        }
+        sweep(&mut attempts, now);
         let mut wait = None::<Duration>;
         for (key, limit) in keys {
             if let Some(times) = attempts.get_mut(key)
@@ -122,6 +117,8 @@ impl LoginLimiter {
     /// racing in parallel may pass the limit by as many as are in flight at once.
     pub fn credential_failed(&self, address: &str, now: Instant) {
         let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        // Failures from ever new addresses would otherwise grow the map without bound.
+        sweep(&mut attempts, now);
         attempts
             .entry(Self::credential_key(address))
             .or_default()
@@ -177,6 +174,16 @@ impl LoginLimiter {
             &[(format!("sign-up:{address}"), Self::SIGN_UPS_PER_ADDRESS)],
             now,
         )
+    }
+}
+
+/// Forgets the keys whose attempts have all left the window, once there are many.
+fn sweep(attempts: &mut HashMap<String, Vec<Instant>>, now: Instant) {
+    if attempts.len() > LoginLimiter::SWEEP_ABOVE {
+        attempts.retain(|_, times| {
+            times.retain(|t| now.saturating_duration_since(*t) < LoginLimiter::WINDOW);
+            !times.is_empty()
+        });
     }
 }
 
@@ -323,6 +330,22 @@ mod tests {
         );
         let later = start + LoginLimiter::WINDOW + Duration::from_secs(1);
         assert!(limiter.may_check_credential("7.7.7.7", later).is_ok());
+    }
+
+    #[test]
+    fn failures_from_ever_new_addresses_do_not_grow_the_counts_without_bound() {
+        let limiter = LoginLimiter::default();
+        let start = Instant::now();
+        for i in 0..=LoginLimiter::SWEEP_ABOVE {
+            limiter.credential_failed(&format!("10.0.{}.{}", i / 256, i % 256), start);
+        }
+        let later = start + LoginLimiter::WINDOW + Duration::from_secs(1);
+        limiter.credential_failed("192.0.2.1", later);
+        assert_eq!(
+            limiter.attempts.lock().unwrap().len(),
+            1,
+            "expired addresses are forgotten"
+        );
     }
 
     #[test]
