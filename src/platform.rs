@@ -255,13 +255,19 @@ impl ControlPlaneCustomers {
         &self,
         account_id: Option<&str>,
     ) -> capstan_billing::Result<Vec<BillableCluster>> {
-        Ok(clusters::all_for_billing(&self.store, account_id)
-            .await
-            .map_err(fleet_error)?
-            .into_iter()
-            .map(billable)
-            .collect())
+        billable_all(clusters::all_for_billing(&self.store, account_id).await)
     }
+}
+
+/// Billing's view of clusters the store read.
+fn billable_all(
+    rows: capstan_api::Result<Vec<ClusterRow>>,
+) -> capstan_billing::Result<Vec<BillableCluster>> {
+    Ok(rows
+        .map_err(fleet_error)?
+        .into_iter()
+        .map(billable)
+        .collect())
 }
 
 fn billable(row: ClusterRow) -> BillableCluster {
@@ -286,12 +292,7 @@ impl Customers for ControlPlaneCustomers {
     }
 
     async fn clusters_as_of(&self, at: i64) -> capstan_billing::Result<Vec<BillableCluster>> {
-        Ok(clusters::all_for_billing_as_of(&self.store, at)
-            .await
-            .map_err(fleet_error)?
-            .into_iter()
-            .map(billable)
-            .collect())
+        billable_all(clusters::all_for_billing_as_of(&self.store, at).await)
     }
 
     async fn cluster(&self, cluster_id: &str) -> capstan_billing::Result<Option<BillableCluster>> {

@@ -232,7 +232,9 @@ pub async fn create(
     let bootstrap = match state.provisioner.create_cluster(&spec, &[user]).await {
         Ok(bootstrap) => bootstrap,
         Err(e) => {
-            roll_back_creation(state, &spec, entry).await;
+            entry
+                .roll_back(state, state.provisioner.delete_cluster(&spec))
+                .await;
             return Err(e);
         }
     };
@@ -262,28 +264,13 @@ pub async fn create(
     };
     if let Err(e) = insert(state, &row, &default, &entry).await {
         // Without a row nobody can reach these brokers: remove them.
-        roll_back_creation(state, &spec, entry).await;
+        entry
+            .roll_back(state, state.provisioner.delete_cluster(&spec))
+            .await;
         return Err(e);
     }
     state.metrics.clusters_created.inc();
     view(state, &row).await
-}
-
-/// Removes what a creation that failed had made; when that fails too, the journal keeps the
-/// entry and recovery removes it later.
-async fn roll_back_creation(state: &AppState, spec: &ClusterSpec, entry: journal::Entry) {
-    match state.provisioner.delete_cluster(spec).await {
-        Ok(()) => {
-            if let Err(error) = entry.undone(state).await {
-                tracing::warn!(cluster = %spec.id, error = %crate::error::cause_chain(&error),
-                    "a failed creation was rolled back but its journal entry stays; recovery will find nothing to do");
-            }
-        }
-        Err(error) => {
-            tracing::warn!(cluster = %spec.id, error = %crate::error::cause_chain(&error),
-            "could not remove the brokers of a failed creation; recovery will")
-        }
-    }
 }
 
 /// The account's quota and unique names, given the names of its live clusters.

@@ -264,13 +264,11 @@ pub async fn create(
         password: secret.password.clone(),
         scope: permissions.scope(&topic, false),
     };
-    let entry = journal::begin(state, Intent::PutUser, &cluster.spec(), &user.username).await?;
-    if let Err(e) = state.provisioner.put_user(&cluster.spec(), &user).await {
-        remove_user_made(state, &cluster, &secret.username, entry).await;
-        return Err(e);
-    }
-    failpoint::hit("credential.create.after_brokers");
-    let inserted = async {
+    let spec = cluster.spec();
+    let entry = journal::begin(state, Intent::PutUser, &spec, &user.username).await?;
+    let made = async {
+        state.provisioner.put_user(&spec, &user).await?;
+        failpoint::hit("credential.create.after_brokers");
         let mut tx = state.store.pool().begin().await?;
         // Checked again where it cannot race with another creation on the cluster.
         store::lock_owner(&mut tx, Owner::Cluster(&cluster.id)).await?;
@@ -291,10 +289,15 @@ pub async fn create(
         Ok::<_, Error>(id)
     }
     .await;
-    let id = match inserted {
+    let id = match made {
         Ok(id) => id,
         Err(e) => {
-            remove_user_made(state, &cluster, &secret.username, entry).await;
+            entry
+                .roll_back(
+                    state,
+                    state.provisioner.delete_user(&spec, &secret.username),
+                )
+                .await;
             return Err(e);
         }
     };
@@ -310,32 +313,6 @@ pub async fn create(
         creation_time: store::now(),
         state: "active".into(),
     })
-}
-
-/// Removes the user a credential creation that failed had made on the brokers; when that fails
-/// too, the journal keeps the entry and recovery removes it later.
-async fn remove_user_made(
-    state: &AppState,
-    cluster: &ClusterRow,
-    username: &str,
-    entry: journal::Entry,
-) {
-    match state
-        .provisioner
-        .delete_user(&cluster.spec(), username)
-        .await
-    {
-        Ok(()) => {
-            if let Err(error) = entry.undone(state).await {
-                tracing::warn!(cluster = %cluster.id, error = %crate::error::cause_chain(&error),
-                    "a failed credential creation was rolled back but its journal entry stays");
-            }
-        }
-        Err(error) => {
-            tracing::warn!(cluster = %cluster.id, error = %crate::error::cause_chain(&error),
-            "could not remove the user of a failed credential creation; recovery will")
-        }
-    }
 }
 
 /// Every scoped credential of the account's clusters (default credentials left out, as Upstash did).

@@ -63,12 +63,14 @@ impl Intent {
 }
 
 /// A change written down before it started; cross it out with [`Entry::done`] in the
-/// transaction that records its end, or with [`Entry::undone`] once a failure was rolled back.
+/// transaction that records its end, or with [`Entry::roll_back`] when it failed on the spot.
 /// Dropped without either, it stays for [`recover`].
 #[derive(Debug)]
 #[must_use = "an entry is crossed out when its change is recorded or undone"]
 pub struct Entry {
     id: String,
+    intent: Intent,
+    cluster_id: String,
 }
 
 /// Writes down that `intent` on `cluster` (and `subject`: a topic name or a username) starts.
@@ -97,23 +99,50 @@ pub async fn begin(
     .bind(store::now())
     .execute(state.store.pool())
     .await?;
-    Ok(Entry { id })
+    Ok(Entry {
+        id,
+        intent,
+        cluster_id: cluster.id.clone(),
+    })
+}
+
+/// Removes entry `id` from the journal.
+async fn cross_out<'e>(id: &str, db: impl sqlx::Executor<'e, Database = sqlx::Any>) -> Result<()> {
+    sqlx::query("DELETE FROM provisioning_journal WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 impl Entry {
     /// Crosses the entry out inside `tx`, the transaction that records the change's end.
     pub async fn done(&self, tx: &mut sqlx::AnyConnection) -> Result<()> {
-        sqlx::query("DELETE FROM provisioning_journal WHERE id = $1")
-            .bind(&self.id)
-            .execute(tx)
-            .await?;
-        Ok(())
+        cross_out(&self.id, tx).await
     }
 
-    /// Crosses the entry out after the change failed and was rolled back on the spot.
+    /// Crosses the entry out of a change that made nothing to undo.
     pub async fn undone(self, state: &AppState) -> Result<()> {
-        let mut connection = state.store.pool().acquire().await?;
-        self.done(&mut connection).await
+        cross_out(&self.id, state.store.pool()).await
+    }
+
+    /// Undoes, with `undo`, a change that failed on the spot, then crosses the entry out; when
+    /// `undo` fails too, the entry stays and [`recover`] undoes the change later.
+    pub async fn roll_back(
+        self,
+        state: &AppState,
+        undo: impl std::future::Future<Output = Result<()>>,
+    ) {
+        let outcome = async {
+            undo.await?;
+            cross_out(&self.id, state.store.pool()).await
+        }
+        .await;
+        if let Err(error) = outcome {
+            tracing::warn!(intent = self.intent.as_str(), cluster = %self.cluster_id,
+                error = %crate::error::cause_chain(&error),
+                "could not undo a failed change on the spot; recovery will");
+        }
     }
 }
 
@@ -149,7 +178,7 @@ pub async fn recover(state: &AppState, grace: Duration) -> Result<(usize, usize)
         };
         match settle(state, intent, &cluster, &subject).await {
             Ok(()) => {
-                Entry { id }.undone(state).await?;
+                cross_out(&id, state.store.pool()).await?;
                 settled += 1;
                 tracing::info!(intent = intent.as_str(), cluster = %cluster.id, %subject,
                     "settled a change a crash had interrupted");

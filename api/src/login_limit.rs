@@ -7,7 +7,7 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Mutex, RwLock},
     time::{Duration, Instant},
 };
 
@@ -17,6 +17,9 @@ use crate::{Error, Result};
 #[derive(Debug, Default)]
 pub struct LoginLimiter {
     attempts: Mutex<HashMap<String, Vec<Instant>>>,
+    /// Failed machine credentials per client address: read on every authenticated request, so
+    /// kept apart under a lock those readers share.
+    credential_failures: RwLock<HashMap<String, Vec<Instant>>>,
 }
 
 /// A log-in attempt let through and counted as a failure until [`LoginLimiter::succeeded`]
@@ -51,10 +54,6 @@ impl LoginLimiter {
         format!("account:{}", email.trim().to_lowercase())
     }
 
-    fn credential_key(address: &str) -> String {
-        format!("credential:{address}")
-    }
-
     /// Counts one attempt under each key when none is at its limit (all or nothing); otherwise
     /// how long until the fullest key has room again.
     fn take(&self, keys: &[(String, usize)], now: Instant) -> Result<(), Duration> {
@@ -82,12 +81,12 @@ impl LoginLimiter {
     /// long until it may try again. Asked on every authenticated request, so it counts
     /// nothing and allocates nothing for an address without failures.
     pub fn may_check_credential(&self, address: &str, now: Instant) -> Result<(), Duration> {
-        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-        if attempts.is_empty() {
-            return Ok(());
-        }
-        match attempts.get_mut(&Self::credential_key(address)) {
-            Some(times) => room(times, Self::CREDENTIAL_FAILURES_PER_ADDRESS, now),
+        let failures = self
+            .credential_failures
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        match failures.get(address) {
+            Some(times) => wait_for(times, Self::CREDENTIAL_FAILURES_PER_ADDRESS, now),
             None => Ok(()),
         }
     }
@@ -116,13 +115,13 @@ impl LoginLimiter {
     /// two steps (a credential is only known to be wrong once it was checked), so failures
     /// racing in parallel may pass the limit by as many as are in flight at once.
     pub fn credential_failed(&self, address: &str, now: Instant) {
-        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut failures = self
+            .credential_failures
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         // Failures from ever new addresses would otherwise grow the map without bound.
-        sweep(&mut attempts, now);
-        attempts
-            .entry(Self::credential_key(address))
-            .or_default()
-            .push(now);
+        sweep(&mut failures, now);
+        failures.entry(address.to_owned()).or_default().push(now);
     }
 
     /// Lets a log-in to `email` from `address` be checked, counting it as a failure of both
@@ -191,7 +190,18 @@ fn sweep(attempts: &mut HashMap<String, Vec<Instant>>, now: Instant) {
 /// until the oldest that must expire for the count to drop under it does.
 fn room(times: &mut Vec<Instant>, limit: usize, now: Instant) -> Result<(), Duration> {
     times.retain(|t| now.saturating_duration_since(*t) < LoginLimiter::WINDOW);
-    if times.len() < limit {
+    wait_for(times, limit, now)
+}
+
+/// `Err(wait)` when `limit` of `times` (oldest first) are still in the window, with how long
+/// until the oldest that must expire for the count to drop under it does; the expired ones are
+/// left where they are.
+fn wait_for(times: &[Instant], limit: usize, now: Instant) -> Result<(), Duration> {
+    let recent = times
+        .iter()
+        .filter(|t| now.saturating_duration_since(**t) < LoginLimiter::WINDOW)
+        .count();
+    if recent < limit {
         return Ok(());
     }
     let oldest = times[times.len() - limit];
@@ -342,7 +352,7 @@ mod tests {
         let later = start + LoginLimiter::WINDOW + Duration::from_secs(1);
         limiter.credential_failed("192.0.2.1", later);
         assert_eq!(
-            limiter.attempts.lock().unwrap().len(),
+            limiter.credential_failures.read().unwrap().len(),
             1,
             "expired addresses are forgotten"
         );

@@ -9,15 +9,15 @@ use crate::{Error, Result};
 #[serde(rename_all = "lowercase")]
 pub enum Plan {
     /// No payment method: small limits, no charge.
-    Free,
+    Free = 0,
     /// Pay as you go: per-message and per-GB prices.
-    Payg,
+    Payg = 1,
     /// Upstash's Pro tier's limits (10 MB messages, 1,000 partitions), priced as pay as you go.
-    Pro,
+    Pro = 2,
 }
 
 impl Plan {
-    /// Every plan.
+    /// Every plan, in the order of their discriminants (which index [`PlanLimits`]).
     pub const ALL: [Plan; 3] = [Plan::Free, Plan::Payg, Plan::Pro];
 
     /// Parses `free`, `payg` or `pro`.
@@ -92,21 +92,13 @@ pub struct Limits {
 }
 
 /// Every plan's limits, as the operator configured them (`--plan-limits`): Upstash's published
-/// limits unless overridden.
+/// limits unless overridden; in the order of [`Plan::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PlanLimits {
-    free: Limits,
-    payg: Limits,
-    pro: Limits,
-}
+pub struct PlanLimits([Limits; 3]);
 
 impl Default for PlanLimits {
     fn default() -> Self {
-        PlanLimits {
-            free: Plan::Free.published_limits(),
-            payg: Plan::Payg.published_limits(),
-            pro: Plan::Pro.published_limits(),
-        }
+        PlanLimits(Plan::ALL.map(Plan::published_limits))
     }
 }
 
@@ -121,47 +113,28 @@ struct LimitsOverride {
     max_messages_per_second: Option<i64>,
 }
 
-/// The operator's file: any plans, any of their limits.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlanLimitsFile {
-    free: Option<LimitsOverride>,
-    payg: Option<LimitsOverride>,
-    pro: Option<LimitsOverride>,
-}
-
 impl PlanLimits {
     /// The limits of `plan`.
     pub fn of(&self, plan: Plan) -> Limits {
-        match plan {
-            Plan::Free => self.free,
-            Plan::Payg => self.payg,
-            Plan::Pro => self.pro,
-        }
+        self.0[plan as usize]
     }
 
     /// The published limits with the overrides of a JSON document such as
     /// `{"pro": {"max_partitions": 2000, "max_message_size": 20971520}}`; every value must be
     /// a positive whole number, and a message may not be larger than the retention size.
     pub fn with_overrides(json: &str) -> Result<Self> {
-        let file: PlanLimitsFile = serde_json::from_str(json).map_err(|e| {
-            Error::Invalid(format!(
-                "plan limits: {e} (expected {{\"free\"|\"payg\"|\"pro\": {{\"max_partitions\": …, \"max_retention_size\": …, \"max_retention_time\": …, \"max_message_size\": …, \"max_messages_per_second\": …}}}})"
-            ))
-        })?;
+        let file: std::collections::BTreeMap<String, LimitsOverride> = serde_json::from_str(json)
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "plan limits: {e} (expected {{\"free\"|\"payg\"|\"pro\": {{\"max_partitions\": …, \"max_retention_size\": …, \"max_retention_time\": …, \"max_message_size\": …, \"max_messages_per_second\": …}}}})"
+                ))
+            })?;
         let mut limits = PlanLimits::default();
-        for (plan, given) in [
-            (Plan::Free, file.free),
-            (Plan::Payg, file.payg),
-            (Plan::Pro, file.pro),
-        ] {
-            let Some(given) = given else { continue };
-            let slot = match plan {
-                Plan::Free => &mut limits.free,
-                Plan::Payg => &mut limits.payg,
-                Plan::Pro => &mut limits.pro,
-            };
-            for (value, target, name) in [
+        for (name, given) in file {
+            let plan =
+                Plan::parse(&name).map_err(|e| Error::Invalid(format!("plan limits: {e}")))?;
+            let slot = &mut limits.0[plan as usize];
+            for (value, target, field) in [
                 (
                     given.max_partitions,
                     &mut slot.max_partitions,
@@ -188,22 +161,18 @@ impl PlanLimits {
                     "max_messages_per_second",
                 ),
             ] {
-                if let Some(value) = value {
-                    if value < 1 {
-                        return Err(Error::Invalid(format!(
-                            "plan limits: {}.{name} must be a positive whole number (got {value})",
-                            plan.as_str()
-                        )));
-                    }
-                    *target = value;
+                let Some(value) = value else { continue };
+                if value < 1 {
+                    return Err(Error::Invalid(format!(
+                        "plan limits: {name}.{field} must be a positive whole number (got {value})"
+                    )));
                 }
+                *target = value;
             }
             if slot.max_message_size > slot.max_retention_size {
                 return Err(Error::Invalid(format!(
-                    "plan limits: {}.max_message_size ({}) is larger than its max_retention_size ({})",
-                    plan.as_str(),
-                    slot.max_message_size,
-                    slot.max_retention_size
+                    "plan limits: {name}.max_message_size ({}) is larger than its max_retention_size ({})",
+                    slot.max_message_size, slot.max_retention_size
                 )));
             }
         }

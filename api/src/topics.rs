@@ -269,14 +269,12 @@ pub async fn create_in(
     failpoint::hit("topic.create.after_brokers");
     let inserted = insert(state, &row, &entry).await;
     if let Err(e) = inserted {
-        if state
-            .provisioner
-            .delete_topic(&cluster.spec(), &row.name)
-            .await
-            .is_ok()
-        {
-            entry.undone(state).await?;
-        }
+        entry
+            .roll_back(
+                state,
+                state.provisioner.delete_topic(&cluster.spec(), &row.name),
+            )
+            .await;
         return Err(e);
     }
     Ok(row)

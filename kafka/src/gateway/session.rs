@@ -251,16 +251,17 @@ where
                     return Err(reject("sasl", "SaslAuthenticate before SaslHandshake"));
                 };
                 let mechanism = current.mechanism().name();
+                let request = (key, version, correlation);
                 if let Some(message) = locked_out(shared, peer) {
-                    shared
-                        .metrics
-                        .authentications
-                        .with_label_values(&[mechanism, "locked_out"])
-                        .inc();
-                    let answer = SaslAuthenticateResponse::default()
-                        .with_error_code(code::SASL_AUTHENTICATION_FAILED)
-                        .with_error_message(Some(StrBytes::from_string(message.clone())));
-                    let _ = write_answer(writer, key, version, correlation, &answer.into()).await;
+                    refuse(
+                        writer,
+                        shared,
+                        request,
+                        mechanism,
+                        "locked_out",
+                        message.clone(),
+                    )
+                    .await;
                     return Err(reject("authentication_locked_out", message));
                 }
                 match step(current, &authenticate.auth_bytes, shared, peer).await {
@@ -282,18 +283,10 @@ where
                         return Ok(Some(*tenant));
                     }
                     Step::Failed(why) | Step::Unavailable(why) => {
-                        shared
-                            .metrics
-                            .authentications
-                            .with_label_values(&[mechanism, "failed"])
-                            .inc();
-                        let answer = SaslAuthenticateResponse::default()
-                            .with_error_code(code::SASL_AUTHENTICATION_FAILED)
-                            .with_error_message(Some(StrBytes::from_string(format!(
-                                "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"
-                            ))));
-                        let _ =
-                            write_answer(writer, key, version, correlation, &answer.into()).await;
+                        let message = format!(
+                            "Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"
+                        );
+                        refuse(writer, shared, request, mechanism, "failed", message).await;
                         return Err(reject("authentication_failed", why));
                     }
                 }
@@ -309,6 +302,29 @@ where
             .await
             .map_err(|e| reject("io", e.to_string()))?;
     }
+}
+
+/// Answers a SaslAuthenticate `request` (key, version, correlation) with
+/// SASL_AUTHENTICATION_FAILED and `message`, counting `outcome` for the mechanism; the
+/// connection is closed after it.
+async fn refuse<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    shared: &Shared,
+    request: (ApiKey, i16, i32),
+    mechanism: &'static str,
+    outcome: &'static str,
+    message: String,
+) {
+    shared
+        .metrics
+        .authentications
+        .with_label_values(&[mechanism, outcome])
+        .inc();
+    let (key, version, correlation) = request;
+    let answer = SaslAuthenticateResponse::default()
+        .with_error_code(code::SASL_AUTHENTICATION_FAILED)
+        .with_error_message(Some(StrBytes::from_string(message)));
+    let _ = write_answer(writer, key, version, correlation, &answer.into()).await;
 }
 
 /// One SASL step of the client at `peer`; a credential that does not match counts against
