@@ -149,12 +149,31 @@ async fn invoices_target(
     Ok((month, store))
 }
 
-async fn close_invoices(args: settings::CloseArgs) -> anyhow::Result<()> {
+async fn close_invoices(args: settings::CloseNowArgs) -> anyhow::Result<()> {
     use capstan_billing::{invoices, metering::unix_now};
-    let prices = args.pricing.prices()?;
+    let prices = args.target.pricing.prices()?;
     let now = unix_now();
-    let (month, store) = invoices_target(&args, now).await?;
+    let (month, store) = invoices_target(&args.target, now).await?;
     let customers = capstan::platform::ControlPlaneCustomers::new(store.clone());
+    let readiness = invoices::readiness(store.pool(), &customers, month, now).await?;
+    if !readiness.behind.is_empty() {
+        if !(args.force || readiness.overdue) {
+            anyhow::bail!(
+                "{} cluster(s) have not been metered through the end of {} yet: {}. A running \
+                 control plane meters them within a sweep of midnight UTC and then closes the \
+                 month itself; wait for it, or pass --force to close now (their late usage then \
+                 counts in the next month)",
+                readiness.behind.len(),
+                month.label(),
+                readiness.behind.join(", ")
+            );
+        }
+        eprintln!(
+            "closing without {} cluster(s) metered through the end of the month: {} (their late usage counts in the next month)",
+            readiness.behind.len(),
+            readiness.behind.join(", ")
+        );
+    }
     eprintln!("closing {} …", month.label());
     let report = invoices::close_month(store.pool(), &prices, &customers, month, now).await?;
     println!(

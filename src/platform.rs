@@ -667,7 +667,7 @@ async fn run_billing(
             tracing::warn!(%error, "could not enforce caps, budgets and the free plan; retrying at the next interval");
         }
         let previous = Month::of(now).previous();
-        if closed != Some(previous) {
+        if closed != Some(previous) && may_close(&store, customers.as_ref(), previous, now).await {
             match invoices::close_month(
                 store.pool(),
                 &settings.prices,
@@ -693,6 +693,34 @@ async fn run_billing(
             if let Err(error) = sync_stripe(stripe, &store).await {
                 tracing::warn!(%error, "could not send invoices to Stripe; retrying at the next interval");
             }
+        }
+    }
+}
+
+/// Whether `month` may be closed now: every live cluster metered through its end, or the wait
+/// for late ones is over (they are named, and their late usage counts in the next month).
+async fn may_close(
+    store: &Store,
+    customers: &ControlPlaneCustomers,
+    month: Month,
+    now: i64,
+) -> bool {
+    match invoices::readiness(store.pool(), customers, month, now).await {
+        Ok(readiness) if readiness.may_close() => {
+            if !readiness.behind.is_empty() {
+                tracing::warn!(month = %month.label(), clusters = ?readiness.behind,
+                    "closing a month without these clusters metered through its end (their brokers were unreachable); their late usage counts in the next month");
+            }
+            true
+        }
+        Ok(readiness) => {
+            tracing::info!(month = %month.label(), clusters = ?readiness.behind,
+                "waiting for these clusters to be metered through the end of the month before closing it");
+            false
+        }
+        Err(error) => {
+            tracing::warn!(%error, month = %month.label(), "could not check whether a month may be closed; retrying at the next interval");
+            false
         }
     }
 }

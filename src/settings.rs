@@ -193,6 +193,7 @@ impl CommonArgs {
                 self.recovery_grace_seconds
                     .unwrap_or(if alone { 0 } else { 600 }),
             ),
+            journal_check_every: PlatformConfig::default().journal_check_every,
             plan_limits: match &self.plan_limits {
                 None => PlanLimits::default(),
                 Some(path) => {
@@ -345,8 +346,10 @@ impl StripeArgs {
 /// `capstan invoices …`.
 #[derive(Debug, Subcommand)]
 pub enum InvoicesCommand {
-    /// Create and finalize the invoices of a month that has ended (idempotent).
-    Close(CloseArgs),
+    /// Create and finalize the invoices of a month that has ended (idempotent). Waits for
+    /// nothing: refuses while live clusters have not been metered through the month's end
+    /// (a running control plane does that within a sweep of midnight), unless `--force`.
+    Close(CloseNowArgs),
     /// Void an open invoice that was not sent to Stripe (an operator's correction).
     Void(VoidArgs),
     /// Recompute every invoice of a closed month from its usage rows and report any difference
@@ -362,6 +365,17 @@ pub struct VoidArgs {
     /// Database URL.
     #[arg(long, env = "CAPSTAN_DATABASE_URL")]
     pub database_url: String,
+}
+
+/// `capstan invoices close`.
+#[derive(Debug, Args)]
+pub struct CloseNowArgs {
+    #[command(flatten)]
+    pub target: CloseArgs,
+    /// Close even though some live clusters have not been metered through the month's end
+    /// (their brokers are unreachable): their late usage then counts in the next month.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `capstan invoices close` and `capstan invoices verify`.

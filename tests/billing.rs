@@ -299,26 +299,25 @@ async fn closing_a_month_makes_one_complete_invoice_however_often_it_runs(postgr
     assert_eq!(fetched.as_array().unwrap().len(), 7);
     run.sweep().await;
 
-    // Close this month as if it had just ended; crash the first attempts part-way. Each
-    // crashed attempt has a database pool of its own, closed with it as a crashed process's
-    // connections are: an aborted task can leave its pooled connection inside an open
-    // transaction, which would swallow the writes of whoever uses that connection next.
+    // Close this month as if it had just ended; stop the first attempts dead at each step of
+    // the close (as a crash would): after the month is closed to usage, inside a batch's
+    // transaction, and after a batch committed.
     let month = Month::of(unix_now());
     let after = month.end() + 60;
     let store = run.platform_state.store.clone();
-    for delay_ms in [0u64, 2, 5, 9] {
-        let crashing = capstan_api::store::Store::connect(&run.database_url)
-            .await
-            .unwrap();
-        let (store, prices) = (crashing.clone(), cent_a_message());
-        let attempt = tokio::spawn(async move {
+    for step in [
+        "close.after_usage_closed",
+        "close.batch.before_lines",
+        "close.batch.committed",
+    ] {
+        capstan_api::failpoint::arm(step);
+        let (store, prices) = (store.clone(), cent_a_message());
+        let stopped = tokio::spawn(async move {
             let customers = ControlPlaneCustomers::new(store.clone());
             invoices::close_month(store.pool(), &prices, &customers, month, after).await
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
-        attempt.abort();
-        let _ = attempt.await;
-        crashing.pool().close().await;
+        })
+        .await;
+        assert!(stopped.is_err_and(|e| e.is_panic()), "stopped at {step}");
     }
     let customers = ControlPlaneCustomers::new(store.clone());
     invoices::close_month(store.pool(), &cent_a_message(), &customers, month, after)
@@ -587,4 +586,336 @@ async fn closing_a_month_is_idempotent_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_a_month_is_idempotent_on_postgres() {
     closing_a_month_makes_one_complete_invoice_however_often_it_runs(true).await;
+}
+
+/// Sum of `column` over the cluster's usage rows in `[from, to)`.
+async fn usage_between(run: &Running, id: &str, column: &str, from: i64, to: i64) -> i64 {
+    run.count(
+        &format!(
+            "SELECT CAST(COALESCE(SUM({column}), 0) AS BIGINT) FROM usage_hourly \
+             WHERE cluster_id = $1 AND hour >= {from} AND hour < {to}"
+        ),
+        id,
+    )
+    .await
+}
+
+/// A month is closed only once every live cluster has been metered through its end; what a
+/// sweep catches up after an outage is spread over the hours it covers, across the month's
+/// end; and once the month is closed nothing lands in it (late deliveries count in the next
+/// month, a stale sweep is dropped), so its invoice and its usage agree for good. Times around
+/// the end of this month are given to the collector and the close as they would be then.
+async fn a_month_closes_once_metered_through_its_end_and_never_changes_after(postgres: bool) {
+    const HOUR: i64 = 3600;
+    let run = start_with(postgres, PlatformConfig::default(), cent_a_message()).await;
+    let cluster = run.cluster("late", &[("t", 1)]).await;
+    let id = cluster["cluster_id"].as_str().unwrap().to_owned();
+    let month = Month::of(unix_now());
+    let end = month.end();
+    let store = run.platform_state.store.clone();
+    let customers = ControlPlaneCustomers::new(store.clone());
+
+    // The last sweep before an outage, three hours before the month ends: 6 messages.
+    assert_eq!(produce_rest(&run, &cluster, 6).await, StatusCode::OK);
+    let report = run.collector.sweep(end - 3 * HOUR).await.unwrap();
+    assert_eq!(report.swept, 1, "{report:?}");
+    // Its brokers unreachable until three hours into the next month: the month waits.
+    let waiting = invoices::readiness(store.pool(), &customers, month, end + 60)
+        .await
+        .unwrap();
+    assert_eq!(waiting.behind, std::slice::from_ref(&id));
+    assert!(!waiting.may_close());
+    assert!(
+        invoices::readiness(
+            store.pool(),
+            &customers,
+            month,
+            end + invoices::LATE_METERING_WAIT
+        )
+        .await
+        .unwrap()
+        .may_close(),
+        "past the wait, the month closes without it"
+    );
+
+    // 12 more messages, caught up by the first sweep after the outage: six hours covered, 2
+    // messages each, three of them in this month.
+    assert_eq!(produce_rest(&run, &cluster, 12).await, StatusCode::OK);
+    run.collector.sweep(end + 3 * HOUR).await.unwrap();
+    for hour in (end - 3 * HOUR..end + 3 * HOUR).step_by(HOUR as usize) {
+        let expected = if hour == end - 3 * HOUR { 6 + 2 } else { 2 };
+        assert_eq!(
+            usage_between(&run, &id, "produced", hour, hour + HOUR).await,
+            expected,
+            "hour {} of the catch-up",
+            (hour - end) / HOUR
+        );
+    }
+    let ready = invoices::readiness(store.pool(), &customers, month, end + 3 * HOUR)
+        .await
+        .unwrap();
+    assert!(ready.behind.is_empty() && ready.may_close(), "{ready:?}");
+    invoices::close_month(
+        store.pool(),
+        &cent_a_message(),
+        &customers,
+        month,
+        end + 3 * HOUR,
+    )
+    .await
+    .unwrap();
+
+    // After the close: records the gateway delivered in the month's last second, written late,
+    // and a sweep that read before the last one stored (another replica's) change nothing in it.
+    run.deliveries.add(&id, "t", 5, end - 1);
+    run.deliveries.flush().await.unwrap();
+    assert_eq!(
+        usage_between(&run, &id, "consumed", end, end + HOUR).await,
+        5,
+        "late deliveries count in the next month's first hour"
+    );
+    let target = capstan::platform::ControlPlaneFleet::new(run.platform_state.clone());
+    let target = capstan_billing::Fleet::cluster(&target, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(produce_rest(&run, &cluster, 3).await, StatusCode::OK);
+    let stale = capstan_kafka::read_offsets(&target.credentials, &target.prefix)
+        .await
+        .unwrap();
+    run.collector
+        .store(&id, &stale, &Default::default(), end - 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        usage_between(&run, &id, "produced", month.start(), end).await,
+        12,
+        "the month is what it was at its close"
+    );
+    assert_eq!(
+        usage_between(&run, &id, "consumed", month.start(), end).await,
+        0
+    );
+    let invoice = run.api(Method::GET, "/v2/invoices", None).await[0].clone();
+    assert_eq!(
+        invoice["total_cents"], 12,
+        "12 messages at a cent: {invoice}"
+    );
+    let (clean, report) = verify_cli(&run, month).await;
+    assert!(clean, "the invoice still matches the usage: {report}");
+    // The next sweep counts the 3 messages once, after the close.
+    run.collector.sweep(end + 4 * HOUR).await.unwrap();
+    assert_eq!(
+        usage_between(&run, &id, "produced", end, end + 5 * HOUR).await,
+        6 + 3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_closes_once_metered_through_its_end_on_sqlite() {
+    a_month_closes_once_metered_through_its_end_and_never_changes_after(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_closes_once_metered_through_its_end_on_postgres() {
+    a_month_closes_once_metered_through_its_end_and_never_changes_after(true).await;
+}
+
+/// Commits `offset` for partition 0 of `topic` in `group` (no member: the group is empty), as a
+/// user rewinding a consumer group does.
+async fn rewind_group(cluster: &Value, topic: &str, group: &str, offset: i64) {
+    use rdkafka::{
+        Offset, TopicPartitionList,
+        consumer::{BaseConsumer, CommitMode, Consumer},
+    };
+    let config = support::tcp(cluster);
+    let (topic, group) = (topic.to_owned(), group.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config.clone().set("group.id", &group).create().unwrap();
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset(&topic, 0, Offset::Offset(offset))
+            .unwrap();
+        consumer.commit(&offsets, CommitMode::Sync).unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+/// One account's month at the **default price list** ($0.20 per 100K messages single-zone,
+/// $0.60 multi-zone, $0.25 per GB-month, each line rounded once, half-up, to cents), through
+/// real clients, the real gateway and brokers, the collector and the close, with the cents
+/// computed by hand:
+///
+/// - `single` (single-zone): 148,999 + 1,000 produced = 149,999 × 2 µ$ = 299,998 µ$ → 30¢
+///   (never billed per started 100K); a group reads `events` (1,000), is rewound to 400 and
+///   reads again (600): 1,600 consumed × 2 µ$ = 3,200 µ$ → 0¢.
+/// - `multi` (multi-zone): 170,000 + 2,500 in a topic deleted right after (metered before the
+///   delete) = 172,500 × 6 µ$ = 1,035,000 µ$ → 103.5¢ → 104¢ (half-up). A budget of $1 is then
+///   refused (below the month so far), $2 accepted; the month stays under it: 104¢.
+/// - `capped` (multi-zone, budget $1 from the start): 170,000 × 6 µ$ = 1,020,000 µ$ → 102¢,
+///   over its cap mid-month: rate-limited (the 50-message allowance it may still move makes
+///   1,020,300 µ$, still 102¢), and a cap adjustment of −2¢ makes it exactly 100¢.
+/// - Storage: a few MB for an hour or two, well under a cent, on every cluster: 0¢.
+///
+/// Invoice: 30 + 0 + 104 + 102 − 2 = 234¢, and `capstan invoices verify` agrees.
+async fn a_month_at_the_default_prices_is_invoiced_to_the_cent(postgres: bool) {
+    const HOUR: i64 = 3600;
+    let now = unix_now();
+    if Month::of(now).end() - now < 600 {
+        // Deliveries and real-time sweeps land in the wall clock's hour: the whole run must
+        // fall in one month, so a run that starts in a month's last ten minutes waits for the
+        // next month first (a precondition on the wall clock, not a race).
+        let wait = Month::of(now).end() - now + 1;
+        tokio::time::sleep(std::time::Duration::from_secs(wait.unsigned_abs())).await;
+    }
+    let run = start_with(postgres, PlatformConfig::default(), PriceList::default()).await;
+    let month = Month::of(unix_now());
+    let single = run.cluster("single", &[("orders", 1), ("events", 1)]).await;
+    let multi = run
+        .api(
+            Method::POST,
+            "/v2/kafka/cluster",
+            Some(json!({ "name": "multi", "region": "eu-west-1", "multizone": true })),
+        )
+        .await;
+    let capped = run
+        .api(
+            Method::POST,
+            "/v2/kafka/cluster",
+            Some(json!({ "name": "capped", "region": "eu-west-1", "multizone": true })),
+        )
+        .await;
+    run.topic(&multi, "t", 1).await;
+    let gone = run.topic(&multi, "gone", 1).await;
+    run.topic(&capped, "t", 1).await;
+    run.set_budget(&capped, 1).await;
+
+    support::produce_tcp(&single, "orders", 148_999, 8).await;
+    support::produce_tcp(&single, "events", 1_000, 8).await;
+    support::consume_tcp(&single, "events", "readers", 1_000).await;
+    rewind_group(&single, "events", "readers", 400).await;
+    support::consume_tcp(&single, "events", "readers", 600).await;
+    support::produce_tcp(&multi, "t", 170_000, 8).await;
+    support::produce_tcp(&multi, "gone", 2_500, 8).await;
+    run.api(
+        Method::DELETE,
+        &format!("/v2/kafka/topic/{}", gone["topic_id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    support::produce_tcp(&capped, "t", 170_000, 8).await;
+    run.sweep_and_enforce().await;
+
+    // The month so far is 104¢ on `multi`: a $1 budget is refused, $2 accepted.
+    let multi_id = multi["cluster_id"].as_str().unwrap();
+    let refused = run
+        .http
+        .patch(format!("{}/v2/kafka/update-budget/{multi_id}", run.api))
+        .basic_auth(&run.auth.0, Some(&run.auth.1))
+        .json(&json!({ "budget": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let refused: Value = refused.json().await.unwrap();
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("cost $1.04 so far: set a budget of at least $2"),
+        "{refused}"
+    );
+    run.set_budget(&multi, 2).await;
+    // `capped` is rate-limited: a request of 50 may still pass (the allowance, in debt), and
+    // then nothing does. What passed is billed (and still capped).
+    let first = produce_rest(&run, &capped, 50).await;
+    let allowed = if first == StatusCode::OK { 50 } else { 0 };
+    assert!(
+        first == StatusCode::TOO_MANY_REQUESTS
+            || produce_rest(&run, &capped, 1).await == StatusCode::TOO_MANY_REQUESTS,
+        "capped is over its $1"
+    );
+    run.sweep().await;
+    assert_eq!(run.cost(&capped).await["month_to_date_cents"], 100);
+
+    // The month ends; the close waits for the first sweep after midnight, then invoices.
+    let customers = ControlPlaneCustomers::new(run.platform_state.store.clone());
+    let pool = run.platform_state.store.pool();
+    assert!(
+        !invoices::readiness(pool, &customers, month, month.end() + 10)
+            .await
+            .unwrap()
+            .may_close()
+    );
+    run.collector.sweep(month.end() + 30).await.unwrap();
+    assert!(
+        invoices::readiness(pool, &customers, month, month.end() + 40)
+            .await
+            .unwrap()
+            .may_close()
+    );
+    invoices::close_month(
+        pool,
+        &PriceList::default(),
+        &customers,
+        month,
+        month.end() + HOUR,
+    )
+    .await
+    .unwrap();
+
+    let invoice = run.api(Method::GET, "/v2/invoices", None).await[0].clone();
+    let line = |cluster: &Value, kind: &str| {
+        invoice["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["cluster_id"] == cluster["cluster_id"] && l["kind"] == kind)
+            .map(|l| {
+                (
+                    l["quantity"].as_i64().unwrap(),
+                    l["micros"].as_i64().unwrap(),
+                    l["cents"].as_i64().unwrap(),
+                )
+            })
+    };
+    assert_eq!(line(&single, "produced"), Some((149_999, 299_998, 30)));
+    assert_eq!(line(&single, "consumed"), Some((1_600, 3_200, 0)));
+    assert_eq!(line(&multi, "produced"), Some((172_500, 1_035_000, 104)));
+    assert_eq!(line(&multi, "consumed"), Some((0, 0, 0)));
+    assert_eq!(line(&multi, "cap_adjustment"), None, "under its $2");
+    // 170,050 (when the allowance passed) × 6 µ$ = 1,020,300 µ$: 102¢ either way.
+    let capped_produced = 170_000 + allowed;
+    assert_eq!(
+        line(&capped, "produced"),
+        Some((capped_produced, capped_produced * 6, 102))
+    );
+    assert_eq!(line(&capped, "cap_adjustment"), Some((0, -20_000, -2)));
+    for cluster in [&single, &multi, &capped] {
+        let (_, _, cents) = line(cluster, "storage").unwrap();
+        assert_eq!(cents, 0, "a few MB for an hour or two: {invoice}");
+    }
+    assert_eq!(invoice["total_cents"], 234, "{invoice}");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args(["invoices", "verify", "--month", &month.label()])
+        .args(["--database-url", &run.database_url])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "verify at the default prices: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_at_the_default_prices_is_invoiced_to_the_cent_on_sqlite() {
+    a_month_at_the_default_prices_is_invoiced_to_the_cent(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_at_the_default_prices_is_invoiced_to_the_cent_on_postgres() {
+    a_month_at_the_default_prices_is_invoiced_to_the_cent(true).await;
 }

@@ -385,3 +385,59 @@ fn broker_pid(port: &str) -> nix::unistd::Pid {
     }
     panic!("no broker on port {port}");
 }
+
+/// A sweep stopped dead inside its transaction (after reading the cursors, after adding the
+/// usage; a failpoint stands for the crash) stores nothing, is reported as failed, and the next
+/// sweep counts every message exactly once.
+async fn a_sweep_stopped_inside_its_transaction_stores_nothing(postgres: bool) {
+    use capstan_api::failpoint;
+    let run = start(postgres).await;
+    let cluster = run.cluster("stopped", &[("t", 1)]).await;
+    let id = cluster["cluster_id"].as_str().unwrap().to_owned();
+    produce_tcp(&cluster, "t", 7, 10).await;
+
+    failpoint::arm("sweep.store.cursors");
+    let report = run.sweep().await;
+    assert_eq!(report.swept, 0, "{report:?}");
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].0, id);
+    let stored =
+        |totals: BTreeMap<String, (i64, i64)>| totals.get("t").copied().unwrap_or_default();
+    assert_eq!(
+        stored(run.totals(&cluster).await),
+        (0, 0),
+        "nothing stored by the stopped sweep"
+    );
+
+    produce_tcp(&cluster, "t", 3, 10).await;
+    // The collector backs the failed cluster off; a sweep of it alone (what a restarted
+    // collector would run) is stopped after it added the usage, before the commit.
+    failpoint::arm("sweep.store.usage");
+    let target = fleet_target(&run, &cluster).await;
+    let collector = run.collector.clone();
+    let stopped = tokio::spawn(async move {
+        collector
+            .sweep_cluster(&target, capstan_billing::metering::unix_now())
+            .await
+    })
+    .await;
+    assert!(stopped.is_err_and(|e| e.is_panic()));
+    assert_eq!(stored(run.totals(&cluster).await), (0, 0));
+
+    let target = fleet_target(&run, &cluster).await;
+    run.collector
+        .sweep_cluster(&target, capstan_billing::metering::unix_now())
+        .await
+        .unwrap();
+    assert_eq!(run.totals(&cluster).await["t"], (10, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_stopped_inside_its_transaction_stores_nothing_on_sqlite() {
+    a_sweep_stopped_inside_its_transaction_stores_nothing(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_stopped_inside_its_transaction_stores_nothing_on_postgres() {
+    a_sweep_stopped_inside_its_transaction_stores_nothing(true).await;
+}

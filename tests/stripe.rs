@@ -91,16 +91,20 @@ struct Sent {
     method: String,
     path: String,
     version: Option<String>,
+    idempotency_key: Option<String>,
     form: Vec<(String, String)>,
 }
 
 /// A pass-through in front of localstripe that records every request, so the test asserts
-/// what Capstan sends (localstripe checks neither the API version nor every parameter).
+/// what Capstan sends (localstripe checks neither the API version nor every parameter). It also
+/// does what Stripe does with an `Idempotency-Key` and localstripe does not: a request under a
+/// key already answered gets that first answer again, and reaches nothing.
 async fn recorder(upstream: String) -> (String, Arc<Mutex<Vec<Sent>>>) {
     let sent = Arc::new(Mutex::new(Vec::new()));
     let log = sent.clone();
+    let answered = Arc::new(Mutex::new(std::collections::HashMap::new()));
     let forward = move |request: axum::extract::Request| {
-        let (log, upstream) = (log.clone(), upstream.clone());
+        let (log, upstream, answered) = (log.clone(), upstream.clone(), answered.clone());
         async move {
             let (parts, body) = request.into_parts();
             let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
@@ -114,8 +118,16 @@ async fn recorder(upstream: String) -> (String, Arc<Mutex<Vec<Sent>>>) {
                 method: parts.method.to_string(),
                 path: parts.uri.path().to_owned(),
                 version: header("stripe-version"),
+                idempotency_key: header("idempotency-key"),
                 form: serde_urlencoded::from_bytes(&body).unwrap_or_default(),
             });
+            let key = header("idempotency-key");
+            if let Some(first) = key
+                .as_ref()
+                .and_then(|k| answered.lock().unwrap().get(k).cloned())
+            {
+                return first;
+            }
             let mut call = reqwest::Client::new()
                 .request(parts.method.clone(), format!("{upstream}{}", parts.uri))
                 .body(body);
@@ -126,7 +138,11 @@ async fn recorder(upstream: String) -> (String, Arc<Mutex<Vec<Sent>>>) {
             }
             let answer = call.send().await.unwrap();
             let status = answer.status();
-            (status, answer.bytes().await.unwrap())
+            let answer = (status, answer.bytes().await.unwrap());
+            if let Some(key) = key {
+                answered.lock().unwrap().insert(key, answer.clone());
+            }
+            answer
         }
     };
     let app = axum::Router::new().fallback(forward);
@@ -362,5 +378,89 @@ async fn invoices_reach_stripe_once_and_its_signed_webhook_marks_them_paid() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    drop(stripe_server.child);
+}
+
+/// A sync stopped dead between each Stripe call and its record in the store (as a crash would
+/// stop it) sends, when it is retried, the very request again under the same idempotency key,
+/// which Stripe answers with the object it made the first time; Capstan ends with one item per
+/// line and one invoice, and Stripe one invoice of the right total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_stopped_between_stripe_and_the_store_repeats_its_requests_under_the_same_keys() {
+    use capstan_api::failpoint;
+    let stripe_server = localstripe().await;
+    let prices = PriceList {
+        single_zone_message_micros: 10_000,
+        ..Default::default()
+    };
+    let run = start_configured(false, PlatformConfig::default(), prices.clone(), None, None).await;
+    let cluster = run.cluster("crashy", &[("t", 1)]).await;
+    let body = serde_json::to_string(&vec![json!({ "value": "m" }); 12]).unwrap();
+    run.rest(&cluster, Method::POST, "/produce/t", &body, &[])
+        .await;
+    run.sweep().await;
+    run.close_this_month(&prices).await;
+    let store = run.platform_state.store.clone();
+    let emails = capstan_api::accounts::emails(&store).await.unwrap();
+    let (recording, sent) = recorder(stripe_server.base.clone()).await;
+    let stripe = Stripe::new(config(&recording)).unwrap();
+
+    for step in ["stripe.item.sent", "stripe.invoice.sent"] {
+        failpoint::arm(step);
+        let (stripe, pool, emails) = (stripe.clone(), store.pool().clone(), emails.clone());
+        let stopped =
+            tokio::spawn(async move { stripe.sync_open_invoices(&pool, &emails).await }).await;
+        assert!(
+            stopped.is_err_and(|e| e.is_panic()),
+            "the sync stops at {step}"
+        );
+    }
+    let report = stripe
+        .sync_open_invoices(store.pool(), &emails)
+        .await
+        .unwrap();
+    assert_eq!((report.synced, report.failed), (1, 0));
+
+    let sent = sent.lock().unwrap().clone();
+    for path in ["/v1/invoiceitems", "/v1/invoices"] {
+        let keys: Vec<&str> = sent
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == path)
+            .map(|r| r.idempotency_key.as_deref().unwrap_or_default())
+            .collect();
+        assert_eq!(keys.len(), 2, "sent again after the stop: {sent:?}");
+        assert!(
+            !keys[0].is_empty() && keys[0] == keys[1],
+            "{path} repeated under its first key: {keys:?}"
+        );
+    }
+    let invoice_id = run.api(Method::GET, "/v2/invoices", None).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for table in ["stripe_invoice_items", "stripe_invoices"] {
+        assert_eq!(
+            run.count(
+                &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM {table} WHERE invoice_id = $1"),
+                &invoice_id
+            )
+            .await,
+            1,
+            "{table}"
+        );
+    }
+    let (stripe_invoice,): (String,) =
+        sqlx::query_as("SELECT stripe_invoice_id FROM stripe_invoices WHERE invoice_id = $1")
+            .bind(&invoice_id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    let at_stripe = stripe_server
+        .call(Method::GET, &format!("/v1/invoices/{stripe_invoice}"), &[])
+        .await;
+    assert_eq!(
+        at_stripe["total"], 12,
+        "one item of 12¢ at Stripe: {at_stripe}"
+    );
     drop(stripe_server.child);
 }

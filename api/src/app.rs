@@ -313,7 +313,7 @@ async fn supervise_brokers(state: AppState, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tick.tick() => {
                 state.provisioner.supervise().await;
-                if last_recovery.elapsed() >= JOURNAL_CHECK_EVERY {
+                if last_recovery.elapsed() >= state.config.journal_check_every {
                     last_recovery = Instant::now();
                     if let Err(error) = crate::journal::recover(&state, state.config.recovery_grace).await {
                         tracing::warn!(error = %crate::error::cause_chain(&error), "could not read the provisioning journal");
@@ -335,10 +335,6 @@ async fn supervise_brokers(state: AppState, mut stop: watch::Receiver<bool>) {
         }
     }
 }
-
-/// How often the provisioning journal is checked for changes a crash interrupted (besides at
-/// start).
-const JOURNAL_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// How long a cluster whose credentials could not be written waits before the next try.
 const CREDENTIAL_SYNC_RETRY: Duration = Duration::from_secs(5);

@@ -238,7 +238,7 @@ pub async fn create(
             return Err(e);
         }
     };
-    failpoint::hit("cluster.create.after_brokers");
+    failpoint::hit("cluster.create.after_brokers").await;
     let tcp_endpoint = if placement == SHARED {
         state.config.kafka_endpoint.clone()
     } else {
@@ -482,7 +482,7 @@ pub(crate) async fn delete_row(state: &AppState, row: &ClusterRow) -> Result<()>
     topics::meter_before_delete(state, id).await;
     let entry = journal::begin(state, Intent::DeleteCluster, &row.spec(), "").await?;
     state.provisioner.delete_cluster(&row.spec()).await?;
-    failpoint::hit("cluster.delete.after_brokers");
+    failpoint::hit("cluster.delete.after_brokers").await;
     let mut tx = state.store.pool().begin().await?;
     for statement in [
         "DELETE FROM topics WHERE cluster_id = $1",

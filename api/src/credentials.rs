@@ -197,7 +197,7 @@ pub async fn rotate_default(state: &AppState, cluster: &ClusterRow) -> Result<()
     // the brokers back the password the store has.
     let entry = journal::begin(state, Intent::PutUser, &cluster.spec(), &user.username).await?;
     state.provisioner.put_user(&cluster.spec(), &user).await?;
-    failpoint::hit("credential.rotate.after_brokers");
+    failpoint::hit("credential.rotate.after_brokers").await;
     let mut tx = state.store.pool().begin().await?;
     sqlx::query(
         "UPDATE credentials SET password_encrypted = $1, password_hash = $2 WHERE cluster_id = $3 AND is_default = 1",
@@ -268,7 +268,7 @@ pub async fn create(
     let entry = journal::begin(state, Intent::PutUser, &spec, &user.username).await?;
     let made = async {
         state.provisioner.put_user(&spec, &user).await?;
-        failpoint::hit("credential.create.after_brokers");
+        failpoint::hit("credential.create.after_brokers").await;
         let mut tx = state.store.pool().begin().await?;
         // Checked again where it cannot race with another creation on the cluster.
         store::lock_owner(&mut tx, Owner::Cluster(&cluster.id)).await?;
@@ -361,7 +361,7 @@ pub async fn delete(state: &AppState, account_id: &str, id: &str) -> Result<()> 
         .provisioner
         .delete_user(&cluster.spec(), &username)
         .await?;
-    failpoint::hit("credential.delete.after_brokers");
+    failpoint::hit("credential.delete.after_brokers").await;
     let mut tx = state.store.pool().begin().await?;
     sqlx::query("DELETE FROM credentials WHERE id = $1")
         .bind(id)

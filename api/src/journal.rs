@@ -5,10 +5,15 @@
 //! and rolls back what was being made (brokers, a topic or a user the store never recorded),
 //! so that no resource outlives its row and no row outlives its resource.
 //!
-//! Entries younger than the platform's recovery grace are left alone: on a PostgreSQL store
-//! several control planes may share, they can be another process's changes still under way.
+//! Entries this process is still working on are never touched (an entry is in flight from
+//! [`begin`] until its [`Entry`] is dropped). Entries younger than the platform's recovery
+//! grace are left alone too: on a PostgreSQL store several control planes may share, they can
+//! be another process's changes still under way.
 
-use std::time::Duration;
+use std::{
+    sync::{Mutex, PoisonError},
+    time::Duration,
+};
 
 use crate::{
     Error, Result, clusters,
@@ -62,9 +67,17 @@ impl Intent {
     }
 }
 
+/// Ids of the entries whose changes this process is carrying out: [`recover`] leaves them
+/// alone whatever their age, or a recovery pass could roll back a creation under way.
+static IN_FLIGHT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn in_flight() -> std::sync::MutexGuard<'static, Vec<String>> {
+    IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// A change written down before it started; cross it out with [`Entry::done`] in the
 /// transaction that records its end, or with [`Entry::roll_back`] when it failed on the spot.
-/// Dropped without either, it stays for [`recover`].
+/// Dropped without either (the operation stopped half-way), it stays for [`recover`].
 #[derive(Debug)]
 #[must_use = "an entry is crossed out when its change is recorded or undone"]
 pub struct Entry {
@@ -81,6 +94,13 @@ pub async fn begin(
     subject: &str,
 ) -> Result<Entry> {
     let id = uuid::Uuid::new_v4().to_string();
+    // In flight before the row exists, so no recovery pass ever sees it unclaimed.
+    in_flight().push(id.clone());
+    let entry = Entry {
+        id,
+        intent,
+        cluster_id: cluster.id.clone(),
+    };
     let (pool, prefix) = match &cluster.placement {
         Placement::Dedicated => ("", ""),
         Placement::Shared { pool, prefix } => (pool.as_str(), prefix.as_str()),
@@ -89,7 +109,7 @@ pub async fn begin(
         "INSERT INTO provisioning_journal (id, intent, cluster_id, multizone, pool, prefix, subject, started_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(&id)
+    .bind(&entry.id)
     .bind(intent.as_str())
     .bind(&cluster.id)
     .bind(i64::from(cluster.multizone))
@@ -99,11 +119,16 @@ pub async fn begin(
     .bind(store::now())
     .execute(state.store.pool())
     .await?;
-    Ok(Entry {
-        id,
-        intent,
-        cluster_id: cluster.id.clone(),
-    })
+    Ok(entry)
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let mut in_flight = in_flight();
+        if let Some(index) = in_flight.iter().position(|id| *id == self.id) {
+            in_flight.swap_remove(index);
+        }
+    }
 }
 
 /// Removes entry `id` from the journal.
@@ -162,6 +187,9 @@ pub async fn recover(state: &AppState, grace: Duration) -> Result<(usize, usize)
     .await?;
     let (mut settled, mut left) = (0, 0);
     for (id, intent, cluster_id, multizone, pool, prefix, subject) in rows {
+        if in_flight().contains(&id) {
+            continue;
+        }
         let cluster = ClusterSpec {
             id: cluster_id,
             multizone: multizone != 0,
@@ -191,6 +219,8 @@ pub async fn recover(state: &AppState, grace: Duration) -> Result<(usize, usize)
             }
         }
     }
+    state.metrics.journal_passes.inc();
+    state.metrics.journal_unsettled.set(left as i64);
     Ok((settled, left))
 }
 

@@ -18,7 +18,7 @@ pub mod credentials;
 pub mod crypto;
 mod error;
 pub mod extract;
-pub mod failpoint;
+pub use capstan_kafka::failpoint;
 pub mod gateway;
 pub mod invoice_page;
 pub mod journal;

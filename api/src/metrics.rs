@@ -8,7 +8,7 @@ use axum::{
     response::Response,
 };
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 use crate::state::AppState;
@@ -28,6 +28,11 @@ pub struct Metrics {
     pub clusters_created: IntCounter,
     /// Messages through the REST gateway by cluster and kind (produced, fetched, consumed).
     pub gateway_messages: IntCounterVec,
+    /// Passes of the provisioning journal's recovery since start.
+    pub journal_passes: IntCounter,
+    /// Interrupted changes the last recovery pass could not settle (the brokers were not
+    /// reachable): worth an alert when it stays above zero.
+    pub journal_unsettled: IntGauge,
 }
 
 impl Metrics {
@@ -63,6 +68,16 @@ impl Metrics {
         )?;
         registry.register(Box::new(clusters_created.clone()))?;
         registry.register(Box::new(gateway_messages.clone()))?;
+        let journal_passes = IntCounter::new(
+            "provisioning_journal_passes_total",
+            "Passes of the provisioning journal's recovery since start",
+        )?;
+        let journal_unsettled = IntGauge::new(
+            "provisioning_journal_unsettled",
+            "Interrupted provisioning changes the last recovery pass could not settle",
+        )?;
+        registry.register(Box::new(journal_passes.clone()))?;
+        registry.register(Box::new(journal_unsettled.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -70,6 +85,8 @@ impl Metrics {
             clusters,
             clusters_created,
             gateway_messages,
+            journal_passes,
+            journal_unsettled,
         })
     }
 }

@@ -25,6 +25,9 @@ pub struct PlatformConfig {
     /// How old an entry of the provisioning journal must be before recovery settles it (see
     /// [`crate::journal`]): 0 when this process is the only control plane on its store.
     pub recovery_grace: std::time::Duration,
+    /// How often the provisioning journal is checked for changes a crash interrupted, besides
+    /// at start (a minute; tests shorten it).
+    pub journal_check_every: std::time::Duration,
     /// API keys an account may hold.
     pub max_api_keys: u32,
     /// Live clusters an account may hold.
@@ -84,6 +87,7 @@ impl Default for PlatformConfig {
             default_plan: Plan::Payg,
             plan_limits: crate::plans::PlanLimits::default(),
             recovery_grace: std::time::Duration::from_secs(600),
+            journal_check_every: std::time::Duration::from_secs(60),
             max_api_keys: 37,
             max_clusters_per_account: 10,
             max_credentials_per_cluster: 10,

@@ -266,7 +266,7 @@ pub async fn create_in(
         entry.undone(state).await?;
         return Err(e);
     }
-    failpoint::hit("topic.create.after_brokers");
+    failpoint::hit("topic.create.after_brokers").await;
     let inserted = insert(state, &row, &entry).await;
     if let Err(e) = inserted {
         entry
@@ -488,7 +488,7 @@ pub async fn delete_in(state: &AppState, cluster: &ClusterRow, row: &TopicRow) -
         .provisioner
         .delete_topic(&cluster.spec(), &row.name)
         .await?;
-    failpoint::hit("topic.delete.after_brokers");
+    failpoint::hit("topic.delete.after_brokers").await;
     let mut tx = state.store.pool().begin().await?;
     sqlx::query("DELETE FROM topics WHERE id = $1")
         .bind(&row.id)

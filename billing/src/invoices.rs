@@ -7,10 +7,13 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use sqlx::AnyPool;
 
+use capstan_kafka::failpoint;
+
 use crate::{
     Error, Result,
     customers::{BillableCluster, Customers},
     ledger::{Month, month_usage_by_cluster},
+    metering::close_through,
     pricing::{self, MonthUsage, PriceList},
 };
 
@@ -115,6 +118,10 @@ async fn close_month_once(
             month.label()
         )));
     }
+    // From here on no usage lands in the month (late usage counts in the next one): the
+    // invoices below and every later reading of the month see the same rows.
+    close_through(pool, month.end()).await?;
+    failpoint::hit("close.after_usage_closed").await;
     let by_account = billed_clusters(customers, month).await?;
     let invoiced: std::collections::HashSet<String> =
         sqlx::query_as::<_, (String,)>("SELECT account_id FROM invoices WHERE month = $1")
@@ -159,10 +166,66 @@ async fn close_month_once(
             report.finalized += 1;
         }
         insert_invoices(&mut tx, &invoice_rows, month, now).await?;
+        failpoint::hit("close.batch.before_lines").await;
         insert_lines(&mut tx, &line_rows).await?;
         tx.commit().await?;
+        failpoint::hit("close.batch.committed").await;
     }
     Ok(report)
+}
+
+/// How long after a month's end its close waits for clusters not yet metered through it
+/// (their brokers unreachable): past it the month is closed with what was metered, and their
+/// late usage counts in the next month.
+pub const LATE_METERING_WAIT: i64 = 3600;
+
+/// Whether a month may be closed yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    /// Live clusters metered before the month's end but not through it yet.
+    pub behind: Vec<String>,
+    /// [`LATE_METERING_WAIT`] has passed since the month ended.
+    pub overdue: bool,
+}
+
+impl Readiness {
+    /// Every live cluster was metered through the month's end, or waiting is over.
+    pub fn may_close(&self) -> bool {
+        self.behind.is_empty() || self.overdue
+    }
+}
+
+/// Whether `month` may be closed at `now`: a month is closed once every live cluster has been
+/// metered through its end, so a sweep that started before midnight and commits after it is
+/// in the invoice (clusters never metered, and deleted ones, which were metered as they were
+/// deleted, are not waited for).
+pub async fn readiness(
+    pool: &AnyPool,
+    customers: &dyn Customers,
+    month: Month,
+    now: i64,
+) -> Result<Readiness> {
+    let lagging: std::collections::HashSet<String> = sqlx::query_as::<_, (String,)>(
+        "SELECT cluster_id FROM meter_progress WHERE metered_through < $1",
+    )
+    .bind(month.end())
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|(cluster,)| cluster)
+    .collect();
+    let mut behind: Vec<String> = billed_clusters(customers, month)
+        .await?
+        .into_values()
+        .flatten()
+        .filter(|cluster| cluster.deleted_at.is_none() && lagging.contains(&cluster.cluster_id))
+        .map(|cluster| cluster.cluster_id)
+        .collect();
+    behind.sort();
+    Ok(Readiness {
+        behind,
+        overdue: now >= month.end() + LATE_METERING_WAIT,
+    })
 }
 
 /// The clusters that existed during `month`, by account, each with the budget in force at the
@@ -194,7 +257,7 @@ pub(crate) fn account_lines<'a>(
     usage: &HashMap<String, MonthUsage>,
 ) -> Vec<(&'a BillableCluster, pricing::Line)> {
     let idle = MonthUsage {
-        days_in_month: month.days(),
+        hours_in_month: month.hours(),
         ..Default::default()
     };
     clusters

@@ -98,6 +98,11 @@ impl Month {
         pricing::days_in_month(self.year, self.month)
     }
 
+    /// Hours in the month.
+    pub fn hours(self) -> i64 {
+        self.days() * 24
+    }
+
     /// `YYYY-MM`.
     pub fn label(self) -> String {
         format!("{:04}-{:02}", self.year, self.month)
@@ -105,10 +110,9 @@ impl Month {
 }
 
 /// Usage over `[month start, to)` per cluster (one cluster, or all when `cluster_id` is `None`):
-/// messages summed; storage as the sum of each day's average stored bytes (a day's average is the
-/// mean of its hours, an hour's the sum over topics of each topic's mean sample), which is all the
-/// storage charge needs. The invoice and the month-to-date cost both use this one query, so they
-/// agree to the cent.
+/// messages summed; storage as byte-hours (each hour's stored bytes is the sum over topics of
+/// each topic's mean sample in that hour), which is all the storage charge needs. The invoice and
+/// the month-to-date cost both use this one query, so they agree to the cent.
 pub async fn month_usage_by_cluster(
     pool: &AnyPool,
     month: Month,
@@ -117,19 +121,13 @@ pub async fn month_usage_by_cluster(
 ) -> Result<HashMap<String, MonthUsage>> {
     // Every level is cast to BIGINT: on PostgreSQL SUM(bigint) is numeric, and the division
     // must be the same integer division as on SQLite for both to bill the same cents.
-    let sql = "SELECT cluster_id, CAST(SUM(produced) AS BIGINT), CAST(SUM(consumed) AS BIGINT), CAST(SUM(day_storage) AS BIGINT) FROM ( \
-                 SELECT cluster_id, day, CAST(SUM(produced) AS BIGINT) AS produced, CAST(SUM(consumed) AS BIGINT) AS consumed, \
-                        CASE WHEN SUM(has_storage) > 0 \
-                             THEN CAST(SUM(hour_storage) AS BIGINT) / CAST(SUM(has_storage) AS BIGINT) ELSE 0 END AS day_storage \
-                 FROM ( \
-                   SELECT cluster_id, hour / 86400 AS day, CAST(SUM(produced) AS BIGINT) AS produced, \
-                          CAST(SUM(consumed) AS BIGINT) AS consumed, \
-                          CAST(SUM(CASE WHEN storage_samples > 0 THEN storage_sum / storage_samples ELSE 0 END) AS BIGINT) AS hour_storage, \
-                          MAX(CASE WHEN storage_samples > 0 THEN 1 ELSE 0 END) AS has_storage \
-                   FROM usage_hourly WHERE hour >= $1 AND hour < $2 AND ($3 = '' OR cluster_id = $3) \
-                   GROUP BY cluster_id, hour \
-                 ) hours GROUP BY cluster_id, day \
-               ) days GROUP BY cluster_id";
+    let sql = "SELECT cluster_id, CAST(SUM(produced) AS BIGINT), CAST(SUM(consumed) AS BIGINT), CAST(SUM(hour_storage) AS BIGINT) FROM ( \
+                 SELECT cluster_id, hour, CAST(SUM(produced) AS BIGINT) AS produced, \
+                        CAST(SUM(consumed) AS BIGINT) AS consumed, \
+                        CAST(SUM(CASE WHEN storage_samples > 0 THEN storage_sum / storage_samples ELSE 0 END) AS BIGINT) AS hour_storage \
+                 FROM usage_hourly WHERE hour >= $1 AND hour < $2 AND ($3 = '' OR cluster_id = $3) \
+                 GROUP BY cluster_id, hour \
+               ) hours GROUP BY cluster_id";
     let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(sql)
         .bind(month.start())
         .bind(to.min(month.end()))
@@ -138,12 +136,12 @@ pub async fn month_usage_by_cluster(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(cluster, produced, consumed, storage)| {
+        .map(|(cluster, produced, consumed, byte_hours)| {
             let usage = MonthUsage {
                 produced,
                 consumed,
-                daily_average_bytes: vec![storage],
-                days_in_month: month.days(),
+                byte_hours,
+                hours_in_month: month.hours(),
             };
             (cluster, usage)
         })
@@ -161,7 +159,7 @@ pub async fn month_usage(
         .await?
         .remove(cluster_id)
         .unwrap_or(MonthUsage {
-            days_in_month: month.days(),
+            hours_in_month: month.hours(),
             ..Default::default()
         }))
 }

@@ -81,23 +81,14 @@ impl PriceList {
         }
     }
 
-    /// Storage charge for a month: (sum of the month's daily average stored bytes, in GB) /
-    /// (days in the month) × the GB-month price, rounded half-up to a micro-dollar.
-    pub fn storage_micros(
-        &self,
-        tariff: Tariff,
-        daily_average_bytes: &[i64],
-        days_in_month: i64,
-    ) -> i64 {
-        if tariff.free || days_in_month <= 0 {
+    /// Storage charge for a month: its GB-hours (each hour's average stored GB, summed over the
+    /// hours) / the hours of the month × the GB-month price, rounded half-up to a micro-dollar.
+    pub fn storage_micros(&self, tariff: Tariff, byte_hours: i64, hours_in_month: i64) -> i64 {
+        if tariff.free || hours_in_month <= 0 {
             return 0;
         }
-        let byte_days: i128 = daily_average_bytes
-            .iter()
-            .map(|b| i128::from((*b).max(0)))
-            .sum();
-        let numerator = byte_days * i128::from(self.storage_gb_month_micros);
-        let denominator = GB * i128::from(days_in_month);
+        let numerator = i128::from(byte_hours.max(0)) * i128::from(self.storage_gb_month_micros);
+        let denominator = GB * i128::from(hours_in_month);
         i64::try_from((2 * numerator + denominator) / (2 * denominator)).unwrap_or(i64::MAX)
     }
 }
@@ -133,25 +124,22 @@ pub struct MonthUsage {
     pub produced: i64,
     /// Messages consumed.
     pub consumed: i64,
-    /// Average stored bytes of each day of the month that had samples.
-    pub daily_average_bytes: Vec<i64>,
-    /// Days in the calendar month.
-    pub days_in_month: i64,
+    /// Stored bytes × hours: each hour's average stored bytes (replicas summed), summed over
+    /// the month's hours (an hour without a sample adds nothing).
+    pub byte_hours: i64,
+    /// Hours in the calendar month.
+    pub hours_in_month: i64,
 }
 
 /// The lines of a cluster's month: usage lines, then a negative adjustment when they pass the
 /// effective cap, so that the cluster's total is exactly the cap.
 pub fn bill(prices: &PriceList, tariff: Tariff, usage: &MonthUsage) -> Vec<Line> {
     let per_message = prices.message_micros(tariff);
-    let storage = prices.storage_micros(tariff, &usage.daily_average_bytes, usage.days_in_month);
+    let storage = prices.storage_micros(tariff, usage.byte_hours, usage.hours_in_month);
     let storage_quantity = {
-        let byte_days: i128 = usage
-            .daily_average_bytes
-            .iter()
-            .map(|b| i128::from((*b).max(0)))
-            .sum();
-        let denominator = GB * i128::from(usage.days_in_month.max(1));
-        i64::try_from(byte_days * 1_000_000 / denominator).unwrap_or(i64::MAX)
+        let denominator = GB * i128::from(usage.hours_in_month.max(1));
+        i64::try_from(i128::from(usage.byte_hours.max(0)) * 1_000_000 / denominator)
+            .unwrap_or(i64::MAX)
     };
     let line = |kind, quantity, micros: i64| Line {
         kind,
@@ -222,8 +210,8 @@ mod tests {
         MonthUsage {
             produced,
             consumed,
-            daily_average_bytes: vec![],
-            days_in_month: 30,
+            byte_hours: 0,
+            hours_in_month: 30 * 24,
         }
     }
 
@@ -241,14 +229,12 @@ mod tests {
 
     #[test]
     fn the_contract_storage_example_is_a_quarter() {
-        // Empty for 29 days, 30 GB on the last day of a 30-day month: 1 GB-month = $0.25.
-        let mut days = vec![0; 29];
-        days.push(30 * (1 << 30));
+        // Empty for 29 days, 30 GB the whole last day of a 30-day month: 1 GB-month = $0.25.
         let month = MonthUsage {
             produced: 0,
             consumed: 0,
-            daily_average_bytes: days,
-            days_in_month: 30,
+            byte_hours: 30 * (1 << 30) * 24,
+            hours_in_month: 30 * 24,
         };
         let lines = bill(&PriceList::default(), SINGLE, &month);
         assert_eq!(lines[2].micros, 250_000);
@@ -311,15 +297,15 @@ mod tests {
         let month = MonthUsage {
             produced: 9_000,
             consumed: 9_000,
-            daily_average_bytes: vec![1 << 30; 30],
-            days_in_month: 30,
+            byte_hours: (1 << 30) * 30 * 24,
+            hours_in_month: 30 * 24,
         };
         assert_eq!(total(&bill(&PriceList::default(), free, &month)), 0);
         assert_eq!(PriceList::default().free_daily_messages, 10_000);
     }
 
     #[test]
-    fn february_and_thirty_one_day_months_divide_storage_by_their_days() {
+    fn february_and_thirty_one_day_months_divide_storage_by_their_hours() {
         assert_eq!(days_in_month(2026, 2), 28);
         assert_eq!(days_in_month(2028, 2), 29);
         assert_eq!(days_in_month(2000, 2), 29);
@@ -327,13 +313,38 @@ mod tests {
         assert_eq!(days_in_month(2026, 12), 31);
         let gb = 1i64 << 30;
         let prices = PriceList::default();
-        // 1 GB every day of the month is 1 GB-month whatever the month's length.
-        assert_eq!(prices.storage_micros(SINGLE, &vec![gb; 28], 28), 250_000);
-        assert_eq!(prices.storage_micros(SINGLE, &vec![gb; 31], 31), 250_000);
+        // 1 GB every hour of the month is 1 GB-month whatever the month's length.
+        assert_eq!(
+            prices.storage_micros(SINGLE, gb * 28 * 24, 28 * 24),
+            250_000
+        );
+        assert_eq!(
+            prices.storage_micros(SINGLE, gb * 31 * 24, 31 * 24),
+            250_000
+        );
         // 1 GB for one day of February is more than one day of a 31-day month.
         assert!(
-            prices.storage_micros(SINGLE, &[gb], 28) > prices.storage_micros(SINGLE, &[gb], 31)
+            prices.storage_micros(SINGLE, gb * 24, 28 * 24)
+                > prices.storage_micros(SINGLE, gb * 24, 31 * 24)
         );
+    }
+
+    #[test]
+    fn storage_is_billed_for_the_hours_it_was_held() {
+        // 30 GB from 23:00 on the last day of a 30-day month: one hour of 30 GB, 30 GB-hours of
+        // 720, 1/24 GB-month = 10,417 µ$ (a cent), not a whole day's (or month's) worth.
+        let prices = PriceList::default();
+        let gb = 1i64 << 30;
+        assert_eq!(prices.storage_micros(SINGLE, 30 * gb, 30 * 24), 10_417);
+        let lines = bill(
+            &prices,
+            SINGLE,
+            &MonthUsage {
+                byte_hours: 30 * gb,
+                ..usage(0, 0)
+            },
+        );
+        assert_eq!((lines[2].quantity, lines[2].cents), (41_666, 1));
     }
 
     proptest! {
@@ -341,13 +352,13 @@ mod tests {
         fn a_total_never_exceeds_the_cap_and_equals_the_sum_of_rounded_lines(
             produced in 0i64..10_000_000_000,
             consumed in 0i64..10_000_000_000,
-            storage in proptest::collection::vec(0i64..(1i64 << 45), 0..31),
+            byte_hours in 0i64..(1i64 << 54),
             multizone: bool,
             budget_dollars in 0i64..1_000,
         ) {
             let tariff = Tariff { multizone, free: false, budget_micros: budget_dollars * DOLLAR };
             let prices = PriceList::default();
-            let month = MonthUsage { produced, consumed, daily_average_bytes: storage, days_in_month: 31 };
+            let month = MonthUsage { produced, consumed, byte_hours, hours_in_month: 31 * 24 };
             let lines = bill(&prices, tariff, &month);
             let cap_cents = round_to_cents(prices.effective_cap_micros(tariff));
             prop_assert!(total(&lines) <= cap_cents);

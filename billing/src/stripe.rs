@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use capstan_kafka::failpoint;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -260,6 +261,9 @@ impl Stripe {
             let item_id = item["id"]
                 .as_str()
                 .ok_or_else(|| Error::Stripe("an invoice item without an id".into()))?;
+            // A crash here leaves an item at Stripe that Capstan has not recorded: the retry
+            // sends the same idempotency key, and Stripe answers with that same item.
+            failpoint::hit("stripe.item.sent").await;
             sqlx::query("INSERT INTO stripe_invoice_items (invoice_id, line_no, item_id) VALUES ($1, $2, $3)")
                 .bind(&invoice.id)
                 .bind(line.line_no)
@@ -279,6 +283,7 @@ impl Stripe {
             .as_str()
             .ok_or_else(|| Error::Stripe("an invoice without an id".into()))?
             .to_owned();
+        failpoint::hit("stripe.invoice.sent").await;
         sqlx::query("INSERT INTO stripe_invoices (invoice_id, stripe_invoice_id) VALUES ($1, $2)")
             .bind(&invoice.id)
             .bind(&stripe_id)

@@ -14,6 +14,7 @@ mod acls;
 mod client_quotas;
 mod connection;
 mod error;
+pub mod failpoint;
 pub mod gateway;
 mod log_dirs;
 mod offsets;

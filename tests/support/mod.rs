@@ -453,6 +453,8 @@ pub async fn produce_tcp(cluster: &Value, topic: &str, count: usize, bytes: usiz
     let producer: FutureProducer = tcp(cluster)
         .set("acks", "all")
         .set("linger.ms", "2")
+        // Room for the scenario suite's 170,000 messages in flight (the default is 100,000).
+        .set("queue.buffering.max.messages", "1000000")
         .create()
         .unwrap();
     let payload = "p".repeat(bytes);

@@ -10,7 +10,7 @@ use capstan_api::{failpoint, state::PlatformConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, User, spawn_app_with, start};
+use crate::helpers::{Auth, Backend, TestApp, User, spawn_app_with, start};
 use crate::{kafka, on_both_backends};
 
 /// Alone on its store, so the journal is settled at start whatever the entries' age.
@@ -255,3 +255,91 @@ async fn every_change_stopped_between_brokers_and_store_is_settled_at_restart(ba
 }
 
 on_both_backends!(every_change_stopped_between_brokers_and_store_is_settled_at_restart);
+
+/// Passes of the journal's recovery so far, from `/metrics`.
+async fn recovery_passes(app: &TestApp) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics answered")
+        .text()
+        .await
+        .expect("metrics read");
+    text.lines()
+        .find_map(|line| line.strip_prefix("capstan_provisioning_journal_passes_total "))
+        .expect("the recovery pass counter")
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
+/// Recovery passes run while a change is under way (here: a topic made on the brokers, not yet
+/// recorded) leave it alone however young the grace, and the change completes whole.
+async fn recovery_never_rolls_back_a_change_under_way(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        PlatformConfig {
+            journal_check_every: Duration::ZERO,
+            ..alone()
+        },
+    )
+    .await;
+    let user = app.new_user().await;
+    let cluster = app.new_cluster(&user, "busy").await;
+    let cluster_id = cluster["cluster_id"].as_str().unwrap().to_owned();
+
+    let held = failpoint::hold("topic.create.after_brokers");
+    let creation = {
+        let (client, url, auth) = (app.client.clone(), app.url("/v2/kafka/topic"), user.auth());
+        let Auth::Basic(email, key) = auth else {
+            unreachable!()
+        };
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .basic_auth(email, Some(key))
+                .json(&json!({ "name": "slow", "partitions": 1, "retention_time": -1, "retention_size": -1,
+                               "max_message_size": -1, "cleanup_policy": "delete", "cluster_id": cluster_id }))
+                .send()
+                .await
+                .expect("request sent")
+                .status()
+        })
+    };
+    held.reached().await;
+    // Two whole passes while the topic exists on the brokers and not in the store.
+    let before = recovery_passes(&app).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while recovery_passes(&app).await < before + 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no recovery pass within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    held.release();
+    assert_eq!(creation.await.unwrap(), StatusCode::OK);
+
+    let (user_name, password) = (
+        cluster["username"].as_str().unwrap(),
+        cluster["password"].as_str().unwrap(),
+    );
+    let (status, produced) = app
+        .rest(
+            Method::GET,
+            "/produce/slow/kept",
+            Some((user_name, password)),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{produced}");
+    assert!(
+        produced["offset"].is_number(),
+        "the topic is on the brokers: {produced}"
+    );
+}
+
+on_both_backends!(recovery_never_rolls_back_a_change_under_way);

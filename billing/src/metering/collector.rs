@@ -15,7 +15,10 @@ use super::{
     ClusterTarget, Fleet,
     cursors::{Cursor, CursorKey, Increment, plan},
     hour_of,
+    usage_tx::{UsageTx, is_sqlite, spread_over_hours},
 };
+use capstan_kafka::failpoint;
+
 use crate::{Error, Result};
 
 /// Prometheus metrics of the collector.
@@ -99,11 +102,7 @@ pub struct Collector {
 impl Collector {
     /// A collector storing into `pool`, sweeping at most `concurrency` clusters at once.
     pub fn new(pool: AnyPool, fleet: Arc<dyn Fleet>, concurrency: usize) -> Self {
-        let sqlite = pool
-            .connect_options()
-            .database_url
-            .scheme()
-            .starts_with("sqlite");
+        let sqlite = is_sqlite(&pool);
         Collector {
             pool,
             fleet,
@@ -134,20 +133,31 @@ impl Collector {
         let mut report = SweepReport::default();
         let limit = Arc::new(Semaphore::new(self.concurrency));
         let mut running = JoinSet::new();
+        let mut swept_by_task = HashMap::new();
         for target in targets {
             if self.backing_off(&target.cluster_id) {
                 report.backing_off += 1;
                 continue;
             }
             let (this, limit) = (self.clone(), limit.clone());
-            running.spawn(async move {
+            let cluster = target.cluster_id.clone();
+            let task = running.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                let result = this.sweep_cluster(&target, now).await;
-                (target.cluster_id, result)
+                this.sweep_cluster(&target, now).await
             });
+            swept_by_task.insert(task.id(), cluster);
         }
-        while let Some(joined) = running.join_next().await {
-            let Ok((cluster, result)) = joined else {
+        while let Some(joined) = running.join_next_with_id().await {
+            let (task, result) = match joined {
+                Ok((task, result)) => (task, result),
+                // A cluster's sweep that stopped half-way stored nothing (its transaction was
+                // never committed): a failure like any other, caught up later.
+                Err(stopped) => (
+                    stopped.id(),
+                    Err(Error::Fleet(format!("the sweep stopped: {stopped}"))),
+                ),
+            };
+            let Some(cluster) = swept_by_task.remove(&task) else {
                 continue;
             };
             match result {
@@ -221,6 +231,9 @@ impl Collector {
 
     /// Stores a snapshot's counts and the new cursors in one transaction: a crash at any point
     /// leaves either everything or nothing, so the next sweep neither loses nor repeats a count.
+    /// The counts cover the time since the cluster was last metered and are spread over the
+    /// hours of that span; a snapshot taken before the last stored one (another replica's,
+    /// stored meanwhile) is dropped, since the next sweep counts from the cursors anyway.
     pub async fn store(
         &self,
         cluster_id: &str,
@@ -232,21 +245,30 @@ impl Collector {
             Some(lock) => Some(lock.lock().await),
             None => None,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut usage = UsageTx::begin(&self.pool).await?;
         if self.single_writer.is_none() {
             // PostgreSQL, where several control-plane replicas may meter the same cluster: one
             // transaction per cluster at a time, so each reads the cursors the last one wrote
             // (a stale snapshot then counts nothing, see `plan`), never the same ones twice.
             sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
                 .bind(cluster_id)
-                .execute(&mut *tx)
+                .execute(usage.connection())
                 .await?;
+        }
+        let metered_through: Option<(i64,)> =
+            sqlx::query_as("SELECT metered_through FROM meter_progress WHERE cluster_id = $1")
+                .bind(cluster_id)
+                .fetch_optional(usage.connection())
+                .await?;
+        let from = metered_through.map(|(at,)| at);
+        if from.is_some_and(|from| now < from) {
+            return Ok(());
         }
         let rows: Vec<(String, i64, String, String, i64)> = sqlx::query_as(
             "SELECT topic, partition_id, group_id, topic_id, position FROM meter_cursors WHERE cluster_id = $1",
         )
         .bind(cluster_id)
-        .fetch_all(&mut *tx)
+        .fetch_all(usage.connection())
         .await?;
         let cursors: HashMap<CursorKey, Cursor> = rows
             .into_iter()
@@ -262,6 +284,7 @@ impl Collector {
             consumed,
             cursors: moved,
         } = plan(snapshot, &cursors);
+        failpoint::hit("sweep.store.cursors").await;
         for ((topic, partition, group), cursor) in &moved {
             sqlx::query(
                 "INSERT INTO meter_cursors (cluster_id, topic, partition_id, group_id, topic_id, position, updated_at) \
@@ -275,10 +298,9 @@ impl Collector {
             .bind(&cursor.topic_id)
             .bind(cursor.position)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(usage.connection())
             .await?;
         }
-        let hour = hour_of(now);
         let mut topics: Vec<&String> = produced
             .keys()
             .chain(consumed.keys())
@@ -287,21 +309,46 @@ impl Collector {
         topics.sort();
         topics.dedup();
         for topic in topics {
+            // Messages over the hours since the last sweep, one storage sample in this hour.
+            let mut hours: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+            let counted = [produced.get(topic), consumed.get(topic)];
+            for (kind, count) in counted.into_iter().enumerate() {
+                for (hour, share) in spread_over_hours(count.copied().unwrap_or(0), from, now) {
+                    let bucket = hours.entry(hour).or_default();
+                    if kind == 0 {
+                        bucket.0 += share;
+                    } else {
+                        bucket.1 += share;
+                    }
+                }
+            }
+            hours.entry(hour_of(now)).or_default();
             let bytes = stored.get(topic).copied();
-            add_usage(
-                &mut tx,
-                cluster_id,
-                topic,
-                hour,
-                produced.get(topic).copied().unwrap_or(0),
-                consumed.get(topic).copied().unwrap_or(0),
-                bytes.unwrap_or(0),
-                i64::from(bytes.is_some()),
-            )
-            .await?;
+            for (hour, (produced, consumed)) in hours {
+                let sample = (hour == hour_of(now)).then_some(bytes).flatten();
+                usage
+                    .add(
+                        cluster_id,
+                        topic,
+                        hour,
+                        produced,
+                        consumed,
+                        sample.unwrap_or(0),
+                        i64::from(sample.is_some()),
+                    )
+                    .await?;
+            }
         }
-        tx.commit().await?;
-        Ok(())
+        failpoint::hit("sweep.store.usage").await;
+        sqlx::query(
+            "INSERT INTO meter_progress (cluster_id, metered_through) VALUES ($1, $2) \
+             ON CONFLICT (cluster_id) DO UPDATE SET metered_through = excluded.metered_through",
+        )
+        .bind(cluster_id)
+        .bind(now)
+        .execute(usage.connection())
+        .await?;
+        usage.commit().await
     }
 
     /// Sweeps every `interval` until `stop` turns true; a sweep that overruns is logged.
@@ -363,37 +410,6 @@ impl Collector {
         entry.1 = Instant::now() + wait;
         wait
     }
-}
-
-/// Adds to an hourly bucket (creating it), inside the caller's transaction.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn add_usage(
-    db: &mut sqlx::AnyConnection,
-    cluster_id: &str,
-    topic: &str,
-    hour: i64,
-    produced: i64,
-    consumed: i64,
-    storage_sum: i64,
-    storage_samples: i64,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO usage_hourly (cluster_id, topic, hour, produced, consumed, storage_sum, storage_samples) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (cluster_id, topic, hour) DO UPDATE SET \
-         produced = usage_hourly.produced + excluded.produced, consumed = usage_hourly.consumed + excluded.consumed, \
-         storage_sum = usage_hourly.storage_sum + excluded.storage_sum, \
-         storage_samples = usage_hourly.storage_samples + excluded.storage_samples",
-    )
-    .bind(cluster_id)
-    .bind(topic)
-    .bind(hour)
-    .bind(produced)
-    .bind(consumed)
-    .bind(storage_sum)
-    .bind(storage_samples)
-    .execute(&mut *db)
-    .await?;
-    Ok(())
 }
 
 fn reason(error: &Error) -> &'static str {

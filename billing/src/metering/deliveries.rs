@@ -8,7 +8,7 @@ use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use sqlx::AnyPool;
 
-use super::{collector::add_usage, hour_of};
+use super::{hour_of, usage_tx::UsageTx};
 use crate::Result;
 
 /// How often counted deliveries are written: the most a crash can lose.
@@ -70,13 +70,14 @@ impl DeliveryLedger {
     }
 
     async fn write(&self, counts: &Pending) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut usage = UsageTx::begin(&self.pool).await?;
         for ((cluster_id, topic, hour), messages) in counts {
             let consumed = i64::try_from(*messages).unwrap_or(i64::MAX);
-            add_usage(&mut tx, cluster_id, topic, *hour, 0, consumed, 0, 0).await?;
+            usage
+                .add(cluster_id, topic, *hour, 0, consumed, 0, 0)
+                .await?;
         }
-        tx.commit().await?;
-        Ok(())
+        usage.commit().await
     }
 
     /// Writes every [`WRITE_EVERY`] until `stop` turns true, then once more.

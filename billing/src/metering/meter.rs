@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sqlx::AnyPool;
 
-use super::{collector::add_usage, hour_of};
+use super::{hour_of, usage_tx::UsageTx};
 use crate::Result;
 
 /// Usage of one hour (all topics, or one).
@@ -54,8 +54,11 @@ impl Meter {
         messages: i64,
         now: i64,
     ) -> Result<()> {
-        let mut db = self.pool.acquire().await?;
-        add_usage(&mut db, cluster_id, topic, hour_of(now), 0, messages, 0, 0).await
+        let mut usage = UsageTx::begin(&self.pool).await?;
+        usage
+            .add(cluster_id, topic, hour_of(now), 0, messages, 0, 0)
+            .await?;
+        usage.commit().await
     }
 
     async fn rows(

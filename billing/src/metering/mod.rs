@@ -4,11 +4,14 @@ mod collector;
 mod cursors;
 mod deliveries;
 mod meter;
+mod usage_tx;
 
 pub use collector::{Collector, CollectorMetrics, SweepReport, unix_now};
 pub use cursors::{Increment, plan};
 pub use deliveries::DeliveryLedger;
 pub use meter::{HourlyUsage, Meter, TopicTotals};
+pub(crate) use usage_tx::close_through;
+pub use usage_tx::spread_over_hours;
 
 use std::collections::BTreeMap;
 
