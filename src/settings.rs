@@ -7,6 +7,7 @@ use capstan::platform::MeteringSettings;
 use capstan_api::{
     app::{KafkaListen, Settings},
     crypto::SecretKey,
+    mail::MailSettings,
     plans::{Plan, PlanLimits},
     state::PlatformConfig,
 };
@@ -140,6 +141,24 @@ pub struct CommonArgs {
     /// PEM private key of `--kafka-tls-cert`.
     #[arg(long, env = "CAPSTAN_KAFKA_TLS_KEY", requires = "kafka_tls_cert")]
     pub kafka_tls_key: Option<PathBuf>,
+    /// SMTP server for mail to account owners (password reset links):
+    /// `smtps://user:password@host:465` (TLS), `smtp://user:password@host:587?tls=required`
+    /// (STARTTLS) or `smtp://host:port` (unencrypted: a relay on the same host only). Without
+    /// it `dev` prints mail to its output and `serve` sends none (password reset then cannot
+    /// work).
+    #[arg(long, env = "CAPSTAN_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The `From` of that mail.
+    #[arg(
+        long,
+        env = "CAPSTAN_MAIL_FROM",
+        default_value = "Capstan <no-reply@localhost>"
+    )]
+    pub mail_from: String,
+    /// The console's address as users reach it, for links in mail, e.g.
+    /// `https://console.example.com` (default: `http://` and the API's listen address).
+    #[arg(long, env = "CAPSTAN_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 fn parse_cidr(text: &str) -> Result<capstan_api::client_address::Cidr, String> {
@@ -214,6 +233,15 @@ impl CommonArgs {
                 .map_err(|e| anyhow::anyhow!("--default-placement: {e}"))?,
             metrics_token: self.metrics_token.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
+            mail: match &self.smtp_url {
+                Some(url) => MailSettings::Smtp {
+                    url: url.clone(),
+                    from: self.mail_from.clone(),
+                },
+                None if alone => MailSettings::Print,
+                None => MailSettings::Off,
+            },
+            public_url: self.public_url.clone().unwrap_or_default(),
         })
     }
 }

@@ -98,7 +98,7 @@ pub struct Account {
 
 /// Creates an account. A second account with the same address is a conflict.
 pub async fn sign_up(store: &Store, email: Email, password: Password) -> Result<Account> {
-    let hash = hash_password(password.0).await?;
+    let hash = hash_password(password).await?;
     let account = Account {
         id: uuid::Uuid::new_v4().to_string(),
         email: email.0,
@@ -217,17 +217,41 @@ pub async fn change_password(
             }
             other => other,
         })?;
-    let hash = hash_password(new.0).await?;
+    let hash = hash_password(new).await?;
     let mut tx = store.pool().begin().await?;
-    sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
-        .bind(&hash)
-        .bind(account_id)
-        .execute(&mut *tx)
-        .await?;
-    crate::sessions::revoke_all(&mut tx, account_id).await?;
+    set_password_hash(&mut tx, account_id, &hash).await?;
     tx.commit().await?;
     tracing::info!(account = %account_id, "password changed; every session ended");
     Ok(())
+}
+
+/// Stores a new password hash inside `tx`, ending every session of the account and every
+/// password reset link it has open.
+pub(crate) async fn set_password_hash(
+    tx: &mut sqlx::AnyConnection,
+    account_id: &str,
+    hash: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
+        .bind(hash)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM password_resets WHERE account_id = $1")
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+    crate::sessions::revoke_all(tx, account_id).await
+}
+
+/// Looks an account up by its address.
+pub async fn find_by_email(store: &Store, email: &Email) -> Result<Option<Account>> {
+    Ok(
+        sqlx::query_as("SELECT id, email, created_at FROM accounts WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(store.pool())
+            .await?,
+    )
 }
 
 /// Looks an account up by id.
@@ -265,12 +289,13 @@ async fn password_work() -> Result<tokio::sync::SemaphorePermit<'static>> {
     }
 }
 
-async fn hash_password(password: String) -> Result<String> {
+/// An argon2id hash of `password`, computed within the bound on password work.
+pub(crate) async fn hash_password(password: Password) -> Result<String> {
     let _permit = password_work().await?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
+            .hash_password(password.0.as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| Error::internal("could not hash a password", e.to_string()))
     })

@@ -132,6 +132,10 @@ impl Application {
         if platform.kafka_endpoint.is_empty() {
             platform.kafka_endpoint = kafka.advertised();
         }
+        if platform.public_url.is_empty() {
+            platform.public_url = format!("http://{}", address(&listener)?);
+        }
+        let mailer = platform.mail.mailer()?;
         let state = AppState {
             store,
             key: settings.key,
@@ -148,6 +152,7 @@ impl Application {
             )),
             billing: Arc::new(NoBilling),
             limiter: None,
+            mailer,
         };
         let resumed = clusters::resume_all(&state).await?;
         let (settled, left) = crate::journal::recover(&state, state.config.recovery_grace).await?;

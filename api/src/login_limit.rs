@@ -41,6 +41,8 @@ impl LoginLimiter {
     pub const PER_ADDRESS: usize = 20;
     /// Sign-ups allowed per client address in the window.
     pub const SIGN_UPS_PER_ADDRESS: usize = 20;
+    /// Password-reset requests and confirmations per client address in the window.
+    pub const RESETS_PER_ADDRESS: usize = 10;
     /// Failed machine-credential checks allowed per client address in the window: API keys
     /// (HTTP Basic on the API), cluster credentials (HTTP Basic on the REST gateway and the
     /// schema registry, SASL on the Kafka gateway), counted together. Not limited per
@@ -171,6 +173,15 @@ impl LoginLimiter {
     pub fn begin_sign_up(&self, address: &str, now: Instant) -> Result<(), Duration> {
         self.take(
             &[(format!("sign-up:{address}"), Self::SIGN_UPS_PER_ADDRESS)],
+            now,
+        )
+    }
+
+    /// Lets a password-reset request or confirmation from `address` go ahead and counts it;
+    /// `Err(wait)` when the address has asked too often.
+    pub fn begin_password_reset(&self, address: &str, now: Instant) -> Result<(), Duration> {
+        self.take(
+            &[(format!("reset:{address}"), Self::RESETS_PER_ADDRESS)],
             now,
         )
     }

@@ -191,6 +191,12 @@ pub fn document(regions: &[String]) -> Value {
             "/v2/auth/password": { "post": operation("Change the password: every session ends, a new one is answered", false,
                 Some(object(&["current_password", "new_password"], &[("current_password", string()), ("new_password", json!({ "type": "string", "minLength": 10, "maxLength": 128 }))], true)),
                 "200", json_response("A new session", reference("Session")), None) },
+            "/v2/auth/password-reset": { "post": operation("Mail a one-time password reset link to the address, when it has an account (the same answer either way)", true,
+                Some(object(&["email"], &[("email", json!({ "type": "string", "format": "email", "maxLength": 254 }))], true)),
+                "202", json_response("Asked", object(&["result"], &[("result", string())], false)), None) },
+            "/v2/auth/password-reset/confirm": { "post": operation("Set a new password with a reset link's token: every session ends, a new one is answered", true,
+                Some(object(&["token", "new_password"], &[("token", string()), ("new_password", json!({ "type": "string", "minLength": 10, "maxLength": 128 }))], true)),
+                "200", json_response("A new session", reference("Session")), None) },
             "/v2/api-keys": {
                 "get": operation("List API keys", false, None, "200", json_response("Keys", array_of("ApiKey")), None),
                 "post": operation("Create an API key (its secret is shown once)", false, Some(object(&["name"], &[("name", pattern(CLUSTER_NAME))], true)), "201", json_response("The key with its secret", reference("NewApiKey")), None)

@@ -50,6 +50,11 @@ pub struct PlatformConfig {
     /// The bearer token `/metrics` asks for; without one, `/metrics` answers only clients on
     /// the same host (loopback), because it lists cluster ids.
     pub metrics_token: Option<MetricsToken>,
+    /// Where mail to account owners goes (`--smtp-url`, `--mail-from`).
+    pub mail: crate::mail::MailSettings,
+    /// The console's address as its users reach it (`--public-url`), for links in mail; empty
+    /// means the API's own listen address.
+    pub public_url: String,
 }
 
 /// The token that opens `/metrics` to Prometheus (`--metrics-token`); never printed.
@@ -97,6 +102,8 @@ impl Default for PlatformConfig {
             default_placement: crate::clusters::SHARED,
             metrics_token: None,
             trusted_proxies: Vec::new(),
+            mail: crate::mail::MailSettings::Off,
+            public_url: String::new(),
         }
     }
 }
@@ -128,4 +135,6 @@ pub struct AppState {
     pub billing: Arc<dyn BillingSource>,
     /// Decides which clusters are rate-limited, if anything does.
     pub limiter: Option<Arc<dyn RequestLimiter>>,
+    /// Sends mail to account owners (password reset links).
+    pub mailer: Arc<dyn crate::mail::Mailer>,
 }

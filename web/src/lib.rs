@@ -48,6 +48,14 @@ pub fn router(app: AppState, prices: PriceList) -> Router {
         .route("/signup", get(auth::sign_up_page).post(auth::sign_up))
         .route("/login", get(auth::log_in_page).post(auth::log_in))
         .route("/logout", post(auth::log_out))
+        .route(
+            "/forgot-password",
+            get(auth::forgot_password_page).post(auth::forgot_password),
+        )
+        .route(
+            "/reset-password",
+            get(auth::reset_password_page).post(auth::reset_password),
+        )
         .route("/clusters", get(clusters::list).post(clusters::create))
         .route("/clusters/{id}", get(overview::show))
         .route("/clusters/{id}/rename", post(clusters::rename))

@@ -12,6 +12,7 @@ use crate::{
     accounts::{self, Account, Email, Password},
     api_keys::{self, ApiKey, NewApiKey},
     extract::{Caller, ClientAddress, JsonBody},
+    password_reset,
     sessions::{self, Session},
     state::AppState,
 };
@@ -103,6 +104,55 @@ pub(super) async fn change_password(
             &state.store,
             &state.key,
             &caller.account_id,
+            state.config.session_ttl_seconds,
+        )
+        .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ResetRequest {
+    email: String,
+}
+
+/// `POST /v2/auth/password-reset`: mails a one-time link to the address when it has an account;
+/// the same answer either way.
+pub(super) async fn request_password_reset(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    JsonBody(body): JsonBody<ResetRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>)> {
+    password_reset::request(&state, &address, &body.email).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "result": "if the address has an account, a link to reset its password was sent to it; it works once, for an hour"
+        })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ResetConfirmation {
+    token: String,
+    new_password: String,
+}
+
+/// `POST /v2/auth/password-reset/confirm`: sets the password with a link's token, ends every
+/// session, and answers a new one.
+pub(super) async fn confirm_password_reset(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    JsonBody(body): JsonBody<ResetConfirmation>,
+) -> Result<Json<Session>> {
+    let account_id =
+        password_reset::confirm(&state, &address, &body.token, &body.new_password).await?;
+    Ok(Json(
+        sessions::issue(
+            &state.store,
+            &state.key,
+            &account_id,
             state.config.session_ttl_seconds,
         )
         .await?,

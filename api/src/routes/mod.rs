@@ -46,6 +46,14 @@ pub fn router(state: AppState, console: Option<Router>) -> Router {
         .route("/v2/auth/logout", post(accounts::log_out))
         .route("/v2/auth/password", post(accounts::change_password))
         .route(
+            "/v2/auth/password-reset",
+            post(accounts::request_password_reset),
+        )
+        .route(
+            "/v2/auth/password-reset/confirm",
+            post(accounts::confirm_password_reset),
+        )
+        .route(
             "/v2/api-keys",
             get(accounts::list_api_keys).post(accounts::create_api_key),
         )

@@ -1,7 +1,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Auth, Backend, PASSWORD, spawn_app};
+use capstan_api::{mail::MailSettings, state::PlatformConfig};
+
+use crate::helpers::{Auth, Backend, PASSWORD, spawn_app, spawn_app_with};
 use crate::on_both_backends;
 
 async fn sign_up_log_in_and_manage_api_keys(backend: Backend) {
@@ -392,3 +394,182 @@ async fn without_trusted_proxies_a_forwarded_for_header_changes_nothing() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+/// A real SMTP server on loopback (aiosmtpd from PyPI) keeping what it receives in a Maildir.
+struct SmtpServer {
+    port: u16,
+    maildir: tempfile::TempDir,
+    _child: tokio::process::Child,
+}
+
+impl SmtpServer {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let maildir = tempfile::tempdir().unwrap();
+        let child = tokio::process::Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("mail"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("aiosmtpd must be installed (scripts/test installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "aiosmtpd did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        SmtpServer {
+            port,
+            maildir,
+            _child: child,
+        }
+    }
+
+    /// Waits until `count` mails arrived; answers each one's recipient and decoded body (read
+    /// with Python's own e-mail parser, whatever transfer encoding the mail used).
+    async fn mails(&self, count: usize) -> Vec<(String, String)> {
+        let new = self.maildir.path().join("mail").join("new");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let mut files: Vec<_> = std::fs::read_dir(&new)
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            if files.len() >= count {
+                files.sort();
+                let script = "import email, sys\nm = email.message_from_binary_file(open(sys.argv[1], 'rb'))\nprint(m['X-RcptTo'])\nprint(m.get_payload(decode=True).decode())";
+                return files
+                    .iter()
+                    .map(|file| {
+                        let out = std::process::Command::new("python3")
+                            .args(["-c", script])
+                            .arg(file)
+                            .output()
+                            .unwrap();
+                        let text = String::from_utf8(out.stdout).unwrap();
+                        let (to, body) = text.split_once('\n').unwrap();
+                        (to.to_owned(), body.to_owned())
+                    })
+                    .collect();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{count} mails did not arrive (got {})",
+                files.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn a_forgotten_password_is_reset_through_the_mailed_link(backend: Backend) {
+    let smtp = SmtpServer::start().await;
+    let app = spawn_app_with(
+        backend,
+        PlatformConfig {
+            mail: MailSettings::Smtp {
+                url: format!("smtp://127.0.0.1:{}", smtp.port),
+                from: "Capstan <no-reply@example.com>".into(),
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let user = app.new_user().await;
+    let log_in = |password: &'static str| {
+        let email = user.email.clone();
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                "/v2/auth/login",
+                &Auth::None,
+                Some(json!({ "email": email, "password": password })),
+            )
+            .await
+        }
+    };
+    let (_, session) = log_in(PASSWORD).await;
+    let old_session = Auth::Bearer(session["token"].as_str().unwrap().to_owned());
+
+    // An address without an account gets the very same answer, and no mail.
+    let ask = |email: String| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                "/v2/auth/password-reset",
+                &Auth::None,
+                Some(json!({ "email": email })),
+            )
+            .await
+        }
+    };
+    let unknown = ask("nobody@example.com".into()).await;
+    let known = ask(user.email.to_uppercase()).await;
+    assert_eq!(unknown.0, StatusCode::ACCEPTED);
+    assert_eq!(unknown, known);
+
+    let mails = smtp.mails(1).await;
+    assert_eq!(mails[0].0, user.email);
+    let token = mails[0]
+        .1
+        .split("/reset-password?token=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("a link in {:?}", mails[0].1))
+        .to_owned();
+    let confirm = |token: String, password: &'static str| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::POST,
+                "/v2/auth/password-reset/confirm",
+                &Auth::None,
+                Some(json!({ "token": token, "new_password": password })),
+            )
+            .await
+        }
+    };
+    let (status, refused) = confirm(token.clone(), "short").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let (status, new_session) = confirm(token.clone(), "a brand new passphrase").await;
+    assert_eq!(status, StatusCode::OK, "{new_session}");
+
+    // Every earlier session ended; the old password is gone, the new one works.
+    let (status, _) = app
+        .call(Method::GET, "/v2/api-keys", &old_session, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let fresh = Auth::Bearer(new_session["token"].as_str().unwrap().to_owned());
+    let (status, _) = app.call(Method::GET, "/v2/api-keys", &fresh, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(log_in(PASSWORD).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(log_in("a brand new passphrase").await.0, StatusCode::OK);
+
+    // The link works once.
+    let (status, again) = confirm(token, "yet another passphrase").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        again["error"].as_str().unwrap().contains("not valid"),
+        "{again}"
+    );
+    // The unknown address was asked for first: the next mail is the second there is.
+    ask(user.email.clone()).await;
+    let mails = smtp.mails(2).await;
+    assert_eq!(mails.len(), 2);
+    assert!(mails.iter().all(|(to, _)| *to == user.email), "{mails:?}");
+}
+
+on_both_backends!(a_forgotten_password_is_reset_through_the_mailed_link);

@@ -1,8 +1,8 @@
-//! Sign up, log in, log out.
+//! Sign up, log in, log out, and reset a forgotten password by e-mail.
 
 use askama::Template;
 use axum::{
-    extract::State,
+    extract::{Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -10,7 +10,7 @@ use axum_extra::extract::cookie::CookieJar;
 use capstan_api::{
     accounts::{self, Email, Password},
     extract::ClientAddress,
-    sessions,
+    password_reset, sessions,
 };
 use serde::Deserialize;
 
@@ -223,4 +223,128 @@ pub(crate) async fn log_out(
         sessions::revoke(&state.app.store, &viewer.session_id).await?;
     }
     Ok((session::end(jar), see_other("/login")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "forgot_password.html")]
+struct ForgotPasswordPage {
+    layout: Layout,
+    email: String,
+    sent: bool,
+    errors: FieldErrors,
+}
+
+impl ForgotPasswordPage {
+    fn new(csrf: &CsrfToken, email: &str, sent: bool, errors: FieldErrors) -> Self {
+        ForgotPasswordPage {
+            layout: Layout::new("Reset your password", None, csrf, "login"),
+            email: email.to_owned(),
+            sent,
+            errors,
+        }
+    }
+}
+
+/// The address a reset link is asked for.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ForgotPasswordForm {
+    #[serde(default)]
+    email: String,
+}
+
+pub(crate) async fn forgot_password_page(
+    State(state): State<ConsoleState>,
+    jar: CookieJar,
+    csrf: CsrfToken,
+) -> Result<Response> {
+    let page = ForgotPasswordPage::new(&csrf, "", false, FieldErrors::default());
+    for_visitors(&state, &jar, &page).await
+}
+
+/// Mails a reset link when the address has an account; the page says the same either way.
+pub(crate) async fn forgot_password(
+    State(state): State<ConsoleState>,
+    ClientAddress(address): ClientAddress,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<ForgotPasswordForm>,
+) -> Result<Response> {
+    match password_reset::request(&state.app, &address, &form.email).await {
+        Ok(()) => ok(&ForgotPasswordPage::new(
+            &csrf,
+            form.email.trim(),
+            true,
+            FieldErrors::default(),
+        )),
+        Err(e) => {
+            let (status, errors) = FieldErrors::from_domain(e, &[("e-mail", "email")])?;
+            render(
+                status,
+                &ForgotPasswordPage::new(&csrf, &form.email, false, errors),
+            )
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "reset_password.html")]
+struct ResetPasswordPage {
+    layout: Layout,
+    token: String,
+    errors: FieldErrors,
+}
+
+impl ResetPasswordPage {
+    fn new(csrf: &CsrfToken, token: &str, errors: FieldErrors) -> Self {
+        ResetPasswordPage {
+            layout: Layout::new("Choose a new password", None, csrf, "login"),
+            token: token.to_owned(),
+            errors,
+        }
+    }
+}
+
+/// A reset link's token (in its query) and, when the form is sent, the new password.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResetPasswordForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// The page a reset link opens (the token is checked when the form is sent).
+pub(crate) async fn reset_password_page(
+    csrf: CsrfToken,
+    Query(link): Query<ResetPasswordForm>,
+) -> Result<Response> {
+    ok(&ResetPasswordPage::new(
+        &csrf,
+        &link.token,
+        FieldErrors::default(),
+    ))
+}
+
+/// Sets the new password, then logs the visitor in (every other session has ended).
+pub(crate) async fn reset_password(
+    State(state): State<ConsoleState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<ResetPasswordForm>,
+) -> Result<Response> {
+    match password_reset::confirm(&state.app, &address, &form.token, &form.password).await {
+        Ok(account_id) => {
+            let jar = start_session(&state, jar, &headers, &account_id).await?;
+            Ok((jar, see_other("/clusters")).into_response())
+        }
+        Err(capstan_api::Error::Unauthenticated(message)) => render(
+            StatusCode::UNAUTHORIZED,
+            &ResetPasswordPage::new(&csrf, &form.token, FieldErrors::one("", message)),
+        ),
+        Err(e) => {
+            let (status, errors) = FieldErrors::from_domain(e, &[("password", "password")])?;
+            render(status, &ResetPasswordPage::new(&csrf, &form.token, errors))
+        }
+    }
 }
