@@ -9,12 +9,13 @@ use k8s_openapi::{
     api::{
         apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec},
         core::v1::{
-            Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar,
-            EnvVarSource, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
-            ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
-            PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Secret,
-            SecretKeySelector, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume,
-            VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+            Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
+            EnvVar, EnvVarSource, NodeAffinity, NodeSelector, NodeSelectorRequirement,
+            NodeSelectorTerm, ObjectFieldSelector, PersistentVolumeClaim,
+            PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
+            PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret,
+            SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction,
+            Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
         },
         networking::v1::{
             NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -298,6 +299,73 @@ cp /config/server.properties /tmp/server.properties
 exec /opt/kafka/bin/kafka-server-start.sh /tmp/server.properties
 "#;
 
+/// Requests and limits of a broker container when the spec gives none: a broker's worth of
+/// memory (half for the JVM heap, half for the page cache Kafka relies on), a limit equal to the
+/// request so a broker is never killed for memory its node promised, and half a core.
+const DEFAULT_BROKER_MEMORY: &str = "2Gi";
+const DEFAULT_BROKER_CPU: &str = "500m";
+
+fn broker_resources(given: Option<&ResourceRequirements>) -> ResourceRequirements {
+    match given {
+        Some(given) if given.requests.is_some() || given.limits.is_some() => given.clone(),
+        _ => ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_owned(), Quantity(DEFAULT_BROKER_CPU.into())),
+                ("memory".to_owned(), Quantity(DEFAULT_BROKER_MEMORY.into())),
+            ])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_owned(),
+                Quantity(DEFAULT_BROKER_MEMORY.into()),
+            )])),
+            claims: None,
+        },
+    }
+}
+
+/// `KAFKA_HEAP_OPTS` from the container's memory (its limit, else its request): half of it,
+/// as Strimzi does, the rest left to the page cache; Kafka's own 1 GiB when neither is given
+/// or the quantity cannot be read.
+fn heap_options(resources: &ResourceRequirements) -> String {
+    let memory = |side: &Option<BTreeMap<String, Quantity>>| {
+        side.as_ref()
+            .and_then(|q| q.get("memory"))
+            .and_then(|q| quantity_bytes(&q.0))
+    };
+    let mebibytes = memory(&resources.limits)
+        .or_else(|| memory(&resources.requests))
+        .map(|bytes| (bytes / 2 / (1 << 20)).max(256))
+        .unwrap_or(1024);
+    format!("-Xms{mebibytes}m -Xmx{mebibytes}m")
+}
+
+/// Bytes of a Kubernetes memory quantity (`2Gi`, `1500M`, `2147483648`, `1e9`).
+fn quantity_bytes(text: &str) -> Option<u128> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let multiplier: f64 = match suffix {
+        "" => 1.0,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        exponent if exponent.starts_with(['e', 'E']) => {
+            10f64.powi(exponent[1..].parse::<i32>().ok()?)
+        }
+        _ => return None,
+    };
+    let value = number.parse::<f64>().ok()? * multiplier;
+    (value.is_finite() && value >= 0.0).then_some(value as u128)
+}
+
 fn env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
@@ -413,6 +481,7 @@ fn statefulset(
             ..Default::default()
         },
     };
+    let resources = broker_resources(spec.resources.as_ref());
     let container = Container {
         name: "kafka".into(),
         image: Some(spec.image()),
@@ -429,11 +498,22 @@ fn statefulset(
             env_from_secret("ADMIN_PASSWORD", &secret, "admin-password"),
             env_from_secret("CLIENT_USERNAME", &secret, "client-username"),
             env_from_secret("CLIENT_PASSWORD", &secret, "client-password"),
+            env("KAFKA_HEAP_OPTS", &heap_options(&resources)),
         ]),
         ports: Some(ports),
         readiness_probe: Some(tcp_probe(CLIENT_PORT, 10, 3)),
         liveness_probe: Some(tcp_probe(CONTROLLER_PORT, 60, 6)),
-        resources: spec.resources.clone(),
+        resources: Some(resources.clone()),
+        // Pod Security Standards "restricted": brokers need no privilege at all.
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            run_as_non_root: Some(true),
+            ..Default::default()
+        }),
         volume_mounts: Some(vec![
             VolumeMount {
                 name: "data".into(),
@@ -482,6 +562,10 @@ fn statefulset(
                         run_as_non_root: Some(true),
                         run_as_user: Some(1000),
                         fs_group: Some(1000),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
                         ..Default::default()
                     }),
                     termination_grace_period_seconds: Some(120),
@@ -737,4 +821,55 @@ pub fn rendered_yaml(input: &RenderInput<'_>) -> Result<String> {
         out.push_str(&serde_yaml::to_string(&object).map_err(|e| Error::Serialize(e.to_string()))?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_quantities_are_read_in_both_unit_systems() {
+        assert_eq!(quantity_bytes("2Gi"), Some(2 << 30));
+        assert_eq!(quantity_bytes("1536Mi"), Some(1536 << 20));
+        assert_eq!(quantity_bytes("1500M"), Some(1_500_000_000));
+        assert_eq!(quantity_bytes("2147483648"), Some(2 << 30));
+        assert_eq!(quantity_bytes("1e9"), Some(1_000_000_000));
+        assert_eq!(quantity_bytes("0.5Gi"), Some(1 << 29));
+        for bad in ["", "Gi", "2GB", "-1Gi", "two"] {
+            assert_eq!(quantity_bytes(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_heap_is_half_the_memory_and_kafkas_default_without_one() {
+        let with = |side: &str, memory: &str| {
+            let map = Some(BTreeMap::from([(
+                "memory".to_owned(),
+                Quantity(memory.into()),
+            )]));
+            let mut resources = ResourceRequirements::default();
+            if side == "limits" {
+                resources.limits = map;
+            } else {
+                resources.requests = map;
+            }
+            heap_options(&resources)
+        };
+        assert_eq!(with("limits", "4Gi"), "-Xms2048m -Xmx2048m");
+        assert_eq!(with("requests", "3Gi"), "-Xms1536m -Xmx1536m");
+        assert_eq!(
+            with("limits", "256Mi"),
+            "-Xms256m -Xmx256m",
+            "never below 256m"
+        );
+        assert_eq!(
+            heap_options(&ResourceRequirements::default()),
+            "-Xms1024m -Xmx1024m"
+        );
+        assert_eq!(
+            heap_options(&broker_resources(None)),
+            "-Xms1024m -Xmx1024m",
+            "the default 2Gi"
+        );
+    }
 }

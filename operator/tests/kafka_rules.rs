@@ -218,3 +218,135 @@ fn a_changed_configuration_rolls_the_brokers_and_volumes_outlive_the_cluster_unl
         json!({ "whenDeleted": "Delete", "whenScaled": "Retain" })
     );
 }
+
+/// What the Pod Security Standards' "restricted" level forbids in a pod template
+/// (https://kubernetes.io/docs/concepts/security/pod-security-standards/), as the PodSecurity
+/// admission controller checks it: a namespace labelled `enforce: restricted` admits the
+/// brokers only when this is empty. (tests/chart checks the chart's pods with the same rules.)
+fn restricted_violations(pod: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let pod_context = &pod["securityContext"];
+    for flag in ["hostNetwork", "hostPID", "hostIPC"] {
+        if pod[flag] == true {
+            problems.push(format!("{flag} is set"));
+        }
+    }
+    let allowed_volumes = [
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    ];
+    for volume in pod["volumes"].as_array().into_iter().flatten() {
+        for kind in volume.as_object().unwrap().keys() {
+            if kind != "name" && !allowed_volumes.contains(&kind.as_str()) {
+                problems.push(format!("volume of type {kind}"));
+            }
+        }
+    }
+    if pod_context["runAsUser"] == 0 {
+        problems.push("the pod runs as root".into());
+    }
+    let containers = ["containers", "initContainers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|field| pod[*field].as_array().cloned().unwrap_or_default());
+    for container in containers {
+        let name = container["name"].as_str().unwrap().to_owned();
+        let context = &container["securityContext"];
+        if context["privileged"] == true {
+            problems.push(format!("{name} is privileged"));
+        }
+        if context["allowPrivilegeEscalation"] != false {
+            problems.push(format!("{name} may escalate privileges"));
+        }
+        let dropped = context["capabilities"]["drop"].as_array().cloned();
+        if !dropped.unwrap_or_default().contains(&json!("ALL")) {
+            problems.push(format!("{name} does not drop ALL capabilities"));
+        }
+        let added = context["capabilities"]["add"].as_array().cloned();
+        if added
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c != "NET_BIND_SERVICE")
+        {
+            problems.push(format!("{name} adds capabilities"));
+        }
+        let non_root = if context["runAsNonRoot"].is_null() {
+            &pod_context["runAsNonRoot"]
+        } else {
+            &context["runAsNonRoot"]
+        };
+        if non_root != true || context["runAsUser"] == 0 {
+            problems.push(format!("{name} may run as root"));
+        }
+        let seccomp = if context["seccompProfile"].is_null() {
+            &pod_context["seccompProfile"]["type"]
+        } else {
+            &context["seccompProfile"]["type"]
+        };
+        if seccomp != "RuntimeDefault" && seccomp != "Localhost" {
+            problems.push(format!("{name} has no RuntimeDefault seccomp profile"));
+        }
+        for port in container["ports"].as_array().into_iter().flatten() {
+            if port["hostPort"].as_i64().unwrap_or(0) != 0 {
+                problems.push(format!("{name} uses a host port"));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn brokers_meet_the_restricted_pod_security_standard() {
+    for (shape, cluster) in shapes() {
+        for statefulset in of_kind(&rendered(&cluster), "StatefulSet") {
+            let problems = restricted_violations(&statefulset["spec"]["template"]["spec"]);
+            assert!(problems.is_empty(), "{shape}: {problems:?}");
+        }
+    }
+    // The check itself finds what the standard forbids.
+    assert_eq!(
+        restricted_violations(
+            &json!({ "containers": [{ "name": "c" }], "volumes": [{ "name": "h", "hostPath": {} }] })
+        ),
+        [
+            "volume of type hostPath",
+            "c may escalate privileges",
+            "c does not drop ALL capabilities",
+            "c may run as root",
+            "c has no RuntimeDefault seccomp profile",
+        ]
+    );
+}
+
+/// Kafka's start script sizes the JVM heap from `KAFKA_HEAP_OPTS` (1 GiB by default whatever the
+/// container may use): a broker gets half of its memory as heap, and requests and a memory
+/// limit when the spec gives none, so the scheduler places it where that memory is.
+#[test]
+fn the_heap_follows_the_memory_a_broker_is_given() {
+    let heap = |cluster: &KafkaCluster| {
+        let objects = rendered(cluster);
+        let statefulset = of_kind(&objects, "StatefulSet")[0].clone();
+        (
+            env(&statefulset, "KAFKA_HEAP_OPTS"),
+            statefulset["spec"]["template"]["spec"]["containers"][0]["resources"].clone(),
+        )
+    };
+    let (options, resources) = heap(&cluster(json!({})));
+    assert_eq!(options, "-Xms1024m -Xmx1024m");
+    assert_eq!(resources["requests"]["memory"], "2Gi");
+    assert_eq!(resources["limits"]["memory"], "2Gi");
+    assert!(resources["requests"]["cpu"].is_string());
+    let (options, resources) = heap(&cluster(
+        json!({ "resources": { "limits": { "memory": "8Gi", "cpu": "2" }, "requests": { "memory": "8Gi" } } }),
+    ));
+    assert_eq!(options, "-Xms4096m -Xmx4096m");
+    assert_eq!(
+        resources,
+        json!({ "limits": { "memory": "8Gi", "cpu": "2" }, "requests": { "memory": "8Gi" } })
+    );
+}

@@ -156,3 +156,85 @@ def test_the_kubernetes_provisioner_gets_its_settings_and_a_least_privilege_role
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "capstan-control-plane", "namespace": "platform"}]
     # With local brokers there is no such identity.
     assert not by_kind(render(), "Role")
+
+
+# Pod Security Standards, "restricted" profile (https://kubernetes.io/docs/concepts/security/pod-security-standards/),
+# every control of the baseline and restricted levels, as the PodSecurity admission controller
+# checks a pod template.
+RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+                "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+                "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+                "net.ipv4.tcp_keepalive_probes"}
+
+
+def restricted_violations(pod):
+    problems = []
+    pod_context = pod.get("securityContext") or {}
+    containers = pod.get("containers", []) + pod.get("initContainers", []) + pod.get("ephemeralContainers", [])
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(flag):
+            problems.append(f"{flag} is set")
+    for volume in pod.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUME_TYPES:
+            problems.append(f"volume {volume['name']} is of a type restricted pods may not use: {kinds}")
+    for sysctl in pod_context.get("sysctls", []):
+        if sysctl["name"] not in SAFE_SYSCTLS:
+            problems.append(f"unsafe sysctl {sysctl['name']}")
+    if (pod_context.get("seLinuxOptions") or {}).get("type") not in (None, "", "container_t", "container_init_t", "container_kvm_t"):
+        problems.append("a custom SELinux type")
+    if pod_context.get("runAsUser") == 0:
+        problems.append("the pod runs as root")
+    pod_seccomp = (pod_context.get("seccompProfile") or {}).get("type")
+    for container in containers:
+        name = container["name"]
+        context = container.get("securityContext") or {}
+        if context.get("privileged"):
+            problems.append(f"{name} is privileged")
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name} does not set allowPrivilegeEscalation: false")
+        capabilities = context.get("capabilities") or {}
+        if "ALL" not in (capabilities.get("drop") or []):
+            problems.append(f"{name} does not drop ALL capabilities")
+        if set(capabilities.get("add") or []) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{name} adds capabilities")
+        non_root = context.get("runAsNonRoot", pod_context.get("runAsNonRoot"))
+        if non_root is not True:
+            problems.append(f"{name} may run as root (runAsNonRoot)")
+        if context.get("runAsUser") == 0:
+            problems.append(f"{name} runs as root")
+        seccomp = (context.get("seccompProfile") or {}).get("type", pod_seccomp)
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{name} has no RuntimeDefault or Localhost seccomp profile")
+        if context.get("procMount") not in (None, "Default"):
+            problems.append(f"{name} mounts /proc unmasked")
+        if (context.get("appArmorProfile") or {}).get("type") == "Unconfined":
+            problems.append(f"{name} is unconfined by AppArmor")
+        for port in container.get("ports", []):
+            if port.get("hostPort"):
+                problems.append(f"{name} uses a host port")
+    return problems
+
+
+@pytest.mark.parametrize("values", [
+    {},
+    {"controlPlane": {"provisioner": "kubernetes", "kafkaGateway": {"tlsSecretName": "kafka-tls", "nodePorts": {"first": 9093, "count": 3}}}},
+], ids=["defaults", "kubernetes provisioner with TLS"])
+def test_every_pod_meets_the_restricted_pod_security_standard(values):
+    deployments = by_kind(render(values), "Deployment")
+    assert len(deployments) == 2
+    for deployment in deployments:
+        problems = restricted_violations(deployment["spec"]["template"]["spec"])
+        assert not problems, (deployment["metadata"]["name"], problems)
+
+
+def test_the_restricted_check_finds_what_the_standard_forbids():
+    assert restricted_violations({"containers": [{"name": "c"}]}) == [
+        "c does not set allowPrivilegeEscalation: false",
+        "c does not drop ALL capabilities",
+        "c may run as root (runAsNonRoot)",
+        "c has no RuntimeDefault or Localhost seccomp profile",
+    ]
+    assert "volume h is of a type restricted pods may not use: {'hostPath'}" in restricted_violations(
+        {"containers": [], "volumes": [{"name": "h", "hostPath": {"path": "/"}}]})
