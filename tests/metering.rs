@@ -441,3 +441,93 @@ async fn a_sweep_stopped_inside_its_transaction_stores_nothing_on_sqlite() {
 async fn a_sweep_stopped_inside_its_transaction_stores_nothing_on_postgres() {
     a_sweep_stopped_inside_its_transaction_stores_nothing(true).await;
 }
+
+/// The metric names a PromQL expression reads (`capstan_…`, a histogram's `_bucket` series
+/// named by its family).
+fn metrics_in(expr: &str) -> Vec<String> {
+    expr.match_indices("capstan_")
+        .map(|(at, _)| {
+            let name: String = expr[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            name.strip_suffix("_bucket")
+                .map(str::to_owned)
+                .unwrap_or(name)
+        })
+        .collect()
+}
+
+/// Every query of the chart's Grafana dashboard (charts/capstan/dashboards/capstan.json) names
+/// a metric the binary exports: the control plane's `/metrics` after a workload that reaches
+/// each of them (REST, the Kafka gateway and a malformed frame to it, sweeps with one cluster
+/// failing), and the operator's metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_queries_only_metrics_the_binary_exports() {
+    use nix::sys::signal::{Signal, kill};
+    use tokio::io::AsyncWriteExt;
+    let run = start(false).await;
+    let healthy = run.cluster("dashboard", &[("t", 1)]).await;
+    let frozen = run.dedicated_cluster("frozen", &[("t", 1)]).await;
+    let batch = serde_json::to_string(&vec![json!({ "value": "r" }); 3]).unwrap();
+    run.rest(&healthy, Method::POST, "/produce/t", &batch, &[])
+        .await;
+    produce_tcp(&healthy, "t", 5, 10).await;
+    // A frame claiming 2 GiB: the gateway refuses it and counts why.
+    let mut raw = tokio::net::TcpStream::connect(&run.kafka).await.unwrap();
+    raw.write_all(&0x7fff_ffffu32.to_be_bytes()).await.unwrap();
+    let _ = raw.flush().await;
+    let target = fleet_target(&run, &frozen).await;
+    let port = target.credentials.bootstrap.rsplit(':').next().unwrap();
+    let pid = broker_pid(port);
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let report = run.sweep().await;
+    kill(pid, Signal::SIGCONT).unwrap();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+
+    let scraped = reqwest::get(format!("{}/metrics", run.api))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut exported: std::collections::BTreeSet<String> = scraped
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect();
+    let operator = capstan_operator::metrics::Metrics::new().unwrap();
+    operator.reconciles.inc();
+    operator.errors.with_label_values(&["api"]).inc();
+    operator.duration.observe(0.1);
+    exported.extend(
+        operator
+            .registry
+            .gather()
+            .iter()
+            .map(|family| family.name().to_owned()),
+    );
+
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string("charts/capstan/dashboards/capstan.json").unwrap(),
+    )
+    .unwrap();
+    let mut named = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let metrics = metrics_in(expr);
+            assert!(!metrics.is_empty(), "{expr}");
+            for metric in metrics {
+                assert!(
+                    exported.contains(&metric),
+                    "panel {:?} reads {metric}, which the binary does not export (it exports {exported:?})",
+                    panel["title"]
+                );
+                named += 1;
+            }
+        }
+    }
+    assert!(named >= 15, "the dashboard reads {named} metrics");
+}

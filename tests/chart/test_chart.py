@@ -1,6 +1,7 @@
 """The Helm chart, rendered offline with Helm's own library (helm-python-sdk), linted, and every
 rendered object validated against the official Kubernetes schemas (kubernetes-validate)."""
 
+import json
 from pathlib import Path
 
 import helm_python as helm
@@ -238,3 +239,34 @@ def test_the_restricted_check_finds_what_the_standard_forbids():
     ]
     assert "volume h is of a type restricted pods may not use: {'hostPath'}" in restricted_violations(
         {"containers": [], "volumes": [{"name": "h", "hostPath": {"path": "/"}}]})
+
+
+def test_monitoring_ships_service_and_pod_monitors_and_the_dashboard():
+    objects = render({
+        "controlPlane": {"metricsTokenSecret": "scrape-token"},
+        "monitoring": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+                       "dashboard": {"enabled": True}},
+    })
+    # Prometheus Operator's kinds are CRDs kubernetes-validate does not know: checked here.
+    validate([o for o in objects if o["kind"] not in ("ServiceMonitor", "PodMonitor")])
+    monitor = by_kind(objects, "ServiceMonitor")[0]
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert (endpoint["port"], endpoint["path"]) == ("api", "/metrics")
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": {"name": "scrape-token", "key": "metrics-token"}}
+    service = by_kind(objects, "Service")[0]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert "api" in [p["name"] for p in service["spec"]["ports"]]
+    pods = by_kind(objects, "PodMonitor")[0]
+    operator = next(d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "capstan-operator")
+    assert pods["spec"]["selector"]["matchLabels"].items() <= operator["spec"]["template"]["metadata"]["labels"].items()
+    assert pods["spec"]["podMetricsEndpoints"][0]["port"] in [p["name"] for p in operator["spec"]["template"]["spec"]["containers"][0]["ports"]]
+    dashboard = next(c for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"] == "capstan-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    panels = json.loads(dashboard["data"]["capstan.json"])["panels"]
+    assert len(panels) >= 15 and all(p["targets"][0]["expr"] for p in panels)
+
+
+def test_a_service_monitor_without_the_metrics_token_is_refused():
+    with pytest.raises(Exception, match="metricsTokenSecret"):
+        render({"monitoring": {"serviceMonitor": {"enabled": True}}})
