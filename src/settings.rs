@@ -159,6 +159,17 @@ pub struct CommonArgs {
     /// `https://console.example.com` (default: `http://` and the API's listen address).
     #[arg(long, env = "CAPSTAN_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Open connections each HTTP listener (API, REST gateway) serves at once; more wait in
+    /// the kernel's accept queue.
+    #[arg(long, env = "CAPSTAN_HTTP_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub http_max_connections: usize,
+    /// Seconds a client has to send a request's headers (and to start the next request on a
+    /// kept-alive connection) before the connection is closed.
+    #[arg(long, env = "CAPSTAN_HTTP_HEADER_TIMEOUT", default_value_t = 15)]
+    pub http_header_timeout: u64,
+    /// Seconds requests in progress get to finish once shutdown begins.
+    #[arg(long, env = "CAPSTAN_SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace: u64,
 }
 
 fn parse_cidr(text: &str) -> Result<capstan_api::client_address::Cidr, String> {
@@ -242,6 +253,11 @@ impl CommonArgs {
                 None => MailSettings::Off,
             },
             public_url: self.public_url.clone().unwrap_or_default(),
+            http_limits: capstan_api::listener::ConnectionLimits {
+                max_connections: self.http_max_connections.max(1),
+                header_timeout: std::time::Duration::from_secs(self.http_header_timeout.max(1)),
+                shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace),
+            },
         })
     }
 }

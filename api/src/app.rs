@@ -253,7 +253,7 @@ impl Application {
         let api = crate::listener::serve(
             self.listener,
             routes::router(self.state.clone(), self.console),
-            crate::listener::ConnectionLimits::default(),
+            self.state.config.http_limits,
             stopped(stop_rx.clone()),
         );
         let gateway = gateway::serve(

@@ -89,13 +89,27 @@ pub async fn serve<S>(
         let service = service
             .clone()
             .map_request(move |request: Request<Incoming>| with_peer(request, peer));
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
         connections.spawn(async move {
             let _place = place;
-            if let Err(error) = connection.await {
+            // hyper's header timer starts with the first byte: a connection that never sends
+            // one would hold its place forever, so it gets the header timeout to start.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(limits.header_timeout, stream.peek(&mut first)).await {
+                Ok(Ok(read)) if read > 0 => {}
+                Ok(_) => return,
+                Err(_) => {
+                    tracing::debug!(%peer, "connection closed: no request within the header timeout");
+                    return;
+                }
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service),
+                )
+                .into_owned();
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
         });

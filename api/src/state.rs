@@ -55,6 +55,8 @@ pub struct PlatformConfig {
     /// The console's address as its users reach it (`--public-url`), for links in mail; empty
     /// means the API's own listen address.
     pub public_url: String,
+    /// Connections and timeouts of each HTTP listener (the API and the REST gateway).
+    pub http_limits: crate::listener::ConnectionLimits,
 }
 
 /// The token that opens `/metrics` to Prometheus (`--metrics-token`); never printed.
@@ -104,6 +106,7 @@ impl Default for PlatformConfig {
             trusted_proxies: Vec::new(),
             mail: crate::mail::MailSettings::Off,
             public_url: String::new(),
+            http_limits: crate::listener::ConnectionLimits::default(),
         }
     }
 }

@@ -256,11 +256,6 @@ pub async fn serve(
     state: GatewayState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    crate::listener::serve(
-        listener,
-        service(state),
-        crate::listener::ConnectionLimits::default(),
-        shutdown,
-    )
-    .await;
+    let limits = state.app.config.http_limits;
+    crate::listener::serve(listener, service(state), limits, shutdown).await;
 }

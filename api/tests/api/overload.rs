@@ -12,7 +12,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::helpers::{Auth, Backend, spawn_app};
+use crate::helpers::{Auth, Backend, spawn_app, spawn_app_with};
 
 /// Slow uploads held open at once.
 const SLOW_UPLOADS: usize = 300;
@@ -204,4 +204,48 @@ async fn a_body_declared_larger_than_the_limit_is_refused_before_it_is_read() {
     let answer = String::from_utf8_lossy(&answer[..read]);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("accepts at most 1048576"), "{answer}");
+}
+
+/// `--http-max-connections` and `--http-header-timeout` hold on both HTTP listeners: with room
+/// for two connections, two that never send a request are closed at the header timeout, and a
+/// third connection's request, waiting meanwhile, is then answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_connection_limits_hold_on_both_listeners() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        capstan_api::state::PlatformConfig {
+            http_limits: capstan_api::listener::ConnectionLimits {
+                max_connections: 2,
+                header_timeout: Duration::from_secs(1),
+                shutdown_grace: Duration::from_secs(1),
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    for address in [app.address, app.gateway] {
+        let mut idle = Vec::new();
+        for _ in 0..2 {
+            idle.push(tokio::net::TcpStream::connect(address).await.unwrap());
+        }
+        let mut waiting = tokio::net::TcpStream::connect(address).await.unwrap();
+        waiting
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: capstan\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        for mut connection in idle {
+            let mut byte = [0u8; 1];
+            let closed = tokio::time::timeout(Duration::from_secs(10), connection.read(&mut byte))
+                .await
+                .expect("an idle connection is closed at the header timeout");
+            assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+        }
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(10), waiting.read_to_string(&mut answer))
+            .await
+            .expect("the waiting request is answered once there is room")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{address}: {answer}");
+    }
 }
