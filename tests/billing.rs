@@ -40,6 +40,21 @@ async fn set_budget(run: &Running, cluster_id: &str, dollars: i64) {
     );
 }
 
+/// Asks for a budget of `dollars` that must be refused (409); answers why.
+async fn refused_budget(run: &Running, cluster_id: &str, dollars: i64) -> String {
+    let response = run
+        .http
+        .patch(format!("{}/v2/kafka/update-budget/{cluster_id}", run.api))
+        .basic_auth(&run.auth.0, Some(&run.auth.1))
+        .json(&json!({ "budget": dollars }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let refused: Value = response.json().await.unwrap();
+    refused["error"].as_str().unwrap().to_owned()
+}
+
 /// A webhook receiver on loopback that keeps what it is sent.
 async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
     let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -180,21 +195,9 @@ async fn a_budget_below_the_month_so_far_is_refused_and_a_change_rearms_the_noti
     // 250 messages at 1¢: the month has cost $2.50.
     assert_eq!(produce_rest(&run, &cluster, 250).await, StatusCode::OK);
     run.sweep_and_enforce().await;
-    let response = run
-        .http
-        .patch(format!("{}/v2/kafka/update-budget/{id}", run.api))
-        .basic_auth(&run.auth.0, Some(&run.auth.1))
-        .json(&json!({ "budget": 2 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CONFLICT);
-    let refused: serde_json::Value = response.json().await.unwrap();
+    let refused = refused_budget(&run, id, 2).await;
     assert!(
-        refused["error"]
-            .as_str()
-            .unwrap()
-            .contains("cost $2.50 so far: set a budget of at least $3"),
+        refused.contains("cost $2.50 so far: set a budget of at least $3"),
         "{refused}"
     );
     assert_eq!(run.cost(&cluster).await["budget_dollars"], 100, "unchanged");
@@ -809,21 +812,9 @@ async fn a_month_at_the_default_prices_is_invoiced_to_the_cent(postgres: bool) {
 
     // The month so far is 104¢ on `multi`: a $1 budget is refused, $2 accepted.
     let multi_id = multi["cluster_id"].as_str().unwrap();
-    let refused = run
-        .http
-        .patch(format!("{}/v2/kafka/update-budget/{multi_id}", run.api))
-        .basic_auth(&run.auth.0, Some(&run.auth.1))
-        .json(&json!({ "budget": 1 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), StatusCode::CONFLICT);
-    let refused: Value = refused.json().await.unwrap();
+    let refused = refused_budget(&run, multi_id, 1).await;
     assert!(
-        refused["error"]
-            .as_str()
-            .unwrap()
-            .contains("cost $1.04 so far: set a budget of at least $2"),
+        refused.contains("cost $1.04 so far: set a budget of at least $2"),
         "{refused}"
     );
     run.set_budget(&multi, 2).await;

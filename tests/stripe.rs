@@ -152,6 +152,16 @@ async fn recorder(upstream: String) -> (String, Arc<Mutex<Vec<Sent>>>) {
     (base, sent)
 }
 
+/// A cluster that produced `messages` over REST this month, which is then closed at `prices`.
+async fn close_a_month_of(run: &support::Running, prices: &PriceList, messages: usize) {
+    let cluster = run.cluster("billed", &[("t", 1)]).await;
+    let body = serde_json::to_string(&vec![json!({ "value": "m" }); messages]).unwrap();
+    run.rest(&cluster, Method::POST, "/produce/t", &body, &[])
+        .await;
+    run.sweep().await;
+    run.close_this_month(prices).await;
+}
+
 fn config(base: &str) -> StripeConfig {
     // localstripe refuses Stripe's newer invoice parameters.
     StripeConfig {
@@ -187,12 +197,7 @@ async fn invoices_reach_stripe_once_and_its_signed_webhook_marks_them_paid() {
         .error_for_status()
         .unwrap();
 
-    let cluster = run.cluster("billed", &[("t", 1)]).await;
-    let body = serde_json::to_string(&vec![json!({ "value": "m" }); 30]).unwrap();
-    run.rest(&cluster, Method::POST, "/produce/t", &body, &[])
-        .await;
-    run.sweep().await;
-    run.close_this_month(&prices).await;
+    close_a_month_of(&run, &prices, 30).await;
     let store = run.platform_state.store.clone();
     let emails = capstan_api::accounts::emails(&store).await.unwrap();
 
@@ -394,12 +399,7 @@ async fn a_sync_stopped_between_stripe_and_the_store_repeats_its_requests_under_
         ..Default::default()
     };
     let run = start_configured(false, PlatformConfig::default(), prices.clone(), None, None).await;
-    let cluster = run.cluster("crashy", &[("t", 1)]).await;
-    let body = serde_json::to_string(&vec![json!({ "value": "m" }); 12]).unwrap();
-    run.rest(&cluster, Method::POST, "/produce/t", &body, &[])
-        .await;
-    run.sweep().await;
-    run.close_this_month(&prices).await;
+    close_a_month_of(&run, &prices, 12).await;
     let store = run.platform_state.store.clone();
     let emails = capstan_api::accounts::emails(&store).await.unwrap();
     let (recording, sent) = recorder(stripe_server.base.clone()).await;

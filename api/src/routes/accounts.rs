@@ -17,6 +17,19 @@ use crate::{
     state::AppState,
 };
 
+/// A new session for `account_id`, as log-in, a password change and a reset answer it.
+async fn new_session(state: &AppState, account_id: &str) -> Result<Json<Session>> {
+    Ok(Json(
+        sessions::issue(
+            &state.store,
+            &state.key,
+            account_id,
+            state.config.session_ttl_seconds,
+        )
+        .await?,
+    ))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Credentials {
@@ -49,15 +62,7 @@ pub(super) async fn log_in(
         &body.password,
     )
     .await?;
-    Ok(Json(
-        sessions::issue(
-            &state.store,
-            &state.key,
-            &account.id,
-            state.config.session_ttl_seconds,
-        )
-        .await?,
-    ))
+    new_session(&state, &account.id).await
 }
 
 /// `POST /v2/auth/logout`: ends the caller's session at once.
@@ -99,15 +104,7 @@ pub(super) async fn change_password(
         &body.new_password,
     )
     .await?;
-    Ok(Json(
-        sessions::issue(
-            &state.store,
-            &state.key,
-            &caller.account_id,
-            state.config.session_ttl_seconds,
-        )
-        .await?,
-    ))
+    new_session(&state, &caller.account_id).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,15 +145,7 @@ pub(super) async fn confirm_password_reset(
 ) -> Result<Json<Session>> {
     let account_id =
         password_reset::confirm(&state, &address, &body.token, &body.new_password).await?;
-    Ok(Json(
-        sessions::issue(
-            &state.store,
-            &state.key,
-            &account_id,
-            state.config.session_ttl_seconds,
-        )
-        .await?,
-    ))
+    new_session(&state, &account_id).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,8 +3,19 @@ use serde_json::{Value, json};
 
 use capstan_api::{mail::MailSettings, state::PlatformConfig};
 
-use crate::helpers::{Auth, Backend, PASSWORD, spawn_app, spawn_app_with};
+use crate::helpers::{Auth, Backend, PASSWORD, TestApp, spawn_app, spawn_app_with};
 use crate::on_both_backends;
+
+/// Logs in with `email` and `password`; the status and the answer.
+async fn log_in(app: &TestApp, email: &str, password: &str) -> (StatusCode, Value) {
+    app.call(
+        Method::POST,
+        "/v2/auth/login",
+        &Auth::None,
+        Some(json!({ "email": email, "password": password })),
+    )
+    .await
+}
 
 async fn sign_up_log_in_and_manage_api_keys(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -230,22 +241,9 @@ async fn an_account_may_hold_only_the_configured_number_of_api_keys() {
 async fn log_out_and_password_changes_end_sessions(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.new_user().await;
-    let log_in = |password: &'static str| {
-        let app = &app;
-        let email = user.email.clone();
-        async move {
-            app.call(
-                Method::POST,
-                "/v2/auth/login",
-                &Auth::None,
-                Some(json!({ "email": email, "password": password })),
-            )
-            .await
-        }
-    };
-    let (_, first) = log_in(PASSWORD).await;
+    let (_, first) = log_in(&app, &user.email, PASSWORD).await;
     let first = Auth::Bearer(first["token"].as_str().unwrap().to_owned());
-    let (_, second) = log_in(PASSWORD).await;
+    let (_, second) = log_in(&app, &user.email, PASSWORD).await;
     let second = Auth::Bearer(second["token"].as_str().unwrap().to_owned());
     let (status, _) = app
         .call(Method::GET, "/v2/kafka/clusters", &first, None)
@@ -305,7 +303,7 @@ async fn log_out_and_password_changes_end_sessions(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
 
     // A change ends every session and answers a new one; API keys keep working.
-    let (status, third) = log_in(PASSWORD).await;
+    let (status, third) = log_in(&app, &user.email, PASSWORD).await;
     assert_eq!(status, StatusCode::OK);
     let third = Auth::Bearer(third["token"].as_str().unwrap().to_owned());
     let (status, fresh) = app
@@ -332,9 +330,9 @@ async fn log_out_and_password_changes_end_sessions(backend: Backend) {
         .call(Method::GET, "/v2/kafka/clusters", &user.auth(), None)
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = log_in(PASSWORD).await;
+    let (status, _) = log_in(&app, &user.email, PASSWORD).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = log_in("a new password 1").await;
+    let (status, _) = log_in(&app, &user.email, "a new password 1").await;
     assert_eq!(status, StatusCode::OK);
 }
 on_both_backends!(log_out_and_password_changes_end_sessions);
@@ -487,20 +485,7 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link(backend: Backend)
     )
     .await;
     let user = app.new_user().await;
-    let log_in = |password: &'static str| {
-        let email = user.email.clone();
-        let app = &app;
-        async move {
-            app.call(
-                Method::POST,
-                "/v2/auth/login",
-                &Auth::None,
-                Some(json!({ "email": email, "password": password })),
-            )
-            .await
-        }
-    };
-    let (_, session) = log_in(PASSWORD).await;
+    let (_, session) = log_in(&app, &user.email, PASSWORD).await;
     let old_session = Auth::Bearer(session["token"].as_str().unwrap().to_owned());
 
     // An address without an account gets the very same answer, and no mail.
@@ -555,8 +540,14 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link(backend: Backend)
     let fresh = Auth::Bearer(new_session["token"].as_str().unwrap().to_owned());
     let (status, _) = app.call(Method::GET, "/v2/api-keys", &fresh, None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(log_in(PASSWORD).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(log_in("a brand new passphrase").await.0, StatusCode::OK);
+    assert_eq!(
+        log_in(&app, &user.email, PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        log_in(&app, &user.email, "a brand new passphrase").await.0,
+        StatusCode::OK
+    );
 
     // The link works once.
     let (status, again) = confirm(token, "yet another passphrase").await;

@@ -310,17 +310,15 @@ impl Collector {
         topics.dedup();
         for topic in topics {
             // Messages over the hours since the last sweep, one storage sample in this hour.
+            let spread = |counts: &BTreeMap<String, i64>| {
+                spread_over_hours(counts.get(topic).copied().unwrap_or(0), from, now)
+            };
             let mut hours: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
-            let counted = [produced.get(topic), consumed.get(topic)];
-            for (kind, count) in counted.into_iter().enumerate() {
-                for (hour, share) in spread_over_hours(count.copied().unwrap_or(0), from, now) {
-                    let bucket = hours.entry(hour).or_default();
-                    if kind == 0 {
-                        bucket.0 += share;
-                    } else {
-                        bucket.1 += share;
-                    }
-                }
+            for (hour, share) in spread(&produced) {
+                hours.entry(hour).or_default().0 += share;
+            }
+            for (hour, share) in spread(&consumed) {
+                hours.entry(hour).or_default().1 += share;
             }
             hours.entry(hour_of(now)).or_default();
             let bytes = stored.get(topic).copied();

@@ -138,7 +138,17 @@ pub(crate) async fn sign_up(
             return refuse(status, errors);
         }
     };
-    let jar = start_session(&state, jar, &headers, &account.id).await?;
+    enter(&state, jar, &headers, &account.id).await
+}
+
+/// Logs the visitor in as `account_id` and takes them to their clusters.
+async fn enter(
+    state: &ConsoleState,
+    jar: CookieJar,
+    headers: &HeaderMap,
+    account_id: &str,
+) -> Result<Response> {
+    let jar = start_session(state, jar, headers, account_id).await?;
     Ok((jar, see_other("/clusters")).into_response())
 }
 
@@ -190,10 +200,7 @@ pub(crate) async fn log_in(
     )
     .await;
     match logged_in {
-        Ok(account) => {
-            let jar = start_session(&state, jar, &headers, &account.id).await?;
-            Ok((jar, see_other("/clusters")).into_response())
-        }
+        Ok(account) => enter(&state, jar, &headers, &account.id).await,
         Err(capstan_api::Error::RateLimited { retry_after, .. }) => {
             let minutes = retry_after.as_secs().div_ceil(60).max(1);
             refuse(
@@ -334,10 +341,7 @@ pub(crate) async fn reset_password(
     CsrfForm(form): CsrfForm<ResetPasswordForm>,
 ) -> Result<Response> {
     match password_reset::confirm(&state.app, &address, &form.token, &form.password).await {
-        Ok(account_id) => {
-            let jar = start_session(&state, jar, &headers, &account_id).await?;
-            Ok((jar, see_other("/clusters")).into_response())
-        }
+        Ok(account_id) => enter(&state, jar, &headers, &account_id).await,
         Err(capstan_api::Error::Unauthenticated(message)) => render(
             StatusCode::UNAUTHORIZED,
             &ResetPasswordPage::new(&csrf, &form.token, FieldErrors::one("", message)),
