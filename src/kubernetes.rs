@@ -39,6 +39,20 @@ impl Default for Pools {
     }
 }
 
+/// How the clients of dedicated clusters reach their brokers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DedicatedAccess {
+    /// Through the Kafka gateway, like shared clusters: the gateway applies the credentials'
+    /// scopes, the plan's limits and the cap, registers topics made over TCP, and counts what
+    /// it delivers; the brokers know no user but the control plane's.
+    #[default]
+    Gateway,
+    /// Straight to their brokers (`tcp_endpoint` is the brokers' bootstrap service): scopes are
+    /// the brokers' ACLs, the cap is client quotas, topics are administered only through the
+    /// API and console, and consumption is read from committed offsets.
+    Direct,
+}
+
 /// The resource id of the brokers a cluster's topics live on: its own, or its pool's.
 fn brokers_of(cluster: &ClusterSpec) -> String {
     match &cluster.placement {
@@ -63,6 +77,7 @@ fn tenant_sizes(sizes: BTreeMap<String, i64>, prefix: &str) -> BTreeMap<String, 
 pub struct KubernetesProvisioner {
     clusters: KubernetesClusters,
     pools: Pools,
+    dedicated_access: DedicatedAccess,
     /// How the control plane reaches each cluster's brokers, once the operator has made its
     /// Secret (`client_config` is synchronous, so this is kept here).
     access: Mutex<HashMap<String, Access>>,
@@ -93,14 +108,27 @@ fn state_of(phase: Option<&str>) -> Option<&'static str> {
 }
 
 impl KubernetesProvisioner {
-    /// A provisioner writing `KafkaCluster` resources through `clusters`, with shared `pools`.
-    pub fn new(clusters: KubernetesClusters, pools: Pools) -> Self {
+    /// A provisioner writing `KafkaCluster` resources through `clusters`, with shared `pools`,
+    /// whose dedicated clusters' clients connect as `dedicated_access` says.
+    pub fn new(
+        clusters: KubernetesClusters,
+        pools: Pools,
+        dedicated_access: DedicatedAccess,
+    ) -> Self {
         KubernetesProvisioner {
             clusters,
             pools,
+            dedicated_access,
             access: Mutex::default(),
             reported: Mutex::default(),
         }
+    }
+
+    /// True when `cluster`'s clients sign in to its brokers themselves (so the brokers need
+    /// their users, ACLs and quotas); clients of a pool, or of any cluster reached through the
+    /// gateway, never meet the brokers' users.
+    fn clients_meet_brokers(&self, cluster: &ClusterSpec) -> bool {
+        cluster.pool().is_none() && self.dedicated_access == DedicatedAccess::Direct
     }
 
     fn cached(&self, cluster_id: &str) -> Option<Access> {
@@ -187,6 +215,10 @@ impl Provisioner for KubernetesProvisioner {
 
     fn engine(&self) -> Engine {
         Engine::ApacheKafka
+    }
+
+    fn dedicated_through_gateway(&self) -> bool {
+        self.dedicated_access == DedicatedAccess::Gateway
     }
 
     async fn gateway_backend(&self, cluster: &ClusterSpec) -> Result<Backend> {
@@ -310,8 +342,8 @@ impl Provisioner for KubernetesProvisioner {
     }
 
     async fn put_user(&self, cluster: &ClusterSpec, user: &BrokerUser) -> Result<()> {
-        if cluster.pool().is_some() {
-            // Clients of a pool authenticate at the gateway.
+        if !self.clients_meet_brokers(cluster) {
+            // Its clients authenticate at the gateway.
             return Ok(());
         }
         let credentials = self.protocol_credentials(cluster).await?;
@@ -326,7 +358,7 @@ impl Provisioner for KubernetesProvisioner {
     }
 
     async fn delete_user(&self, cluster: &ClusterSpec, username: &str) -> Result<()> {
-        if cluster.pool().is_some() {
+        if !self.clients_meet_brokers(cluster) {
             return Ok(());
         }
         let credentials = self.protocol_credentials(cluster).await?;
@@ -345,8 +377,8 @@ impl Provisioner for KubernetesProvisioner {
         usernames: &[String],
         bytes_per_second: Option<u64>,
     ) -> Result<()> {
-        if cluster.pool().is_some() {
-            // Clients of a pool are throttled at the gateway.
+        if !self.clients_meet_brokers(cluster) {
+            // Its clients are throttled at the gateway.
             return Ok(());
         }
         let credentials = self.protocol_credentials(cluster).await?;

@@ -80,6 +80,7 @@ async fn run_server(settings: settings::Resolved, dev: bool) -> anyhow::Result<(
             Some(Arc::new(capstan::kubernetes::KubernetesProvisioner::new(
                 clusters,
                 kubernetes.pools(),
+                kubernetes.kubernetes_dedicated_access,
             )))
         }
         None => {

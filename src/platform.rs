@@ -78,7 +78,7 @@ impl ControlPlaneFleet {
                 password: setting("sasl.password"),
             },
             multizone: row.multizone != 0,
-            consumption_from_offsets: !row.through_gateway(self.state.provisioner.engine()),
+            consumption_from_offsets: !row.through_gateway(self.state.provisioner.as_ref()),
             prefix: row.prefix,
             pool: row.pool,
             cluster_id: row.id,

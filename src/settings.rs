@@ -539,6 +539,16 @@ pub struct KubernetesArgs {
         default_value_t = 3
     )]
     pub kubernetes_pool_brokers_per_zone: u16,
+    /// How clients of dedicated clusters connect: `gateway` (through the Kafka gateway, which
+    /// applies scopes, plan limits and the cap and meters what it delivers) or `direct` (to
+    /// their own brokers, which apply the scopes as ACLs and the cap as client quotas).
+    #[arg(
+        long,
+        env = "CAPSTAN_KUBERNETES_DEDICATED_ACCESS",
+        value_enum,
+        default_value_t = capstan::kubernetes::DedicatedAccess::Gateway
+    )]
+    pub kubernetes_dedicated_access: capstan::kubernetes::DedicatedAccess,
 }
 
 impl KubernetesArgs {

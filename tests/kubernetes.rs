@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use capstan::kubernetes::KubernetesProvisioner;
+use capstan::kubernetes::{DedicatedAccess, KubernetesProvisioner};
 use capstan_api::state::PlatformConfig;
 use capstan_kafka::gateway::Scope;
 use capstan_operator::{
@@ -28,10 +28,11 @@ use http::{Method, Request, Response, StatusCode};
 use kafka_protocol::{
     messages::{
         AlterClientQuotasRequest, AlterClientQuotasResponse, AlterUserScramCredentialsRequest,
-        AlterUserScramCredentialsResponse, ApiKey, CreateAclsRequest, CreateAclsResponse,
-        DeleteAclsRequest, DeleteAclsResponse,
+        AlterUserScramCredentialsResponse, ApiKey, BrokerId, CreateAclsRequest, CreateAclsResponse,
+        DeleteAclsRequest, DeleteAclsResponse, MetadataRequest, MetadataResponse, TopicName,
+        metadata_response,
     },
-    protocol::Decodable,
+    protocol::{Decodable, StrBytes},
 };
 use kube::{Client, client::Body};
 use reqwest::Method as HttpMethod;
@@ -104,8 +105,12 @@ fn client(api: Shared) -> Client {
 }
 
 /// The control plane with the Kubernetes provisioner on the mocked API server `api` (three
-/// zones, Kafka 3.9.1), shared clusters on `pools`.
-async fn start_on_kubernetes(api: Shared, pools: capstan::kubernetes::Pools) -> support::Running {
+/// zones, Kafka 3.9.1), shared clusters on `pools`, dedicated clusters reached as `access` says.
+async fn start_on_kubernetes(
+    api: Shared,
+    pools: capstan::kubernetes::Pools,
+    access: DedicatedAccess,
+) -> support::Running {
     let clusters = KubernetesClusters::new(
         client(api),
         ClusterTemplate {
@@ -122,7 +127,9 @@ async fn start_on_kubernetes(api: Shared, pools: capstan::kubernetes::Pools) -> 
         Default::default(),
         None,
         None,
-        Some(Arc::new(KubernetesProvisioner::new(clusters, pools))),
+        Some(Arc::new(KubernetesProvisioner::new(
+            clusters, pools, access,
+        ))),
     )
     .await
 }
@@ -137,7 +144,12 @@ async fn cluster_state(run: &support::Running, id: &str) -> String {
 #[tokio::test]
 async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state() {
     let api: Shared = Arc::default();
-    let run = start_on_kubernetes(api.clone(), capstan::kubernetes::Pools::default()).await;
+    let run = start_on_kubernetes(
+        api.clone(),
+        capstan::kubernetes::Pools::default(),
+        DedicatedAccess::Direct,
+    )
+    .await;
 
     let cluster = run
         .api(
@@ -308,6 +320,146 @@ async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state
     );
 }
 
+#[tokio::test]
+async fn dedicated_clusters_are_reached_through_the_kafka_gateway_by_default() {
+    let api: Shared = Arc::default();
+    let run = start_on_kubernetes(
+        api.clone(),
+        capstan::kubernetes::Pools::default(),
+        DedicatedAccess::Gateway,
+    )
+    .await;
+    let cluster = run
+        .api(
+            HttpMethod::POST,
+            "/v2/kafka/cluster",
+            Some(json!({ "name": "isolated", "region": "eu-west-1", "multizone": false, "placement": "dedicated" })),
+        )
+        .await;
+    let id = cluster["cluster_id"].as_str().unwrap();
+    assert_eq!(cluster["placement"], "dedicated");
+    assert_eq!(
+        cluster["tcp_endpoint"],
+        run.kafka.as_str(),
+        "clients of a dedicated cluster connect to the gateway too"
+    );
+
+    // The brokers: a mock that answers Metadata and records which requests reach it (its
+    // SCRAM exchange accepts only the admin user the operator wrote into the Secret).
+    let received: Arc<Mutex<Vec<ApiKey>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let brokers = listener.local_addr().unwrap();
+    let log = received.clone();
+    tokio::spawn(mock_broker::serve(
+        listener,
+        Arc::new(move |key, version, correlation, _body| {
+            log.lock().unwrap().push(key);
+            assert_eq!(key, ApiKey::Metadata, "only Metadata is asked here");
+            let partition = metadata_response::MetadataResponsePartition::default()
+                .with_partition_index(0)
+                .with_leader_id(BrokerId(0))
+                .with_replica_nodes(vec![BrokerId(0)])
+                .with_isr_nodes(vec![BrokerId(0)]);
+            let topic = |name: &'static str| {
+                metadata_response::MetadataResponseTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_static_str(name))))
+                    .with_partitions(vec![partition.clone()])
+            };
+            mock_broker::encode(
+                correlation,
+                version,
+                MetadataResponse::default()
+                    .with_brokers(vec![
+                        metadata_response::MetadataResponseBroker::default()
+                            .with_node_id(BrokerId(0))
+                            .with_host(StrBytes::from_string(brokers.ip().to_string()))
+                            .with_port(i32::from(brokers.port())),
+                    ])
+                    .with_controller_id(BrokerId(0))
+                    .with_topics(vec![topic("orders"), topic("__consumer_offsets")]),
+            )
+        }),
+    ));
+    let name = provisioner::resource_name(id);
+    let namespace = "/namespaces/capstan-clusters";
+    {
+        let mut api = api.lock().unwrap();
+        let secret = api
+            .objects
+            .get_mut(&format!(
+                "/api/v1{namespace}/secrets/{name}-kafka-credentials"
+            ))
+            .unwrap();
+        secret["data"]["admin-username"] = json!(base64_of(mock_broker::USER));
+        secret["data"]["admin-password"] = json!(base64_of(mock_broker::PASSWORD));
+        api.objects
+            .get_mut(&format!(
+                "/apis/capstan.dev/v1alpha1{namespace}/kafkaclusters/{name}"
+            ))
+            .unwrap()["status"] =
+            json!({ "phase": "Ready", "readyBrokers": 1, "bootstrapServers": brokers.to_string() });
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cluster_state(&run, id).await != "active" {
+        assert!(
+            Instant::now() < deadline,
+            "the state did not follow the status"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A scoped credential is the gateway's to check: nothing is written to the brokers (the
+    // mock would record it), and the cap asks for no client quota.
+    run.api(
+        HttpMethod::POST,
+        "/v2/kafka/credential",
+        Some(json!({ "credential_name": "reader", "cluster_id": id, "topic": "orders", "permissions": "CONSUME" })),
+    )
+    .await;
+    run.set_budget(&cluster, 1).await;
+    record_usage(&run, id, 1_000_000).await;
+    run.enforcement
+        .run(capstan_billing::metering::unix_now())
+        .await
+        .unwrap();
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "{:?}",
+        received.lock().unwrap()
+    );
+
+    // A client through the gateway, signed in with the cluster's own credential, sees the
+    // dedicated brokers' topics (not Kafka's internal ones) at the gateway's address.
+    let mut client = capstan_kafka::Connection::open(
+        &run.kafka,
+        cluster["username"].as_str().unwrap(),
+        cluster["password"].as_str().unwrap(),
+    )
+    .await
+    .unwrap();
+    let metadata = client
+        .call(MetadataRequest::default().with_topics(None), 12)
+        .await
+        .unwrap();
+    assert_eq!(received.lock().unwrap().as_slice(), [ApiKey::Metadata]);
+    let topics: Vec<String> = metadata
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
+        .collect();
+    assert_eq!(topics, ["orders"]);
+    let advertised: Vec<String> = metadata
+        .brokers
+        .iter()
+        .map(|b| format!("{}:{}", b.host, b.port))
+        .collect();
+    assert_eq!(
+        advertised,
+        std::slice::from_ref(&run.kafka),
+        "the brokers stay behind the gateway"
+    );
+}
+
 /// An admin request the mock broker received.
 #[derive(Debug)]
 enum Call {
@@ -427,6 +579,7 @@ async fn shared_clusters_live_on_a_pool_made_once_that_they_follow() {
             multi_zone: "shared-multi-zone".into(),
             brokers_per_zone: 2,
         },
+        DedicatedAccess::Gateway,
     )
     .await;
     let create = |name: &str, multizone: bool| {
@@ -514,7 +667,12 @@ async fn shared_clusters_live_on_a_pool_made_once_that_they_follow() {
 #[tokio::test]
 async fn a_creation_that_asks_to_wait_answers_once_the_cluster_is_ready() {
     let api: Shared = Arc::default();
-    let run = start_on_kubernetes(api.clone(), capstan::kubernetes::Pools::default()).await;
+    let run = start_on_kubernetes(
+        api.clone(),
+        capstan::kubernetes::Pools::default(),
+        DedicatedAccess::Gateway,
+    )
+    .await;
     let dedicated = json!({ "name": "waited", "region": "eu-west-1", "multizone": false, "placement": "dedicated" });
 
     // Nobody reports the brokers ready: the wait ends at its bound, with the state as it is.

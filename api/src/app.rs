@@ -354,10 +354,9 @@ async fn sync_credentials(state: &AppState, unsynced: &mut HashMap<String, Insta
         .map(|(id, _)| id.clone())
         .collect();
     for id in due {
-        let engine = state.provisioner.engine();
         let synced = match clusters::find_live(&state.store, &id).await {
             // Clients that go through the gateways never meet the brokers' users.
-            Ok(cluster) if cluster.through_gateway(engine) => Ok(()),
+            Ok(cluster) if cluster.through_gateway(state.provisioner.as_ref()) => Ok(()),
             Ok(cluster) => credentials::sync_to_brokers(state, &cluster).await,
             Err(Error::NotFound(_)) => Ok(()),
             Err(error) => Err(error),

@@ -34,11 +34,10 @@ impl BrokerQuotas {
         bytes_per_second: u64,
     ) -> Result<()> {
         // Clients that go through the gateways are throttled there.
-        let engine = state.provisioner.engine();
         let direct: Vec<_> = clusters::all_live(&state.store)
             .await?
             .into_iter()
-            .filter(|cluster| !cluster.through_gateway(engine))
+            .filter(|cluster| !cluster.through_gateway(state.provisioner.as_ref()))
             .collect();
         self.applied
             .retain(|id, _| direct.iter().any(|cluster| &cluster.id == id));

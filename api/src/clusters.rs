@@ -9,7 +9,7 @@ use crate::{
     journal::{self, Intent},
     names,
     plans::Plan,
-    provisioner::{BrokerUser, ClusterSpec, Placement, Scope},
+    provisioner::{BrokerUser, ClusterSpec, Placement, Provisioner, Scope},
     state::AppState,
     store::{self, Owner, Store},
     topics,
@@ -77,17 +77,18 @@ impl ClusterRow {
     /// (whose brokers have no ACLs: the gateway applies the credentials' scopes); a dedicated
     /// Apache Kafka cluster's own brokers otherwise.
     pub fn endpoint<'a>(&'a self, state: &'a crate::state::AppState) -> &'a str {
-        if self.through_gateway(state.provisioner.engine()) {
+        if self.through_gateway(state.provisioner.as_ref()) {
             &state.config.kafka_endpoint
         } else {
             &self.tcp_endpoint
         }
     }
 
-    /// True when every client of the cluster goes through Capstan's gateways on `engine`:
-    /// shared clusters, and every cluster of the local engine (no ACLs of its own).
-    pub fn through_gateway(&self, engine: capstan_kafka::gateway::Engine) -> bool {
-        through_gateway(self.is_shared(), engine)
+    /// True when every client of the cluster goes through Capstan's gateways: shared
+    /// clusters, and dedicated ones unless the provisioner lets their clients reach their
+    /// brokers directly ([`Provisioner::dedicated_through_gateway`]).
+    pub fn through_gateway(&self, provisioner: &dyn Provisioner) -> bool {
+        through_gateway(self.is_shared(), provisioner)
     }
 
     /// The cluster's plan.
@@ -101,10 +102,10 @@ impl ClusterRow {
     }
 }
 
-/// True when every client of a cluster (shared or not) goes through Capstan's gateways on
-/// `engine`: then the gateways count what they deliver, and commits are not consumption.
-pub fn through_gateway(shared: bool, engine: capstan_kafka::gateway::Engine) -> bool {
-    shared || engine == capstan_kafka::gateway::Engine::Tansu
+/// True when every client of a cluster (shared or not) goes through Capstan's gateways: then
+/// the gateways count what they deliver, and commits are not consumption.
+pub fn through_gateway(shared: bool, provisioner: &dyn Provisioner) -> bool {
+    shared || provisioner.dedicated_through_gateway()
 }
 
 /// The placement of virtual clusters on a shared pool.

@@ -7,11 +7,14 @@
 //! |---|---|
 //! | produce | WRITE, DESCRIBE on its topics; WRITE, DESCRIBE on every transactional id; IDEMPOTENT_WRITE on the cluster |
 //! | consume | READ, DESCRIBE on its topics; READ, DESCRIBE on every group |
-//! | administer (default credential) | ALL on every topic, group and transactional id; CREATE, DESCRIBE, DESCRIBE_CONFIGS, IDEMPOTENT_WRITE on the cluster |
+//! | administer (default credential) | READ, WRITE, DESCRIBE, DESCRIBE_CONFIGS on every topic; ALL on every group and transactional id; DESCRIBE, DESCRIBE_CONFIGS, IDEMPOTENT_WRITE on the cluster |
 //! | every credential | DENY ALL on topics starting with `__` (Kafka's internal topics) |
 //!
 //! Nothing grants ALTER or ALTER_CONFIGS on the cluster, so no credential can change SCRAM
-//! users, ACLs, quotas or broker settings.
+//! users, ACLs, quotas or broker settings; nothing grants CREATE on the cluster or CREATE,
+//! DELETE, ALTER or ALTER_CONFIGS on topics, so topics are made, changed and deleted only
+//! through Capstan (the API, the console, or the gateway), where the plan's limits hold and
+//! every topic is registered in the store.
 
 use kafka_protocol::{
     messages::{
@@ -24,7 +27,7 @@ use kafka_protocol::{
 use crate::{
     Error, Result,
     connection::{Credentials, error_text},
-    gateway::Scope,
+    gateway::{INTERNAL_TOPIC_PREFIX, Scope},
 };
 
 /// Kafka's resource types (`org.apache.kafka.common.resource.ResourceType`).
@@ -49,7 +52,6 @@ mod operation {
     pub const ALL: i8 = 2;
     pub const READ: i8 = 3;
     pub const WRITE: i8 = 4;
-    pub const CREATE: i8 = 5;
     pub const DESCRIBE: i8 = 8;
     pub const DESCRIBE_CONFIGS: i8 = 10;
     pub const IDEMPOTENT_WRITE: i8 = 12;
@@ -66,8 +68,6 @@ mod permission {
 const CLUSTER_NAME: &str = "kafka-cluster";
 /// The wildcard resource name: every resource of the type.
 const WILDCARD: &str = "*";
-/// Kafka's internal topics (`__consumer_offsets`, `__transaction_state`) start with this.
-const INTERNAL_TOPIC_PREFIX: &str = "__";
 /// Version of CreateAcls and DeleteAcls sent: v1 (KIP-290, pattern types), which every Kafka
 /// since 2.0 and every KRaft version accepts.
 const ACLS_VERSION: i16 = 1;
@@ -134,10 +134,13 @@ pub fn acl_rules(scope: &Scope) -> Vec<AclRule> {
         permission: permission::DENY,
     }];
     if scope.administer {
-        for resource in [TOPIC, GROUP, TRANSACTIONAL_ID] {
+        for operation in [READ, WRITE, DESCRIBE, DESCRIBE_CONFIGS] {
+            rules.push(AclRule::allow(TOPIC, every, operation));
+        }
+        for resource in [GROUP, TRANSACTIONAL_ID] {
             rules.push(AclRule::allow(resource, every, ALL));
         }
-        for operation in [CREATE, DESCRIBE, DESCRIBE_CONFIGS, IDEMPOTENT_WRITE] {
+        for operation in [DESCRIBE, DESCRIBE_CONFIGS, IDEMPOTENT_WRITE] {
             rules.push(AclRule::allow(CLUSTER, cluster, operation));
         }
         return rules;
@@ -289,11 +292,29 @@ mod tests {
                 "ALTER and ALTER_CONFIGS on the cluster are never granted"
             );
         }
-        assert!(has(
-            &acl_rules(&Scope::full()),
-            resource::TOPIC,
-            "*",
-            operation::ALL
-        ));
+        let full = acl_rules(&Scope::full());
+        for operation in [operation::READ, operation::WRITE, operation::DESCRIBE] {
+            assert!(has(&full, resource::TOPIC, "*", operation));
+        }
+        assert!(has(&full, resource::GROUP, "*", operation::ALL));
+    }
+
+    #[test]
+    fn topics_are_administered_only_through_capstan() {
+        // ALL, CREATE, DELETE, ALTER, ALTER_CONFIGS: the plan's limits hold only where Capstan
+        // sees the change, so no credential may make, change or delete a topic on the brokers.
+        const ADMINISTRATION: [i8; 5] = [2, 5, 6, 7, 11];
+        for scope in [Scope::full(), scope(true, true, "*")] {
+            let rules = acl_rules(&scope);
+            assert!(!rules.iter().any(|r| r.permission == permission::ALLOW
+                && r.resource_type == resource::TOPIC
+                && ADMINISTRATION.contains(&r.operation)));
+            assert!(
+                !rules
+                    .iter()
+                    .any(|r| r.resource_type == resource::CLUSTER && r.operation == 5),
+                "CREATE on the cluster would allow CreateTopics"
+            );
+        }
     }
 }

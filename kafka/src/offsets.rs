@@ -191,7 +191,7 @@ pub async fn read(credentials: &Credentials, prefix: &str) -> Result<Snapshot> {
         // Kafka's internal topics, on brokers of the cluster's own (a pool's are outside every
         // prefix). Capstan refuses user topics named so; a tenant's name on a pool is metered
         // whatever it is.
-        if prefix.is_empty() && name.starts_with("__") {
+        if prefix.is_empty() && name.starts_with(crate::gateway::INTERNAL_TOPIC_PREFIX) {
             continue;
         }
         let id = if topic.topic_id.is_nil() {

@@ -169,6 +169,35 @@ SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.i
                 "net.ipv4.tcp_keepalive_probes"}
 
 
+def test_kubernetes_gets_a_gateway_port_per_pool_broker_and_dedicated_access_by_default():
+    objects = render({
+        "controlPlane": {
+            "provisioner": "kubernetes",
+            "kubernetes": {"zones": ["a", "b", "c"], "pools": {"brokersPerZone": 2}},
+        },
+    })
+    validate(objects)
+    control = next(d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "capstan")
+    container = control["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # Clients of a dedicated cluster connect through the gateway unless told otherwise.
+    assert env["CAPSTAN_KUBERNETES_DEDICATED_ACCESS"] == "gateway"
+    # No count given: one port for each broker of the largest pool (3 zones × 2).
+    assert env["CAPSTAN_KAFKA_NODE_PORTS"] == "9093:6"
+    assert {p["name"] for p in container["ports"]} >= {f"kafka-{n}" for n in range(6)}
+    service = next(s for s in by_kind(objects, "Service") if s["metadata"]["name"] == "capstan")
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"] if p["name"].startswith("kafka-")} == {
+        f"kafka-{n}": 9093 + n for n in range(6)}
+    direct = render({"controlPlane": {"provisioner": "kubernetes", "kubernetes": {"zones": ["a", "b", "c"], "dedicatedAccess": "direct"}}})
+    control = next(d for d in by_kind(direct, "Deployment") if d["metadata"]["name"] == "capstan")
+    env = {e["name"]: e.get("value") for e in control["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CAPSTAN_KUBERNETES_DEDICATED_ACCESS"] == "direct"
+    # The local provisioner's one broker needs no per-broker port.
+    local = render()
+    control = next(d for d in by_kind(local, "Deployment") if d["metadata"]["name"] == "capstan")
+    assert "CAPSTAN_KAFKA_NODE_PORTS" not in {e["name"] for e in control["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
 def restricted_violations(pod):
     problems = []
     pod_context = pod.get("securityContext") or {}

@@ -495,7 +495,7 @@ async fn consume(
         })
         .await?;
     let metered_here =
-        crate::clusters::through_gateway(!access.prefix.is_empty(), state.app.provisioner.engine());
+        crate::clusters::through_gateway(!access.prefix.is_empty(), state.app.provisioner.as_ref());
     state
         .usage
         .consumed(&access.cluster_id, &messages, metered_here)

@@ -128,6 +128,14 @@ pub trait Provisioner: Send + Sync + std::fmt::Debug {
     fn pool_for(&self, multizone: bool) -> String;
     /// The engine of the brokers this provisioner makes (what the Kafka gateway offers).
     fn engine(&self) -> Engine;
+    /// True when the clients of dedicated clusters connect through Capstan's Kafka gateway,
+    /// like those of shared clusters (the gateway then applies their scopes, plan limits and
+    /// cap, and counts what it delivers); false when they reach their brokers directly, which
+    /// then apply the scopes as ACLs and the cap as client quotas. The local engine has no
+    /// ACLs, so its dedicated clusters are always reached through the gateway.
+    fn dedicated_through_gateway(&self) -> bool {
+        true
+    }
     /// Where the Kafka gateway forwards a cluster's clients, and as whom.
     async fn gateway_backend(&self, cluster: &ClusterSpec) -> Result<Backend>;
     /// Makes a new cluster: brokers with its first users for a dedicated cluster (returns the

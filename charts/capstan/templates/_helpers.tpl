@@ -8,3 +8,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "capstan.image" -}}
 {{ .Values.image.repository }}:{{ default .Chart.AppVersion .Values.image.tag }}
 {{- end -}}
+
+{{- /*
+Ports of the Kafka gateway's per-broker listeners: nodePorts.count when set; with the kubernetes
+provisioner and no count, enough for the largest cluster it makes (a multi-zone pool: 3 zones ×
+brokersPerZone), since clients of a pool of several brokers need one port per broker.
+*/ -}}
+{{- define "capstan.kafkaNodePortCount" -}}
+{{- $count := int .Values.controlPlane.kafkaGateway.nodePorts.count -}}
+{{- if and (eq $count 0) (eq .Values.controlPlane.provisioner "kubernetes") -}}
+{{- $count = mul 3 (max 1 (int .Values.controlPlane.kubernetes.pools.brokersPerZone)) -}}
+{{- end -}}
+{{- $count -}}
+{{- end -}}

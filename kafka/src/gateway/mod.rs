@@ -40,7 +40,7 @@ use tokio::{
 
 pub use backend::Target;
 pub use metrics::Metrics;
-pub use names::{Names, is_reserved};
+pub use names::{INTERNAL_TOPIC_PREFIX, Names, is_reserved};
 pub use policy::{
     AdminError, Backend, ConfigChange, CreatedTopic, Engine, NewTopic, Policy, PolicyError, Tenant,
 };

@@ -9,6 +9,10 @@ use kafka_protocol::{
 
 use super::scope::Scope;
 
+/// How Kafka's internal topics (`__consumer_offsets`, `__transaction_state`) begin. They are
+/// the brokers', never a tenant's: no tenant may name a topic so.
+pub const INTERNAL_TOPIC_PREFIX: &str = "__";
+
 /// Hexadecimal digits in a shared cluster's prefix (followed by a dot).
 const PREFIX_DIGITS: usize = 12;
 
@@ -68,19 +72,27 @@ impl Names {
         is_reserved(&self.prefix, name)
     }
 
+    /// True for a topic the tenant may not use: a reserved name, or one of Kafka's internal
+    /// topics (`__consumer_offsets`, `__transaction_state`), which a cluster with brokers of its
+    /// own has under its own names. No tenant topic is named so: the API, the console and the
+    /// gateway refuse names starting with `__`.
+    fn unusable_topic(&self, topic: &str) -> bool {
+        self.reserved(topic) || topic.starts_with(INTERNAL_TOPIC_PREFIX)
+    }
+
     /// May produce to `topic` (the tenant's name).
     pub fn may_produce(&self, topic: &str) -> bool {
-        !self.reserved(topic) && self.scope.may_produce(topic)
+        !self.unusable_topic(topic) && self.scope.may_produce(topic)
     }
 
     /// May fetch `topic` and commit its offsets.
     pub fn may_consume(&self, topic: &str) -> bool {
-        !self.reserved(topic) && self.scope.may_consume(topic)
+        !self.unusable_topic(topic) && self.scope.may_consume(topic)
     }
 
     /// May see `topic`.
     pub fn may_describe(&self, topic: &str) -> bool {
-        !self.reserved(topic) && self.scope.may_describe(topic)
+        !self.unusable_topic(topic) && self.scope.may_describe(topic)
     }
 
     /// May use consumer group `group`.
@@ -207,6 +219,18 @@ mod tests {
         assert!(Names::new("a1b2c3d4e5f6.").reserved("3f9a0c1b2d4e.orders"));
         assert!(!Names::new("").reserved("3f9a0c1b2d4e.orders"));
         assert!(!Names::new("a1b2c3d4e5f6.").may_produce("3f9a0c1b2d4e.orders"));
+    }
+
+    #[test]
+    fn kafka_internal_topics_are_nobody_s_even_with_every_right() {
+        // On a cluster with brokers of its own they exist under these very names.
+        let names = Names::new("");
+        for internal in ["__consumer_offsets", "__transaction_state"] {
+            assert!(!names.may_describe(internal) && !names.may_produce(internal));
+            assert!(!names.may_consume(internal));
+            assert_eq!(names.virtual_topic(&TopicName(s(internal))), None);
+        }
+        assert!(names.may_describe("orders") && names.may_produce("orders"));
     }
 
     #[test]
