@@ -7,8 +7,8 @@
 //! in another order):
 //! - produce throughput: librdkafka (`linger.ms=5`, acks=all) straight to the broker with the
 //!   pool's own user on the topic's pool name, the same client through the Kafka gateway with
-//!   the cluster's credential, and REST batches of 100 (8 requests in flight, or
-//!   `GATEWAYS_BENCH_REST_IN_FLIGHT`);
+//!   the cluster's credential, and REST batches of 100 with 8 requests in flight (or
+//!   `GATEWAYS_BENCH_REST_IN_FLIGHT`) and with 32 (a loaded gateway);
 //! - the same direct client held to as many unacknowledged messages as REST's in-flight
 //!   requests carry, the fair baseline for the REST gateway's own cost;
 //! - single-message latency (linger 0, acks=all), one send at a time, alternating the sides;
@@ -42,6 +42,8 @@ const THROUGHPUT_MESSAGES: usize = 100_000;
 const BATCH: usize = 100;
 /// REST requests in flight at once; `GATEWAYS_BENCH_REST_IN_FLIGHT` overrides it.
 const CONCURRENT_REQUESTS: usize = 8;
+/// REST requests in flight at once on the loaded side.
+const LOADED_REQUESTS: usize = 32;
 const LATENCY_SAMPLES: usize = 400;
 const CONNECTIONS: usize = 1_000;
 const CREATIONS: usize = 30;
@@ -110,15 +112,24 @@ async fn main() {
     ] {
         produce_many(p, topic, &payload, 2_000).await;
     }
-    rest_many(&http, &rest, &user, &pass, &payload, 2_000).await;
+    rest_many(
+        &http,
+        &rest,
+        &user,
+        &pass,
+        &payload,
+        2_000,
+        rest_in_flight(),
+    )
+    .await;
 
     // REST can only ever have the messages of its in-flight requests outstanding; a direct
     // client held to the same window separates the gateway's own cost from that limit.
     let window = BATCH * rest_in_flight();
-    let mut throughput: [Vec<f64>; 4] = Default::default();
+    let mut throughput: [Vec<f64>; 5] = Default::default();
     let mut p50: [Vec<f64>; 3] = Default::default();
     for round in 0..ROUNDS {
-        for side in (0..4).map(|i| (i + round) % 4) {
+        for side in (0..5).map(|i| (i + round) % 5) {
             let started = Instant::now();
             match side {
                 0 => {
@@ -131,7 +142,31 @@ async fn main() {
                     .await
                 }
                 1 => produce_many(&through_batching, "bench", &payload, THROUGHPUT_MESSAGES).await,
-                2 => rest_many(&http, &rest, &user, &pass, &payload, THROUGHPUT_MESSAGES).await,
+                2 => {
+                    let in_flight = rest_in_flight();
+                    rest_many(
+                        &http,
+                        &rest,
+                        &user,
+                        &pass,
+                        &payload,
+                        THROUGHPUT_MESSAGES,
+                        in_flight,
+                    )
+                    .await
+                }
+                4 => {
+                    rest_many(
+                        &http,
+                        &rest,
+                        &user,
+                        &pass,
+                        &payload,
+                        THROUGHPUT_MESSAGES,
+                        LOADED_REQUESTS,
+                    )
+                    .await
+                }
                 _ => {
                     produce_windowed(
                         &direct_batching,
@@ -173,12 +208,13 @@ async fn main() {
             medians.push(ms(taken[taken.len() / 2]));
         }
         eprintln!(
-            "round {}: {:.0} / {:.0} / {:.0} / {:.0} msg/s; p50 {:.3} / {:.3} / {:.3} ms (direct / Kafka gateway / REST / direct windowed)",
+            "round {}: {:.0} / {:.0} / {:.0} / {:.0} / {:.0} msg/s; p50 {:.3} / {:.3} / {:.3} ms (direct / Kafka gateway / REST / direct windowed / REST loaded)",
             round + 1,
             throughput[0][round],
             throughput[1][round],
             throughput[2][round],
             throughput[3][round],
+            throughput[4][round],
             p50[0][round],
             p50[1][round],
             p50[2][round]
@@ -215,6 +251,14 @@ async fn main() {
     println!(
         "| REST throughput, % of that windowed direct client (same round) | | | {}% |",
         spread(&ratio_to(2, 3), 1)
+    );
+    println!(
+        "| REST throughput with {LOADED_REQUESTS} requests in flight, msg/s | | | {} |",
+        spread(&throughput[4], 0)
+    );
+    println!(
+        "| REST with {LOADED_REQUESTS} in flight, % of direct (same round) | 100% | | {}% |",
+        spread(&ratio(4), 1)
     );
     println!(
         "| single-message latency p50, ms ({LATENCY_SAMPLES} a round) | {} | {} | {} |",
@@ -387,11 +431,11 @@ async fn rest_many(
     pass: &str,
     payload: &str,
     count: usize,
+    in_flight: usize,
 ) {
     let body = serde_json::to_string(&vec![json!({ "value": payload }); BATCH]).expect("json");
     let requests = count / BATCH;
     let mut workers = Vec::new();
-    let in_flight = rest_in_flight();
     for worker in 0..in_flight {
         let (http, url, body, user, pass) = (
             http.clone(),
@@ -409,11 +453,11 @@ async fn rest_many(
                     .send()
                     .await
                     .expect("sent");
-                assert!(
-                    response.status().is_success(),
-                    "{}",
-                    response.text().await.unwrap_or_default()
-                );
+                let ok = response.status().is_success();
+                // Read to the end, as a real client does: a response dropped unread takes its
+                // connection with it, and the next request would pay for a new one.
+                let body = response.bytes().await.expect("answer");
+                assert!(ok, "{}", String::from_utf8_lossy(&body));
             }
         }));
     }

@@ -12,16 +12,24 @@ use crate::{Error, Result, clusters, credentials::Access, state::AppState};
 const MAX_IDLE_FETCHERS: usize = 8;
 /// Group-less consumers in use at once per cluster; further requests wait for one.
 const MAX_BUSY_FETCHERS: usize = 32;
+/// Messages sent in batches and not yet acknowledged past which new batches go to the bulk
+/// producer: about 16 requests of 100 in flight at once. Below it a longer linger only adds
+/// latency to clients that wait for each answer; above it the broker's cost per produce
+/// request dominates, and fewer, larger requests carry more (docs/benchmarks.md measures both).
+const BULK_OUTSTANDING: i32 = 1_600;
 
 /// A cluster's clients.
 pub struct ClusterClients {
     /// Connection settings (bootstrap, internal SCRAM user).
     pub config: ClientConfig,
-    /// Producer for single messages: no lingering, the lowest latency. Both producers use
+    /// Producer for single messages: no lingering, the lowest latency. Every producer uses
     /// acks=all and Kafka's murmur2 partitioner, so REST and Java/kafkajs producers agree.
-    pub producer: FutureProducer,
+    producer: FutureProducer,
     /// Producer for batches: lingers 1 ms, so concurrent requests share broker requests.
-    pub batch_producer: FutureProducer,
+    batch_producer: FutureProducer,
+    /// Producer for batches under load: lingers 5 ms (as librdkafka's default does), so the
+    /// messages of many concurrent requests reach the broker in a few large produce requests.
+    bulk_producer: FutureProducer,
     idle: std::sync::Mutex<Vec<BaseConsumer>>,
     busy: Arc<tokio::sync::Semaphore>,
 }
@@ -56,18 +64,27 @@ impl ClusterClients {
         Ok(ClusterClients {
             producer: producer("0")?,
             batch_producer: producer("1")?,
+            bulk_producer: producer("5")?,
             config,
             idle: std::sync::Mutex::new(Vec::new()),
             busy: Arc::new(tokio::sync::Semaphore::new(MAX_BUSY_FETCHERS)),
         })
     }
 
-    /// The producer for a request of `messages` messages.
+    /// The producer for a request of `messages` messages: a single message is sent at once;
+    /// a batch lingers 1 ms, or 5 ms while many batched messages are outstanding. A request's
+    /// messages all go through one producer, so they keep their order.
     pub fn producer_for(&self, messages: usize) -> &FutureProducer {
-        if messages > 1 {
-            &self.batch_producer
+        use rdkafka::producer::Producer;
+        if messages <= 1 {
+            return &self.producer;
+        }
+        let outstanding =
+            self.batch_producer.in_flight_count() + self.bulk_producer.in_flight_count();
+        if outstanding >= BULK_OUTSTANDING {
+            &self.bulk_producer
         } else {
-            &self.producer
+            &self.batch_producer
         }
     }
 
@@ -188,8 +205,13 @@ impl Clients {
         let _ = tokio::task::spawn_blocking(move || {
             use rdkafka::producer::Producer;
             for clients in all {
-                let _ = clients.producer.flush(Duration::from_secs(5));
-                let _ = clients.batch_producer.flush(Duration::from_secs(5));
+                for producer in [
+                    &clients.producer,
+                    &clients.batch_producer,
+                    &clients.bulk_producer,
+                ] {
+                    let _ = producer.flush(Duration::from_secs(5));
+                }
             }
         })
         .await;
