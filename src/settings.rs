@@ -38,6 +38,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// How sign-ups are confirmed (`--sign-up-confirmation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SignUpConfirmation {
+    /// By a link mailed to the address.
+    Email,
+    /// Not at all: the account is created at once.
+    Off,
+}
+
 /// What to run.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -155,6 +164,11 @@ pub struct CommonArgs {
         default_value = "Capstan <no-reply@localhost>"
     )]
     pub mail_from: String,
+    /// `email`: a sign-up creates its account only once the address is confirmed by a mailed
+    /// link, so sign-up never tells anyone which addresses have accounts; `off`: at once (a
+    /// taken address is then answered 409). Default: `email` when `--smtp-url` is set.
+    #[arg(long, env = "CAPSTAN_SIGN_UP_CONFIRMATION", value_enum)]
+    pub sign_up_confirmation: Option<SignUpConfirmation>,
     /// The console's address as users reach it, for links in mail, e.g.
     /// `https://console.example.com` (default: `http://` and the API's listen address).
     #[arg(long, env = "CAPSTAN_PUBLIC_URL")]
@@ -207,6 +221,26 @@ impl CommonArgs {
         }
     }
 
+    /// Whether sign-ups are confirmed by mail: asked for, or else whenever mail can be sent.
+    fn confirm_sign_ups(&self, alone: bool) -> anyhow::Result<bool> {
+        let confirm = match self.sign_up_confirmation {
+            Some(SignUpConfirmation::Email) => true,
+            Some(SignUpConfirmation::Off) => false,
+            None => self.smtp_url.is_some(),
+        };
+        if confirm && self.smtp_url.is_none() && !alone {
+            anyhow::bail!(
+                "--sign-up-confirmation email needs a way to send the links: set --smtp-url (and --mail-from)"
+            );
+        }
+        if !confirm && !alone {
+            tracing::warn!(
+                "sign-ups are not confirmed by mail, so a sign-up with a taken address is answered 409 and tells anyone that the address has an account: set --smtp-url to confirm sign-ups by mail"
+            );
+        }
+        Ok(confirm)
+    }
+
     /// The platform's settings; `alone` when this control plane is surely the only one on its
     /// store (`capstan dev`).
     fn platform(&self, alone: bool) -> anyhow::Result<PlatformConfig> {
@@ -252,6 +286,7 @@ impl CommonArgs {
                 None if alone => MailSettings::Print,
                 None => MailSettings::Off,
             },
+            confirm_sign_ups: self.confirm_sign_ups(alone)?,
             public_url: self.public_url.clone().unwrap_or_default(),
             http_limits: capstan_api::listener::ConnectionLimits {
                 max_connections: self.http_max_connections.max(1),

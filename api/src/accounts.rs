@@ -99,9 +99,20 @@ pub struct Account {
 /// Creates an account. A second account with the same address is a conflict.
 pub async fn sign_up(store: &Store, email: Email, password: Password) -> Result<Account> {
     let hash = hash_password(password).await?;
+    let mut connection = store.pool().acquire().await?;
+    insert(&mut connection, email.as_str(), &hash).await
+}
+
+/// Stores a new account with the address `email` and the argon2id `password_hash`; a second
+/// account with the same address is a conflict.
+pub(crate) async fn insert(
+    connection: &mut sqlx::AnyConnection,
+    email: &str,
+    password_hash: &str,
+) -> Result<Account> {
     let account = Account {
         id: uuid::Uuid::new_v4().to_string(),
-        email: email.0,
+        email: email.to_owned(),
         created_at: store::now(),
     };
     sqlx::query(
@@ -109,9 +120,9 @@ pub async fn sign_up(store: &Store, email: Email, password: Password) -> Result<
     )
     .bind(&account.id)
     .bind(&account.email)
-    .bind(&hash)
+    .bind(password_hash)
     .bind(account.created_at)
-    .execute(store.pool())
+    .execute(&mut *connection)
     .await
     .map_err(|e| {
         if store::is_unique_violation(&e) {

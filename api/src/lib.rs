@@ -36,6 +36,7 @@ pub mod provisioner;
 pub mod routes;
 pub mod schema_registry;
 pub mod sessions;
+pub mod sign_up;
 pub mod state;
 pub mod stats;
 pub mod store;

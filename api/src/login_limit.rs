@@ -41,6 +41,10 @@ impl LoginLimiter {
     pub const PER_ADDRESS: usize = 20;
     /// Sign-ups allowed per client address in the window.
     pub const SIGN_UPS_PER_ADDRESS: usize = 20;
+    /// Sign-up mails per e-mail address in the window (with sign-ups confirmed by mail), so
+    /// nobody can fill an inbox through the sign-up form. Counted whether or not the address
+    /// has an account, so the limit says nothing about that either.
+    pub const SIGN_UP_MAILS_PER_EMAIL: usize = 3;
     /// Password-reset requests and confirmations per client address in the window.
     pub const RESETS_PER_ADDRESS: usize = 10;
     /// Failed machine-credential checks allowed per client address in the window: API keys
@@ -173,6 +177,26 @@ impl LoginLimiter {
     pub fn begin_sign_up(&self, address: &str, now: Instant) -> Result<(), Duration> {
         self.take(
             &[(format!("sign-up:{address}"), Self::SIGN_UPS_PER_ADDRESS)],
+            now,
+        )
+    }
+
+    /// Lets a sign-up of `email` from `address` that will be answered by mail go ahead and
+    /// counts it against both; `Err(wait)` when either is at its limit.
+    pub fn begin_mailed_sign_up(
+        &self,
+        address: &str,
+        email: &str,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        self.take(
+            &[
+                (format!("sign-up:{address}"), Self::SIGN_UPS_PER_ADDRESS),
+                (
+                    format!("sign-up-mail:{}", email.trim().to_lowercase()),
+                    Self::SIGN_UP_MAILS_PER_EMAIL,
+                ),
+            ],
             now,
         )
     }
@@ -378,5 +402,33 @@ mod tests {
         }
         assert!(limiter.begin_sign_up("1.1.1.1", now).is_err());
         assert!(limiter.begin_sign_up("2.2.2.2", now).is_ok());
+    }
+
+    #[test]
+    fn mailed_sign_ups_are_limited_per_recipient_from_any_address() {
+        let limiter = LoginLimiter::default();
+        let now = Instant::now();
+        for i in 0..LoginLimiter::SIGN_UP_MAILS_PER_EMAIL {
+            let from = format!("10.0.0.{i}");
+            assert!(
+                limiter
+                    .begin_mailed_sign_up(&from, "Ada@Example.com", now)
+                    .is_ok()
+            );
+        }
+        let refused = limiter.begin_mailed_sign_up("10.0.1.1", "ada@example.com", now);
+        assert!(refused.is_err(), "a fourth mail to one inbox is refused");
+        // The limit is the recipient's: another address is still mailed.
+        assert!(
+            limiter
+                .begin_mailed_sign_up("10.0.1.1", "grace@example.com", now)
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .begin_mailed_sign_up("10.0.0.0", "ada@example.com", now + LoginLimiter::WINDOW)
+                .is_ok(),
+            "room again once the window moved on"
+        );
     }
 }

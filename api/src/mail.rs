@@ -1,4 +1,4 @@
-//! E-mail the platform sends to account owners (password reset links). Over SMTP when
+//! E-mail the platform sends to account owners (password reset and sign-up links). Over SMTP when
 //! `--smtp-url` is set; `capstan dev` without it prints each mail to its output instead, and
 //! `capstan serve` without it sends nothing and says so in its log (never the mail's body,
 //! which can hold a secret link).
@@ -146,4 +146,10 @@ impl Mailer for Unsent {
             "a mail could not be sent: no SMTP server is configured (--smtp-url, --mail-from)");
         Ok(())
     }
+}
+
+/// The address of the console page at `path` as its users reach it (`--public-url`), for links
+/// in mail.
+pub fn console_url(config: &crate::state::PlatformConfig, path: &str) -> String {
+    format!("{}{path}", config.public_url.trim_end_matches('/'))
 }

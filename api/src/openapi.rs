@@ -174,6 +174,18 @@ fn create_cluster_operation(cluster: Value) -> Value {
 /// The document; `regions` are the platform's.
 pub fn document(regions: &[String]) -> Value {
     let ok_string = json_response("Done", json!({ "type": "string", "const": "OK" }));
+    let mut signup = operation(
+        "Create an account: at once (201), or, when sign-ups are confirmed by mail, once the mailed link is used (202, the same answer whether or not the address has an account)",
+        true,
+        Some(reference("Credentials")),
+        "201",
+        json_response("The account", reference("Account")),
+        None,
+    );
+    signup["responses"]["202"] = json_response(
+        "A mail is on its way to the address",
+        object(&["result"], &[("result", string())], false),
+    );
     let cluster = json_response("The cluster", reference("Cluster"));
     let topic = json_response("The topic", reference("Topic"));
     json!({
@@ -185,7 +197,10 @@ pub fn document(regions: &[String]) -> Value {
         },
         "security": [{ "basic": [] }, { "bearer": [] }],
         "paths": {
-            "/v2/auth/signup": { "post": operation("Create an account", true, Some(reference("Credentials")), "201", json_response("The account", reference("Account")), None) },
+            "/v2/auth/signup": { "post": signup },
+            "/v2/auth/signup/confirm": { "post": operation("Create the account of a mailed sign-up confirmation link", true,
+                Some(object(&["token"], &[("token", string())], true)),
+                "201", json_response("The account", reference("Account")), None) },
             "/v2/auth/login": { "post": operation("Log in and get a session token", true, Some(reference("Credentials")), "200", json_response("A session", reference("Session")), None) },
             "/v2/auth/logout": { "post": operation("End the caller's session (Bearer token)", false, None, "200", ok_string.clone(), None) },
             "/v2/auth/password": { "post": operation("Change the password: every session ends, a new one is answered", false,

@@ -69,8 +69,8 @@ pub async fn request(state: &AppState, address: &str, email: &str) -> Result<()>
     .execute(state.store.pool())
     .await?;
     let link = format!(
-        "{}{RESET_PAGE}?token={token}",
-        state.config.public_url.trim_end_matches('/')
+        "{}?token={token}",
+        crate::mail::console_url(&state.config, RESET_PAGE)
     );
     let mail = Mail {
         to: account.email.clone(),

@@ -52,6 +52,9 @@ pub struct PlatformConfig {
     pub metrics_token: Option<MetricsToken>,
     /// Where mail to account owners goes (`--smtp-url`, `--mail-from`).
     pub mail: crate::mail::MailSettings,
+    /// Whether a sign-up creates its account only once the address is confirmed by a mailed
+    /// link (`--sign-up-confirmation`; see [`crate::sign_up`]).
+    pub confirm_sign_ups: bool,
     /// The console's address as its users reach it (`--public-url`), for links in mail; empty
     /// means the API's own listen address.
     pub public_url: String,
@@ -105,6 +108,7 @@ impl Default for PlatformConfig {
             metrics_token: None,
             trusted_proxies: Vec::new(),
             mail: crate::mail::MailSettings::Off,
+            confirm_sign_ups: false,
             public_url: String::new(),
             http_limits: crate::listener::ConnectionLimits::default(),
         }
@@ -138,6 +142,6 @@ pub struct AppState {
     pub billing: Arc<dyn BillingSource>,
     /// Decides which clusters are rate-limited, if anything does.
     pub limiter: Option<Arc<dyn RequestLimiter>>,
-    /// Sends mail to account owners (password reset links).
+    /// Sends mail to account owners (password reset and sign-up links).
     pub mailer: Arc<dyn crate::mail::Mailer>,
 }

@@ -48,6 +48,7 @@ def test_the_default_values_render_valid_objects():
     assert env["CAPSTAN_DEFAULT_PLACEMENT"]["value"] == "shared"
     assert env["CAPSTAN_KAFKA_ADVERTISE"]["value"] == "capstan.platform.svc:9092"
     assert "CAPSTAN_KAFKA_NODE_PORTS" not in env
+    assert not {"CAPSTAN_SMTP_URL", "CAPSTAN_SIGN_UP_CONFIRMATION", "CAPSTAN_PUBLIC_URL"} & set(env)
     ports = {p["name"]: p["containerPort"] for p in control["spec"]["template"]["spec"]["containers"][0]["ports"]}
     assert ports == {"api": 8080, "gateway": 8081, "kafka": 9092}
     service = by_kind(objects, "Service")[0]
@@ -63,6 +64,7 @@ def test_non_default_values_reach_the_objects():
             "restEndpoint": "kafka-rest.example.com",
             "trustedProxies": ["10.0.0.0/8", "fd00::/8"],
             "metricsTokenSecret": "scrape-token",
+            "mail": {"smtpSecretName": "smtp", "from": "Kafka <kafka@example.com>", "signUpConfirmation": "email"},
             "ingress": {"enabled": True, "className": "nginx", "tlsSecretName": "capstan-tls"},
             "persistence": {"size": "50Gi", "storageClassName": "gp3"},
             "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
@@ -80,6 +82,11 @@ def test_non_default_values_reach_the_objects():
     assert env["CAPSTAN_REST_ENDPOINT"]["value"] == "kafka-rest.example.com"
     assert env["CAPSTAN_TRUSTED_PROXIES"]["value"] == "10.0.0.0/8,fd00::/8"
     assert env["CAPSTAN_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "scrape-token", "key": "metrics-token"}
+    assert env["CAPSTAN_SMTP_URL"]["valueFrom"]["secretKeyRef"] == {"name": "smtp", "key": "smtp-url"}
+    assert env["CAPSTAN_MAIL_FROM"]["value"] == "Kafka <kafka@example.com>"
+    assert env["CAPSTAN_SIGN_UP_CONFIRMATION"]["value"] == "email"
+    # Links in mail point at the console as users reach it: the ingress, over its TLS.
+    assert env["CAPSTAN_PUBLIC_URL"]["value"] == "https://capstan.example.com"
     ingress = by_kind(objects, "Ingress")[0]
     assert ingress["spec"]["ingressClassName"] == "nginx"
     assert [r["host"] for r in ingress["spec"]["rules"]] == ["capstan.example.com", "kafka-rest.capstan.example.com"]

@@ -351,3 +351,58 @@ describe("web console", () => {
     assert.match(await page.locator("#reset-error").innerText(), /not valid/);
   });
 });
+
+describe("sign-up confirmed by mail (capstan dev --sign-up-confirmation email prints the mail)", () => {
+  let capstan, browser;
+  const email = `confirmed-${Date.now()}@example.com`;
+  const password = "a long enough password";
+
+  before(async () => {
+    capstan = await startCapstan({ args: ["--sign-up-confirmation", "email"], account: false });
+    browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
+      args: ["--no-sandbox"],
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await capstan?.stop();
+  });
+
+  // Signs up `email` in a fresh browser; answers the page and what it said.
+  async function signUp() {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${capstan.api}/signup`);
+    await page.fill("#email", email);
+    await page.fill("#password", password);
+    await page.click("button[type=submit].primary");
+    return { page, said: await page.locator("#sign-up-sent").innerText() };
+  }
+
+  test("the account exists once the mailed link is used, and a second sign-up reads the same", async () => {
+    const first = await signUp();
+    assert.match(first.said, /We sent a mail to/);
+    const link = await eventually(
+      () => capstan.output().match(/http:\/\/\S+\/confirm-sign-up\?token=[A-Za-z0-9_-]+/)?.[0],
+      "the confirmation link in capstan dev's output",
+    );
+    // Fetching the link (as a mail scanner would) uses nothing up: it takes the button.
+    assert.equal((await fetch(link)).status, 200);
+    await first.page.goto(link);
+    await first.page.click("#confirm");
+    await first.page.waitForURL(`${capstan.api}/clusters`);
+
+    // The address has an account now: the sign-up page says exactly what it said before,
+    // and the mail (not the page) tells the owner.
+    const second = await signUp();
+    assert.equal(second.said, first.said);
+    await eventually(
+      () => capstan.output().includes("Subject: You already have a Capstan account"),
+      "the note to the account's owner",
+    );
+    await second.page.goto(link);
+    await second.page.click("#confirm");
+    assert.match(await second.page.locator("#confirm-error").innerText(), /not valid/);
+  });
+});

@@ -46,6 +46,10 @@ pub fn router(app: AppState, prices: PriceList) -> Router {
     Router::new()
         .route("/", get(auth::home))
         .route("/signup", get(auth::sign_up_page).post(auth::sign_up))
+        .route(
+            "/confirm-sign-up",
+            get(auth::confirm_sign_up_page).post(auth::confirm_sign_up),
+        )
         .route("/login", get(auth::log_in_page).post(auth::log_in))
         .route("/logout", post(auth::log_out))
         .route(

@@ -4,6 +4,7 @@ use axum::{
     Json,
     extract::{Path, State},
     http::StatusCode,
+    response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 
@@ -14,6 +15,7 @@ use crate::{
     extract::{Caller, ClientAddress, JsonBody},
     password_reset,
     sessions::{self, Session},
+    sign_up::{self, SignedUp},
     state::AppState,
 };
 
@@ -37,15 +39,40 @@ pub(super) struct Credentials {
     password: String,
 }
 
+/// `POST /v2/auth/signup`: 201 and the account, or, when sign-ups are confirmed by mail, 202
+/// and the same answer whether or not the address has an account.
 pub(super) async fn sign_up(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody<Credentials>,
-) -> Result<(StatusCode, Json<Account>)> {
+) -> Result<Response> {
     let email = Email::parse(&body.email)?;
     let password = Password::parse(&body.password, &email)?;
-    let account =
-        accounts::sign_up_from(&state.store, &state.login_limit, &address, email, password).await?;
+    Ok(
+        match sign_up::sign_up(&state, &address, email, password).await? {
+            SignedUp::Created(account) => (StatusCode::CREATED, Json(account)).into_response(),
+            SignedUp::Mailed => (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({ "result": sign_up::MAILED })),
+            )
+                .into_response(),
+        },
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SignUpConfirmation {
+    token: String,
+}
+
+/// `POST /v2/auth/signup/confirm`: creates the account of a mailed confirmation link.
+pub(super) async fn confirm_sign_up(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    JsonBody(body): JsonBody<SignUpConfirmation>,
+) -> Result<(StatusCode, Json<Account>)> {
+    let account = sign_up::confirm(&state, &address, &body.token).await?;
     Ok((StatusCode::CREATED, Json(account)))
 }
 

@@ -42,6 +42,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn router(state: AppState, console: Option<Router>) -> Router {
     let api = Router::new()
         .route("/v2/auth/signup", post(accounts::sign_up))
+        .route("/v2/auth/signup/confirm", post(accounts::confirm_sign_up))
         .route("/v2/auth/login", post(accounts::log_in))
         .route("/v2/auth/logout", post(accounts::log_out))
         .route("/v2/auth/password", post(accounts::change_password))

@@ -6,13 +6,17 @@ use capstan_api::{mail::MailSettings, state::PlatformConfig};
 use crate::helpers::{Auth, Backend, PASSWORD, TestApp, spawn_app, spawn_app_with};
 use crate::on_both_backends;
 
+/// POSTs `body` to the unauthenticated route `path`; the status and the answer.
+async fn post_anonymous(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
+    app.call(Method::POST, path, &Auth::None, Some(body)).await
+}
+
 /// Logs in with `email` and `password`; the status and the answer.
 async fn log_in(app: &TestApp, email: &str, password: &str) -> (StatusCode, Value) {
-    app.call(
-        Method::POST,
+    post_anonymous(
+        app,
         "/v2/auth/login",
-        &Auth::None,
-        Some(json!({ "email": email, "password": password })),
+        json!({ "email": email, "password": password }),
     )
     .await
 }
@@ -435,6 +439,14 @@ impl SmtpServer {
         }
     }
 
+    /// Mail settings that send to this server.
+    fn settings(&self) -> MailSettings {
+        MailSettings::Smtp {
+            url: format!("smtp://127.0.0.1:{}", self.port),
+            from: "Capstan <no-reply@example.com>".into(),
+        }
+    }
+
     /// Waits until `count` mails arrived; answers each one's recipient and decoded body (read
     /// with Python's own e-mail parser, whatever transfer encoding the mail used).
     async fn mails(&self, count: usize) -> Vec<(String, String)> {
@@ -476,10 +488,7 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link(backend: Backend)
     let app = spawn_app_with(
         backend,
         PlatformConfig {
-            mail: MailSettings::Smtp {
-                url: format!("smtp://127.0.0.1:{}", smtp.port),
-                from: "Capstan <no-reply@example.com>".into(),
-            },
+            mail: smtp.settings(),
             ..Default::default()
         },
     )
@@ -489,18 +498,8 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link(backend: Backend)
     let old_session = Auth::Bearer(session["token"].as_str().unwrap().to_owned());
 
     // An address without an account gets the very same answer, and no mail.
-    let ask = |email: String| {
-        let app = &app;
-        async move {
-            app.call(
-                Method::POST,
-                "/v2/auth/password-reset",
-                &Auth::None,
-                Some(json!({ "email": email })),
-            )
-            .await
-        }
-    };
+    let ask =
+        |email: String| post_anonymous(&app, "/v2/auth/password-reset", json!({ "email": email }));
     let unknown = ask("nobody@example.com".into()).await;
     let known = ask(user.email.to_uppercase()).await;
     assert_eq!(unknown.0, StatusCode::ACCEPTED);
@@ -516,16 +515,11 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link(backend: Backend)
         .unwrap_or_else(|| panic!("a link in {:?}", mails[0].1))
         .to_owned();
     let confirm = |token: String, password: &'static str| {
-        let app = &app;
-        async move {
-            app.call(
-                Method::POST,
-                "/v2/auth/password-reset/confirm",
-                &Auth::None,
-                Some(json!({ "token": token, "new_password": password })),
-            )
-            .await
-        }
+        post_anonymous(
+            &app,
+            "/v2/auth/password-reset/confirm",
+            json!({ "token": token, "new_password": password }),
+        )
     };
     let (status, refused) = confirm(token.clone(), "short").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
@@ -564,3 +558,110 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link(backend: Backend)
 }
 
 on_both_backends!(a_forgotten_password_is_reset_through_the_mailed_link);
+
+/// The token of the link after `page` in a mail's `body`.
+fn link_token(body: &str, page: &str) -> String {
+    body.split(&format!("{page}?token="))
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("a {page} link in {body:?}"))
+        .to_owned()
+}
+
+async fn sign_ups_confirmed_by_mail_never_tell_whether_an_address_has_an_account(backend: Backend) {
+    let smtp = SmtpServer::start().await;
+    let app = spawn_app_with(
+        backend,
+        PlatformConfig {
+            mail: smtp.settings(),
+            confirm_sign_ups: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let sign_up = |email: &'static str| {
+        post_anonymous(
+            &app,
+            "/v2/auth/signup",
+            json!({ "email": email, "password": PASSWORD }),
+        )
+    };
+    let confirm =
+        |token: String| post_anonymous(&app, "/v2/auth/signup/confirm", json!({ "token": token }));
+    let mails_to = |mails: &[(String, String)], to: &str| -> Vec<String> {
+        mails
+            .iter()
+            .filter(|(rcpt, _)| rcpt == to)
+            .map(|(_, body)| body.clone())
+            .collect()
+    };
+    const ADA: &str = "ada@example.com";
+    const GRACE: &str = "grace@example.com";
+
+    let answer = sign_up(ADA).await;
+    assert_eq!(answer.0, StatusCode::ACCEPTED, "{}", answer.1);
+    // Nothing exists until the link is used: log-in answers as for any unknown address.
+    assert_eq!(
+        log_in(&app, ADA, PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let token = link_token(&smtp.mails(1).await[0].1, "/confirm-sign-up");
+    let (status, refused) = confirm("not-the-token".into()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        refused["error"].as_str().unwrap().contains("not valid"),
+        "{refused}"
+    );
+    let (status, account) = confirm(token.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{account}");
+    assert_eq!(account["email"], ADA);
+    assert_eq!(log_in(&app, ADA, PASSWORD).await.0, StatusCode::OK);
+    assert_eq!(
+        confirm(token).await.0,
+        StatusCode::UNAUTHORIZED,
+        "a link works once"
+    );
+
+    // Ada has an account now: signing up with her address and with a free one answer alike,
+    // and only the mails differ.
+    let taken = sign_up("Ada@Example.com").await;
+    let free = sign_up(GRACE).await;
+    assert_eq!(taken, answer);
+    assert_eq!(free, answer);
+    let mails = smtp.mails(3).await;
+    let to_ada = mails_to(&mails, ADA);
+    let note = to_ada
+        .iter()
+        .find(|body| body.contains("has one already"))
+        .unwrap_or_else(|| panic!("a note to Ada in {to_ada:?}"));
+    assert!(!note.contains("token="), "the note carries no link: {note}");
+    assert_eq!(
+        log_in(&app, ADA, PASSWORD).await.0,
+        StatusCode::OK,
+        "the note changed nothing"
+    );
+
+    // Two open links for one address: the first used creates the account, the other dies.
+    assert_eq!(sign_up(GRACE).await, answer);
+    let mails = smtp.mails(4).await;
+    let links: Vec<String> = mails_to(&mails, GRACE)
+        .iter()
+        .map(|body| link_token(body, "/confirm-sign-up"))
+        .collect();
+    assert_eq!(links.len(), 2, "{mails:?}");
+    assert_eq!(confirm(links[1].clone()).await.0, StatusCode::CREATED);
+    assert_eq!(confirm(links[0].clone()).await.0, StatusCode::UNAUTHORIZED);
+
+    // At most three sign-up mails to one inbox in the window, whether or not it has an account.
+    assert_eq!(sign_up(ADA).await, answer);
+    assert_eq!(sign_up(ADA).await.0, StatusCode::TOO_MANY_REQUESTS);
+    for _ in 0..3 {
+        assert_eq!(sign_up("lin@example.com").await, answer);
+    }
+    assert_eq!(
+        sign_up("lin@example.com").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+on_both_backends!(sign_ups_confirmed_by_mail_never_tell_whether_an_address_has_an_account);

@@ -11,6 +11,7 @@ use capstan_api::{
     accounts::{self, Email, Password},
     extract::ClientAddress,
     password_reset, sessions,
+    sign_up::{self, SignedUp},
 };
 use serde::Deserialize;
 
@@ -27,6 +28,8 @@ use crate::{
 struct SignUpPage {
     layout: Layout,
     email: String,
+    /// A mail is on its way (sign-ups confirmed by mail): the page says so instead of the form.
+    mailed: bool,
     errors: FieldErrors,
 }
 
@@ -43,6 +46,7 @@ impl SignUpPage {
         SignUpPage {
             layout: Layout::new("Sign up", None, csrf, "signup"),
             email: email.to_owned(),
+            mailed: false,
             errors,
         }
     }
@@ -123,22 +127,78 @@ pub(crate) async fn sign_up(
             );
         }
     };
-    let signed_up = accounts::sign_up_from(
-        &state.app.store,
-        &state.app.login_limit,
-        &address,
-        email,
-        password,
-    )
-    .await;
-    let account = match signed_up {
-        Ok(account) => account,
+    match sign_up::sign_up(&state.app, &address, email, password).await {
+        Ok(SignedUp::Created(account)) => enter(&state, jar, &headers, &account.id).await,
+        Ok(SignedUp::Mailed) => ok(&SignUpPage {
+            mailed: true,
+            ..SignUpPage::new(&csrf, form.email.trim(), FieldErrors::default())
+        }),
         Err(e) => {
             let (status, errors) = FieldErrors::from_domain(e, &[("e-mail", "email")])?;
-            return refuse(status, errors);
+            refuse(status, errors)
         }
-    };
-    enter(&state, jar, &headers, &account.id).await
+    }
+}
+
+#[derive(Template)]
+#[template(path = "confirm_sign_up.html")]
+struct ConfirmSignUpPage {
+    layout: Layout,
+    token: String,
+    errors: FieldErrors,
+}
+
+impl ConfirmSignUpPage {
+    fn new(csrf: &CsrfToken, token: &str, errors: FieldErrors) -> Self {
+        ConfirmSignUpPage {
+            layout: Layout::new("Confirm your account", None, csrf, "signup"),
+            token: token.to_owned(),
+            errors,
+        }
+    }
+}
+
+/// A sign-up confirmation link's token (in its query, then in the form).
+#[derive(Debug, Deserialize)]
+pub(crate) struct ConfirmSignUpForm {
+    #[serde(default)]
+    token: String,
+}
+
+/// The page a confirmation link opens: a button, so that a mail scanner fetching the link
+/// does not use it up.
+pub(crate) async fn confirm_sign_up_page(
+    csrf: CsrfToken,
+    Query(link): Query<ConfirmSignUpForm>,
+) -> Result<Response> {
+    ok(&ConfirmSignUpPage::new(
+        &csrf,
+        &link.token,
+        FieldErrors::default(),
+    ))
+}
+
+/// Creates the account of the link, then logs the visitor in.
+pub(crate) async fn confirm_sign_up(
+    State(state): State<ConsoleState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<ConfirmSignUpForm>,
+) -> Result<Response> {
+    match sign_up::confirm(&state.app, &address, &form.token).await {
+        Ok(account) => enter(&state, jar, &headers, &account.id).await,
+        Err(capstan_api::Error::Unauthenticated(message)) => render(
+            StatusCode::UNAUTHORIZED,
+            &ConfirmSignUpPage::new(&csrf, &form.token, FieldErrors::one("", message)),
+        ),
+        // A taken address (someone confirmed another link for it first) reads as the others.
+        Err(e) => {
+            let (status, errors) = FieldErrors::from_domain(e, &[])?;
+            render(status, &ConfirmSignUpPage::new(&csrf, &form.token, errors))
+        }
+    }
 }
 
 /// Logs the visitor in as `account_id` and takes them to their clusters.
