@@ -14,7 +14,9 @@ use std::{
 use async_trait::async_trait;
 use capstan_api::{
     Error, Result, kafka_admin,
-    provisioner::{Backend, BrokerUser, ClusterSpec, Engine, Placement, Provisioner, TopicSpec},
+    provisioner::{
+        Backend, BrokerUser, ClusterSpec, Engine, Inventory, Placement, Provisioner, TopicSpec,
+    },
 };
 use capstan_operator::provisioner::{ClusterCredentials, KubernetesClusters, POOL_ID_PREFIX};
 
@@ -292,6 +294,24 @@ impl Provisioner for KubernetesProvisioner {
         Ok(status
             .bootstrap_servers
             .unwrap_or_else(|| self.clusters.bootstrap(&cluster.id)))
+    }
+
+    async fn inventory(&self) -> Result<Inventory> {
+        // The dedicated clusters' KafkaClusters (the pools are named `pool-…`). Names on the
+        // pools are not listed yet.
+        let dedicated = self
+            .clusters
+            .statuses()
+            .await
+            .map_err(kube_error)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| !id.starts_with(POOL_ID_PREFIX))
+            .collect();
+        Ok(Inventory {
+            dedicated,
+            prefixes: Vec::new(),
+        })
     }
 
     async fn delete_cluster(&self, cluster: &ClusterSpec) -> Result<()> {

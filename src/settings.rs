@@ -93,6 +93,12 @@ pub struct CommonArgs {
     /// SQLite file).
     #[arg(long, env = "CAPSTAN_RECOVERY_GRACE_SECONDS")]
     pub recovery_grace_seconds: Option<u64>,
+    /// Also remove brokers and pool prefixes of clusters this store has never known (those of
+    /// deleted clusters always go). Only when this store is the one truth for the data
+    /// directory or namespace: pointed at the wrong database, it would delete every tenant's
+    /// data it does not know of. Without it they are reported (`capstan_unowned_resources`).
+    #[arg(long, env = "CAPSTAN_SWEEP_UNKNOWN_RESOURCES")]
+    pub sweep_unknown_resources: bool,
     /// Host[:port] of the REST data gateway shown to users as `rest_endpoint` (default: the
     /// gateway's listen address).
     #[arg(long, env = "CAPSTAN_REST_ENDPOINT")]
@@ -268,6 +274,7 @@ impl CommonArgs {
                         .map_err(|e| anyhow::anyhow!("--plan-limits {}: {e}", path.display()))?
                 }
             },
+            sweep_unknown_resources: self.sweep_unknown_resources,
             max_api_keys: self.max_api_keys,
             max_clusters_per_account: self.max_clusters,
             max_credentials_per_cluster: self.max_credentials,

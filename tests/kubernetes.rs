@@ -771,3 +771,68 @@ fn every_example_renders_with_the_dry_run_command() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot read /nonexistent.yaml"));
 }
+
+/// The sweep on Kubernetes: the KafkaCluster of a cluster the store knows as deleted is deleted
+/// (the operator's finalizer tears down the rest); one of a cluster the store has never known
+/// is reported and left alone.
+#[tokio::test]
+async fn kafka_clusters_of_deleted_clusters_are_swept_and_unknown_ones_only_reported() {
+    use capstan_api::orphans::{Swept, sweep};
+    let api: Shared = Arc::default();
+    let run = start_on_kubernetes(
+        api.clone(),
+        capstan::kubernetes::Pools::default(),
+        DedicatedAccess::Direct,
+    )
+    .await;
+    let cluster = run
+        .api(
+            HttpMethod::POST,
+            "/v2/kafka/cluster",
+            Some(json!({ "name": "lost", "region": "eu-west-1", "placement": "dedicated" })),
+        )
+        .await;
+    let id = cluster["cluster_id"].as_str().unwrap();
+    let kafka_clusters = "/apis/capstan.dev/v1alpha1/namespaces/capstan-clusters/kafkaclusters";
+    let resource_path = format!("{kafka_clusters}/{}", provisioner::resource_name(id));
+    // A KafkaCluster with the control plane's label that this store never made (another
+    // control plane's on the same namespace, say).
+    let stranger = uuid::Uuid::new_v4().to_string();
+    let stranger_path = format!("{kafka_clusters}/{}", provisioner::resource_name(&stranger));
+    {
+        let mut api = api.lock().unwrap();
+        let mut copy = api.objects[&resource_path].clone();
+        copy["metadata"]["name"] = json!(provisioner::resource_name(&stranger));
+        copy["metadata"]["labels"][provisioner::CLUSTER_ID_LABEL] = json!(stranger);
+        api.objects.insert(stranger_path.clone(), copy);
+    }
+
+    assert_eq!(
+        sweep(&run.platform_state).await.unwrap(),
+        Swept {
+            removed: 0,
+            unknown: 1
+        },
+        "a live cluster's KafkaCluster is its own"
+    );
+    sqlx::query("UPDATE clusters SET state = 'deleted' WHERE id = $1")
+        .bind(id)
+        .execute(run.platform_state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        sweep(&run.platform_state).await.unwrap(),
+        Swept {
+            removed: 1,
+            unknown: 1
+        }
+    );
+    let api = api.lock().unwrap();
+    assert!(
+        api.writes.contains(&format!("delete {resource_path}")),
+        "{:?}",
+        api.writes
+    );
+    assert!(api.objects.contains_key(&stranger_path));
+    assert!(!api.writes.contains(&format!("delete {stranger_path}")));
+}

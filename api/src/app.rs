@@ -163,6 +163,11 @@ impl Application {
                 "provisioning journal: changes a crash had interrupted"
             );
         }
+        if left == 0
+            && let Err(error) = crate::orphans::sweep(&state).await
+        {
+            tracing::warn!(error = %crate::error::cause_chain(&error), "could not sweep resources no cluster owns; trying again later");
+        }
         let gateway = GatewayState::new(state.clone(), None);
         Ok(Application {
             listener,
@@ -309,7 +314,8 @@ async fn expire_idle_instances(gateway: GatewayState, mut stop: watch::Receiver<
 /// Every two seconds: restarts brokers that died, so a crashed broker recovers by itself,
 /// stores the cluster states the provisioner reports, and writes the credentials of a
 /// dedicated cluster whose brokers became ready to them (retried until it succeeds); every
-/// minute, settles what the provisioning journal shows a crash interrupted.
+/// minute, settles what the provisioning journal shows a crash interrupted and removes what no
+/// cluster owns ([`crate::orphans`]).
 async fn supervise_brokers(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     let mut unsynced: HashMap<String, Instant> = HashMap::new();
@@ -320,8 +326,14 @@ async fn supervise_brokers(state: AppState, mut stop: watch::Receiver<bool>) {
                 state.provisioner.supervise().await;
                 if last_recovery.elapsed() >= state.config.journal_check_every {
                     last_recovery = Instant::now();
-                    if let Err(error) = crate::journal::recover(&state, state.config.recovery_grace).await {
-                        tracing::warn!(error = %crate::error::cause_chain(&error), "could not read the provisioning journal");
+                    match crate::journal::recover(&state, state.config.recovery_grace).await {
+                        Ok((_, 0)) => {
+                            if let Err(error) = crate::orphans::sweep(&state).await {
+                                tracing::warn!(error = %crate::error::cause_chain(&error), "could not sweep resources no cluster owns; trying again later");
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(error) => tracing::warn!(error = %crate::error::cause_chain(&error), "could not read the provisioning journal"),
                     }
                 }
                 for (id, observed) in state.provisioner.observed_states().await {

@@ -538,6 +538,18 @@ pub async fn resume_all(state: &AppState) -> Result<(usize, usize)> {
     Ok((resumed, failed))
 }
 
+/// Whether `text` has the shape of a shared cluster's prefix (see [`new_prefix`]).
+pub fn is_prefix(text: &str) -> bool {
+    text.len() == PREFIX_LEN
+        && text.ends_with('.')
+        && text[..PREFIX_LEN - 1]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The length of a shared cluster's prefix.
+pub const PREFIX_LEN: usize = 13;
+
 /// A fresh prefix for a shared cluster's names: 12 random hex digits and a dot (13
 /// characters of Kafka's 249 for a topic name).
 fn new_prefix() -> String {

@@ -30,6 +30,7 @@ pub mod mail;
 pub mod metrics;
 pub mod names;
 pub mod openapi;
+pub mod orphans;
 pub mod password_reset;
 pub mod plans;
 pub mod provisioner;

@@ -33,6 +33,9 @@ pub struct Metrics {
     /// Interrupted changes the last recovery pass could not settle (the brokers were not
     /// reachable): worth an alert when it stays above zero.
     pub journal_unsettled: IntGauge,
+    /// Resources (brokers, pool prefixes) that the last sweep found owned by no cluster the
+    /// store knows and left in place (see [`crate::orphans`]).
+    pub unowned_resources: IntGauge,
 }
 
 impl Metrics {
@@ -76,8 +79,13 @@ impl Metrics {
             "provisioning_journal_unsettled",
             "Interrupted provisioning changes the last recovery pass could not settle",
         )?;
+        let unowned_resources = IntGauge::new(
+            "unowned_resources",
+            "Brokers and pool prefixes of no cluster the store knows, left in place by the last sweep",
+        )?;
         registry.register(Box::new(journal_passes.clone()))?;
         registry.register(Box::new(journal_unsettled.clone()))?;
+        registry.register(Box::new(unowned_resources.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -87,6 +95,7 @@ impl Metrics {
             gateway_messages,
             journal_passes,
             journal_unsettled,
+            unowned_resources,
         })
     }
 }

@@ -28,6 +28,9 @@ pub struct PlatformConfig {
     /// How often the provisioning journal is checked for changes a crash interrupted, besides
     /// at start (a minute; tests shorten it).
     pub journal_check_every: std::time::Duration,
+    /// Whether the sweep also removes resources of clusters the store has never known
+    /// (`--sweep-unknown-resources`; see [`crate::orphans`]). Off, they are only reported.
+    pub sweep_unknown_resources: bool,
     /// API keys an account may hold.
     pub max_api_keys: u32,
     /// Live clusters an account may hold.
@@ -98,6 +101,7 @@ impl Default for PlatformConfig {
             plan_limits: crate::plans::PlanLimits::default(),
             recovery_grace: std::time::Duration::from_secs(600),
             journal_check_every: std::time::Duration::from_secs(60),
+            sweep_unknown_resources: false,
             max_api_keys: 37,
             max_clusters_per_account: 10,
             max_credentials_per_cluster: 10,

@@ -13,7 +13,9 @@ use std::{
 use async_trait::async_trait;
 use tokio::{process::Child, sync::Mutex};
 
-use super::{Backend, BrokerUser, ClusterSpec, Engine, Placement, Provisioner, TopicSpec, tansu};
+use super::{
+    Backend, BrokerUser, ClusterSpec, Engine, Inventory, Placement, Provisioner, TopicSpec, tansu,
+};
 use crate::{Error, Result, crypto::SecretKey, kafka_admin};
 
 /// The SCRAM user the control plane itself uses for admin calls to each cluster.
@@ -313,6 +315,32 @@ impl Provisioner for LocalProvisioner {
         }
     }
 
+    async fn inventory(&self) -> Result<Inventory> {
+        let entries = std::fs::read_dir(&self.root)
+            .map_err(|e| Error::internal(format!("could not list {}", self.root.display()), e))?;
+        let dedicated = entries
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.path().is_dir())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| uuid::Uuid::parse_str(name).is_ok())
+            .collect();
+        // A pool that is not running holds nothing anyone could be charged for or reach yet;
+        // its names are looked at once it runs.
+        let prefixes = match self.broker(POOL_KEY).await {
+            Ok(_) => self
+                .on_store(POOL_KEY, async |db| tansu::prefixes(db).await)
+                .await?
+                .into_iter()
+                .map(|prefix| (POOL.to_owned(), prefix))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        Ok(Inventory {
+            dedicated,
+            prefixes,
+        })
+    }
+
     async fn delete_cluster(&self, cluster: &ClusterSpec) -> Result<()> {
         if let Placement::Shared { .. } = cluster.placement {
             // Stopping the pool interrupts every tenant for a moment: only when there is
@@ -334,6 +362,8 @@ impl Provisioner for LocalProvisioner {
         }
         let dir = self.root.join(&cluster.id);
         if dir.exists() {
+            // A broker this process does not run (left by a process killed before) goes too.
+            tansu::stop_orphan(&dir).await;
             std::fs::remove_dir_all(&dir)
                 .map_err(|e| Error::internal(format!("could not remove {}", dir.display()), e))?;
         }

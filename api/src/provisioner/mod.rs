@@ -18,6 +18,17 @@ use crate::Result;
 
 pub use capstan_kafka::gateway::{Backend, Engine, Scope};
 
+/// What a provisioner holds for clusters, so that what no cluster of the store owns can be
+/// found (see [`crate::orphans`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inventory {
+    /// Ids of the clusters that have brokers of their own.
+    pub dedicated: Vec<String>,
+    /// Every prefix with names (topics, groups, transactional ids) on a shared pool, with
+    /// the pool's name.
+    pub prefixes: Vec<(String, String)>,
+}
+
 /// What a provisioner needs to know of a cluster.
 #[derive(Clone, Debug)]
 pub struct ClusterSpec {
@@ -144,6 +155,10 @@ pub trait Provisioner: Send + Sync + std::fmt::Debug {
     /// Brings an existing cluster's brokers back after the control plane restarted; returns
     /// the bootstrap address (the same one when it is still free).
     async fn resume_cluster(&self, cluster: &ClusterSpec, bootstrap: &str) -> Result<String>;
+    /// What it holds for clusters. The default knows of nothing, so nothing of its is swept.
+    async fn inventory(&self) -> Result<Inventory> {
+        Ok(Inventory::default())
+    }
     /// Stops a cluster's brokers and removes their data; on a pool, removes its topics and
     /// groups and nothing else.
     async fn delete_cluster(&self, cluster: &ClusterSpec) -> Result<()>;

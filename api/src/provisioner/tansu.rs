@@ -306,6 +306,24 @@ pub(super) async fn has_prefixed(db: &mut SqliteConnection, prefix: &str) -> Res
     Ok(count > 0)
 }
 
+/// Every shared cluster's prefix that has a topic, consumer group or transactional id on this
+/// broker.
+pub(super) async fn prefixes(db: &mut SqliteConnection) -> Result<Vec<String>> {
+    let heads: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT substr(name, 1, $1) FROM \
+         (SELECT name FROM topic UNION ALL SELECT name FROM consumer_group UNION ALL SELECT name FROM txn)",
+    )
+    .bind(crate::clusters::PREFIX_LEN as i64)
+    .fetch_all(&mut *db)
+    .await
+    .map_err(|e| Error::internal("could not read the pool's names", e))?;
+    Ok(heads
+        .into_iter()
+        .map(|(head,)| head)
+        .filter(|head| crate::clusters::is_prefix(head))
+        .collect())
+}
+
 /// Deletes every topic, consumer group and transactional id whose name starts with `prefix`
 /// (a shared cluster's), with their data, and nothing else. Broker must be stopped.
 pub(super) async fn delete_prefixed(db: &mut SqliteConnection, prefix: &str) -> Result<()> {

@@ -256,8 +256,8 @@ async fn every_change_stopped_between_brokers_and_store_is_settled_at_restart(ba
 
 on_both_backends!(every_change_stopped_between_brokers_and_store_is_settled_at_restart);
 
-/// Passes of the journal's recovery so far, from `/metrics`.
-async fn recovery_passes(app: &TestApp) -> u64 {
+/// The value of the unlabelled metric `name`, from `/metrics`.
+async fn metric(app: &TestApp, name: &str) -> i64 {
     let text = app
         .client
         .get(app.url("/metrics"))
@@ -268,11 +268,30 @@ async fn recovery_passes(app: &TestApp) -> u64 {
         .await
         .expect("metrics read");
     text.lines()
-        .find_map(|line| line.strip_prefix("capstan_provisioning_journal_passes_total "))
-        .expect("the recovery pass counter")
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
         .trim()
         .parse()
         .expect("a count")
+}
+
+/// Passes of the journal's recovery so far.
+async fn recovery_passes(app: &TestApp) -> i64 {
+    metric(app, "capstan_provisioning_journal_passes_total").await
+}
+
+/// Waits until the journal's recovery (each pass followed by a sweep) has run twice more:
+/// at least one whole pass from its start.
+async fn two_more_recovery_passes(app: &TestApp) {
+    let before = recovery_passes(app).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while recovery_passes(app).await < before + 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no recovery pass within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Recovery passes run while a change is under way (here: a topic made on the brokers, not yet
@@ -310,15 +329,7 @@ async fn recovery_never_rolls_back_a_change_under_way(backend: Backend) {
     };
     held.reached().await;
     // Two whole passes while the topic exists on the brokers and not in the store.
-    let before = recovery_passes(&app).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while recovery_passes(&app).await < before + 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no recovery pass within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    two_more_recovery_passes(&app).await;
     held.release();
     assert_eq!(creation.await.unwrap(), StatusCode::OK);
 
@@ -343,3 +354,184 @@ async fn recovery_never_rolls_back_a_change_under_way(backend: Backend) {
 }
 
 on_both_backends!(recovery_never_rolls_back_a_change_under_way);
+
+/// How many topics, groups and transactional ids live under `prefix` on the local shared pool,
+/// read from the pool broker's own store.
+async fn pool_names_under(app: &TestApp, prefix: &str) -> i64 {
+    use sqlx::Connection;
+    let file = app
+        .persisted
+        .data_dir
+        .join("brokers")
+        .join("pool-local")
+        .join("broker.db");
+    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", file.display()))
+        .await
+        .expect("the pool's store");
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM topic WHERE substr(name, 1, 13) = $1) \
+         + (SELECT COUNT(*) FROM consumer_group WHERE substr(name, 1, 13) = $1) \
+         + (SELECT COUNT(*) FROM txn WHERE substr(name, 1, 13) = $1)",
+    )
+    .bind(prefix)
+    .fetch_one(&mut db)
+    .await
+    .expect("names counted");
+    count
+}
+
+/// The `capstan_unowned_resources` gauge.
+async fn unowned_resources(app: &TestApp) -> i64 {
+    metric(app, "capstan_unowned_resources").await
+}
+
+/// Resources of deleted clusters — here the brokers of a dedicated cluster and the topic of a
+/// shared one whose rows say deleted, as a deletion by a version before the journal or a
+/// hand-edited store would leave them — are removed at the next start, and nothing of a live
+/// cluster is touched. Brokers of a cluster the store has never known are only reported,
+/// unless the sweep is told it may remove them.
+async fn resources_of_deleted_clusters_are_removed_at_start(backend: Backend) {
+    let app = spawn_app_with(backend, alone()).await;
+    let user = app.new_user().await;
+    let kept = app.new_cluster(&user, "kept").await;
+    let kept_id = kept["cluster_id"].as_str().unwrap().to_owned();
+    app.new_topic(&user, &kept_id, "stays", 1).await;
+    let lost = app.new_cluster(&user, "lost-shared").await;
+    let lost_id = lost["cluster_id"].as_str().unwrap().to_owned();
+    app.new_topic(&user, &lost_id, "orders", 1).await;
+    let dedicated = app.new_dedicated_cluster(&user, "lost-dedicated").await;
+    let dedicated_id = dedicated["cluster_id"].as_str().unwrap().to_owned();
+
+    let store = capstan_api::store::Store::connect(&app.persisted.database_url)
+        .await
+        .unwrap();
+    let prefix_of = async |id: &str| -> String {
+        sqlx::query_as::<_, (String,)>("SELECT prefix FROM clusters WHERE id = $1")
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .0
+    };
+    let (kept_prefix, lost_prefix) = (prefix_of(&kept_id).await, prefix_of(&lost_id).await);
+    assert_eq!(pool_names_under(&app, &kept_prefix).await, 1);
+    assert_eq!(pool_names_under(&app, &lost_prefix).await, 1);
+    assert_eq!(broker_dirs(&app), std::slice::from_ref(&dedicated_id));
+    for id in [&lost_id, &dedicated_id] {
+        sqlx::query("UPDATE clusters SET state = 'deleted' WHERE id = $1")
+            .bind(id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    // And a broker directory of no cluster the store has ever known.
+    let stranger = uuid::Uuid::new_v4().to_string();
+    let stranger_dir = app.persisted.data_dir.join("brokers").join(&stranger);
+    std::fs::create_dir_all(&stranger_dir).unwrap();
+    std::fs::write(stranger_dir.join("broker.db"), b"someone's data").unwrap();
+
+    let (persisted, dir) = app.stop().await;
+    let app = start(persisted, alone()).await;
+    assert_eq!(
+        broker_dirs(&app),
+        std::slice::from_ref(&stranger),
+        "the deleted cluster's brokers are gone, the unknown ones stay"
+    );
+    assert_eq!(unowned_resources(&app).await, 1);
+    assert_eq!(
+        pool_names_under(&app, &lost_prefix).await,
+        0,
+        "the pool holds nothing under a prefix nobody owns"
+    );
+    assert_eq!(pool_names_under(&app, &kept_prefix).await, 1);
+    assert_eq!(topic_names(&app, &user, &kept_id).await, ["stays"]);
+    let (status, produced) = app
+        .rest(
+            Method::GET,
+            "/produce/stays/still-here",
+            Some((
+                kept["username"].as_str().unwrap(),
+                kept["password"].as_str().unwrap(),
+            )),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{produced}");
+
+    // The first stop kept the data directory (`dir`); a restarted app holds none of its own.
+    let (persisted, _) = app.stop().await;
+    let app = start(
+        persisted,
+        PlatformConfig {
+            sweep_unknown_resources: true,
+            ..alone()
+        },
+    )
+    .await;
+    assert!(
+        broker_dirs(&app).is_empty(),
+        "told it may, the sweep removes the unknown brokers too"
+    );
+    assert_eq!(unowned_resources(&app).await, 0);
+    assert_eq!(topic_names(&app, &user, &kept_id).await, ["stays"]);
+    drop(app);
+    drop(dir);
+}
+
+on_both_backends!(resources_of_deleted_clusters_are_removed_at_start);
+
+/// Sweeps run while a dedicated cluster's brokers exist and its row does not yet (the
+/// creation held right after the brokers) leave them alone, even when the sweep may remove
+/// what the store does not know, and the creation completes whole.
+async fn a_cluster_being_made_is_never_swept(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        PlatformConfig {
+            journal_check_every: Duration::ZERO,
+            sweep_unknown_resources: true,
+            ..alone()
+        },
+    )
+    .await;
+    let user = app.new_user().await;
+    let held = failpoint::hold("cluster.create.after_brokers");
+    let creation = {
+        let (client, url, auth) = (
+            app.client.clone(),
+            app.url("/v2/kafka/cluster"),
+            user.auth(),
+        );
+        let Auth::Basic(email, key) = auth else {
+            unreachable!()
+        };
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .basic_auth(email, Some(key))
+                .json(&json!({ "name": "slow", "region": "eu-west-1", "placement": "dedicated" }))
+                .send()
+                .await
+                .expect("request sent")
+                .json::<Value>()
+                .await
+                .expect("an answer")
+        })
+    };
+    held.reached().await;
+    assert_eq!(broker_dirs(&app).len(), 1, "its brokers exist, its row not");
+    // Two whole passes of the journal check, each followed by a sweep.
+    two_more_recovery_passes(&app).await;
+    assert_eq!(broker_dirs(&app).len(), 1, "the sweeps left it alone");
+    held.release();
+    let cluster = creation.await.unwrap();
+    assert_eq!(cluster["name"], "slow", "{cluster}");
+    assert_eq!(
+        broker_dirs(&app),
+        [cluster["cluster_id"].as_str().unwrap().to_owned()]
+    );
+    assert!(kafka::authenticates(&kafka::config(&cluster)));
+}
+
+on_both_backends!(a_cluster_being_made_is_never_swept);
