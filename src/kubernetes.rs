@@ -63,6 +63,18 @@ fn brokers_of(cluster: &ClusterSpec) -> String {
     }
 }
 
+/// The shared clusters' prefixes that `names` (of a pool) start with, each once.
+fn prefixes_of<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut prefixes: Vec<String> = names
+        .filter_map(|name| name.get(..capstan_api::clusters::PREFIX_LEN))
+        .filter(|head| capstan_api::clusters::is_prefix(head))
+        .map(str::to_owned)
+        .collect();
+    prefixes.sort();
+    prefixes.dedup();
+    prefixes
+}
+
 /// The bytes of a cluster's own topics, by its names: those under its `prefix` on a pool, and
 /// on brokers of its own every topic but Kafka's internal ones (`__consumer_offsets`,
 /// `__transaction_state`), which are not the tenant's data and are not billed.
@@ -193,10 +205,15 @@ impl KubernetesProvisioner {
         &self,
         cluster: &ClusterSpec,
     ) -> Result<capstan_kafka::Credentials> {
+        self.credentials_of(&brokers_of(cluster)).await
+    }
+
+    /// The same for the brokers of resource id `brokers` (a cluster's, or `pool-<name>`).
+    async fn credentials_of(&self, brokers: &str) -> Result<capstan_kafka::Credentials> {
         let Access {
             credentials,
             bootstrap,
-        } = self.admin(&brokers_of(cluster)).await?;
+        } = self.admin(brokers).await?;
         Ok(capstan_kafka::Credentials {
             bootstrap,
             username: credentials.admin_username,
@@ -297,30 +314,53 @@ impl Provisioner for KubernetesProvisioner {
     }
 
     async fn inventory(&self) -> Result<Inventory> {
-        // The dedicated clusters' KafkaClusters (the pools are named `pool-…`). Names on the
-        // pools are not listed yet.
-        let dedicated = self
-            .clusters
-            .statuses()
-            .await
-            .map_err(kube_error)?
-            .into_iter()
-            .map(|(id, _)| id)
+        // Dedicated clusters: their KafkaClusters, and Secrets left without one by a creation
+        // stopped between the two (the pools are named `pool-…`).
+        let resources = self.clusters.statuses().await.map_err(kube_error)?;
+        let mut dedicated: Vec<String> = resources
+            .iter()
+            .map(|(id, _)| id.clone())
+            .chain(self.clusters.secret_ids().await.map_err(kube_error)?)
             .filter(|id| !id.starts_with(POOL_ID_PREFIX))
             .collect();
+        dedicated.sort();
+        dedicated.dedup();
+        // Shared clusters: the prefixes of the names on each pool that answers. A pool that
+        // does not (still starting, down) is looked at again at the next pass.
+        let mut prefixes = Vec::new();
+        for (id, _) in &resources {
+            let Some(pool) = id.strip_prefix(POOL_ID_PREFIX) else {
+                continue;
+            };
+            let names = match self.credentials_of(id).await {
+                Ok(credentials) => capstan_kafka::pool_names(&credentials)
+                    .await
+                    .map_err(|e| Error::Broker(e.to_string())),
+                Err(error) => Err(error),
+            };
+            match names {
+                Ok(names) => prefixes.extend(
+                    prefixes_of(names.topics.iter().chain(&names.groups))
+                        .into_iter()
+                        .map(|prefix| (pool.to_owned(), prefix)),
+                ),
+                Err(error) => {
+                    tracing::warn!(%pool, %error, "could not list a pool's names; it is swept at a later pass");
+                }
+            }
+        }
         Ok(Inventory {
             dedicated,
-            prefixes: Vec::new(),
+            prefixes,
         })
     }
 
     async fn delete_cluster(&self, cluster: &ClusterSpec) -> Result<()> {
         if cluster.pool().is_some() {
-            return kafka_admin::delete_prefixed(
-                &self.admin_config(cluster).await?,
-                cluster.prefix(),
-            )
-            .await;
+            let credentials = self.protocol_credentials(cluster).await?;
+            return capstan_kafka::delete_prefixed(&credentials, cluster.prefix())
+                .await
+                .map_err(|e| Error::Broker(format!("could not delete the cluster's names: {e}")));
         }
         self.clusters
             .delete(&cluster.id)

@@ -58,16 +58,21 @@ fn handle(api: &Shared, method: &Method, path: &str, body: &[u8]) -> Response<Bo
     let mut api = api.lock().unwrap();
     let not_found = json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found" });
     match *method {
-        Method::GET if path.ends_with("/kafkaclusters") => {
+        Method::GET if path.ends_with("/kafkaclusters") || path.ends_with("/secrets") => {
             let items: Vec<Value> = api
                 .objects
                 .iter()
-                .filter(|(p, _)| p.starts_with(path))
+                .filter(|(p, _)| p.starts_with(&format!("{path}/")))
                 .map(|(_, o)| o.clone())
                 .collect();
+            let (api_version, kind) = if path.ends_with("/secrets") {
+                ("v1", "SecretList")
+            } else {
+                ("capstan.dev/v1alpha1", "KafkaClusterList")
+            };
             respond(
                 StatusCode::OK,
-                json!({ "apiVersion": "capstan.dev/v1alpha1", "kind": "KafkaClusterList", "metadata": {}, "items": items }),
+                json!({ "apiVersion": api_version, "kind": kind, "metadata": {}, "items": items }),
             )
         }
         Method::GET => match api.objects.get(path) {
@@ -104,6 +109,16 @@ fn client(api: Shared) -> Client {
     Client::new(service, "capstan-clusters")
 }
 
+/// Where the control plane makes its resources: three zones, Kafka 3.9.1.
+fn template() -> ClusterTemplate {
+    ClusterTemplate {
+        namespace: "capstan-clusters".into(),
+        zones: vec!["a".into(), "b".into(), "c".into()],
+        version: "3.9.1".into(),
+        storage: Storage::default(),
+    }
+}
+
 /// The control plane with the Kubernetes provisioner on the mocked API server `api` (three
 /// zones, Kafka 3.9.1), shared clusters on `pools`, dedicated clusters reached as `access` says.
 async fn start_on_kubernetes(
@@ -111,16 +126,7 @@ async fn start_on_kubernetes(
     pools: capstan::kubernetes::Pools,
     access: DedicatedAccess,
 ) -> support::Running {
-    let clusters = KubernetesClusters::new(
-        client(api),
-        ClusterTemplate {
-            namespace: "capstan-clusters".into(),
-            zones: vec!["a".into(), "b".into(), "c".into()],
-            version: "3.9.1".into(),
-            storage: Storage::default(),
-        },
-    )
-    .unwrap();
+    let clusters = KubernetesClusters::new(client(api), template()).unwrap();
     start_on(
         false,
         PlatformConfig::default(),
@@ -314,9 +320,14 @@ async fn clusters_become_kafka_cluster_resources_whose_status_drives_their_state
     api.lock().unwrap().writes.clear();
     run.api(HttpMethod::DELETE, &format!("/v2/kafka/cluster/{id}"), None)
         .await;
+    // No operator ran here to adopt the credentials Secret (ownerReferences), so the control
+    // plane deletes it itself rather than leave it behind.
     assert_eq!(
         api.lock().unwrap().writes,
-        vec![format!("delete {resource_path}")]
+        vec![
+            format!("delete {resource_path}"),
+            format!("delete {secret_path}")
+        ]
     );
 }
 
@@ -795,25 +806,43 @@ async fn kafka_clusters_of_deleted_clusters_are_swept_and_unknown_ones_only_repo
     let id = cluster["cluster_id"].as_str().unwrap();
     let kafka_clusters = "/apis/capstan.dev/v1alpha1/namespaces/capstan-clusters/kafkaclusters";
     let resource_path = format!("{kafka_clusters}/{}", provisioner::resource_name(id));
+    let secrets = "/api/v1/namespaces/capstan-clusters/secrets";
+    let secret_path = format!(
+        "{secrets}/{}-kafka-credentials",
+        provisioner::resource_name(id)
+    );
     // A KafkaCluster with the control plane's label that this store never made (another
-    // control plane's on the same namespace, say).
+    // control plane's on the same namespace, say), and a credentials Secret without its
+    // KafkaCluster (a creation stopped between the two).
     let stranger = uuid::Uuid::new_v4().to_string();
     let stranger_path = format!("{kafka_clusters}/{}", provisioner::resource_name(&stranger));
+    let lone = uuid::Uuid::new_v4().to_string();
+    let lone_path = format!(
+        "{secrets}/{}-kafka-credentials",
+        provisioner::resource_name(&lone)
+    );
     {
         let mut api = api.lock().unwrap();
         let mut copy = api.objects[&resource_path].clone();
         copy["metadata"]["name"] = json!(provisioner::resource_name(&stranger));
         copy["metadata"]["labels"][provisioner::CLUSTER_ID_LABEL] = json!(stranger);
         api.objects.insert(stranger_path.clone(), copy);
+        let mut secret = api.objects[&secret_path].clone();
+        secret["metadata"]["name"] = json!(format!(
+            "{}-kafka-credentials",
+            provisioner::resource_name(&lone)
+        ));
+        secret["metadata"]["labels"][provisioner::CLUSTER_ID_LABEL] = json!(lone);
+        api.objects.insert(lone_path.clone(), secret);
     }
 
     assert_eq!(
         sweep(&run.platform_state).await.unwrap(),
         Swept {
             removed: 0,
-            unknown: 1
+            unknown: 2
         },
-        "a live cluster's KafkaCluster is its own"
+        "a live cluster's KafkaCluster and Secret are its own"
     );
     sqlx::query("UPDATE clusters SET state = 'deleted' WHERE id = $1")
         .bind(id)
@@ -824,15 +853,208 @@ async fn kafka_clusters_of_deleted_clusters_are_swept_and_unknown_ones_only_repo
         sweep(&run.platform_state).await.unwrap(),
         Swept {
             removed: 1,
+            unknown: 2
+        }
+    );
+    {
+        let api = api.lock().unwrap();
+        assert!(
+            api.writes.contains(&format!("delete {resource_path}")),
+            "{:?}",
+            api.writes
+        );
+        assert!(
+            api.writes.contains(&format!("delete {secret_path}")),
+            "a Secret the operator never adopted goes with its KafkaCluster: {:?}",
+            api.writes
+        );
+        assert!(api.objects.contains_key(&stranger_path));
+        assert!(api.objects.contains_key(&lone_path));
+        assert!(
+            !api.writes
+                .iter()
+                .any(|w| w.contains(&stranger) || w.contains(&provisioner::resource_name(&lone)))
+        );
+    }
+
+    // Where the sweep may remove it (`--sweep-unknown-resources`), a lone Secret is deleted as
+    // its cluster's brokers would be.
+    KubernetesClusters::new(client(api.clone()), template())
+        .unwrap()
+        .delete(&lone)
+        .await
+        .unwrap();
+    assert!(!api.lock().unwrap().objects.contains_key(&lone_path));
+}
+
+/// The sweep on a shared pool on Kubernetes: the topics and groups under the prefix of a
+/// cluster the store knows as deleted are deleted on the pool's brokers (over the Kafka
+/// protocol, as the pool's admin); those of a live cluster and of a prefix the store has never
+/// known are not (the latter is counted); Kafka's internal topics are nobody's.
+#[tokio::test]
+async fn names_on_a_pool_of_deleted_clusters_are_swept_and_unknown_ones_only_reported() {
+    use capstan_api::orphans::{Swept, sweep};
+    use kafka_protocol::messages::{
+        DeleteGroupsRequest, DeleteGroupsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+        FindCoordinatorResponse, ListGroupsResponse, list_groups_response::ListedGroup,
+    };
+    let api: Shared = Arc::default();
+    let run = start_on_kubernetes(
+        api.clone(),
+        capstan::kubernetes::Pools::default(),
+        DedicatedAccess::Gateway,
+    )
+    .await;
+    let create = |name: &'static str| {
+        run.api(
+            HttpMethod::POST,
+            "/v2/kafka/cluster",
+            Some(json!({ "name": name, "region": "eu-west-1" })),
+        )
+    };
+    let live = create("live").await;
+    let gone = create("gone").await;
+    let prefix_of = async |cluster: &Value| -> String {
+        sqlx::query_scalar("SELECT prefix FROM clusters WHERE id = $1")
+            .bind(cluster["cluster_id"].as_str().unwrap())
+            .fetch_one(run.platform_state.store.pool())
+            .await
+            .unwrap()
+    };
+    let (live_prefix, gone_prefix) = (prefix_of(&live).await, prefix_of(&gone).await);
+    let unknown_prefix = "0123456789ab.".to_owned();
+    let on_pool = |name: &str| -> Vec<String> {
+        [&live_prefix, &gone_prefix, &unknown_prefix]
+            .iter()
+            .map(|prefix| format!("{prefix}{name}"))
+            .collect()
+    };
+    let (topics, groups) = (on_pool("orders"), on_pool("g"));
+
+    // The pool's brokers: a mock that lists those names (and Kafka's own topic) and records
+    // what it is asked to delete.
+    let deleted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let brokers = listener.local_addr().unwrap();
+    let (log, listed_topics, listed_groups) = (deleted.clone(), topics.clone(), groups.clone());
+    tokio::spawn(mock_broker::serve(
+        listener,
+        Arc::new(move |key, version, correlation, mut body| match key {
+            ApiKey::Metadata => {
+                let partition = metadata_response::MetadataResponsePartition::default()
+                    .with_leader_id(BrokerId(0))
+                    .with_replica_nodes(vec![BrokerId(0)]);
+                let topic = |name: &str, internal: bool| {
+                    metadata_response::MetadataResponseTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(name.to_owned()))))
+                        .with_is_internal(internal)
+                        .with_partitions(vec![partition.clone()])
+                };
+                let mut all: Vec<_> = listed_topics.iter().map(|t| topic(t, false)).collect();
+                all.push(topic("__consumer_offsets", true));
+                mock_broker::encode(
+                    correlation,
+                    version,
+                    MetadataResponse::default()
+                        .with_brokers(vec![
+                            metadata_response::MetadataResponseBroker::default()
+                                .with_node_id(BrokerId(0))
+                                .with_host(StrBytes::from_string(brokers.ip().to_string()))
+                                .with_port(i32::from(brokers.port())),
+                        ])
+                        .with_topics(all),
+                )
+            }
+            ApiKey::ListGroups => mock_broker::encode(
+                correlation,
+                version,
+                ListGroupsResponse::default().with_groups(
+                    listed_groups
+                        .iter()
+                        .map(|g| {
+                            ListedGroup::default().with_group_id(kafka_protocol::messages::GroupId(
+                                StrBytes::from_string(g.clone()),
+                            ))
+                        })
+                        .collect(),
+                ),
+            ),
+            ApiKey::FindCoordinator => mock_broker::encode(
+                correlation,
+                version,
+                FindCoordinatorResponse::default()
+                    .with_host(StrBytes::from_string(brokers.ip().to_string()))
+                    .with_port(i32::from(brokers.port())),
+            ),
+            ApiKey::DeleteTopics => {
+                let request = DeleteTopicsRequest::decode(&mut body, version).unwrap();
+                log.lock().unwrap().extend(
+                    request
+                        .topic_names
+                        .iter()
+                        .map(|t| format!("topic {}", t.as_str())),
+                );
+                mock_broker::encode(correlation, version, DeleteTopicsResponse::default())
+            }
+            ApiKey::DeleteGroups => {
+                let request = DeleteGroupsRequest::decode(&mut body, version).unwrap();
+                log.lock().unwrap().extend(
+                    request
+                        .groups_names
+                        .iter()
+                        .map(|g| format!("group {}", g.as_str())),
+                );
+                mock_broker::encode(correlation, version, DeleteGroupsResponse::default())
+            }
+            other => panic!("the sweep does not ask for {other:?}"),
+        }),
+    ));
+    let namespace = "/namespaces/capstan-clusters";
+    {
+        let mut api = api.lock().unwrap();
+        let secret = api
+            .objects
+            .get_mut(&format!(
+                "/api/v1{namespace}/secrets/pool-shared-single-zone-kafka-credentials"
+            ))
+            .unwrap();
+        secret["data"]["admin-username"] = json!(base64_of(mock_broker::USER));
+        secret["data"]["admin-password"] = json!(base64_of(mock_broker::PASSWORD));
+        api.objects
+            .get_mut(&format!(
+                "/apis/capstan.dev/v1alpha1{namespace}/kafkaclusters/pool-shared-single-zone"
+            ))
+            .unwrap()["status"] =
+            json!({ "phase": "Ready", "readyBrokers": 3, "bootstrapServers": brokers.to_string() });
+    }
+
+    assert_eq!(
+        sweep(&run.platform_state).await.unwrap(),
+        Swept {
+            removed: 0,
+            unknown: 1
+        },
+        "the live clusters' names are theirs; the unknown prefix is counted"
+    );
+    assert!(deleted.lock().unwrap().is_empty());
+    sqlx::query("UPDATE clusters SET state = 'deleted' WHERE id = $1")
+        .bind(gone["cluster_id"].as_str().unwrap())
+        .execute(run.platform_state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        sweep(&run.platform_state).await.unwrap(),
+        Swept {
+            removed: 1,
             unknown: 1
         }
     );
-    let api = api.lock().unwrap();
-    assert!(
-        api.writes.contains(&format!("delete {resource_path}")),
-        "{:?}",
-        api.writes
+    assert_eq!(
+        *deleted.lock().unwrap(),
+        [
+            format!("topic {gone_prefix}orders"),
+            format!("group {gone_prefix}g")
+        ],
+        "exactly the deleted cluster's names"
     );
-    assert!(api.objects.contains_key(&stranger_path));
-    assert!(!api.writes.contains(&format!("delete {stranger_path}")));
 }

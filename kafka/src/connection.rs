@@ -9,13 +9,14 @@ use kafka_protocol::{
         AlterClientQuotasRequest, AlterClientQuotasResponse, AlterUserScramCredentialsRequest,
         AlterUserScramCredentialsResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
         CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse,
-        DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse,
-        DescribeConfigsRequest, DescribeConfigsResponse, DescribeLogDirsRequest,
-        DescribeLogDirsResponse, FetchRequest, FetchResponse, FindCoordinatorRequest,
-        FindCoordinatorResponse, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
-        ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetFetchRequest,
-        OffsetFetchResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
-        SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+        DeleteGroupsRequest, DeleteGroupsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+        DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
+        DescribeConfigsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse, FetchRequest,
+        FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse, ListGroupsRequest,
+        ListGroupsResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
+        MetadataResponse, OffsetFetchRequest, OffsetFetchResponse, RequestHeader, ResponseHeader,
+        SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+        SaslHandshakeResponse,
     },
     protocol::{Decodable, Encodable, HeaderVersion, StrBytes},
 };
@@ -225,6 +226,7 @@ exchange! {
     DescribeConfigsRequest => DescribeConfigsResponse, DescribeConfigs;
     DescribeClusterRequest => DescribeClusterResponse, DescribeCluster;
     DeleteTopicsRequest => DeleteTopicsResponse, DeleteTopics;
+    DeleteGroupsRequest => DeleteGroupsResponse, DeleteGroups;
     CreateAclsRequest => CreateAclsResponse, CreateAcls;
     DeleteAclsRequest => DeleteAclsResponse, DeleteAcls;
     AlterClientQuotasRequest => AlterClientQuotasResponse, AlterClientQuotas;

@@ -6,16 +6,16 @@ use std::collections::{BTreeMap, HashMap};
 
 use kafka_protocol::{
     messages::{
-        BrokerId, FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest,
-        MetadataRequest, OffsetFetchRequest, TopicName,
+        BrokerId, GroupId, ListOffsetsRequest, OffsetFetchRequest, TopicName,
         list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
         offset_fetch_request::OffsetFetchRequestTopic,
     },
     protocol::StrBytes,
 };
 
-use crate::connection::{Connection, Credentials};
-use crate::{Error, Result};
+use crate::Result;
+use crate::brokers::Brokers;
+use crate::connection::Credentials;
 
 /// A partition's offsets.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,59 +59,16 @@ pub struct Snapshot {
 /// A topic's id and, per partition, its leader and number of replicas.
 type TopicLayout = (String, BTreeMap<i32, (i32, usize)>);
 
-const METADATA_VERSION: i16 = 12;
 const LIST_OFFSETS_VERSION: i16 = 3;
-const LIST_GROUPS_VERSION: i16 = 2;
-const FIND_COORDINATOR_VERSION: i16 = 2;
 const OFFSET_FETCH_VERSION: i16 = 3;
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
-
-/// Broker connections of one read, opened as needed.
-struct Brokers<'a> {
-    credentials: &'a Credentials,
-    addresses: HashMap<i32, String>,
-    open: HashMap<String, Connection>,
-}
-
-impl Brokers<'_> {
-    async fn at(&mut self, address: &str) -> Result<&mut Connection> {
-        if !self.open.contains_key(address) {
-            let connection = Connection::open(
-                address,
-                &self.credentials.username,
-                &self.credentials.password,
-            )
-            .await?;
-            self.open.insert(address.to_owned(), connection);
-        }
-        self.open
-            .get_mut(address)
-            .ok_or_else(|| Error::Protocol("connection vanished".into()))
-    }
-
-    /// Drops the connection to broker `id` (after a failure: the next call opens a new one).
-    fn forget(&mut self, id: i32) {
-        if let Some(address) = self.addresses.get(&id) {
-            self.open.remove(address);
-        }
-    }
-
-    async fn node(&mut self, id: i32) -> Result<&mut Connection> {
-        let address = self
-            .addresses
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| Error::Protocol(format!("unknown broker {id}")))?;
-        self.at(&address).await
-    }
-}
 
 /// Asks `leader` for the offsets at `timestamp` (LATEST or EARLIEST) of its `partitions` and
 /// puts each one it answers without an error into `into`; a partition answered with an error
 /// is left out (and logged), so one bad partition does not stop the others being metered.
 async fn list_offsets(
-    brokers: &mut Brokers<'_>,
+    brokers: &mut Brokers,
     leader: i32,
     partitions: &[(String, i32)],
     timestamp: i64,
@@ -162,24 +119,8 @@ async fn list_offsets(
 /// and groups named with it are read, and the names in the snapshot are without it. A cluster
 /// with brokers of its own has the prefix "".
 pub async fn read(credentials: &Credentials, prefix: &str) -> Result<Snapshot> {
-    let mut brokers = Brokers {
-        credentials,
-        addresses: HashMap::new(),
-        open: HashMap::new(),
-    };
-    let metadata = brokers
-        .at(&credentials.bootstrap)
-        .await?
-        .call(
-            MetadataRequest::default().with_topics(None),
-            METADATA_VERSION,
-        )
-        .await?;
-    for broker in &metadata.brokers {
-        brokers
-            .addresses
-            .insert(broker.node_id.0, format!("{}:{}", broker.host, broker.port));
-    }
+    let mut brokers = Brokers::new(credentials);
+    let metadata = brokers.metadata().await?;
     let mut layout: BTreeMap<String, TopicLayout> = BTreeMap::new();
     for topic in &metadata.topics {
         let Some(name) = topic.name.as_ref().map(|n| n.to_string()) else {
@@ -267,47 +208,11 @@ pub async fn read(credentials: &Credentials, prefix: &str) -> Result<Snapshot> {
                 .with_partition_indexes(partitions.keys().copied().collect())
         })
         .collect();
-    let mut groups = Vec::new();
-    let nodes: Vec<i32> = brokers.addresses.keys().copied().collect();
-    for node in nodes {
-        let listed = brokers
-            .node(node)
-            .await?
-            .call(ListGroupsRequest::default(), LIST_GROUPS_VERSION)
-            .await?;
-        if listed.error_code != 0 {
-            return Err(Error::Protocol(format!(
-                "ListGroups failed with error {}",
-                listed.error_code
-            )));
-        }
-        groups.extend(
-            listed
-                .groups
-                .into_iter()
-                .map(|g| g.group_id.to_string())
-                .filter(|g| g.starts_with(prefix)),
-        );
-    }
-    groups.sort();
-    groups.dedup();
-    for group in groups {
-        let coordinator = brokers
-            .at(&credentials.bootstrap)
-            .await?
-            .call(
-                FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.clone())),
-                FIND_COORDINATOR_VERSION,
-            )
-            .await?;
-        if coordinator.error_code != 0 {
-            tracing::debug!(%group, code = coordinator.error_code, "no coordinator for a group");
+    for group in brokers.groups(prefix).await? {
+        let Some(coordinator) = brokers.coordinator(&group).await? else {
             continue;
-        }
-        let address = format!("{}:{}", coordinator.host, coordinator.port);
-        let fetched = brokers
-            .at(&address)
-            .await?
+        };
+        let fetched = coordinator
             .call(
                 OffsetFetchRequest::default()
                     .with_group_id(GroupId(StrBytes::from_string(group.clone())))

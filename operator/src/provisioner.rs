@@ -287,18 +287,54 @@ impl KubernetesClusters {
         })())
     }
 
-    /// Deletes the `KafkaCluster`; the operator's finalizer tears down what it owns. A
-    /// resource that is already gone is not an error.
-    pub async fn delete(&self, cluster_id: &str) -> Result<()> {
-        match self
-            .api()
-            .delete(&resource_name(cluster_id), &DeleteParams::foreground())
+    /// The cluster ids of every credentials Secret the control plane made in the namespace
+    /// (labelled like its `KafkaCluster`s): one LIST request. A Secret whose `KafkaCluster` is
+    /// missing was left by a creation stopped between the two.
+    pub async fn secret_ids(&self) -> Result<Vec<String>> {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.template.namespace);
+        let list = secrets
+            .list(&kube::api::ListParams::default().labels(CLUSTER_ID_LABEL))
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(error) => Err(kube_error(error)),
+            .map_err(kube_error)?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|secret| secret.metadata.labels?.get(CLUSTER_ID_LABEL).cloned())
+            .collect())
+    }
+
+    /// Deletes the `KafkaCluster`; the operator's finalizer tears down what it owns, the
+    /// credentials Secret among them once the operator has adopted it. A Secret it never
+    /// adopted (no owner: the `KafkaCluster` was never reconciled, or never made) is deleted
+    /// here. What is already gone is not an error.
+    pub async fn delete(&self, cluster_id: &str) -> Result<()> {
+        let name = resource_name(cluster_id);
+        gone_is_fine(self.api().delete(&name, &DeleteParams::foreground()).await)?;
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.template.namespace);
+        let secret_name = format!("{name}-kafka-credentials");
+        let adopted = secrets
+            .get_opt(&secret_name)
+            .await
+            .map_err(kube_error)?
+            .map(|secret| {
+                secret
+                    .metadata
+                    .owner_references
+                    .is_some_and(|o| !o.is_empty())
+            });
+        if adopted == Some(false) {
+            gone_is_fine(secrets.delete(&secret_name, &DeleteParams::default()).await)?;
         }
+        Ok(())
+    }
+}
+
+/// A deletion's answer, with 404 (already gone) as success.
+fn gone_is_fine<T>(answer: std::result::Result<T, kube::Error>) -> Result<()> {
+    match answer {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(kube_error(error)),
     }
 }
 

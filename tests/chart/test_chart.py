@@ -158,7 +158,7 @@ def test_the_kubernetes_provisioner_gets_its_settings_and_a_least_privilege_role
     granted = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     assert granted == {
         ("capstan.dev", "kafkaclusters"): {"get", "list", "create", "patch", "delete"},
-        ("", "secrets"): {"get", "create", "patch"},
+        ("", "secrets"): {"get", "list", "create", "patch", "delete"},
     }
     binding = by_kind(objects, "RoleBinding")[0]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "capstan-control-plane", "namespace": "platform"}]

@@ -32,6 +32,8 @@ pub struct ClusterClients {
     bulk_producer: FutureProducer,
     idle: std::sync::Mutex<Vec<BaseConsumer>>,
     busy: Arc<tokio::sync::Semaphore>,
+    /// Committed offsets of groups with no consumer instance here, made on first use.
+    group_offsets: tokio::sync::OnceCell<capstan_kafka::GroupOffsets>,
 }
 
 /// A pooled consumer lent to one request; give it back with [`ClusterClients::give_back`].
@@ -68,7 +70,31 @@ impl ClusterClients {
             config,
             idle: std::sync::Mutex::new(Vec::new()),
             busy: Arc::new(tokio::sync::Semaphore::new(MAX_BUSY_FETCHERS)),
+            group_offsets: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The reader of committed offsets on these brokers, as the gateway's own user (the
+    /// Kafka gateway's backend), made on first use: kept connections to the coordinators, where
+    /// a librdkafka client per request would start threads and fetch metadata each time.
+    pub async fn group_offsets(
+        &self,
+        app: &AppState,
+        access: &Access,
+    ) -> Result<&capstan_kafka::GroupOffsets> {
+        self.group_offsets
+            .get_or_try_init(|| async {
+                let row = clusters::find_live(&app.store, &access.cluster_id).await?;
+                let backend = app.provisioner.gateway_backend(&row.spec()).await?;
+                Ok::<_, Error>(capstan_kafka::GroupOffsets::new(
+                    &capstan_kafka::Credentials {
+                        bootstrap: backend.bootstrap,
+                        username: backend.username,
+                        password: backend.password,
+                    },
+                ))
+            })
+            .await
     }
 
     /// The producer for a request of `messages` messages: a single message is sent at once;

@@ -590,19 +590,26 @@ pub(super) async fn committed(
                 .await?
         }
         Err(Error::Missing(_)) => {
-            let mut config = state.clients.of(&state.app, &access).await?.config.clone();
-            config
-                .set("group.id", access.physical(&key.group))
-                .set("enable.auto.commit", "false");
-            tokio::task::spawn_blocking(move || {
-                // Never subscribes, so it never joins the group: it only asks the coordinator.
-                let reader: BaseConsumer = config.create().map_err(|e| {
-                    Error::Broker(format!("could not create a Kafka consumer: {e}"))
-                })?;
-                read_committed(&reader, &access, wanted, timeout)
-            })
-            .await
-            .map_err(|e| Error::internal("committed-offsets task failed", e))??
+            let clients = state.clients.of(&state.app, &access).await?;
+            let partitions: Vec<(String, i32)> = wanted
+                .iter()
+                .map(|tp| (access.physical(&tp.topic), tp.partition))
+                .collect();
+            let offsets = clients
+                .group_offsets(&state.app, &access)
+                .await?
+                .committed(&access.physical(&key.group), &partitions)
+                .await
+                .map_err(|e| Error::Broker(format!("could not read committed offsets: {e}")))?;
+            wanted
+                .into_iter()
+                .zip(offsets)
+                .map(|(tp, offset)| TopicPartitionOffset {
+                    topic: tp.topic,
+                    partition: tp.partition,
+                    offset,
+                })
+                .collect()
         }
         Err(other) => return Err(other.into()),
     };
