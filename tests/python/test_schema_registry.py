@@ -4,14 +4,16 @@ deserializing by schema id, an incompatible evolution refused with 409, a second
 sees nothing, and a migration from another registry in IMPORT mode with the ids preserved."""
 
 import base64
+import io
 import json
 import time
 import urllib.error
 import urllib.request
 
+import fastavro
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
@@ -208,3 +210,32 @@ def test_migrating_from_another_registry_keeps_the_ids(capstan):
     assert consume(config, "legacy", 1, AvroDeserializer(registry_of(capstan, cluster))) == [{"id": 7, "name": "Linus"}]
     with pytest.raises(urllib.error.HTTPError):
         send("PUT", "/mode", {"mode": "SIDEWAYS"})
+
+
+ADDRESS = {"type": "record", "name": "Address", "namespace": "shop",
+           "fields": [{"name": "city", "type": "string"}]}
+ORDER = {"type": "record", "name": "Order", "namespace": "shop",
+         "fields": [{"name": "to", "type": "shop.Address"}, {"name": "from", "type": ["null", "shop.Address"], "default": None}]}
+
+
+def test_resolved_format_is_a_schema_a_reader_without_the_registry_parses(capstan):
+    """?format=resolved: an Avro schema with a reference comes back self-contained, so fastavro
+    parses it with no named types given (the stored text alone names an unknown type)."""
+    cluster = new_cluster(capstan, "py-resolved")
+    registry = registry_of(capstan, cluster)
+    registry.register_schema("address", Schema(json.dumps(ADDRESS), "AVRO"))
+    reference = SchemaReference("shop.Address", "address", 1)
+    order_id = registry.register_schema("orders-value", Schema(json.dumps(ORDER), "AVRO", [reference]))
+
+    with pytest.raises(fastavro.schema.UnknownType):
+        fastavro.parse_schema(json.loads(registry_of(capstan, cluster).get_schema(order_id).schema_str))
+    resolved = registry_of(capstan, cluster).get_schema(order_id, fmt="resolved")
+    assert [r.name for r in resolved.references] == ["shop.Address"]
+    parsed = fastavro.parse_schema(json.loads(resolved.schema_str))
+    order = {"to": {"city": "Lisbon"}, "from": {"city": "Porto"}}
+    written = io.BytesIO()
+    fastavro.schemaless_writer(written, parsed, order)
+    written.seek(0)
+    assert fastavro.schemaless_reader(written, parsed) == order
+    by_version = registry_of(capstan, cluster).get_version("orders-value", 1, fmt="resolved")
+    assert json.loads(by_version.schema.schema_str) == json.loads(resolved.schema_str)

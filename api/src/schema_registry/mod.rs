@@ -4,6 +4,7 @@
 //! serializers (`@kafkajs/confluent-schema-registry`, `confluent-kafka`'s `SchemaRegistryClient`)
 //! use it unchanged. Schema requests are free: they are not metered as messages.
 
+mod avro_resolved;
 mod catalog;
 mod error;
 mod evolution;

@@ -205,7 +205,7 @@ pub fn document() -> Value {
                 "force": flag("force", "Allow IMPORT on a registry that has subjects"),
                 "subjectPrefix": { "name": "subjectPrefix", "in": "query", "required": false, "schema": string.clone() },
                 "subjectQuery": { "name": "subject", "in": "query", "required": false, "description": "Accepted and ignored: ids are global per cluster", "schema": string.clone() },
-                "format": { "name": "format", "in": "query", "required": false, "description": "serialized: a Protobuf schema as the base64 of its FileDescriptorProto (what confluent-kafka's deserializers ask for); other values, and other schema types, answer the schema as stored", "schema": string },
+                "format": { "name": "format", "in": "query", "required": false, "description": "resolved: an Avro schema with the named types of its references written out where first used; serialized: a Protobuf schema as the base64 of its FileDescriptorProto (what confluent-kafka's deserializers ask for); other values, and other schema types, answer the schema as stored", "schema": string },
             },
             "schemas": {
                 "Error": { "type": "object", "required": ["error_code", "message"], "properties": {

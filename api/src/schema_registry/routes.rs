@@ -97,19 +97,33 @@ struct Options {
     #[serde(default, deserialize_with = "flag")]
     force: bool,
     subject_prefix: Option<String>,
-    /// How to answer a schema: Protobuf's `serialized` (base64 descriptor); anything else (or
-    /// nothing) is the schema as stored, as Confluent answers formats a type does not have.
+    /// How to answer a schema: Avro's `resolved` (references inlined), Protobuf's
+    /// `serialized` (base64 descriptor); anything else (or nothing) is the schema as stored, as
+    /// Confluent answers formats a type does not have.
     format: Option<String>,
 }
 
 impl Options {
     /// `record` in the format asked for.
-    fn formatted(&self, mut record: SchemaRecord) -> RegistryResult<SchemaRecord> {
-        if self.format.as_deref() == Some("serialized")
-            && record.kind == SchemaType::Protobuf.as_str()
-        {
-            record.text =
-                super::protobuf::serialized(&record.text).map_err(RegistryError::unprocessable)?;
+    async fn formatted(
+        &self,
+        registry: &Registry<'_>,
+        mut record: SchemaRecord,
+    ) -> RegistryResult<SchemaRecord> {
+        match self.format.as_deref() {
+            Some("serialized") if record.kind == SchemaType::Protobuf.as_str() => {
+                record.text = super::protobuf::serialized(&record.text)
+                    .map_err(RegistryError::unprocessable)?;
+            }
+            Some("resolved")
+                if record.kind == SchemaType::Avro.as_str() && !record.references.is_empty() =>
+            {
+                let resolved = registry.resolve(&record).await?;
+                record.text =
+                    super::avro_resolved::resolved(&resolved.text, &resolved.dependencies)
+                        .map_err(RegistryError::unprocessable)?;
+            }
+            _ => {}
         }
         Ok(record)
     }
@@ -199,7 +213,10 @@ async fn schema_by_id(
     Params(id): Params<i64>,
     options: Options,
 ) -> RegistryResult<Reply<Value>> {
-    let record = options.formatted(registry(&state, &caller).schema(id).await?)?;
+    let registry = registry(&state, &caller);
+    let record = options
+        .formatted(&registry, registry.schema(id).await?)
+        .await?;
     Ok(Reply(schema_view(&record)))
 }
 
@@ -335,7 +352,10 @@ async fn version(
 ) -> RegistryResult<Reply<Value>> {
     let (found, record) =
         found_version(&state, &caller, &subject, &version, options.deleted).await?;
-    Ok(Reply(version_view(&found, &options.formatted(record)?)))
+    let record = options
+        .formatted(&registry(&state, &caller), record)
+        .await?;
+    Ok(Reply(version_view(&found, &record)))
 }
 
 async fn raw_version(

@@ -533,6 +533,34 @@ async fn references_and_json_schemas() {
         )
         .await;
     assert_eq!(by_id["references"], reference);
+    // ?format=resolved writes the referenced type out where it is used; as stored otherwise.
+    let inlined = json!({"type": "record", "name": "Order", "namespace": "shop", "fields": [
+        {"name": "to", "type": serde_json::from_str::<Value>(address).unwrap()}]});
+    for path in [
+        format!("/schemas/ids/{}?format=resolved", order_id["id"]),
+        "/subjects/orders-value/versions/1?format=resolved".to_owned(),
+    ] {
+        let (status, resolved) = r.call(Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {resolved}");
+        let schema: Value = serde_json::from_str(resolved["schema"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            (schema, &resolved["references"]),
+            (inlined.clone(), &reference),
+            "{path}"
+        );
+    }
+    let (_, unresolved) = r
+        .call(
+            Method::GET,
+            &format!("/schemas/ids/{}?format=ignore_extensions", order_id["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        unresolved["schema"],
+        json!(order),
+        "other formats answer as stored"
+    );
     let (_, referencing) = r
         .call(
             Method::GET,
