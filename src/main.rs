@@ -44,7 +44,15 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Operator(args) => {
-            capstan_operator::run(args.listen, shutdown_signal()).await?;
+            let identity = args
+                .identity
+                .or_else(|| {
+                    std::env::var("HOSTNAME")
+                        .ok()
+                        .filter(|name| !name.is_empty())
+                })
+                .unwrap_or_else(|| format!("capstan-operator-{}", std::process::id()));
+            capstan_operator::run(args.listen, args.lease, identity, shutdown_signal()).await?;
             Ok(())
         }
         Command::Crd => {

@@ -632,6 +632,17 @@ pub struct OperatorArgs {
     /// Address of `/healthz` and `/metrics`.
     #[arg(long, env = "CAPSTAN_OPERATOR_LISTEN", default_value = "0.0.0.0:8090")]
     pub listen: SocketAddr,
+    /// The Lease replicas elect their leader on, in the operator's namespace: only its holder
+    /// reconciles.
+    #[arg(
+        long,
+        env = "CAPSTAN_OPERATOR_LEASE",
+        default_value = "capstan-operator"
+    )]
+    pub lease: String,
+    /// This replica's name in the Lease (default: the pod's name, from HOSTNAME).
+    #[arg(long, env = "CAPSTAN_OPERATOR_IDENTITY")]
+    pub identity: Option<String>,
     /// Without one, the operator runs.
     #[command(subcommand)]
     pub action: Option<OperatorAction>,

@@ -158,6 +158,12 @@ async fn a_multi_zone_cluster_is_provisioned_and_carries_messages() {
     let operator = tokio::spawn(capstan_operator::run_with_client(
         client.clone(),
         "127.0.0.1:0".parse().unwrap(),
+        capstan_operator::leader::LeaseConfig {
+            namespace: "default".into(),
+            name: format!("capstan-e2e-{}", uuid::Uuid::new_v4().simple()),
+            identity: "e2e".into(),
+            duration: capstan_operator::LEASE_DURATION,
+        },
         async move {
             let _ = stopped.await;
         },

@@ -4,6 +4,7 @@
 
 mod crd;
 mod dry_run;
+pub mod leader;
 pub mod metrics;
 pub mod provisioner;
 pub mod reconciler;
@@ -16,7 +17,7 @@ pub use crd::{
 };
 pub use dry_run::dry_run;
 pub use render::{CONFIG_HASH_ANNOTATION, RenderInput, render, rendered_yaml};
-pub use run::{run, run_with_client};
+pub use run::{LEASE_DURATION, run, run_with_client};
 
 /// Result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

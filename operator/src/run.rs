@@ -1,7 +1,8 @@
 //! `capstan operator`: the controller watching KafkaClusters and the objects they own, with
-//! `/healthz` and `/metrics` on their own port. Run one replica (no leader election yet).
+//! `/healthz` and `/metrics` on their own port. Replicas elect a leader on a Lease
+//! ([`crate::leader`]); only the leader reconciles, the others wait to take over.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use k8s_openapi::api::{
@@ -10,6 +11,7 @@ use k8s_openapi::api::{
     networking::v1::NetworkPolicy,
     policy::v1::PodDisruptionBudget,
 };
+use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api, Client,
     runtime::{Controller, watcher},
@@ -22,14 +24,18 @@ use tokio::{
 
 use crate::{
     Error, KafkaCluster, Result,
+    leader::{Elector, LeaseConfig},
     metrics::Metrics,
     reconciler::{Context, error_policy, reconcile},
 };
 
 /// Runs the controller until `shutdown` completes, with the in-cluster service account or
-/// `KUBECONFIG`.
+/// `KUBECONFIG`, while this replica holds the leader Lease `lease` of `identity` (in the
+/// client's namespace, the pod's own in a cluster).
 pub async fn run(
     listen: SocketAddr,
+    lease: String,
+    identity: String,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let client = Client::try_default().await.map_err(|e| {
@@ -37,13 +43,25 @@ pub async fn run(
             "no Kubernetes configuration (in-cluster or KUBECONFIG): {e}"
         ))
     })?;
-    run_with_client(client, listen, shutdown).await
+    let lease = LeaseConfig {
+        namespace: client.default_namespace().to_owned(),
+        name: lease,
+        identity,
+        duration: LEASE_DURATION,
+    };
+    run_with_client(client, listen, lease, shutdown).await
 }
 
-/// Runs the controller with `client` until `shutdown` completes.
+/// How long a replica that stopped renewing keeps the Lease (client-go's default).
+pub const LEASE_DURATION: Duration = Duration::from_secs(15);
+
+/// Runs the controller with `client` until `shutdown` completes, while holding `lease`: it
+/// waits for the Lease first, and stops (with an error, so Kubernetes restarts the pod as a
+/// standby) if it cannot renew it in time.
 pub async fn run_with_client(
     client: Client,
     listen: SocketAddr,
+    lease: LeaseConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let metrics = Arc::new(Metrics::new().map_err(|e| Error::Kube(format!("metrics: {e}")))?);
@@ -51,17 +69,25 @@ pub async fn run_with_client(
         .await
         .map_err(|e| Error::Kube(format!("could not listen on {listen}: {e}")))?;
     tokio::spawn(serve_health(listener, metrics.clone()));
+    // The controller wants a Sync future; the caller's may not be.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let elector = Arc::new(Elector::new(client.clone(), lease));
+    if !wait_to_lead(&elector, stopping.clone()).await {
+        return Ok(());
+    }
+    let (lose, lost) = tokio::sync::watch::channel(false);
+    let renewing = tokio::spawn(keep_leading(elector.clone(), lose));
     let ctx = Arc::new(Context {
         client: client.clone(),
         metrics,
     });
-    // The controller wants a Sync future; the caller's may not be.
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop.send(());
-    });
     let config = watcher::Config::default().labels("app.kubernetes.io/managed-by=capstan-operator");
+    let mut until_stopped = stopping.clone();
+    let mut until_lost = lost.clone();
     Controller::new(
         Api::<KafkaCluster>::all(client.clone()),
         watcher::Config::default(),
@@ -76,7 +102,10 @@ pub async fn run_with_client(
     )
     .owns(Api::<NetworkPolicy>::all(client), config)
     .graceful_shutdown_on(async move {
-        let _ = stopped.await;
+        tokio::select! {
+            _ = until_stopped.wait_for(|stop| *stop) => {}
+            _ = until_lost.wait_for(|lost| *lost) => {}
+        }
     })
     .run(reconcile, error_policy, ctx)
     .for_each(|result| async move {
@@ -85,7 +114,72 @@ pub async fn run_with_client(
         }
     })
     .await;
+    renewing.abort();
+    let lease = elector.config();
+    if *lost.borrow() {
+        return Err(Error::Kube(format!(
+            "lost the leader Lease {}/{} (not renewed within {:?}); exiting so that Kubernetes restarts this replica as a standby",
+            lease.namespace,
+            lease.name,
+            lease.renew_deadline()
+        )));
+    }
+    if let Err(error) = elector.release().await {
+        tracing::warn!(%error, "the next leader takes over once the Lease expires");
+    }
     Ok(())
+}
+
+/// Tries for the Lease every retry period until this replica holds it (true) or `stopping`
+/// says to stop (false).
+async fn wait_to_lead(elector: &Elector, mut stopping: tokio::sync::watch::Receiver<bool>) -> bool {
+    let lease = elector.config();
+    let mut told = false;
+    loop {
+        match elector.try_hold(Timestamp::now()).await {
+            Ok(true) => {
+                tracing::info!(lease = %lease.name, identity = %lease.identity, "leading: reconciling KafkaClusters");
+                return true;
+            }
+            Ok(false) if !told => {
+                tracing::info!(lease = %lease.name, identity = %lease.identity, "another replica leads; standing by");
+                told = true;
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "trying again"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(lease.retry_period()) => {}
+            _ = stopping.wait_for(|stop| *stop) => return false,
+        }
+    }
+}
+
+/// Renews the Lease every retry period; says `lose` once no renewal succeeded for the renew
+/// deadline (or another replica holds it).
+async fn keep_leading(elector: Arc<Elector>, lose: tokio::sync::watch::Sender<bool>) {
+    let lease = elector.config().clone();
+    let mut renewed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(lease.retry_period()).await;
+        // A renewal the API server does not answer must not outlast the deadline.
+        let attempt =
+            tokio::time::timeout(lease.retry_period(), elector.try_hold(Timestamp::now()));
+        match attempt.await {
+            Ok(Ok(true)) => renewed = tokio::time::Instant::now(),
+            Ok(Ok(false)) => {
+                tracing::error!(lease = %lease.name, "another replica holds the leader Lease");
+                let _ = lose.send(true);
+                return;
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "renewing the leader Lease"),
+            Err(_) => tracing::warn!("renewing the leader Lease: no answer in time"),
+        }
+        if renewed.elapsed() >= lease.renew_deadline() {
+            let _ = lose.send(true);
+            return;
+        }
+    }
 }
 
 /// A minimal HTTP responder for `/healthz` and `/metrics` (no framework needed for two routes).

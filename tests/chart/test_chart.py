@@ -31,12 +31,12 @@ def validate(objects):
 def test_the_default_values_render_valid_objects():
     objects = render()
     kinds = sorted(o["kind"] for o in objects)
-    assert kinds == sorted(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Deployment",
-                            "PersistentVolumeClaim", "Service"])
+    assert kinds == sorted(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+                            "Deployment", "Deployment", "PersistentVolumeClaim", "Service"])
     validate(objects)
     operator = next(d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "capstan-operator")
     container = operator["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == ["operator", "--listen", "0.0.0.0:8090"]
+    assert container["args"] == ["operator", "--listen", "0.0.0.0:8090", "--lease", "capstan-operator"]
     assert container["image"] == "ghcr.io/capstan/capstan:0.1.0"
     assert operator["spec"]["replicas"] == 1
     assert operator["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
@@ -111,6 +111,12 @@ def test_the_operator_role_is_least_privilege():
         ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies"), ("events.k8s.io", "events"),
     }
     assert granted[("events.k8s.io", "events")] == {"create", "patch"}
+    # Leader election: Leases in the release's namespace only, never deleted.
+    leader = next(r for r in by_kind(render(), "Role") if r["metadata"]["name"] == "capstan-operator-leader")
+    assert leader["metadata"]["namespace"] == "platform"
+    assert leader["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]
+    binding = next(b for b in by_kind(render(), "RoleBinding") if b["metadata"]["name"] == "capstan-operator-leader")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "capstan-operator", "namespace": "platform"}]
 
 
 def test_the_chart_lints_cleanly_and_ships_the_crd():
@@ -153,17 +159,16 @@ def test_the_kubernetes_provisioner_gets_its_settings_and_a_least_privilege_role
     service = next(s for s in by_kind(objects, "Service") if s["metadata"]["name"] == "capstan")
     ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
     assert ports == {"api": 8080, "gateway": 8081, "kafka": 9092, **{f"kafka-{n}": 9093 + n for n in range(6)}}
-    role = by_kind(objects, "Role")[0]
-    assert role["metadata"]["namespace"] == "tenants"
+    role = next(r for r in by_kind(objects, "Role") if r["metadata"]["namespace"] == "tenants")
     granted = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     assert granted == {
         ("capstan.dev", "kafkaclusters"): {"get", "list", "create", "patch", "delete"},
         ("", "secrets"): {"get", "list", "create", "patch", "delete"},
     }
-    binding = by_kind(objects, "RoleBinding")[0]
+    binding = next(b for b in by_kind(objects, "RoleBinding") if b["metadata"]["namespace"] == "tenants")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "capstan-control-plane", "namespace": "platform"}]
     # With local brokers there is no such identity.
-    assert not by_kind(render(), "Role")
+    assert [r["metadata"]["name"] for r in by_kind(render(), "Role")] == ["capstan-operator-leader"]
 
 
 # Pod Security Standards, "restricted" profile (https://kubernetes.io/docs/concepts/security/pod-security-standards/),
