@@ -556,6 +556,7 @@ mod tests {
     fn operator_phases_map_to_cluster_states() {
         assert_eq!(state_of(Some("Ready")), Some("active"));
         assert_eq!(state_of(Some("Provisioning")), Some("provisioning"));
+        assert_eq!(state_of(Some("Pending")), Some("provisioning"));
         assert_eq!(state_of(None), Some("provisioning"));
         assert_eq!(state_of(Some("Degraded")), Some("degraded"));
         assert_eq!(state_of(Some("Failed")), Some("failed"));

@@ -137,7 +137,7 @@ fn default_version() -> String {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaClusterStatus {
-    /// Pending, Provisioning, Ready, Degraded, Deleting or Failed.
+    /// Pending, Ready, Degraded, Failed or Deleting (older versions wrote Provisioning for Pending).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// The generation the status describes.

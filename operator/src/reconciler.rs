@@ -3,7 +3,11 @@
 //! what was rendered, so reconciling an unchanged resource writes nothing and drift (an edited
 //! or deleted child) is repaired.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Secret};
@@ -13,7 +17,7 @@ use kube::{
     runtime::{
         controller::Action,
         events::{Event as KubeEvent, EventType, Recorder, Reporter},
-        finalizer::{Event, finalizer},
+        finalizer::{Error as FinalizerError, Event, finalizer},
     },
 };
 use rand::RngCore;
@@ -27,12 +31,52 @@ pub const FIELD_MANAGER: &str = "capstan-operator";
 pub const FINALIZER: &str = "capstan.dev/cleanup";
 
 /// What the reconciler needs.
-#[derive(Clone)]
 pub struct Context {
     /// The Kubernetes client.
     pub client: Client,
     /// Metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Failed reconciles in a row, per cluster (`namespace/name`), which space its retries.
+    failures: std::sync::Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context with no failures yet.
+    pub fn new(client: Client, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        Context {
+            client,
+            metrics,
+            failures: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Counts one more failure of `cluster` in a row; the count so far.
+    fn failed(&self, cluster: &str) -> u32 {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let count = failures.entry(cluster.to_owned()).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    }
+
+    fn succeeded(&self, cluster: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(cluster);
+    }
+}
+
+/// The first retry after a failure; each failure in a row doubles it, up to [`MAX_RETRY`].
+pub const FIRST_RETRY: Duration = Duration::from_secs(15);
+/// The longest wait between retries of a failing cluster.
+pub const MAX_RETRY: Duration = Duration::from_secs(300);
+
+fn key_of(cluster: &KafkaCluster) -> String {
+    format!(
+        "{}/{}",
+        cluster.namespace().unwrap_or_default(),
+        cluster.name_any()
+    )
 }
 
 impl std::fmt::Debug for Context {
@@ -49,27 +93,72 @@ pub async fn reconcile(cluster: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<
         .namespace()
         .ok_or_else(|| Error::Invalid("a KafkaCluster must be namespaced".into()))?;
     let api: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
-    finalizer(&api, FINALIZER, cluster, |event| async {
+    let key = key_of(&cluster);
+    let outcome = finalizer(&api, FINALIZER, cluster, |event| async {
         match event {
             Event::Apply(cluster) => apply(&cluster, &ctx).await,
             Event::Cleanup(cluster) => cleanup(&cluster, &ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Kube(format!("{e}")))
+    // The reconciler's own error keeps its reason (for metrics); the rest is the API's.
+    .map_err(|e| match e {
+        FinalizerError::ApplyFailed(inner) | FinalizerError::CleanupFailed(inner) => inner,
+        other => Error::Kube(other.to_string()),
+    });
+    if outcome.is_ok() {
+        ctx.succeeded(&key);
+    }
+    outcome
 }
 
-/// After a failure: count it and retry with a delay (the controller spaces retries per object).
-pub fn error_policy(_cluster: Arc<KafkaCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+/// After a failure: count it and retry after [`FIRST_RETRY`], doubled for every failure of the
+/// same cluster in a row up to [`MAX_RETRY`] (a success starts it over).
+pub fn error_policy(cluster: Arc<KafkaCluster>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics
         .errors
         .with_label_values(&[error.reason()])
         .inc();
-    tracing::warn!(%error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(15))
+    let failures = ctx.failed(&key_of(&cluster));
+    let retry = FIRST_RETRY
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(MAX_RETRY);
+    tracing::warn!(%error, failures, ?retry, "reconcile failed; retrying");
+    Action::requeue(retry)
 }
 
+/// Applies the cluster; a spec the operator cannot render is recorded as phase `Failed` with
+/// its reason, and waits for a new spec (retrying could not help).
 async fn apply(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
+    match apply_spec(cluster, ctx).await {
+        Err(Error::Invalid(why)) => {
+            ctx.metrics.errors.with_label_values(&["invalid"]).inc();
+            tracing::warn!(cluster = %cluster.name_any(), %why, "invalid spec");
+            if cluster.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Failed") {
+                publish(
+                    ctx,
+                    cluster,
+                    EventType::Warning,
+                    "Failed",
+                    &why,
+                    "Reconcile",
+                )
+                .await;
+            }
+            let status = KafkaClusterStatus {
+                phase: Some("Failed".into()),
+                observed_generation: cluster.metadata.generation,
+                conditions: vec![ready_condition(cluster, false, "InvalidSpec", &why)],
+                ..cluster.status.clone().unwrap_or_default()
+            };
+            write_status(cluster, ctx, status).await?;
+            Ok(Action::await_change())
+        }
+        other => other,
+    }
+}
+
+async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
     if cluster.spec.paused {
         tracing::info!(cluster = %cluster.name_any(), "paused: not reconciling");
         return Ok(Action::await_change());
@@ -107,7 +196,9 @@ async fn apply(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
             rolling.push(set_name);
         }
     }
-    let status = observe(cluster, &ctx.client, &namespace).await?;
+    // The generation counts as applied only once nothing of it waits or rolls.
+    let applied = !deferred && rolling.is_empty();
+    let status = observe(cluster, &ctx.client, &namespace, applied).await?;
     let old_phase = cluster.status.as_ref().and_then(|s| s.phase.clone());
     if old_phase != status.phase {
         let phase = status.phase.clone().unwrap_or_default();
@@ -123,17 +214,7 @@ async fn apply(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
             .unwrap_or_default();
         publish(ctx, cluster, kind, &phase, &note, "Reconcile").await;
     }
-    if cluster.status.as_ref().map(essentials) != Some(essentials(&status)) {
-        let api: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
-        let body = json!({ "apiVersion": "capstan.dev/v1alpha1", "kind": "KafkaCluster", "status": status });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map_err(kube_error)?;
-    }
+    write_status(cluster, ctx, status).await?;
     Ok(Action::requeue(Duration::from_secs(if deferred {
         15
     } else {
@@ -141,10 +222,38 @@ async fn apply(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
     })))
 }
 
+/// Writes `status` unless the stored one already says the same (timestamps aside).
+async fn write_status(
+    cluster: &KafkaCluster,
+    ctx: &Context,
+    status: KafkaClusterStatus,
+) -> Result<()> {
+    if cluster.status.as_ref().map(essentials) == Some(essentials(&status)) {
+        return Ok(());
+    }
+    let api: Api<KafkaCluster> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    let body =
+        json!({ "apiVersion": "capstan.dev/v1alpha1", "kind": "KafkaCluster", "status": status });
+    api.patch_status(
+        &cluster.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(kube_error)?;
+    Ok(())
+}
+
 /// Owned objects go away with their owner (owner references); volumes follow the storage
 /// class's retention policy. Nothing else to do before the finalizer is removed.
 async fn cleanup(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
     tracing::info!(cluster = %cluster.name_any(), "deleted; owned objects are garbage-collected");
+    let status = KafkaClusterStatus {
+        phase: Some("Deleting".into()),
+        ..cluster.status.clone().unwrap_or_default()
+    };
+    write_status(cluster, ctx, status).await?;
     publish(
         ctx,
         cluster,
@@ -314,11 +423,14 @@ fn strip_nulls(value: Value) -> Value {
     }
 }
 
-/// Reads the StatefulSets and says what the cluster is.
+/// Reads the StatefulSets and says what the cluster is: a broker counts as ready once it is
+/// both ready and of the current revision; the observed generation moves to the resource's
+/// only when `applied`.
 async fn observe(
     cluster: &KafkaCluster,
     client: &Client,
     namespace: &str,
+    applied: bool,
 ) -> Result<KafkaClusterStatus> {
     let name = cluster.name_any();
     let zones = cluster.spec.zones()?;
@@ -331,46 +443,77 @@ async fn observe(
         } else {
             format!("{name}-kafka")
         };
-        if let Some(statefulset) = api.get_opt(&set).await.map_err(kube_error)? {
-            ready += statefulset
-                .status
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0);
+        if let Some(status) = api
+            .get_opt(&set)
+            .await
+            .map_err(kube_error)?
+            .and_then(|s| s.status)
+        {
+            ready += status
+                .ready_replicas
+                .unwrap_or(0)
+                .min(status.updated_replicas.unwrap_or(0));
         }
     }
     let wanted = cluster.spec.brokers_per_zone * zones.len() as i32;
     let (phase, reason) = if ready >= wanted {
         ("Ready", "AllBrokersReady")
     } else if ready == 0 {
-        ("Provisioning", "BrokersStarting")
+        ("Pending", "BrokersStarting")
     } else {
         ("Degraded", "SomeBrokersNotReady")
     };
-    let condition = [
-        ("type", "Ready".to_owned()),
-        (
-            "status",
-            if phase == "Ready" { "True" } else { "False" }.to_owned(),
-        ),
-        ("reason", reason.to_owned()),
-        ("message", format!("{ready} of {wanted} brokers ready")),
-        ("lastTransitionTime", now_rfc3339()),
-    ];
+    let previous = cluster.status.clone().unwrap_or_default();
     Ok(KafkaClusterStatus {
         phase: Some(phase.into()),
-        observed_generation: cluster.metadata.generation,
+        observed_generation: if applied {
+            cluster.metadata.generation
+        } else {
+            previous.observed_generation
+        },
         bootstrap_servers: Some(format!(
             "{name}-kafka-bootstrap.{namespace}.svc:{}",
             crate::render::CLIENT_PORT
         )),
         ready_brokers: Some(ready),
-        conditions: vec![
-            condition
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-        ],
+        conditions: vec![ready_condition(
+            cluster,
+            phase == "Ready",
+            reason,
+            &format!("{ready} of {wanted} brokers ready and up to date"),
+        )],
     })
+}
+
+/// The `Ready` condition; its `lastTransitionTime` is kept while its status does not change.
+fn ready_condition(
+    cluster: &KafkaCluster,
+    ready: bool,
+    reason: &str,
+    message: &str,
+) -> BTreeMap<String, String> {
+    let status = if ready { "True" } else { "False" };
+    let since = cluster
+        .status
+        .as_ref()
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.get("type").map(String::as_str) == Some("Ready"))
+        })
+        .filter(|c| c.get("status").map(String::as_str) == Some(status))
+        .and_then(|c| c.get("lastTransitionTime").cloned())
+        .unwrap_or_else(now_rfc3339);
+    [
+        ("type", "Ready".to_owned()),
+        ("status", status.to_owned()),
+        ("reason", reason.to_owned()),
+        ("message", message.to_owned()),
+        ("lastTransitionTime", since),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }
 
 /// Phase, observed generation, bootstrap address, ready brokers and condition reasons.

@@ -81,10 +81,7 @@ pub async fn run_with_client(
     }
     let (lose, lost) = tokio::sync::watch::channel(false);
     let renewing = tokio::spawn(keep_leading(elector.clone(), lose));
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        metrics,
-    });
+    let ctx = Arc::new(Context::new(client.clone(), metrics));
     let config = watcher::Config::default().labels("app.kubernetes.io/managed-by=capstan-operator");
     let mut until_stopped = stopping.clone();
     let mut until_lost = lost.clone();

@@ -175,10 +175,10 @@ fn resource(spec: Value, extra_metadata: Value) -> Value {
 fn setup(object: Value) -> (Shared, Arc<Context>) {
     let api: Shared = Arc::default();
     api.lock().unwrap().objects.insert(BASE.to_owned(), object);
-    let ctx = Arc::new(Context {
-        client: client(api.clone()),
-        metrics: Arc::new(Metrics::new().unwrap()),
-    });
+    let ctx = Arc::new(Context::new(
+        client(api.clone()),
+        Arc::new(Metrics::new().unwrap()),
+    ));
     (api, ctx)
 }
 
@@ -220,11 +220,11 @@ async fn a_new_cluster_gets_its_finalizer_then_every_child_then_its_status_and_t
 
     reconcile_stored(&api, &ctx).await.unwrap();
     let mut expected: Vec<String> = CHILDREN.iter().map(|s| s.to_string()).collect();
-    expected.push("event Provisioning".to_owned());
+    expected.push("event Pending".to_owned());
     expected.push(format!("status {BASE}"));
     assert_eq!(take_writes(&api), expected);
     let status = api.lock().unwrap().objects[BASE]["status"].clone();
-    assert_eq!(status["phase"], "Provisioning");
+    assert_eq!(status["phase"], "Pending");
     assert_eq!(status["readyBrokers"], 0);
     assert_eq!(status["observedGeneration"], 1);
     assert_eq!(
@@ -251,7 +251,8 @@ async fn ready_brokers_make_the_cluster_ready_and_drifted_children_are_applied_a
     {
         let mut api = api.lock().unwrap();
         let sts = "/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka";
-        api.objects.get_mut(sts).unwrap()["status"] = json!({ "replicas": 1, "readyReplicas": 1 });
+        api.objects.get_mut(sts).unwrap()["status"] =
+            json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 });
         // Someone edits the ConfigMap and deletes the PodDisruptionBudget.
         api.objects
             .get_mut("/api/v1/namespaces/tenants/configmaps/orders-kafka-config")
@@ -308,6 +309,7 @@ async fn a_deleted_cluster_is_cleaned_up_and_its_finalizer_removed() {
     assert_eq!(
         take_writes(&api),
         vec![
+            format!("status {BASE}"),
             "event Deleting".to_owned(),
             format!("remove finalizer {BASE}")
         ]
@@ -464,10 +466,10 @@ async fn the_control_plane_creates_a_cluster_the_operator_completes_and_deletes_
 
     // The operator reconciles the resource (its finalizer first, then its children): it keeps
     // the control plane's client credential and adds the rest.
-    let ctx = Arc::new(Context {
-        client: client(api.clone()),
-        metrics: Arc::new(Metrics::new().unwrap()),
-    });
+    let ctx = Arc::new(Context::new(
+        client(api.clone()),
+        Arc::new(Metrics::new().unwrap()),
+    ));
     for _ in 0..2 {
         let stored: KafkaCluster =
             serde_json::from_value(api.lock().unwrap().objects[&resource_path].clone()).unwrap();
@@ -505,4 +507,184 @@ async fn multi_zone_clusters_need_three_configured_zones() {
     )
     .unwrap_err();
     assert!(error.to_string().contains("exactly 3 zones"), "{error}");
+}
+
+#[tokio::test]
+async fn an_invalid_spec_is_a_failed_phase_with_its_reason_until_the_spec_is_fixed() {
+    let (api, ctx) = setup(resource(
+        json!({ "zoneMode": "multi", "zones": ["a", "b"] }),
+        json!({ "finalizers": ["capstan.dev/cleanup"] }),
+    ));
+    let action = reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+    assert_eq!(
+        take_writes(&api),
+        vec!["event Failed".to_owned(), format!("status {BASE}")],
+        "nothing is applied for a spec that cannot be rendered"
+    );
+    let status = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_eq!(
+        (
+            status["phase"].clone(),
+            status["observedGeneration"].clone()
+        ),
+        (json!("Failed"), json!(1))
+    );
+    let condition = &status["conditions"][0];
+    assert_eq!(
+        (
+            condition["type"].clone(),
+            condition["status"].clone(),
+            condition["reason"].clone()
+        ),
+        (json!("Ready"), json!("False"), json!("InvalidSpec"))
+    );
+    assert_eq!(
+        condition["message"],
+        "a multi-zone cluster needs exactly 3 zones, not 2"
+    );
+    assert_eq!(ctx.metrics.errors.with_label_values(&["invalid"]).get(), 1);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(take_writes(&api), Vec::<String>::new(), "told once");
+
+    // Fixed: rendered and applied; the condition says why it is not ready yet.
+    {
+        let mut api = api.lock().unwrap();
+        let cluster = api.objects.get_mut(BASE).unwrap();
+        cluster["spec"]["zones"] = json!(["a", "b", "c"]);
+        cluster["metadata"]["generation"] = json!(2);
+    }
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let status = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_eq!(
+        (
+            status["phase"].clone(),
+            status["observedGeneration"].clone()
+        ),
+        (json!("Pending"), json!(2))
+    );
+    assert_eq!(status["conditions"][0]["reason"], "BrokersStarting");
+}
+
+#[tokio::test]
+async fn a_failing_cluster_is_retried_ever_later_until_it_succeeds() {
+    let (api, ctx) = setup(resource(
+        json!({}),
+        json!({ "finalizers": ["capstan.dev/cleanup"] }),
+    ));
+    api.lock().unwrap().fail_gets_of = Some("/secrets/".into());
+    let stored: KafkaCluster =
+        serde_json::from_value(api.lock().unwrap().objects[BASE].clone()).unwrap();
+    let mut waits = Vec::new();
+    for _ in 0..7 {
+        let error = reconcile(Arc::new(stored.clone()), ctx.clone())
+            .await
+            .unwrap_err();
+        waits.push(error_policy(Arc::new(stored.clone()), &error, ctx.clone()));
+    }
+    let seconds =
+        |s: u64| kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(s));
+    assert_eq!(
+        waits,
+        vec![
+            seconds(15),
+            seconds(30),
+            seconds(60),
+            seconds(120),
+            seconds(240),
+            seconds(300),
+            seconds(300)
+        ]
+    );
+    // Another cluster's failures are its own.
+    let mut other = stored.clone();
+    other.metadata.name = Some("payments".into());
+    let error = capstan_operator::Error::Kube("etcd is down".into());
+    assert_eq!(
+        error_policy(Arc::new(other), &error, ctx.clone()),
+        seconds(15)
+    );
+    // A success starts it over.
+    api.lock().unwrap().fail_gets_of = None;
+    reconcile_stored(&api, &ctx).await.unwrap();
+    api.lock().unwrap().fail_gets_of = Some("/secrets/".into());
+    let error = reconcile_stored(&api, &ctx).await.unwrap_err();
+    assert_eq!(
+        error_policy(Arc::new(stored), &error, ctx.clone()),
+        seconds(15)
+    );
+}
+
+#[tokio::test]
+async fn the_observed_generation_waits_for_a_rolling_change_and_the_ready_time_stays() {
+    let (api, ctx) = setup(resource(
+        json!({}),
+        json!({ "finalizers": ["capstan.dev/cleanup"] }),
+    ));
+    let sts = "/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka";
+    let settle = |api: &Shared| {
+        api.lock().unwrap().objects.get_mut(sts).unwrap()["status"] =
+            json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 });
+    };
+    reconcile_stored(&api, &ctx).await.unwrap();
+    settle(&api);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let ready = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_eq!(
+        (ready["phase"].clone(), ready["observedGeneration"].clone()),
+        (json!("Ready"), json!(1))
+    );
+
+    // A new image: applied, and rolling (the broker still runs the old revision).
+    {
+        let mut api = api.lock().unwrap();
+        let cluster = api.objects.get_mut(BASE).unwrap();
+        cluster["spec"]["image"] = json!("apache/kafka:4.0.0");
+        cluster["metadata"]["generation"] = json!(2);
+    }
+    api.lock().unwrap().objects.get_mut(sts).unwrap()["status"] =
+        json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 0 });
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let rolling = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_eq!(
+        (
+            rolling["phase"].clone(),
+            rolling["observedGeneration"].clone(),
+            rolling["readyBrokers"].clone()
+        ),
+        (json!("Pending"), json!(1), json!(0)),
+        "a broker of the old revision is not counted, and generation 2 is not applied yet"
+    );
+
+    settle(&api);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let done = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_eq!(
+        (done["phase"].clone(), done["observedGeneration"].clone()),
+        (json!("Ready"), json!(2))
+    );
+
+    // A later status write (another ready count) keeps the time the condition last changed.
+    {
+        let mut api = api.lock().unwrap();
+        let status = &mut api.objects.get_mut(BASE).unwrap()["status"];
+        status["readyBrokers"] = json!(7);
+        status["conditions"][0]["lastTransitionTime"] = json!("2026-01-01T00:00:00Z");
+    }
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let again = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_eq!(again["readyBrokers"], json!(1));
+    assert_eq!(
+        again["conditions"][0]["lastTransitionTime"],
+        json!("2026-01-01T00:00:00Z")
+    );
+    // A change of the condition's status gets a new time.
+    api.lock().unwrap().objects.get_mut(sts).unwrap()["status"]["readyReplicas"] = json!(0);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let down = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_eq!(down["conditions"][0]["status"], json!("False"));
+    assert_ne!(
+        down["conditions"][0]["lastTransitionTime"],
+        json!("2026-01-01T00:00:00Z")
+    );
 }
