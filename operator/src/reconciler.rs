@@ -165,6 +165,16 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
     }
     let namespace = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
+    // Every broker is also a KRaft voter (static `controller.quorum.voters`), and Kafka cannot
+    // change a static quorum: a new broker count would leave the brokers unable to elect a
+    // controller. The running count stays until the spec asks for it again.
+    let sets = statefulsets_of(&ctx.client, &namespace, &name).await?;
+    let kept = live_brokers_per_zone(&sets).filter(|&live| live != cluster.spec.brokers_per_zone);
+    let mut effective = cluster.clone();
+    if let Some(live) = kept {
+        effective.spec.brokers_per_zone = live;
+    }
+    let cluster = &effective;
     let secrets = secrets(&ctx.client, &namespace, &name).await?;
     let input = RenderInput {
         cluster,
@@ -175,7 +185,7 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
     };
     // Zone by zone: a changed StatefulSet is applied only while every other one is settled, and
     // one per reconcile, so a rolling change never takes brokers of two zones down at once.
-    let mut rolling = unsettled_statefulsets(&ctx.client, &namespace, &name).await?;
+    let mut rolling = unsettled(&sets);
     let mut deferred = false;
     for object in render(&input)? {
         let statefulset = object["kind"] == "StatefulSet";
@@ -197,8 +207,36 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         }
     }
     // The generation counts as applied only once nothing of it waits or rolls.
-    let applied = !deferred && rolling.is_empty();
-    let status = observe(cluster, &ctx.client, &namespace, applied).await?;
+    let applied = !deferred && rolling.is_empty() && kept.is_none();
+    let mut status = observe(cluster, &ctx.client, &namespace, applied).await?;
+    if let Some(live) = kept {
+        let why = format!(
+            "brokersPerZone stays {live}: every broker is a KRaft voter and Kafka cannot change a static quorum; set it back to {live} (for more brokers, create a larger cluster and move the topics)"
+        );
+        let refused_before = cluster.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.get("type").map(String::as_str) == Some(SCALING_REFUSED))
+        });
+        if !refused_before {
+            publish(
+                ctx,
+                cluster,
+                EventType::Warning,
+                SCALING_REFUSED,
+                &why,
+                "Reconcile",
+            )
+            .await;
+        }
+        status.conditions.push(condition(
+            cluster,
+            SCALING_REFUSED,
+            true,
+            "VotersAreFixed",
+            &why,
+        ));
+    }
     let old_phase = cluster.status.as_ref().and_then(|s| s.phase.clone());
     if old_phase != status.phase {
         let phase = status.phase.clone().unwrap_or_default();
@@ -383,20 +421,24 @@ async fn apply_object(client: &Client, namespace: &str, object: &Value) -> Resul
     Ok(())
 }
 
-/// The cluster's StatefulSets still rolling out: not every replica updated and ready.
-async fn unsettled_statefulsets(
+/// The cluster's StatefulSets as they run.
+async fn statefulsets_of(
     client: &Client,
     namespace: &str,
     cluster: &str,
-) -> Result<Vec<String>> {
+) -> Result<Vec<StatefulSet>> {
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-    let sets = api
+    Ok(api
         .list(&kube::api::ListParams::default().labels(&format!("capstan.dev/cluster={cluster}")))
         .await
-        .map_err(kube_error)?;
-    Ok(sets
-        .items
-        .into_iter()
+        .map_err(kube_error)?
+        .items)
+}
+
+/// Names of the StatefulSets not yet settled: some replica not updated or not ready, or the
+/// StatefulSet controller not caught up with its spec.
+fn unsettled(sets: &[StatefulSet]) -> Vec<String> {
+    sets.iter()
         .filter(|set| {
             let wanted = set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
             let status = set.status.clone().unwrap_or_default();
@@ -406,8 +448,15 @@ async fn unsettled_statefulsets(
                 && status.updated_replicas.unwrap_or(0) >= wanted
                 && status.ready_replicas.unwrap_or(0) >= wanted)
         })
-        .filter_map(|set| set.metadata.name)
-        .collect())
+        .filter_map(|set| set.metadata.name.clone())
+        .collect()
+}
+
+/// Brokers per zone of the running StatefulSets, if there are any.
+fn live_brokers_per_zone(sets: &[StatefulSet]) -> Option<i32> {
+    sets.iter()
+        .filter_map(|set| set.spec.as_ref().and_then(|spec| spec.replicas))
+        .max()
 }
 
 fn strip_nulls(value: Value) -> Value {
@@ -485,27 +534,42 @@ async fn observe(
     })
 }
 
-/// The `Ready` condition; its `lastTransitionTime` is kept while its status does not change.
+/// The condition a change of the broker count was refused with.
+const SCALING_REFUSED: &str = "ScalingRefused";
+
+/// The `Ready` condition.
 fn ready_condition(
     cluster: &KafkaCluster,
     ready: bool,
     reason: &str,
     message: &str,
 ) -> BTreeMap<String, String> {
-    let status = if ready { "True" } else { "False" };
+    condition(cluster, "Ready", ready, reason, message)
+}
+
+/// A condition of type `kind`; its `lastTransitionTime` is kept while its status does not
+/// change.
+fn condition(
+    cluster: &KafkaCluster,
+    kind: &str,
+    holds: bool,
+    reason: &str,
+    message: &str,
+) -> BTreeMap<String, String> {
+    let status = if holds { "True" } else { "False" };
     let since = cluster
         .status
         .as_ref()
         .and_then(|s| {
             s.conditions
                 .iter()
-                .find(|c| c.get("type").map(String::as_str) == Some("Ready"))
+                .find(|c| c.get("type").map(String::as_str) == Some(kind))
         })
         .filter(|c| c.get("status").map(String::as_str) == Some(status))
         .and_then(|c| c.get("lastTransitionTime").cloned())
         .unwrap_or_else(now_rfc3339);
     [
-        ("type", "Ready".to_owned()),
+        ("type", kind.to_owned()),
         ("status", status.to_owned()),
         ("reason", reason.to_owned()),
         ("message", message.to_owned()),

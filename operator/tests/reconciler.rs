@@ -688,3 +688,102 @@ async fn the_observed_generation_waits_for_a_rolling_change_and_the_ready_time_s
         json!("2026-01-01T00:00:00Z")
     );
 }
+
+#[tokio::test]
+async fn a_new_broker_count_is_refused_while_every_broker_is_a_voter() {
+    let (api, ctx) = setup(resource(
+        json!({}),
+        json!({ "finalizers": ["capstan.dev/cleanup"] }),
+    ));
+    let sts = "/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka";
+    reconcile_stored(&api, &ctx).await.unwrap();
+    api.lock().unwrap().objects.get_mut(sts).unwrap()["status"] =
+        json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 });
+    reconcile_stored(&api, &ctx).await.unwrap();
+    take_writes(&api);
+
+    {
+        let mut api = api.lock().unwrap();
+        let cluster = api.objects.get_mut(BASE).unwrap();
+        cluster["spec"]["brokersPerZone"] = json!(3);
+        cluster["metadata"]["generation"] = json!(2);
+    }
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        take_writes(&api),
+        vec!["event ScalingRefused".to_owned(), format!("status {BASE}")],
+        "nothing is applied: the StatefulSet keeps its replicas and the voters their quorum"
+    );
+    assert_eq!(
+        api.lock().unwrap().objects[sts]["spec"]["replicas"],
+        json!(1)
+    );
+    let status = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_eq!(
+        (
+            status["phase"].clone(),
+            status["observedGeneration"].clone(),
+            status["readyBrokers"].clone()
+        ),
+        (json!("Ready"), json!(1), json!(1)),
+        "still ready on its one broker; generation 2 is not applied"
+    );
+    let refused = &status["conditions"][1];
+    assert_eq!(
+        (
+            refused["type"].clone(),
+            refused["status"].clone(),
+            refused["reason"].clone()
+        ),
+        (
+            json!("ScalingRefused"),
+            json!("True"),
+            json!("VotersAreFixed")
+        )
+    );
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("set it back to 1"),
+        "{refused}"
+    );
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(take_writes(&api), Vec::<String>::new(), "told once");
+
+    // Other changes still apply with the running count.
+    {
+        let mut api = api.lock().unwrap();
+        let cluster = api.objects.get_mut(BASE).unwrap();
+        cluster["spec"]["image"] = json!("apache/kafka:4.0.0");
+        cluster["metadata"]["generation"] = json!(3);
+    }
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(take_statefulset_writes(&api), vec![format!("apply {sts}")]);
+    let applied = api.lock().unwrap().objects[sts].clone();
+    assert_eq!(
+        (
+            applied["spec"]["replicas"].clone(),
+            applied["spec"]["template"]["spec"]["containers"][0]["image"].clone()
+        ),
+        (json!(1), json!("apache/kafka:4.0.0"))
+    );
+
+    // Set back: the condition goes, and the generation is applied once the roll settles.
+    {
+        let mut api = api.lock().unwrap();
+        let cluster = api.objects.get_mut(BASE).unwrap();
+        cluster["spec"]["brokersPerZone"] = json!(1);
+        cluster["metadata"]["generation"] = json!(4);
+        api.objects.get_mut(sts).unwrap()["status"] =
+            json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 });
+    }
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let status = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_eq!(
+        status["conditions"].as_array().unwrap().len(),
+        1,
+        "{status}"
+    );
+    assert_eq!(status["observedGeneration"], json!(4));
+}
