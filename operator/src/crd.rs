@@ -90,12 +90,34 @@ pub struct Authorization {
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+// Checked by the API server (CEL), so a bad spec or a change Kafka cannot follow is refused at
+// `kubectl apply` rather than found by the reconciler. The transition rules (oldSelf) hold
+// because every broker is a KRaft voter: zones and broker count are the quorum.
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.zoneMode != 'multi' || (size(self.zones) == 3 && self.zones[0] != self.zones[1] && self.zones[0] != self.zones[2] && self.zones[1] != self.zones[2])",
+        "message": "a multi-zone cluster needs exactly three distinct zones"
+    },
+    {
+        "rule": "self.zoneMode != 'single' || size(self.zones) <= 1",
+        "message": "a single-zone cluster takes at most one zone"
+    },
+    {
+        "rule": "self.zoneMode == oldSelf.zoneMode && self.zones == oldSelf.zones",
+        "message": "zoneMode and zones cannot change: every broker is a KRaft voter, so moving brokers between zones would break the quorum; create a new cluster and move the topics"
+    },
+    {
+        "rule": "self.brokersPerZone == oldSelf.brokersPerZone",
+        "message": "brokersPerZone cannot change yet: every broker is a KRaft voter and Kafka cannot change a static quorum; create a larger cluster and move the topics"
+    }
+]))]
 pub struct KafkaClusterSpec {
     /// `single` (default) or `multi`.
     #[serde(default)]
     pub zone_mode: ZoneMode,
     /// Zones: exactly three for `multi`; at most one for `single`.
     #[serde(default)]
+    #[schemars(length(max = 3))]
     pub zones: Vec<String>,
     /// Brokers in each zone (default 1).
     #[serde(default = "one")]

@@ -1,0 +1,118 @@
+//! The CRD's CEL rules (`x-kubernetes-validations`), evaluated as the API server evaluates them
+//! (kube-cel: Kubernetes' CEL functions, schema defaults applied first): a spec the operator
+//! could not render, or a change of the zones or broker count that Kafka's static quorum
+//! cannot follow, is refused at `kubectl apply`.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use capstan_operator::KafkaCluster;
+use kube::CustomResourceExt;
+use serde_json::{Value, json};
+
+fn schema() -> Value {
+    let crd = KafkaCluster::crd();
+    let version = &crd.spec.versions[0];
+    serde_json::to_value(&version.schema.as_ref().unwrap().open_api_v3_schema).unwrap()
+}
+
+fn resource(spec: Value) -> Value {
+    json!({
+        "apiVersion": "capstan.dev/v1alpha1",
+        "kind": "KafkaCluster",
+        "metadata": { "name": "orders", "namespace": "tenants" },
+        "spec": spec
+    })
+}
+
+/// The messages of the rules `spec` breaks (as an update of `old` when given).
+fn refusals(spec: Value, old: Option<Value>) -> Vec<String> {
+    let old = old.map(resource);
+    match kube_cel::validate(&schema(), &resource(spec), old.as_ref()) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.into_vec().into_iter().map(|e| e.message).collect(),
+    }
+}
+
+#[test]
+fn the_schema_carries_the_rules() {
+    let rules = &schema()["properties"]["spec"]["x-kubernetes-validations"];
+    assert_eq!(rules.as_array().map(Vec::len), Some(4), "{rules}");
+    assert_eq!(
+        schema()["properties"]["spec"]["properties"]["zones"]["maxItems"],
+        json!(3)
+    );
+}
+
+#[test]
+fn zones_must_fit_the_zone_mode() {
+    assert_eq!(
+        refusals(json!({}), None),
+        Vec::<String>::new(),
+        "the defaults: single, no zone"
+    );
+    assert_eq!(
+        refusals(
+            json!({ "zoneMode": "multi", "zones": ["a", "b", "c"] }),
+            None
+        ),
+        Vec::<String>::new()
+    );
+    for zones in [json!(["a", "b"]), json!(["a", "b", "a"]), json!([])] {
+        assert_eq!(
+            refusals(json!({ "zoneMode": "multi", "zones": zones }), None),
+            vec!["a multi-zone cluster needs exactly three distinct zones"],
+            "{zones}"
+        );
+    }
+    assert_eq!(
+        refusals(json!({ "zones": ["a", "b"] }), None),
+        vec!["a single-zone cluster takes at most one zone"]
+    );
+    assert_eq!(
+        refusals(json!({ "zones": ["a"] }), None),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_quorum_cannot_be_changed_by_an_update() {
+    let multi = json!({ "zoneMode": "multi", "zones": ["a", "b", "c"] });
+    let zones_changed = refusals(
+        json!({ "zoneMode": "multi", "zones": ["a", "b", "d"] }),
+        Some(multi.clone()),
+    );
+    assert_eq!(zones_changed.len(), 1);
+    assert!(zones_changed[0].starts_with("zoneMode and zones cannot change"));
+    let mode_changed = refusals(json!({}), Some(multi.clone()));
+    assert!(mode_changed[0].starts_with("zoneMode and zones cannot change"));
+    let scaled = refusals(json!({ "brokersPerZone": 3 }), Some(json!({})));
+    assert_eq!(scaled.len(), 1);
+    assert!(scaled[0].starts_with("brokersPerZone cannot change yet"));
+    // The defaults count: an explicit 1 is no change from an absent one.
+    assert_eq!(
+        refusals(json!({ "brokersPerZone": 1 }), Some(json!({}))),
+        Vec::<String>::new()
+    );
+    // Everything else may change.
+    assert_eq!(
+        refusals(
+            json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "version": "4.0.0", "paused": true }),
+            Some(multi)
+        ),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_shipped_example_passes() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/kafkacluster-multi-zone.yaml"
+    ))
+    .unwrap();
+    let example: Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(
+        kube_cel::validate(&schema(), &example, None).map_err(|e| format!("{e:?}")),
+        Ok(())
+    );
+}
