@@ -10,6 +10,7 @@ pub mod provisioner;
 pub mod reconciler;
 mod render;
 mod run;
+mod storage;
 
 pub use crd::{
     Authorization, ExternalListener, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, Listeners,

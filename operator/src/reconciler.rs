@@ -23,7 +23,7 @@ use kube::{
 use rand::RngCore;
 use serde_json::{Value, json};
 
-use crate::{Error, KafkaCluster, KafkaClusterStatus, RenderInput, Result, render};
+use crate::{Error, KafkaCluster, KafkaClusterStatus, RenderInput, Result, render, storage};
 
 /// The one field manager of every write.
 pub const FIELD_MANAGER: &str = "capstan-operator";
@@ -174,6 +174,24 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
     if let Some(live) = kept {
         effective.spec.brokers_per_zone = live;
     }
+    // The volume claim templates keep the size they were made with; a new one goes to the
+    // volumes themselves.
+    let wanted_size = cluster.spec.storage.size.clone();
+    let resized = match storage::live_size(&sets) {
+        Some(live) if live != cluster.spec.storage.size => {
+            let outcome = storage::resize(
+                &ctx.client,
+                &namespace,
+                &name,
+                &live,
+                &cluster.spec.storage.size,
+            )
+            .await?;
+            effective.spec.storage.size = live.clone();
+            Some((live, outcome))
+        }
+        _ => None,
+    };
     let cluster = &effective;
     let secrets = secrets(&ctx.client, &namespace, &name).await?;
     let input = RenderInput {
@@ -207,35 +225,53 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         }
     }
     // The generation counts as applied only once nothing of it waits or rolls.
-    let applied = !deferred && rolling.is_empty() && kept.is_none();
+    let storage_refused = matches!(resized, Some((_, storage::Resize::Refused { .. })));
+    let applied = !deferred && rolling.is_empty() && kept.is_none() && !storage_refused;
     let mut status = observe(cluster, &ctx.client, &namespace, applied).await?;
     if let Some(live) = kept {
         let why = format!(
             "brokersPerZone stays {live}: every broker is a KRaft voter and Kafka cannot change a static quorum; set it back to {live} (for more brokers, create a larger cluster and move the topics)"
         );
-        let refused_before = cluster.status.as_ref().is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.get("type").map(String::as_str) == Some(SCALING_REFUSED))
-        });
-        if !refused_before {
-            publish(
+        note(
+            ctx,
+            cluster,
+            &mut status,
+            SCALING_REFUSED,
+            "VotersAreFixed",
+            &why,
+            EventType::Warning,
+        )
+        .await;
+    }
+    match resized {
+        Some((_, storage::Resize::Refused { reason, message })) => {
+            note(
                 ctx,
                 cluster,
+                &mut status,
+                "StorageResizeRefused",
+                reason,
+                &message,
                 EventType::Warning,
-                SCALING_REFUSED,
-                &why,
-                "Reconcile",
             )
             .await;
         }
-        status.conditions.push(condition(
-            cluster,
-            SCALING_REFUSED,
-            true,
-            "VotersAreFixed",
-            &why,
-        ));
+        Some((live, storage::Resize::Grown)) => {
+            let message = format!(
+                "volumes grown in place to {wanted_size}; the StatefulSet's volume claim template keeps {live} (immutable), so a volume made anew starts at {live}"
+            );
+            note(
+                ctx,
+                cluster,
+                &mut status,
+                "VolumesResized",
+                "ExpandedInPlace",
+                &message,
+                EventType::Normal,
+            )
+            .await;
+        }
+        None => {}
     }
     let old_phase = cluster.status.as_ref().and_then(|s| s.phase.clone());
     if old_phase != status.phase {
@@ -532,6 +568,29 @@ async fn observe(
             &format!("{ready} of {wanted} brokers ready and up to date"),
         )],
     })
+}
+
+/// Adds the condition `kind` (true) to `status`, with an event the first time it appears.
+async fn note(
+    ctx: &Context,
+    cluster: &KafkaCluster,
+    status: &mut KafkaClusterStatus,
+    kind: &str,
+    reason: &str,
+    message: &str,
+    event: EventType,
+) {
+    let noted_before = cluster.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.get("type").map(String::as_str) == Some(kind))
+    });
+    if !noted_before {
+        publish(ctx, cluster, event, kind, message, "Reconcile").await;
+    }
+    status
+        .conditions
+        .push(condition(cluster, kind, true, reason, message));
 }
 
 /// The condition a change of the broker count was refused with.

@@ -339,7 +339,7 @@ fn heap_options(resources: &ResourceRequirements) -> String {
 }
 
 /// Bytes of a Kubernetes memory quantity (`2Gi`, `1500M`, `2147483648`, `1e9`).
-fn quantity_bytes(text: &str) -> Option<u128> {
+pub(crate) fn quantity_bytes(text: &str) -> Option<u128> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

@@ -80,6 +80,12 @@ fn handle(api: &Shared, method: &Method, path: &str, query: &str, body: &[u8]) -
                 json!({ "apiVersion": "apps/v1", "kind": "StatefulSetList", "metadata": {}, "items": items }),
             );
         }
+        if path.ends_with("/persistentvolumeclaims") {
+            return respond(
+                StatusCode::OK,
+                json!({ "apiVersion": "v1", "kind": "PersistentVolumeClaimList", "metadata": {}, "items": items }),
+            );
+        }
         return not_found();
     }
     if path.contains("/events") {
@@ -786,4 +792,141 @@ async fn a_new_broker_count_is_refused_while_every_broker_is_a_voter() {
         "{status}"
     );
     assert_eq!(status["observedGeneration"], json!(4));
+}
+
+const CLAIM: &str = "/api/v1/namespaces/tenants/persistentvolumeclaims/data-orders-kafka-0";
+
+fn claim(size: &str) -> Value {
+    json!({ "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": { "name": "data-orders-kafka-0", "namespace": "tenants", "labels": { "capstan.dev/cluster": "orders" } },
+        "spec": { "storageClassName": "gp3", "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": size } } } })
+}
+
+fn storage_class(expandable: bool) -> Value {
+    json!({ "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": { "name": "gp3" },
+        "provisioner": "ebs.csi.aws.com", "allowVolumeExpansion": expandable })
+}
+
+fn ask_for_size(api: &Shared, size: &str, generation: i64) {
+    let mut api = api.lock().unwrap();
+    let cluster = api.objects.get_mut(BASE).unwrap();
+    cluster["spec"]["storage"] = json!({ "size": size });
+    cluster["metadata"]["generation"] = json!(generation);
+}
+
+fn condition_of(api: &Shared, kind: &str) -> Value {
+    let status = api.lock().unwrap().objects[BASE]["status"].clone();
+    status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == kind)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn a_bigger_volume_grows_in_place_where_its_class_allows_and_is_refused_otherwise() {
+    let (api, ctx) = setup(resource(
+        json!({}),
+        json!({ "finalizers": ["capstan.dev/cleanup"] }),
+    ));
+    let sts = "/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka";
+    reconcile_stored(&api, &ctx).await.unwrap();
+    {
+        let mut api = api.lock().unwrap();
+        api.objects.get_mut(sts).unwrap()["status"] =
+            json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 });
+        api.objects.insert(CLAIM.to_owned(), claim("10Gi"));
+        api.objects.insert(
+            "/apis/storage.k8s.io/v1/storageclasses/gp3".to_owned(),
+            storage_class(true),
+        );
+    }
+    reconcile_stored(&api, &ctx).await.unwrap();
+    take_writes(&api);
+
+    // Bigger, on a class that expands: the claim asks for it; the template is left alone.
+    ask_for_size(&api, "20Gi", 2);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        take_writes(&api),
+        vec![
+            format!("apply {CLAIM}"),
+            "event VolumesResized".to_owned(),
+            format!("status {BASE}")
+        ]
+    );
+    assert_eq!(
+        api.lock().unwrap().objects[CLAIM]["spec"]["resources"]["requests"]["storage"],
+        json!("20Gi")
+    );
+    let template = &api.lock().unwrap().objects[sts]["spec"]["volumeClaimTemplates"][0].clone();
+    assert_eq!(
+        template["spec"]["resources"]["requests"]["storage"],
+        json!("10Gi")
+    );
+    assert_eq!(
+        condition_of(&api, "VolumesResized")["reason"],
+        json!("ExpandedInPlace")
+    );
+    let status = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_eq!(status["observedGeneration"], json!(2));
+
+    // Once grown, nothing more is written.
+    api.lock()
+        .unwrap()
+        .objects
+        .insert(CLAIM.to_owned(), claim("20Gi"));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(take_writes(&api), Vec::<String>::new());
+
+    // Smaller: volumes cannot shrink.
+    ask_for_size(&api, "5Gi", 3);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        take_writes(&api),
+        vec![
+            "event StorageResizeRefused".to_owned(),
+            format!("status {BASE}")
+        ]
+    );
+    let refused = condition_of(&api, "StorageResizeRefused");
+    assert_eq!(refused["reason"], json!("ShrinkNotPossible"));
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("set it back to 10Gi"),
+        "{refused}"
+    );
+    let status = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_eq!(
+        status["observedGeneration"],
+        json!(2),
+        "generation 3 is not applied"
+    );
+
+    // Bigger on a class that does not expand: refused, and the claim is left as it was.
+    api.lock().unwrap().objects.insert(
+        "/apis/storage.k8s.io/v1/storageclasses/gp3".to_owned(),
+        storage_class(false),
+    );
+    ask_for_size(&api, "30Gi", 4);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let writes = take_writes(&api);
+    assert!(
+        !writes.iter().any(|w| w.contains("persistentvolumeclaims")),
+        "{writes:?}"
+    );
+    let refused = condition_of(&api, "StorageResizeRefused");
+    assert_eq!(refused["reason"], json!("ExpansionNotAllowed"));
+    assert!(
+        refused["message"].as_str().unwrap().contains("gp3"),
+        "{refused}"
+    );
+    assert_eq!(
+        api.lock().unwrap().objects[CLAIM]["spec"]["resources"]["requests"]["storage"],
+        json!("20Gi")
+    );
 }

@@ -109,7 +109,10 @@ def test_the_operator_role_is_least_privilege():
         ("capstan.dev", "kafkaclusters"), ("capstan.dev", "kafkaclusters/status"), ("capstan.dev", "kafkaclusters/finalizers"),
         ("", "configmaps"), ("", "secrets"), ("", "services"), ("apps", "statefulsets"),
         ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies"), ("events.k8s.io", "events"),
+        ("", "persistentvolumeclaims"), ("storage.k8s.io", "storageclasses"),
     }
+    assert granted[("", "persistentvolumeclaims")] == {"get", "list", "patch"}, "volumes are grown, never made or removed"
+    assert granted[("storage.k8s.io", "storageclasses")] == {"get"}
     assert granted[("events.k8s.io", "events")] == {"create", "patch"}
     # Leader election: Leases in the release's namespace only, never deleted.
     leader = next(r for r in by_kind(render(), "Role") if r["metadata"]["name"] == "capstan-operator-leader")
