@@ -52,7 +52,14 @@ async fn run() -> anyhow::Result<()> {
                         .filter(|name| !name.is_empty())
                 })
                 .unwrap_or_else(|| format!("capstan-operator-{}", std::process::id()));
-            capstan_operator::run(args.listen, args.lease, identity, shutdown_signal()).await?;
+            capstan_operator::run(
+                args.listen,
+                args.lease,
+                identity,
+                args.namespaces,
+                shutdown_signal(),
+            )
+            .await?;
             Ok(())
         }
         Command::Crd => {

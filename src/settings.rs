@@ -643,6 +643,14 @@ pub struct OperatorArgs {
     /// This replica's name in the Lease (default: the pod's name, from HOSTNAME).
     #[arg(long, env = "CAPSTAN_OPERATOR_IDENTITY")]
     pub identity: Option<String>,
+    /// Namespaces whose KafkaClusters to reconcile (comma-separated or repeated); every
+    /// namespace when absent. With a list, Roles in those namespaces are all it needs.
+    #[arg(
+        long = "namespace",
+        env = "CAPSTAN_OPERATOR_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub namespaces: Vec<String>,
     /// Without one, the operator runs.
     #[command(subcommand)]
     pub action: Option<OperatorAction>,

@@ -164,6 +164,7 @@ async fn a_multi_zone_cluster_is_provisioned_and_carries_messages() {
             identity: "e2e".into(),
             duration: capstan_operator::LEASE_DURATION,
         },
+        Vec::new(),
         async move {
             let _ = stopped.await;
         },

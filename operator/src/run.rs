@@ -36,6 +36,7 @@ pub async fn run(
     listen: SocketAddr,
     lease: String,
     identity: String,
+    namespaces: Vec<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let client = Client::try_default().await.map_err(|e| {
@@ -49,19 +50,21 @@ pub async fn run(
         identity,
         duration: LEASE_DURATION,
     };
-    run_with_client(client, listen, lease, shutdown).await
+    run_with_client(client, listen, lease, namespaces, shutdown).await
 }
 
 /// How long a replica that stopped renewing keeps the Lease (client-go's default).
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
 
-/// Runs the controller with `client` until `shutdown` completes, while holding `lease`: it
-/// waits for the Lease first, and stops (with an error, so Kubernetes restarts the pod as a
+/// Runs the controller with `client` until `shutdown` completes, for the KafkaClusters of
+/// `namespaces` (every namespace when empty), while holding `lease`: it waits for the Lease
+/// first, and stops (with an error, so Kubernetes restarts the pod as a
 /// standby) if it cannot renew it in time.
 pub async fn run_with_client(
     client: Client,
     listen: SocketAddr,
     lease: LeaseConfig,
+    namespaces: Vec<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let metrics = Arc::new(Metrics::new().map_err(|e| Error::Kube(format!("metrics: {e}")))?);
@@ -82,35 +85,48 @@ pub async fn run_with_client(
     let (lose, lost) = tokio::sync::watch::channel(false);
     let renewing = tokio::spawn(keep_leading(elector.clone(), lose));
     let ctx = Arc::new(Context::new(client.clone(), metrics));
-    let config = watcher::Config::default().labels("app.kubernetes.io/managed-by=capstan-operator");
-    let mut until_stopped = stopping.clone();
-    let mut until_lost = lost.clone();
-    Controller::new(
-        Api::<KafkaCluster>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(Api::<StatefulSet>::all(client.clone()), config.clone())
-    .owns(Api::<ConfigMap>::all(client.clone()), config.clone())
-    .owns(Api::<Secret>::all(client.clone()), config.clone())
-    .owns(Api::<Service>::all(client.clone()), config.clone())
-    .owns(
-        Api::<PodDisruptionBudget>::all(client.clone()),
-        config.clone(),
-    )
-    .owns(Api::<NetworkPolicy>::all(client), config)
-    .graceful_shutdown_on(async move {
-        tokio::select! {
-            _ = until_stopped.wait_for(|stop| *stop) => {}
-            _ = until_lost.wait_for(|lost| *lost) => {}
+    // One controller per watched namespace (or one for all): a Role per namespace is then
+    // all the operator needs, with no cluster-wide access to Secrets.
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    let controllers = scopes.into_iter().map(|scope| {
+        let mut until_stopped = stopping.clone();
+        let mut until_lost = lost.clone();
+        let client = client.clone();
+        let ctx = ctx.clone();
+        async move {
+            let scope = scope.as_deref();
+            let config =
+                watcher::Config::default().labels("app.kubernetes.io/managed-by=capstan-operator");
+            Controller::new(
+                api::<KafkaCluster>(&client, scope),
+                watcher::Config::default(),
+            )
+            .owns(api::<StatefulSet>(&client, scope), config.clone())
+            .owns(api::<ConfigMap>(&client, scope), config.clone())
+            .owns(api::<Secret>(&client, scope), config.clone())
+            .owns(api::<Service>(&client, scope), config.clone())
+            .owns(api::<PodDisruptionBudget>(&client, scope), config.clone())
+            .owns(api::<NetworkPolicy>(&client, scope), config)
+            .graceful_shutdown_on(async move {
+                tokio::select! {
+                    _ = until_stopped.wait_for(|stop| *stop) => {}
+                    _ = until_lost.wait_for(|lost| *lost) => {}
+                }
+            })
+            .run(reconcile, error_policy, ctx)
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "reconcile event");
+                }
+            })
+            .await;
         }
-    })
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        if let Err(error) = result {
-            tracing::debug!(%error, "reconcile event");
-        }
-    })
-    .await;
+    });
+    futures::future::join_all(controllers).await;
     renewing.abort();
     let lease = elector.config();
     if *lost.borrow() {
@@ -176,6 +192,18 @@ async fn keep_leading(elector: Arc<Elector>, lose: tokio::sync::watch::Sender<bo
             let _ = lose.send(true);
             return;
         }
+    }
+}
+
+/// An API over one namespace, or over all of them.
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
     }
 }
 

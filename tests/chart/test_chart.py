@@ -314,3 +314,25 @@ def test_monitoring_ships_service_and_pod_monitors_and_the_dashboard():
 def test_a_service_monitor_without_the_metrics_token_is_refused():
     with pytest.raises(Exception, match="metricsTokenSecret"):
         render({"monitoring": {"serviceMonitor": {"enabled": True}}})
+
+
+def test_an_operator_limited_to_namespaces_gets_roles_there_and_no_cluster_wide_secrets():
+    objects = render({"operator": {"watchNamespaces": ["tenants", "pools"]}})
+    validate(objects)
+    operator = next(d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "capstan-operator")
+    assert operator["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "operator", "--listen", "0.0.0.0:8090", "--lease", "capstan-operator", "--namespace", "tenants,pools"]
+    cluster_role = next(r for r in by_kind(objects, "ClusterRole") if r["metadata"]["name"] == "capstan-operator")
+    assert cluster_role["rules"] == [{"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get"]}]
+    roles = {r["metadata"]["namespace"]: r for r in by_kind(objects, "Role") if r["metadata"]["name"] == "capstan-operator"}
+    assert set(roles) == {"tenants", "pools"}
+    everywhere = by_kind(render(), "ClusterRole")[0]["rules"]
+    for role in roles.values():
+        # The same namespaced rules the cluster-wide role has, StorageClasses aside.
+        assert role["rules"] == [r for r in everywhere if r["resources"] != ["storageclasses"]]
+        assert any("secrets" in r["resources"] for r in role["rules"])
+    bindings = {b["metadata"]["namespace"]: b for b in by_kind(objects, "RoleBinding") if b["metadata"]["name"] == "capstan-operator"}
+    assert set(bindings) == {"tenants", "pools"}
+    for binding in bindings.values():
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "capstan-operator"}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "capstan-operator", "namespace": "platform"}]

@@ -21,3 +21,38 @@ brokersPerZone), since clients of a pool of several brokers need one port per br
 {{- end -}}
 {{- $count -}}
 {{- end -}}
+
+{{- /*
+The operator's rules on namespaced resources: in its ClusterRole when it watches every
+namespace, in a Role per namespace of operator.watchNamespaces otherwise.
+*/ -}}
+{{- define "capstan.operatorRules" -}}
+- apiGroups: ["capstan.dev"]
+  resources: ["kafkaclusters"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["capstan.dev"]
+  resources: ["kafkaclusters/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["capstan.dev"]
+  resources: ["kafkaclusters/finalizers"]
+  verbs: ["update"]
+- apiGroups: [""]
+  resources: ["configmaps", "secrets", "services"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# A new storage.size grows the brokers' volumes in place where their class allows it.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "list", "patch"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
