@@ -30,6 +30,16 @@ struct FakeApi {
 
 type Shared = Arc<Mutex<FakeApi>>;
 
+impl FakeApi {
+    /// What the StatefulSet controller reports for the StatefulSet at `path`: `status`, as of
+    /// the StatefulSet's current generation.
+    fn statefulset_reports(&mut self, path: &str, mut status: Value) {
+        let object = self.objects.get_mut(path).unwrap();
+        status["observedGeneration"] = object["metadata"]["generation"].clone();
+        object["status"] = status;
+    }
+}
+
 fn respond(status: StatusCode, body: Value) -> Response<Body> {
     Response::builder()
         .status(status)
@@ -138,10 +148,38 @@ fn handle(api: &Shared, method: &Method, path: &str, query: &str, body: &[u8]) -
             && query.contains("force=true"),
         "{query}"
     );
+    // As a real API server: a StatefulSet's volume claim templates cannot change (422), the
+    // generation moves only when the spec does, and an apply leaves the status alone.
+    let existing = api.objects.get(path).cloned();
+    if let Some(existing) = &existing
+        && path.contains("/statefulsets/")
+        && existing["spec"]["volumeClaimTemplates"] != patch["spec"]["volumeClaimTemplates"]
+    {
+        return respond(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid", "code": 422,
+                "message": "StatefulSet.apps is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden" }),
+        );
+    }
     api.writes.push(format!("apply {path}"));
     let mut object = patch.clone();
     object["metadata"]["uid"] = json!("child-uid");
     object["metadata"]["resourceVersion"] = json!("1");
+    let generation = match &existing {
+        Some(existing) if existing["spec"] == patch["spec"] => {
+            existing["metadata"]["generation"].clone()
+        }
+        Some(existing) => json!(existing["metadata"]["generation"].as_i64().unwrap_or(1) + 1),
+        None => json!(1),
+    };
+    object["metadata"]["generation"] = generation;
+    if let Some(status) = existing
+        .as_ref()
+        .map(|e| e["status"].clone())
+        .filter(|s| !s.is_null())
+    {
+        object["status"] = status;
+    }
     api.objects.insert(path.to_owned(), object.clone());
     respond(StatusCode::OK, object)
 }
@@ -257,8 +295,10 @@ async fn ready_brokers_make_the_cluster_ready_and_drifted_children_are_applied_a
     {
         let mut api = api.lock().unwrap();
         let sts = "/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka";
-        api.objects.get_mut(sts).unwrap()["status"] =
-            json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 });
+        api.statefulset_reports(
+            sts,
+            json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 }),
+        );
         // Someone edits the ConfigMap and deletes the PodDisruptionBudget.
         api.objects
             .get_mut("/api/v1/namespaces/tenants/configmaps/orders-kafka-config")
@@ -372,7 +412,10 @@ async fn a_multi_zone_change_rolls_one_zone_at_a_time() {
     let set =
         |zone: usize| format!("/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka-z{zone}");
     let settle = |api: &Shared, zone: usize| {
-        api.lock().unwrap().objects.get_mut(&set(zone)).unwrap()["status"] = json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1, "observedGeneration": 1 });
+        api.lock().unwrap().statefulset_reports(
+            &set(zone),
+            json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 }),
+        );
     };
     for zone in 0..3 {
         settle(&api, zone);
@@ -629,8 +672,10 @@ async fn the_observed_generation_waits_for_a_rolling_change_and_the_ready_time_s
     ));
     let sts = "/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka";
     let settle = |api: &Shared| {
-        api.lock().unwrap().objects.get_mut(sts).unwrap()["status"] =
-            json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 });
+        api.lock().unwrap().statefulset_reports(
+            sts,
+            json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 }),
+        );
     };
     reconcile_stored(&api, &ctx).await.unwrap();
     settle(&api);
@@ -648,8 +693,10 @@ async fn the_observed_generation_waits_for_a_rolling_change_and_the_ready_time_s
         cluster["spec"]["image"] = json!("apache/kafka:4.0.0");
         cluster["metadata"]["generation"] = json!(2);
     }
-    api.lock().unwrap().objects.get_mut(sts).unwrap()["status"] =
-        json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 0 });
+    api.lock().unwrap().statefulset_reports(
+        sts,
+        json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 0 }),
+    );
     reconcile_stored(&api, &ctx).await.unwrap();
     let rolling = api.lock().unwrap().objects[BASE]["status"].clone();
     assert_eq!(
@@ -703,8 +750,10 @@ async fn a_new_broker_count_is_refused_while_every_broker_is_a_voter() {
     ));
     let sts = "/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka";
     reconcile_stored(&api, &ctx).await.unwrap();
-    api.lock().unwrap().objects.get_mut(sts).unwrap()["status"] =
-        json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 });
+    api.lock().unwrap().statefulset_reports(
+        sts,
+        json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 }),
+    );
     reconcile_stored(&api, &ctx).await.unwrap();
     take_writes(&api);
 
@@ -781,8 +830,10 @@ async fn a_new_broker_count_is_refused_while_every_broker_is_a_voter() {
         let cluster = api.objects.get_mut(BASE).unwrap();
         cluster["spec"]["brokersPerZone"] = json!(1);
         cluster["metadata"]["generation"] = json!(4);
-        api.objects.get_mut(sts).unwrap()["status"] =
-            json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 });
+        api.statefulset_reports(
+            sts,
+            json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 }),
+        );
     }
     reconcile_stored(&api, &ctx).await.unwrap();
     let status = api.lock().unwrap().objects[BASE]["status"].clone();
@@ -835,8 +886,10 @@ async fn a_bigger_volume_grows_in_place_where_its_class_allows_and_is_refused_ot
     reconcile_stored(&api, &ctx).await.unwrap();
     {
         let mut api = api.lock().unwrap();
-        api.objects.get_mut(sts).unwrap()["status"] =
-            json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 });
+        api.statefulset_reports(
+            sts,
+            json!({ "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1 }),
+        );
         api.objects.insert(CLAIM.to_owned(), claim("10Gi"));
         api.objects.insert(
             "/apis/storage.k8s.io/v1/storageclasses/gp3".to_owned(),
