@@ -27,6 +27,30 @@ async fn limited(run: &Running, cluster: &Value) -> bool {
         || produce_rest(run, cluster, 1).await == StatusCode::TOO_MANY_REQUESTS
 }
 
+/// The per-cluster rate-limit series and the count of limited clusters, from `/metrics`.
+async fn rate_limit_metrics(run: &Running) -> (Vec<String>, i64) {
+    let scraped = run
+        .http
+        .get(format!("{}/metrics", run.api))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = scraped
+        .lines()
+        .filter(|line| line.starts_with("capstan_cluster_rate_limited{"))
+        .map(str::to_owned)
+        .collect();
+    let count = scraped
+        .lines()
+        .find_map(|line| line.strip_prefix("capstan_rate_limited_clusters "))
+        .map(|n| n.parse().unwrap())
+        .unwrap();
+    (series, count)
+}
+
 /// Sets a cluster's budget through the API (whole dollars).
 async fn set_budget(run: &Running, cluster_id: &str, dollars: i64) {
     assert_eq!(
@@ -166,6 +190,16 @@ async fn the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_i
         limited(&run, &cluster).await,
         "the cluster is rate-limited at its cap"
     );
+    assert_eq!(
+        rate_limit_metrics(&run).await,
+        (
+            vec![format!(
+                "capstan_cluster_rate_limited{{cluster=\"{id}\"}} 1"
+            )],
+            1
+        ),
+        "the metrics name the limited cluster"
+    );
     let stats = run
         .api(Method::GET, &format!("/v2/kafka/stats/cluster/{id}"), None)
         .await;
@@ -174,6 +208,12 @@ async fn the_cap_rate_limits_instead_of_over_billing_and_a_higher_budget_lifts_i
     // Raising the budget lifts the limit at once; no data was deleted.
     run.set_budget(&cluster, 50).await;
     assert!(!limited(&run, &cluster).await);
+    run.sweep_and_enforce().await;
+    assert_eq!(
+        rate_limit_metrics(&run).await,
+        (Vec::new(), 0),
+        "the cluster's series goes with its limit"
+    );
     run.sweep().await;
     let totals = run.totals(&cluster).await;
     assert!(totals["t"].0 >= 130, "{totals:?}");

@@ -36,6 +36,11 @@ pub struct Metrics {
     /// Resources (brokers, pool prefixes) that the last sweep found owned by no cluster the
     /// store knows and left in place (see [`crate::orphans`]).
     pub unowned_resources: IntGauge,
+    /// 1 for each cluster rate-limited at the last evaluation (at its cap or budget, or past
+    /// the free plan's day), by cluster; a cluster's series goes away when the limit lifts.
+    pub cluster_rate_limited: IntGaugeVec,
+    /// How many clusters were rate-limited at the last evaluation.
+    pub rate_limited_clusters: IntGauge,
 }
 
 impl Metrics {
@@ -86,6 +91,19 @@ impl Metrics {
         registry.register(Box::new(journal_passes.clone()))?;
         registry.register(Box::new(journal_unsettled.clone()))?;
         registry.register(Box::new(unowned_resources.clone()))?;
+        let cluster_rate_limited = IntGaugeVec::new(
+            Opts::new(
+                "cluster_rate_limited",
+                "1 while a cluster is rate-limited (its cap or budget, or the free plan's day), by cluster",
+            ),
+            &["cluster"],
+        )?;
+        let rate_limited_clusters = IntGauge::new(
+            "rate_limited_clusters",
+            "Clusters rate-limited at the last evaluation",
+        )?;
+        registry.register(Box::new(cluster_rate_limited.clone()))?;
+        registry.register(Box::new(rate_limited_clusters.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -96,6 +114,8 @@ impl Metrics {
             journal_passes,
             journal_unsettled,
             unowned_resources,
+            cluster_rate_limited,
+            rate_limited_clusters,
         })
     }
 }
