@@ -45,14 +45,34 @@ impl Default for Storage {
     }
 }
 
-/// An external listener (the internal one always exists).
+/// An external listener (the internal one always exists): a Service per broker, each broker
+/// advertising its own address, so clients outside the cluster reach every partition leader.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalListener {
     /// `LoadBalancer` or `NodePort`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The host broker `{nodeId}` is advertised at, e.g. `b{nodeId}.kafka.example.com` (its
+    /// LoadBalancer Service carries it for external-dns). Required for `LoadBalancer`; for
+    /// `NodePort` the broker's node address (`status.hostIP`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertised_host: Option<String>,
+    /// `NodePort`: broker n listens on node port `nodePortBase + n` (default 31090).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30000, max = 32740))]
+    pub node_port_base: Option<i32>,
 }
+
+impl ExternalListener {
+    /// The first broker's node port (`NodePort`).
+    pub fn node_port_base(&self) -> i32 {
+        self.node_port_base.unwrap_or(DEFAULT_NODE_PORT_BASE)
+    }
+}
+
+/// Broker n's node port is this plus n unless `nodePortBase` says otherwise.
+pub const DEFAULT_NODE_PORT_BASE: i32 = 31090;
 
 /// Listeners besides the internal SASL/SCRAM one.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -31,7 +31,7 @@ use k8s_openapi::{
 };
 use serde_json::Value;
 
-use crate::{Error, KafkaCluster, Result, ZoneMode};
+use crate::{Error, ExternalListener, KafkaCluster, Result, ZoneMode};
 
 /// Client listener (SASL/SCRAM-SHA-512).
 pub const CLIENT_PORT: i32 = 9092;
@@ -290,7 +290,14 @@ cp /config/server.properties /tmp/server.properties
 {
   echo "node.id=${NODE_ID}"
   if [ -n "${ZONE}" ]; then echo "broker.rack=${ZONE}"; fi
-  echo "advertised.listeners=INTERNAL://${POD_NAME}.${HEADLESS}.${NAMESPACE}.svc:9092"
+  ADVERTISED="INTERNAL://${POD_NAME}.${HEADLESS}.${NAMESPACE}.svc:9092"
+  # The external listener: this broker's own address, so clients outside reach each leader.
+  if [ -n "${EXTERNAL_PORT:-}" ]; then
+    if [ -n "${EXTERNAL_HOST:-}" ]; then HOST="${EXTERNAL_HOST//\{nodeId\}/${NODE_ID}}"; else HOST="${HOST_IP}"; fi
+    if [ -n "${EXTERNAL_NODE_PORT_BASE:-}" ]; then PORT=$((EXTERNAL_NODE_PORT_BASE + NODE_ID)); else PORT="${EXTERNAL_PORT}"; fi
+    ADVERTISED="${ADVERTISED},EXTERNAL://${HOST}:${PORT}"
+  fi
+  echo "advertised.listeners=${ADVERTISED}"
   echo "listener.name.internal.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"${ADMIN_USERNAME}\" password=\"${ADMIN_PASSWORD}\";"
 } >> /tmp/server.properties
 /opt/kafka/bin/kafka-storage.sh format --ignore-formatted -t "${KRAFT_CLUSTER_ID}" -c /tmp/server.properties \
@@ -364,6 +371,39 @@ pub(crate) fn quantity_bytes(text: &str) -> Option<u128> {
     };
     let value = number.parse::<f64>().ok()? * multiplier;
     (value.is_finite() && value >= 0.0).then_some(value as u128)
+}
+
+/// What the start script needs to advertise the external listener: its port, the host
+/// template, and the node port base (`NodePort`); the node's address when there is no host.
+fn external_env(external: Option<&ExternalListener>) -> Vec<EnvVar> {
+    let Some(external) = external else {
+        return Vec::new();
+    };
+    let mut vars = vec![
+        env("EXTERNAL_PORT", &EXTERNAL_PORT.to_string()),
+        env(
+            "EXTERNAL_HOST",
+            external.advertised_host.as_deref().unwrap_or(""),
+        ),
+        EnvVar {
+            name: "HOST_IP".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "status.hostIP".into(),
+                    api_version: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ];
+    if external.kind == "NodePort" {
+        vars.push(env(
+            "EXTERNAL_NODE_PORT_BASE",
+            &external.node_port_base().to_string(),
+        ));
+    }
+    vars
 }
 
 fn env(name: &str, value: &str) -> EnvVar {
@@ -486,20 +526,25 @@ fn statefulset(
         name: "kafka".into(),
         image: Some(spec.image()),
         command: Some(vec!["/bin/bash".into(), "/config/start.sh".into()]),
-        env: Some(vec![
-            pod_name,
-            env("NAMESPACE", &n.namespace),
-            env("HEADLESS", &n.headless),
-            env("ZONE", group.zone.as_deref().unwrap_or("")),
-            env("ZONE_INDEX", &group.index.to_string()),
-            env("ZONE_COUNT", &group.zones.to_string()),
-            env_from_secret("KRAFT_CLUSTER_ID", &secret, "kraft-cluster-id"),
-            env_from_secret("ADMIN_USERNAME", &secret, "admin-username"),
-            env_from_secret("ADMIN_PASSWORD", &secret, "admin-password"),
-            env_from_secret("CLIENT_USERNAME", &secret, "client-username"),
-            env_from_secret("CLIENT_PASSWORD", &secret, "client-password"),
-            env("KAFKA_HEAP_OPTS", &heap_options(&resources)),
-        ]),
+        env: Some(
+            vec![
+                pod_name,
+                env("NAMESPACE", &n.namespace),
+                env("HEADLESS", &n.headless),
+                env("ZONE", group.zone.as_deref().unwrap_or("")),
+                env("ZONE_INDEX", &group.index.to_string()),
+                env("ZONE_COUNT", &group.zones.to_string()),
+                env_from_secret("KRAFT_CLUSTER_ID", &secret, "kraft-cluster-id"),
+                env_from_secret("ADMIN_USERNAME", &secret, "admin-username"),
+                env_from_secret("ADMIN_PASSWORD", &secret, "admin-password"),
+                env_from_secret("CLIENT_USERNAME", &secret, "client-username"),
+                env_from_secret("CLIENT_PASSWORD", &secret, "client-password"),
+                env("KAFKA_HEAP_OPTS", &heap_options(&resources)),
+            ]
+            .into_iter()
+            .chain(external_env(spec.listeners.external.as_ref()))
+            .collect(),
+        ),
         ports: Some(ports),
         readiness_probe: Some(tcp_probe(CLIENT_PORT, 10, 3)),
         liveness_probe: Some(tcp_probe(CONTROLLER_PORT, 60, 6)),
@@ -646,6 +691,36 @@ fn service(
     }
 }
 
+/// The external Service of one broker: its pod only; a node port of its own (`NodePort`), or
+/// the advertised host as external-dns's hostname (`LoadBalancer`).
+fn broker_service(n: &Names, external: &ExternalListener, group: &Group, ordinal: i32) -> Service {
+    let node_id = group.node_id(ordinal);
+    let pod = format!("{}-{ordinal}", group.statefulset);
+    let mut meta = n.meta(format!("{}-kafka-external-{node_id}", n.name));
+    if let (Some(host), "LoadBalancer") = (&external.advertised_host, external.kind.as_str()) {
+        meta.annotations = Some(BTreeMap::from([(
+            "external-dns.alpha.kubernetes.io/hostname".to_owned(),
+            host.replace("{nodeId}", &node_id.to_string()),
+        )]));
+    }
+    let mut selector = n.selector();
+    selector.insert("statefulset.kubernetes.io/pod-name".into(), pod);
+    let mut broker_port = port("external", EXTERNAL_PORT);
+    if external.kind == "NodePort" {
+        broker_port.node_port = Some(external.node_port_base() + node_id);
+    }
+    Service {
+        metadata: meta,
+        spec: Some(ServiceSpec {
+            selector: Some(selector),
+            type_: Some(external.kind.clone()),
+            ports: Some(vec![broker_port]),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
 fn port(name: &str, number: i32) -> ServicePort {
     ServicePort {
         name: Some(name.into()),
@@ -736,6 +811,12 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<Value>> {
                 external.kind
             )));
         }
+        if external.kind == "LoadBalancer" && external.advertised_host.is_none() {
+            return Err(Error::Invalid(
+                "listeners.external.advertisedHost is required for LoadBalancer (e.g. b{nodeId}.kafka.example.com, published by external-dns): a broker cannot know its load balancer's address when it starts".into(),
+            ));
+        }
+        // The bootstrap address, then one Service per broker, which it advertises.
         objects.push(to_value(&service(
             &n,
             format!("{}-kafka-external", n.name),
@@ -743,6 +824,11 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<Value>> {
             Some(&external.kind),
             vec![port("external", EXTERNAL_PORT)],
         ))?);
+        for group in &groups {
+            for ordinal in 0..input.cluster.spec.brokers_per_zone {
+                objects.push(to_value(&broker_service(&n, external, group, ordinal))?);
+            }
+        }
     }
     for group in &groups {
         objects.push(to_value(&statefulset(input, &n, group, &hash))?);

@@ -26,8 +26,16 @@ fn shapes() -> Vec<(&'static str, KafkaCluster)> {
             cluster(json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "brokersPerZone": 2 })),
         ),
         (
-            "external listener",
-            cluster(json!({ "listeners": { "external": { "type": "LoadBalancer" } } })),
+            "external load balancers",
+            cluster(
+                json!({ "listeners": { "external": { "type": "LoadBalancer", "advertisedHost": "b{nodeId}.kafka.example.com" } } }),
+            ),
+        ),
+        (
+            "external node ports, multi-zone",
+            cluster(
+                json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "brokersPerZone": 2, "listeners": { "external": { "type": "NodePort" } } }),
+            ),
         ),
         (
             "authorization",
@@ -349,4 +357,130 @@ fn the_heap_follows_the_memory_a_broker_is_given() {
         resources,
         json!({ "limits": { "memory": "8Gi", "cpu": "2" }, "requests": { "memory": "8Gi" } })
     );
+}
+
+/// `server.properties` as the start script leaves it for the broker `pod` of `statefulset`,
+/// run by bash with Kafka's tools stubbed out and the pod's environment as rendered (the
+/// downward API values given: the pod's name and its node's address).
+fn started(objects: &[Value], statefulset: &Value, pod: &str) -> BTreeMap<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("server.properties");
+    let out = dir.path().join("out.properties");
+    std::fs::write(
+        &config,
+        of_kind(objects, "ConfigMap")[0]["data"]["server.properties"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let script = start_script(objects)
+        .replace("/config/server.properties", config.to_str().unwrap())
+        .replace("/tmp/server.properties", out.to_str().unwrap())
+        .replace("/opt/kafka/bin/kafka-storage.sh", "true")
+        .replace("exec /opt/kafka/bin/kafka-server-start.sh", "true");
+    let mut command = std::process::Command::new("bash");
+    command.arg("-c").arg(script).env_clear();
+    for var in statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+    {
+        let value = match var["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+            Some("metadata.name") => pod.to_owned(),
+            Some("status.hostIP") => "10.0.0.7".to_owned(),
+            Some(other) => panic!("unexpected field {other}"),
+            None => var["value"].as_str().unwrap_or("secret").to_owned(),
+        };
+        command.env(var["name"].as_str().unwrap(), value);
+    }
+    let status = command.status().unwrap();
+    assert!(status.success(), "start.sh failed for {pod}");
+    std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn every_listener_brokers_open_to_clients_is_advertised_with_the_brokers_own_address() {
+    // Kafka requires every advertised listener to be a configured one (KafkaConfig validation,
+    // "advertised.listeners listener names must be equal to or a subset of the ones defined
+    // in listeners"); a client-facing listener left out is advertised as the host's name,
+    // which clients outside cannot reach. Each broker must advertise an address that reaches
+    // it alone: clients connect to each partition's leader directly.
+    for (shape, cluster) in shapes() {
+        let objects = rendered(&cluster);
+        let listeners: BTreeSet<String> = properties(&objects)["listeners"]
+            .split(',')
+            .map(|l| l.split_once("://").unwrap().0.to_owned())
+            .collect();
+        let mut externals = BTreeSet::new();
+        for statefulset in of_kind(&objects, "StatefulSet") {
+            let name = statefulset["metadata"]["name"].as_str().unwrap();
+            for ordinal in 0..statefulset["spec"]["replicas"].as_i64().unwrap() {
+                let pod = format!("{name}-{ordinal}");
+                let config = started(&objects, statefulset, &pod);
+                let node_id: i64 = config["node.id"].parse().unwrap();
+                let advertised: BTreeMap<String, String> = config["advertised.listeners"]
+                    .split(',')
+                    .map(|l| {
+                        let (name, address) = l.split_once("://").unwrap();
+                        (name.to_owned(), address.to_owned())
+                    })
+                    .collect();
+                let client_facing: BTreeSet<String> = listeners
+                    .iter()
+                    .filter(|l| *l != "CONTROLLER")
+                    .cloned()
+                    .collect();
+                assert_eq!(
+                    advertised.keys().cloned().collect::<BTreeSet<_>>(),
+                    client_facing,
+                    "{shape}: {pod}"
+                );
+                assert!(
+                    advertised["INTERNAL"].starts_with(&format!("{pod}.")),
+                    "{shape}"
+                );
+                if let Some(external) = advertised.get("EXTERNAL") {
+                    assert!(
+                        externals.insert(external.clone()),
+                        "{shape}: {external} twice"
+                    );
+                    let service = of_kind(&objects, "Service")
+                        .into_iter()
+                        .find(|s| {
+                            s["metadata"]["name"] == format!("orders-kafka-external-{node_id}")
+                        })
+                        .unwrap_or_else(|| panic!("{shape}: no Service for broker {node_id}"));
+                    assert_eq!(
+                        service["spec"]["selector"]["statefulset.kubernetes.io/pod-name"],
+                        json!(pod),
+                        "{shape}"
+                    );
+                    let port = &service["spec"]["ports"][0];
+                    if service["spec"]["type"] == "NodePort" {
+                        assert_eq!(
+                            *external,
+                            format!("10.0.0.7:{}", port["nodePort"]),
+                            "{shape}"
+                        );
+                    } else {
+                        assert_eq!(
+                            *external,
+                            format!("b{node_id}.kafka.example.com:9094"),
+                            "{shape}"
+                        );
+                        assert_eq!(
+                            service["metadata"]["annotations"]["external-dns.alpha.kubernetes.io/hostname"],
+                            json!(format!("b{node_id}.kafka.example.com")),
+                            "{shape}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

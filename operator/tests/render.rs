@@ -182,7 +182,9 @@ fn a_multi_zone_cluster_pins_one_statefulset_per_zone_with_racks_and_rf_3() {
 
 #[test]
 fn an_external_listener_gets_its_service_port_and_policy() {
-    let external = cluster(json!({ "listeners": { "external": { "type": "LoadBalancer" } } }));
+    let external = cluster(
+        json!({ "listeners": { "external": { "type": "LoadBalancer", "advertisedHost": "b{nodeId}.kafka.example.com" } } }),
+    );
     let objects = render(&input(&external)).unwrap();
     let service = of_kind(&objects, "Service")
         .into_iter()
@@ -203,6 +205,12 @@ fn an_external_listener_gets_its_service_port_and_policy() {
     assert_eq!(rules, 3);
     let bad = cluster(json!({ "listeners": { "external": { "type": "Ingress" } } }));
     assert!(render(&input(&bad)).is_err());
+    let nameless = cluster(json!({ "listeners": { "external": { "type": "LoadBalancer" } } }));
+    let refused = render(&input(&nameless)).unwrap_err().to_string();
+    assert!(
+        refused.contains("advertisedHost is required for LoadBalancer"),
+        "{refused}"
+    );
 }
 
 #[test]
