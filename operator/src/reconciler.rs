@@ -10,7 +10,10 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Secret};
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{Secret, Service},
+};
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams},
@@ -205,7 +208,9 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
     // one per reconcile, so a rolling change never takes brokers of two zones down at once.
     let mut rolling = unsettled(&sets);
     let mut deferred = false;
-    for object in render(&input)? {
+    let objects = render(&input)?;
+    prune_services(ctx, cluster, &objects).await?;
+    for object in objects {
         let statefulset = object["kind"] == "StatefulSet";
         let set_name = object["metadata"]["name"]
             .as_str()
@@ -454,6 +459,42 @@ async fn apply_object(client: &Client, namespace: &str, object: &Value) -> Resul
     )
     .await
     .map_err(kube_error)?;
+    Ok(())
+}
+
+/// Deletes the cluster's Services that are no longer rendered — the external listener's, once
+/// it is switched off: a LoadBalancer left behind keeps costing money and an open port.
+/// Only Services this cluster owns (its uid in their owner references) are touched.
+async fn prune_services(ctx: &Context, cluster: &KafkaCluster, rendered: &[Value]) -> Result<()> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let uid = cluster.metadata.uid.clone().unwrap_or_default();
+    let wanted: Vec<&str> = rendered
+        .iter()
+        .filter(|o| o["kind"] == "Service")
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .collect();
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
+    let existing = api
+        .list(&kube::api::ListParams::default().labels(&format!(
+            "capstan.dev/cluster={},app.kubernetes.io/managed-by={FIELD_MANAGER}",
+            cluster.name_any()
+        )))
+        .await
+        .map_err(kube_error)?
+        .items;
+    for service in existing {
+        let name = service.name_any();
+        let owned = service
+            .owner_references()
+            .iter()
+            .any(|owner| !uid.is_empty() && owner.uid == uid);
+        if owned && !wanted.contains(&name.as_str()) {
+            api.delete(&name, &kube::api::DeleteParams::default())
+                .await
+                .map_err(kube_error)?;
+            tracing::info!(service = %name, "deleted: no longer part of the cluster");
+        }
+    }
     Ok(())
 }
 

@@ -90,6 +90,12 @@ fn handle(api: &Shared, method: &Method, path: &str, query: &str, body: &[u8]) -
                 json!({ "apiVersion": "apps/v1", "kind": "StatefulSetList", "metadata": {}, "items": items }),
             );
         }
+        if path.ends_with("/services") {
+            return respond(
+                StatusCode::OK,
+                json!({ "apiVersion": "v1", "kind": "ServiceList", "metadata": {}, "items": items }),
+            );
+        }
         if path.ends_with("/persistentvolumeclaims") {
             return respond(
                 StatusCode::OK,
@@ -981,5 +987,56 @@ async fn a_bigger_volume_grows_in_place_where_its_class_allows_and_is_refused_ot
     assert_eq!(
         api.lock().unwrap().objects[CLAIM]["spec"]["resources"]["requests"]["storage"],
         json!("20Gi")
+    );
+}
+
+#[tokio::test]
+async fn switching_the_external_listener_off_deletes_its_services() {
+    let (api, ctx) = setup(resource(
+        json!({ "listeners": { "external": { "type": "NodePort" } } }),
+        json!({ "finalizers": ["capstan.dev/cleanup"] }),
+    ));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let services = "/api/v1/namespaces/tenants/services";
+    assert!(
+        api.lock()
+            .unwrap()
+            .objects
+            .contains_key(&format!("{services}/orders-kafka-external-0"))
+    );
+    // Someone else's Service with the cluster's labels but not owned by it stays.
+    api.lock().unwrap().objects.insert(
+        format!("{services}/orders-kafka-debug"),
+        json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "orders-kafka-debug", "namespace": "tenants",
+            "labels": { "capstan.dev/cluster": "orders", "app.kubernetes.io/managed-by": "capstan-operator" } } }),
+    );
+    take_writes(&api);
+
+    {
+        let mut api = api.lock().unwrap();
+        let cluster = api.objects.get_mut(BASE).unwrap();
+        cluster["spec"]["listeners"] = json!({});
+        cluster["metadata"]["generation"] = json!(2);
+    }
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let deleted: Vec<String> = take_writes(&api)
+        .into_iter()
+        .filter(|w| w.starts_with("delete "))
+        .collect();
+    assert_eq!(
+        deleted,
+        vec![
+            format!("delete {services}/orders-kafka-external"),
+            format!("delete {services}/orders-kafka-external-0"),
+        ]
+    );
+    let api = api.lock().unwrap();
+    assert!(
+        api.objects
+            .contains_key(&format!("{services}/orders-kafka-bootstrap"))
+    );
+    assert!(
+        api.objects
+            .contains_key(&format!("{services}/orders-kafka-debug"))
     );
 }

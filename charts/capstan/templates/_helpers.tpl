@@ -37,8 +37,12 @@ namespace, in a Role per namespace of operator.watchNamespaces otherwise.
   resources: ["kafkaclusters/finalizers"]
   verbs: ["update"]
 - apiGroups: [""]
-  resources: ["configmaps", "secrets", "services"]
+  resources: ["configmaps", "secrets"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# Services no longer rendered (an external listener switched off) are deleted.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch"]
