@@ -385,17 +385,7 @@ fn external_env(external: Option<&ExternalListener>) -> Vec<EnvVar> {
             "EXTERNAL_HOST",
             external.advertised_host.as_deref().unwrap_or(""),
         ),
-        EnvVar {
-            name: "HOST_IP".into(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "status.hostIP".into(),
-                    api_version: None,
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
+        env_from_field("HOST_IP", "status.hostIP"),
     ];
     if external.kind == "NodePort" {
         vars.push(env(
@@ -404,6 +394,21 @@ fn external_env(external: Option<&ExternalListener>) -> Vec<EnvVar> {
         ));
     }
     vars
+}
+
+/// A variable the downward API fills from the pod's `path` (`metadata.name`, `status.hostIP`).
+fn env_from_field(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                api_version: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 fn env(name: &str, value: &str) -> EnvVar {
@@ -471,17 +476,7 @@ fn statefulset(
             ..Default::default()
         });
     }
-    let pod_name = EnvVar {
-        name: "POD_NAME".into(),
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: "metadata.name".into(),
-                api_version: None,
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let pod_name = env_from_field("POD_NAME", "metadata.name");
     let affinity = match &group.zone {
         // Multi-zone: each StatefulSet is pinned to its zone.
         Some(zone) if spec.zone_mode == ZoneMode::Multi => Affinity {
