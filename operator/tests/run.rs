@@ -151,3 +151,45 @@ async fn the_leader_watches_only_its_namespaces_and_gives_the_lease_up_on_shutdo
         "released on shutdown"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_that_loses_its_lease_stops_and_says_so() {
+    // Time is tokio's paused clock: it moves only when every task waits, so the renewals
+    // happen in order without the test sleeping.
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let changed = Arc::new(Notify::new());
+    let operator = tokio::spawn(capstan_operator::run_with_client(
+        client(seen.clone(), changed.clone()),
+        "127.0.0.1:0".parse().unwrap(),
+        LeaseConfig {
+            namespace: "capstan".into(),
+            name: "capstan-operator".into(),
+            identity: "operator-0".into(),
+            duration: Duration::from_secs(15),
+        },
+        vec!["tenants".into()],
+        std::future::pending(),
+    ));
+    loop {
+        if seen.lock().unwrap().lease.is_some() {
+            break;
+        }
+        changed.notified().await;
+    }
+    // Another replica took the Lease (a partition, say): the next renewal finds it held.
+    {
+        let mut seen = seen.lock().unwrap();
+        let lease = seen.lease.as_mut().unwrap();
+        lease["spec"]["holderIdentity"] = json!("operator-1");
+        lease["spec"]["renewTime"] = json!("2100-01-01T00:00:00.000000Z");
+    }
+    let stopped = tokio::time::timeout(Duration::from_secs(60), operator)
+        .await
+        .expect("the operator should stop within a renewal or two")
+        .unwrap();
+    let error = stopped.unwrap_err().to_string();
+    assert!(
+        error.contains("lost the leader Lease capstan/capstan-operator"),
+        "{error}"
+    );
+}
