@@ -181,7 +181,12 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
     // volumes themselves.
     let wanted_size = cluster.spec.storage.size.clone();
     let resized = match storage::live_size(&sets) {
-        Some(live) if live != cluster.spec.storage.size => {
+        // The same size written otherwise (`10Gi`, `10240Mi`) is no change.
+        Some(live) if storage::same_size(&live, &cluster.spec.storage.size) => {
+            effective.spec.storage.size = live;
+            None
+        }
+        Some(live) => {
             let outcome = storage::resize(
                 &ctx.client,
                 &namespace,

@@ -52,6 +52,11 @@ pub(crate) fn live_size(sets: &[StatefulSet]) -> Option<String> {
     })
 }
 
+/// Whether two quantities are the same size, however written.
+pub(crate) fn same_size(a: &str, b: &str) -> bool {
+    a == b || quantity_bytes(a).is_some_and(|bytes| Some(bytes) == quantity_bytes(b))
+}
+
 /// Grows every volume of `cluster` from `live` to `wanted`, or says why it cannot.
 pub(crate) async fn resize(
     client: &Client,

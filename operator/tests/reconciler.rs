@@ -886,6 +886,16 @@ async fn a_bigger_volume_grows_in_place_where_its_class_allows_and_is_refused_ot
     reconcile_stored(&api, &ctx).await.unwrap();
     take_writes(&api);
 
+    // The same size written otherwise is no change at all.
+    ask_for_size(&api, "10240Mi");
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        take_writes(&api),
+        vec![format!("status {BASE}")],
+        "only the observed generation moves"
+    );
+    assert_eq!(condition_of(&api, "VolumesResized"), Value::Null);
+
     // Bigger, on a class that expands: the claim asks for it; the template is left alone.
     ask_for_size(&api, "20Gi");
     reconcile_stored(&api, &ctx).await.unwrap();
@@ -911,7 +921,7 @@ async fn a_bigger_volume_grows_in_place_where_its_class_allows_and_is_refused_ot
         json!("ExpandedInPlace")
     );
     let status = api.lock().unwrap().objects[BASE]["status"].clone();
-    assert_eq!(status["observedGeneration"], json!(2));
+    assert_eq!(status["observedGeneration"], json!(3));
 
     // Once grown, nothing more is written.
     api.lock()
@@ -943,8 +953,8 @@ async fn a_bigger_volume_grows_in_place_where_its_class_allows_and_is_refused_ot
     let status = api.lock().unwrap().objects[BASE]["status"].clone();
     assert_eq!(
         status["observedGeneration"],
-        json!(2),
-        "generation 3 is not applied"
+        json!(3),
+        "generation 4 is not applied"
     );
 
     // Bigger on a class that does not expand: refused, and the claim is left as it was.
