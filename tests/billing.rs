@@ -29,15 +29,7 @@ async fn limited(run: &Running, cluster: &Value) -> bool {
 
 /// The per-cluster rate-limit series and the count of limited clusters, from `/metrics`.
 async fn rate_limit_metrics(run: &Running) -> (Vec<String>, i64) {
-    let scraped = run
-        .http
-        .get(format!("{}/metrics", run.api))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scraped = run.metrics_text().await;
     let series = scraped
         .lines()
         .filter(|line| line.starts_with("capstan_cluster_rate_limited{"))

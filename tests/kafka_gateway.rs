@@ -676,18 +676,6 @@ fn valid_requests() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The platform's `/metrics` page.
-async fn metrics_text(run: &Running) -> String {
-    run.http
-        .get(format!("{}/metrics", run.api))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 fn rejected(metrics: &str, reason: &str) -> u64 {
     metrics
         .lines()
@@ -783,7 +771,7 @@ async fn hostile_frames_close_only_their_own_connection() {
     .await
     .unwrap();
     assert_eq!(values.len(), 10);
-    let metrics = metrics_text(&run).await;
+    let metrics = run.metrics_text().await;
     for reason in [
         "frame_too_large",
         "unknown_api_key",
@@ -1193,7 +1181,7 @@ async fn an_address_that_keeps_failing_to_authenticate_is_locked_out_of_every_wa
         .await
         .unwrap();
     assert_eq!(api.status(), 429);
-    let metrics = metrics_text(&run).await;
+    let metrics = run.metrics_text().await;
     assert!(rejected(&metrics, "authentication_locked_out") > 0);
     // People's log-ins have limits of their own: the console and `/v2/auth/login` still work.
     let session = run

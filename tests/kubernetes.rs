@@ -391,25 +391,12 @@ async fn dedicated_clusters_are_reached_through_the_kafka_gateway_by_default() {
             )
         }),
     ));
-    let name = provisioner::resource_name(id);
-    let namespace = "/namespaces/capstan-clusters";
-    {
-        let mut api = api.lock().unwrap();
-        let secret = api
-            .objects
-            .get_mut(&format!(
-                "/api/v1{namespace}/secrets/{name}-kafka-credentials"
-            ))
-            .unwrap();
-        secret["data"]["admin-username"] = json!(base64_of(mock_broker::USER));
-        secret["data"]["admin-password"] = json!(base64_of(mock_broker::PASSWORD));
-        api.objects
-            .get_mut(&format!(
-                "/apis/capstan.dev/v1alpha1{namespace}/kafkaclusters/{name}"
-            ))
-            .unwrap()["status"] =
-            json!({ "phase": "Ready", "readyBrokers": 1, "bootstrapServers": brokers.to_string() });
-    }
+    operator_completes(
+        &api,
+        &provisioner::resource_name(id),
+        1,
+        &brokers.to_string(),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while cluster_state(&run, id).await != "active" {
         assert!(
@@ -573,6 +560,27 @@ async fn record_usage(run: &support::Running, cluster_id: &str, produced: i64) {
     .execute(run.platform_state.store.pool())
     .await
     .unwrap();
+}
+
+/// What the operator does for the KafkaCluster `name` once its brokers run (here the mock
+/// broker at `brokers`): completes its Secret with the admin user and reports it Ready.
+fn operator_completes(api: &Shared, name: &str, ready: i64, brokers: &str) {
+    let namespace = "/namespaces/capstan-clusters";
+    let mut api = api.lock().unwrap();
+    let secret = api
+        .objects
+        .get_mut(&format!(
+            "/api/v1{namespace}/secrets/{name}-kafka-credentials"
+        ))
+        .unwrap();
+    secret["data"]["admin-username"] = json!(base64_of(mock_broker::USER));
+    secret["data"]["admin-password"] = json!(base64_of(mock_broker::PASSWORD));
+    api.objects
+        .get_mut(&format!(
+            "/apis/capstan.dev/v1alpha1{namespace}/kafkaclusters/{name}"
+        ))
+        .unwrap()["status"] =
+        json!({ "phase": "Ready", "readyBrokers": ready, "bootstrapServers": brokers });
 }
 
 fn base64_of(text: &str) -> String {
@@ -1009,24 +1017,7 @@ async fn names_on_a_pool_of_deleted_clusters_are_swept_and_unknown_ones_only_rep
             other => panic!("the sweep does not ask for {other:?}"),
         }),
     ));
-    let namespace = "/namespaces/capstan-clusters";
-    {
-        let mut api = api.lock().unwrap();
-        let secret = api
-            .objects
-            .get_mut(&format!(
-                "/api/v1{namespace}/secrets/pool-shared-single-zone-kafka-credentials"
-            ))
-            .unwrap();
-        secret["data"]["admin-username"] = json!(base64_of(mock_broker::USER));
-        secret["data"]["admin-password"] = json!(base64_of(mock_broker::PASSWORD));
-        api.objects
-            .get_mut(&format!(
-                "/apis/capstan.dev/v1alpha1{namespace}/kafkaclusters/pool-shared-single-zone"
-            ))
-            .unwrap()["status"] =
-            json!({ "phase": "Ready", "readyBrokers": 3, "bootstrapServers": brokers.to_string() });
-    }
+    operator_completes(&api, "pool-shared-single-zone", 3, &brokers.to_string());
 
     assert_eq!(
         sweep(&run.platform_state).await.unwrap(),

@@ -237,7 +237,7 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
     // The generation counts as applied only once nothing of it waits or rolls.
     let storage_refused = matches!(resized, Some((_, storage::Resize::Refused { .. })));
     let applied = !deferred && rolling.is_empty() && kept.is_none() && !storage_refused;
-    let mut status = observe(cluster, &ctx.client, &namespace, applied).await?;
+    let mut status = observe(cluster, &sets, &namespace, applied)?;
     if let Some(live) = kept {
         let why = format!(
             "brokersPerZone stays {live}: every broker is a KRaft voter and Kafka cannot change a static quorum; set it back to {live} (for more brokers, create a larger cluster and move the topics)"
@@ -554,19 +554,19 @@ fn strip_nulls(value: Value) -> Value {
     }
 }
 
-/// Reads the StatefulSets and says what the cluster is: a broker counts as ready once it is
+/// Says what the cluster is from its StatefulSets as listed at the start of the reconcile (their
+/// statuses change only as the StatefulSet controller reports): a broker counts as ready once it is
 /// both ready and of the current revision; the observed generation moves to the resource's
 /// only when `applied`.
-async fn observe(
+fn observe(
     cluster: &KafkaCluster,
-    client: &Client,
+    sets: &[StatefulSet],
     namespace: &str,
     applied: bool,
 ) -> Result<KafkaClusterStatus> {
     let name = cluster.name_any();
     let zones = cluster.spec.zones()?;
     let multi = zones.len() > 1;
-    let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
     let mut ready = 0;
     for i in 0..zones.len() {
         let set = if multi {
@@ -574,11 +574,10 @@ async fn observe(
         } else {
             format!("{name}-kafka")
         };
-        if let Some(status) = api
-            .get_opt(&set)
-            .await
-            .map_err(kube_error)?
-            .and_then(|s| s.status)
+        if let Some(status) = sets
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(set.as_str()))
+            .and_then(|s| s.status.as_ref())
         {
             ready += status
                 .ready_replicas

@@ -87,9 +87,24 @@ pub(crate) async fn resize(
         .await
         .map_err(kube_error)?
         .items;
+    // Volumes already asking for the size need nothing (after an in-place expansion, every
+    // later reconcile lands here: one LIST, no StorageClass lookups).
+    let to_grow: Vec<PersistentVolumeClaim> = owned
+        .into_iter()
+        .filter(|claim| {
+            claim
+                .spec
+                .as_ref()
+                .and_then(|s| s.resources.as_ref())
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get("storage"))
+                .and_then(|q| quantity_bytes(&q.0))
+                .is_none_or(|bytes| bytes < wanted_bytes)
+        })
+        .collect();
     // Every class is checked before any volume changes, so a refusal leaves all as they were.
     let mut expandable: BTreeMap<String, bool> = BTreeMap::new();
-    for claim in &owned {
+    for claim in &to_grow {
         let Some(class) = claim
             .spec
             .as_ref()
@@ -121,17 +136,7 @@ pub(crate) async fn resize(
             ));
         }
     }
-    for claim in owned {
-        let asked = claim
-            .spec
-            .as_ref()
-            .and_then(|s| s.resources.as_ref())
-            .and_then(|r| r.requests.as_ref())
-            .and_then(|r| r.get("storage"))
-            .and_then(|q| quantity_bytes(&q.0));
-        if asked.is_some_and(|bytes| bytes >= wanted_bytes) {
-            continue;
-        }
+    for claim in to_grow {
         let name = claim.metadata.name.unwrap_or_default();
         let patch = json!({
             "apiVersion": "v1",

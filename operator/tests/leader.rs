@@ -11,10 +11,13 @@ use std::{
 };
 
 use capstan_operator::leader::{Elector, LeaseConfig};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::{Client, client::Body};
 use serde_json::{Value, json};
+use support::{mock_client, respond};
+
+mod support;
 
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/capstan/leases";
 
@@ -28,13 +31,6 @@ struct FakeApi {
 }
 
 type Shared = Arc<Mutex<FakeApi>>;
-
-fn respond(status: StatusCode, body: Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap()
-}
 
 fn refuse(code: u16, reason: &str) -> Response<Body> {
     respond(
@@ -88,16 +84,9 @@ impl FakeApi {
 }
 
 fn client(api: Shared) -> Client {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    tokio::spawn(async move {
-        while let Some((request, send)) = handle.next_request().await {
-            let method = request.method().clone();
-            let path = request.uri().path().to_owned();
-            let body = request.into_body().collect_bytes().await.unwrap();
-            send.send_response(api.lock().unwrap().handle(&method, &path, &body));
-        }
-    });
-    Client::new(service, "capstan")
+    mock_client("capstan", move |method, path, _, body| {
+        api.lock().unwrap().handle(method, path, body)
+    })
 }
 
 fn replica(api: &Shared, identity: &str) -> Elector {

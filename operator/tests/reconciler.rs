@@ -15,9 +15,12 @@ use capstan_operator::{
     provisioner::{self, ClusterTemplate, KubernetesClusters},
     reconciler::{Context, FIELD_MANAGER, error_policy, reconcile},
 };
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use kube::{Client, client::Body};
 use serde_json::{Value, json};
+use support::{mock_client, respond};
+
+mod support;
 
 const BASE: &str = "/apis/capstan.dev/v1alpha1/namespaces/tenants/kafkaclusters/orders";
 
@@ -38,13 +41,6 @@ impl FakeApi {
         status["observedGeneration"] = object["metadata"]["generation"].clone();
         object["status"] = status;
     }
-}
-
-fn respond(status: StatusCode, body: Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap()
 }
 
 fn not_found() -> Response<Body> {
@@ -78,28 +74,17 @@ fn handle(api: &Shared, method: &Method, path: &str, query: &str, body: &[u8]) -
             .filter(|(p, _)| p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
             .map(|(_, o)| o.clone())
             .collect();
-        if path.ends_with("/kafkaclusters") {
+        // The collections the reconciler lists, as (collection, apiVersion, list kind).
+        const LISTS: [(&str, &str, &str); 4] = [
+            ("/kafkaclusters", "capstan.dev/v1alpha1", "KafkaClusterList"),
+            ("/statefulsets", "apps/v1", "StatefulSetList"),
+            ("/services", "v1", "ServiceList"),
+            ("/persistentvolumeclaims", "v1", "PersistentVolumeClaimList"),
+        ];
+        if let Some((_, version, kind)) = LISTS.iter().find(|(end, ..)| path.ends_with(end)) {
             return respond(
                 StatusCode::OK,
-                json!({ "apiVersion": "capstan.dev/v1alpha1", "kind": "KafkaClusterList", "metadata": {}, "items": items }),
-            );
-        }
-        if path.ends_with("/statefulsets") {
-            return respond(
-                StatusCode::OK,
-                json!({ "apiVersion": "apps/v1", "kind": "StatefulSetList", "metadata": {}, "items": items }),
-            );
-        }
-        if path.ends_with("/services") {
-            return respond(
-                StatusCode::OK,
-                json!({ "apiVersion": "v1", "kind": "ServiceList", "metadata": {}, "items": items }),
-            );
-        }
-        if path.ends_with("/persistentvolumeclaims") {
-            return respond(
-                StatusCode::OK,
-                json!({ "apiVersion": "v1", "kind": "PersistentVolumeClaimList", "metadata": {}, "items": items }),
+                json!({ "apiVersion": version, "kind": kind, "metadata": {}, "items": items }),
             );
         }
         return not_found();
@@ -191,27 +176,9 @@ fn handle(api: &Shared, method: &Method, path: &str, query: &str, body: &[u8]) -
 }
 
 fn client(api: Shared) -> Client {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    tokio::spawn(async move {
-        while let Some((request, send)) = handle.next_request().await {
-            let method = request.method().clone();
-            let path = request.uri().path().to_owned();
-            let query = request.uri().query().unwrap_or_default().to_owned();
-            let body = request.into_body().collect_bytes().await.unwrap();
-            send.send_response(handle_request(&api, &method, &path, &query, &body));
-        }
-    });
-    Client::new(service, "tenants")
-}
-
-fn handle_request(
-    api: &Shared,
-    method: &Method,
-    path: &str,
-    query: &str,
-    body: &[u8],
-) -> Response<Body> {
-    handle(api, method, path, query, body)
+    mock_client("tenants", move |method, path, query, body| {
+        handle(&api, method, path, query, body)
+    })
 }
 
 fn resource(spec: Value, extra_metadata: Value) -> Value {

@@ -13,7 +13,10 @@ use capstan_operator::leader::LeaseConfig;
 use http::{Method, Request, Response, StatusCode};
 use kube::{Client, client::Body};
 use serde_json::{Value, json};
+use support::respond;
 use tokio::sync::Notify;
+
+mod support;
 
 const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/capstan/leases/capstan-operator";
 
@@ -24,11 +27,14 @@ struct Seen {
     lease: Option<Value>,
 }
 
-fn respond(status: StatusCode, body: Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap()
+/// The Lease `operator-0` holds, lasting 15 s.
+fn lease() -> LeaseConfig {
+    LeaseConfig {
+        namespace: "capstan".into(),
+        name: "capstan-operator".into(),
+        identity: "operator-0".into(),
+        duration: Duration::from_secs(15),
+    }
 }
 
 fn client(seen: Arc<Mutex<Seen>>, changed: Arc<Notify>) -> Client {
@@ -82,12 +88,7 @@ async fn the_leader_watches_only_its_namespaces_and_gives_the_lease_up_on_shutdo
     let operator = tokio::spawn(capstan_operator::run_with_client(
         client(seen.clone(), changed.clone()),
         "127.0.0.1:0".parse().unwrap(),
-        LeaseConfig {
-            namespace: "capstan".into(),
-            name: "capstan-operator".into(),
-            identity: "operator-0".into(),
-            duration: Duration::from_secs(15),
-        },
+        lease(),
         vec!["tenants".into(), "pools".into()],
         async move {
             let _ = stopped.await;
@@ -161,12 +162,7 @@ async fn a_leader_that_loses_its_lease_stops_and_says_so() {
     let operator = tokio::spawn(capstan_operator::run_with_client(
         client(seen.clone(), changed.clone()),
         "127.0.0.1:0".parse().unwrap(),
-        LeaseConfig {
-            namespace: "capstan".into(),
-            name: "capstan-operator".into(),
-            identity: "operator-0".into(),
-            duration: Duration::from_secs(15),
-        },
+        lease(),
         vec!["tenants".into()],
         std::future::pending(),
     ));

@@ -217,6 +217,18 @@ async fn start_everything(
 }
 
 impl Running {
+    /// The platform's `/metrics` page.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.api))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Signs up another account and returns its API credentials (email, API key).
     pub async fn account(&self, email: &str) -> (String, String) {
         let credentials = json!({ "email": email, "password": "another password 123" });
