@@ -10,7 +10,7 @@ use kafka_protocol::{
         AlterUserScramCredentialsResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
         CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse,
         DeleteGroupsRequest, DeleteGroupsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-        DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
+        DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest, DescribeQuorumRequest, DescribeQuorumResponse, UnregisterBrokerRequest, UnregisterBrokerResponse,
         DescribeConfigsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse, FetchRequest,
         FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse, ListGroupsRequest,
         ListGroupsResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
@@ -230,4 +230,6 @@ exchange! {
     CreateAclsRequest => CreateAclsResponse, CreateAcls;
     DeleteAclsRequest => DeleteAclsResponse, DeleteAcls;
     AlterClientQuotasRequest => AlterClientQuotasResponse, AlterClientQuotas;
+    DescribeQuorumRequest => DescribeQuorumResponse, DescribeQuorum;
+    UnregisterBrokerRequest => UnregisterBrokerResponse, UnregisterBroker;
 }

@@ -4,7 +4,8 @@
 //! - the admin reads and changes the control plane needs: [`read_offsets`] (metering),
 //!   [`stored_bytes`] (DescribeLogDirs), [`upsert_scram_user`] / [`delete_scram_user`],
 //!   [`grant_acls`] / [`revoke_acls`] (a credential's scope as ACLs), [`set_user_quotas`], and
-//!   [`pool_names`] / [`delete_prefixed`] (a shared pool's names per tenant) and
+//!   [`pool_names`] / [`delete_prefixed`] (a shared pool's names per tenant),
+//!   [`restart_check`] (whether a node can restart without losing min ISR or the quorum) and
 //!   [`GroupOffsets`] (committed offsets read often, on kept connections);
 //! - [`scram`]: SCRAM-SHA-256/512 arithmetic for both sides;
 //! - [`gateway`]: the Kafka gateway's engine, which the control plane drives through
@@ -13,6 +14,7 @@
 //! It depends on nothing else of Capstan.
 
 mod acls;
+mod availability;
 mod brokers;
 mod client_quotas;
 mod connection;
@@ -27,6 +29,7 @@ pub mod scram;
 mod scram_users;
 
 pub use acls::{AclRule, acl_rules, grant_acls, revoke_acls};
+pub use availability::{QUORUM_FETCH_TIMEOUT_MS, RestartCheck, restart_check};
 pub use client_quotas::set_user_quotas;
 pub use connection::{Connection, Credentials, Exchange};
 pub use error::{Error, Result};

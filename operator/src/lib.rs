@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod provisioner;
 pub mod reconciler;
 mod render;
+pub mod rolling;
 mod run;
 mod storage;
 

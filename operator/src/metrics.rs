@@ -15,6 +15,8 @@ pub struct Metrics {
     pub errors: IntCounterVec,
     /// Reconcile duration.
     pub duration: Histogram,
+    /// Reconciles whose next broker restart Kafka could not spare (or could not be asked).
+    pub rolls_held: IntCounter,
 }
 
 impl Metrics {
@@ -32,12 +34,18 @@ impl Metrics {
         ))?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(errors.clone()))?;
+        let rolls_held = IntCounter::new(
+            "rolls_held_total",
+            "Broker restarts held because Kafka could not spare the broker or could not be asked",
+        )?;
         registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(rolls_held.clone()))?;
         Ok(Metrics {
             registry,
             reconciles,
             errors,
             duration,
+            rolls_held,
         })
     }
 

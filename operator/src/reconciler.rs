@@ -26,7 +26,11 @@ use kube::{
 use rand::RngCore;
 use serde_json::{Value, json};
 
-use crate::{Error, KafkaCluster, KafkaClusterStatus, RenderInput, Result, render, storage};
+use crate::{
+    Error, KafkaCluster, KafkaClusterStatus, RenderInput, Result, render,
+    rolling::{self, Rolling},
+    storage,
+};
 
 /// The one field manager of every write.
 pub const FIELD_MANAGER: &str = "capstan-operator";
@@ -41,6 +45,9 @@ pub struct Context {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Failed reconciles in a row, per cluster (`namespace/name`), which space its retries.
     failures: std::sync::Mutex<HashMap<String, u32>>,
+    /// Where a cluster's brokers are reached for the rolling checks (namespace, name →
+    /// `host:port`); the bootstrap Service unless a test says otherwise.
+    kafka_bootstrap: Box<dyn Fn(&str, &str) -> String + Send + Sync>,
 }
 
 impl Context {
@@ -50,7 +57,20 @@ impl Context {
             client,
             metrics,
             failures: std::sync::Mutex::default(),
+            kafka_bootstrap: Box::new(|namespace, name| {
+                format!(
+                    "{name}-kafka-bootstrap.{namespace}.svc:{}",
+                    crate::render::CLIENT_PORT
+                )
+            }),
         }
+    }
+
+    /// The same context, reaching every cluster's brokers at `address` (for tests, where the
+    /// brokers are a mock on loopback).
+    pub fn with_kafka_bootstrap(mut self, address: String) -> Self {
+        self.kafka_bootstrap = Box::new(move |_, _| address.clone());
+        self
     }
 
     /// Counts one more failure of `cluster` in a row; the count so far.
@@ -234,10 +254,46 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
             rolling.push(set_name);
         }
     }
+    let zone_sets: Vec<String> = crate::render::zone_statefulsets(cluster)?;
+    let brokers = rolling::Brokers {
+        bootstrap: (ctx.kafka_bootstrap)(&namespace, &name),
+        admin_password: input.admin_password.clone(),
+    };
+    let roll = rolling::step(&ctx.client, &namespace, &name, &zone_sets, &sets, &brokers).await?;
     // The generation counts as applied only once nothing of it waits or rolls.
     let storage_refused = matches!(resized, Some((_, storage::Resize::Refused { .. })));
-    let applied = !deferred && rolling.is_empty() && kept.is_none() && !storage_refused;
+    let applied = !deferred
+        && rolling.is_empty()
+        && kept.is_none()
+        && !storage_refused
+        && roll == Rolling::Done;
     let mut status = observe(cluster, &sets, &namespace, applied)?;
+    match &roll {
+        Rolling::Done => {}
+        Rolling::InProgress(what) => {
+            tracing::info!(cluster = %name, %what, "rolling");
+            status.conditions.push(condition(
+                cluster,
+                "Rolling",
+                true,
+                "RestartingBrokers",
+                what,
+            ));
+        }
+        Rolling::Held { reason, message } => {
+            ctx.metrics.rolls_held.inc();
+            note(
+                ctx,
+                cluster,
+                &mut status,
+                "RollingHeld",
+                reason,
+                message,
+                EventType::Warning,
+            )
+            .await;
+        }
+    }
     if let Some(live) = kept {
         let why = format!(
             "brokersPerZone stays {live}: every broker is a KRaft voter and Kafka cannot change a static quorum; set it back to {live} (for more brokers, create a larger cluster and move the topics)"
@@ -299,10 +355,11 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         publish(ctx, cluster, kind, &phase, &note, "Reconcile").await;
     }
     write_status(cluster, ctx, status).await?;
-    Ok(Action::requeue(Duration::from_secs(if deferred {
-        15
-    } else {
-        300
+    Ok(Action::requeue(Duration::from_secs(match roll {
+        Rolling::InProgress(_) => 10,
+        Rolling::Held { .. } => 30,
+        Rolling::Done if deferred => 15,
+        Rolling::Done => 300,
     })))
 }
 
@@ -566,14 +623,8 @@ fn observe(
 ) -> Result<KafkaClusterStatus> {
     let name = cluster.name_any();
     let zones = cluster.spec.zones()?;
-    let multi = zones.len() > 1;
     let mut ready = 0;
-    for i in 0..zones.len() {
-        let set = if multi {
-            format!("{name}-kafka-z{i}")
-        } else {
-            format!("{name}-kafka")
-        };
+    for set in crate::render::zone_statefulsets(cluster)? {
         if let Some(status) = sets
             .iter()
             .find(|s| s.metadata.name.as_deref() == Some(set.as_str()))

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::{
     ByteString,
     api::{
-        apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec},
+        apps::v1::{
+            StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+            StatefulSetUpdateStrategy,
+        },
         core::v1::{
             Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort,
             EnvVar, EnvVarSource, NodeAffinity, NodeSelector, NodeSelectorRequirement,
@@ -51,6 +54,8 @@ const REAUTHENTICATE_MS: i64 = 300_000;
 /// configuration changes.
 pub const CONFIG_HASH_ANNOTATION: &str = "capstan.dev/config-hash";
 /// The operator's admin user, the one super user of an authorizing cluster.
+/// The SCRAM user of inter-broker traffic, the control plane and the operator's own checks.
+pub const ADMIN_USERNAME: &str = "capstan-admin";
 const ADMIN_PRINCIPAL: &str = "User:capstan-admin";
 
 /// The resource and the secrets its objects carry (generated once by the reconciler and kept in
@@ -152,19 +157,31 @@ impl Group {
     }
 }
 
-fn groups(input: &RenderInput<'_>, n: &Names) -> Result<Vec<Group>> {
+/// The name of the StatefulSet of each zone of `cluster`, in zone order.
+pub(crate) fn zone_statefulsets(cluster: &KafkaCluster) -> Result<Vec<String>> {
+    let name = cluster.metadata.name.clone().unwrap_or_default();
+    let multi = cluster.spec.zone_mode == ZoneMode::Multi;
+    Ok((0..cluster.spec.zones()?.len())
+        .map(|i| {
+            if multi {
+                format!("{name}-kafka-z{i}")
+            } else {
+                format!("{name}-kafka")
+            }
+        })
+        .collect())
+}
+
+fn groups(input: &RenderInput<'_>) -> Result<Vec<Group>> {
     let zones = input.cluster.spec.zones()?;
-    let multi = input.cluster.spec.zone_mode == ZoneMode::Multi;
     let count = zones.len() as i32;
+    let sets = zone_statefulsets(input.cluster)?;
     Ok(zones
         .into_iter()
+        .zip(sets)
         .enumerate()
-        .map(|(i, zone)| Group {
-            statefulset: if multi {
-                format!("{}-kafka-z{i}", n.name)
-            } else {
-                format!("{}-kafka", n.name)
-            },
+        .map(|(i, (zone, statefulset))| Group {
+            statefulset,
             zone,
             index: i as i32,
             zones: count,
@@ -576,6 +593,13 @@ fn statefulset(
             replicas: Some(spec.brokers_per_zone),
             // KRaft voters must all come up to form the quorum.
             pod_management_policy: Some("Parallel".into()),
+            // The operator restarts the pods itself, one at a time and only when Kafka can
+            // spare the broker (see `rolling`): the StatefulSet's own rolling update waits for
+            // a TCP probe only, not for in-sync replicas.
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".into()),
+                rolling_update: None,
+            }),
             selector: LabelSelector {
                 match_labels: Some(BTreeMap::from([
                     ("capstan.dev/cluster".to_owned(), n.name.clone()),
@@ -729,7 +753,7 @@ fn port(name: &str, number: i32) -> ServicePort {
 /// PodDisruptionBudget, NetworkPolicy.
 pub fn render(input: &RenderInput<'_>) -> Result<Vec<Value>> {
     let n = names(input.cluster)?;
-    let groups = groups(input, &n)?;
+    let groups = groups(input)?;
     let config_data = BTreeMap::from([
         (
             "server.properties".to_owned(),
@@ -753,7 +777,7 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<Value>> {
             ),
             (
                 "admin-username".to_owned(),
-                ByteString(b"capstan-admin".to_vec()),
+                ByteString(ADMIN_USERNAME.as_bytes().to_vec()),
             ),
             (
                 "admin-password".to_owned(),

@@ -50,6 +50,10 @@ namespace, in a Role per namespace of operator.watchNamespaces otherwise.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
   verbs: ["get", "list", "patch"]
+# Brokers are rolled one pod at a time (OnDelete StatefulSets) after an in-sync replica check.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch"]

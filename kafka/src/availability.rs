@@ -1,0 +1,256 @@
+//! Whether one Kafka node can restart without making data or the KRaft quorum unavailable:
+//! the checks Strimzi's KafkaRoller makes before it rolls a pod, over the Kafka protocol.
+//!
+//! - **In-sync replicas.** A partition whose in-sync replicas include the node and number no
+//!   more than the topic's `min.insync.replicas` would refuse `acks=all` writes
+//!   (NOT_ENOUGH_REPLICAS) while the node is down. Partitions whose replication factor is not above
+//!   their min ISR cannot keep that promise through any restart and do not hold one up; partitions
+//!   already below min ISR are not made worse by it either (the node is then not in their ISR, or
+//!   the ISR is already short).
+//! - **Controller quorum.** A voter may restart only if a majority of the voters stays caught up
+//!   with the leader without it (`lastCaughtUpTimestamp` within `controller.quorum.fetch.timeout.ms`
+//!   of the leader's), else the quorum could not commit while it is away.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kafka_protocol::{
+    messages::{
+        DescribeConfigsRequest, DescribeQuorumRequest, MetadataRequest, TopicName,
+        describe_configs_request::DescribeConfigsResource,
+        describe_quorum_request::{PartitionData, TopicData},
+    },
+    protocol::StrBytes,
+};
+
+use crate::connection::{Connection, Credentials, error_text};
+use crate::{Error, Result};
+
+const METADATA_VERSION: i16 = 12;
+const DESCRIBE_CONFIGS_VERSION: i16 = 4;
+/// v1 is the first with `lastCaughtUpTimestamp` (KIP-836, Kafka 3.3).
+const DESCRIBE_QUORUM_VERSION: i16 = 1;
+/// DescribeConfigs' resource type of a topic.
+const TOPIC: i8 = 2;
+/// Kafka's default `controller.quorum.fetch.timeout.ms`: a follower further behind than this is
+/// not caught up.
+pub const QUORUM_FETCH_TIMEOUT_MS: i64 = 2000;
+/// The KRaft metadata log DescribeQuorum is asked about.
+const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// What a restart of one node would do, as the cluster reports it now.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RestartCheck {
+    /// Partitions (`topic-partition`) that would drop below their min ISR, with the ISR size and
+    /// min ISR, sorted.
+    pub under_min_isr: Vec<String>,
+    /// Why the controller quorum could not spare the node, if it could not.
+    pub quorum: Option<String>,
+    /// The quorum's leader, if the cluster is in KRaft mode and has one.
+    pub quorum_leader: Option<i32>,
+}
+
+impl RestartCheck {
+    /// True when the node can restart now.
+    pub fn safe(&self) -> bool {
+        self.under_min_isr.is_empty() && self.quorum.is_none()
+    }
+
+    /// One sentence saying what holds the restart, for a condition's message.
+    pub fn explain(&self, node: i32) -> String {
+        let mut reasons = Vec::new();
+        if !self.under_min_isr.is_empty() {
+            let shown: Vec<&str> = self
+                .under_min_isr
+                .iter()
+                .take(5)
+                .map(String::as_str)
+                .collect();
+            let more = self.under_min_isr.len().saturating_sub(shown.len());
+            reasons.push(format!(
+                "restarting node {node} would take {} partition(s) below min.insync.replicas ({}{})",
+                self.under_min_isr.len(),
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        if let Some(quorum) = &self.quorum {
+            reasons.push(quorum.clone());
+        }
+        reasons.join("; ")
+    }
+}
+
+/// Checks whether node `node` can restart now (see the module's rules), asking the bootstrap
+/// broker of `credentials` with Metadata, DescribeConfigs (`min.insync.replicas` of the topics
+/// the node is in sync for) and DescribeQuorum (which brokers forward to the active controller).
+pub async fn restart_check(credentials: &Credentials, node: i32) -> Result<RestartCheck> {
+    let mut connection = credentials.connect().await?;
+    let under_min_isr = under_min_isr(&mut connection, node).await?;
+    let (quorum, quorum_leader) = quorum(&mut connection, node).await?;
+    Ok(RestartCheck {
+        under_min_isr,
+        quorum,
+        quorum_leader,
+    })
+}
+
+/// Partitions in sync on `node` whose ISR would fall below min ISR without it.
+async fn under_min_isr(connection: &mut Connection, node: i32) -> Result<Vec<String>> {
+    let metadata = connection
+        .call(
+            MetadataRequest::default().with_topics(None),
+            METADATA_VERSION,
+        )
+        .await?;
+    // (topic, partition, ISR size, replication factor) of every partition in sync on the node.
+    let mut in_sync = Vec::new();
+    for topic in &metadata.topics {
+        let Some(name) = &topic.name else { continue };
+        for partition in &topic.partitions {
+            if partition.isr_nodes.iter().any(|id| id.0 == node) {
+                in_sync.push((
+                    name.to_string(),
+                    partition.partition_index,
+                    partition.isr_nodes.len(),
+                    partition.replica_nodes.len(),
+                ));
+            }
+        }
+    }
+    if in_sync.is_empty() {
+        return Ok(Vec::new());
+    }
+    let topics: BTreeSet<&str> = in_sync.iter().map(|(t, ..)| t.as_str()).collect();
+    let min_isr = min_isr_of(connection, &topics).await?;
+    let mut under: Vec<String> = in_sync
+        .iter()
+        .filter(|(topic, _, isr, replicas)| {
+            let min = min_isr.get(topic.as_str()).copied().unwrap_or(1);
+            *replicas > min && *isr <= min
+        })
+        .map(|(topic, partition, ..)| format!("{topic}-{partition}"))
+        .collect();
+    under.sort();
+    Ok(under)
+}
+
+/// `min.insync.replicas` of each topic (its own value, else the broker's default, as the broker
+/// resolves it).
+async fn min_isr_of(
+    connection: &mut Connection,
+    topics: &BTreeSet<&str>,
+) -> Result<BTreeMap<String, usize>> {
+    let resources = topics
+        .iter()
+        .map(|topic| {
+            DescribeConfigsResource::default()
+                .with_resource_type(TOPIC)
+                .with_resource_name(StrBytes::from_string((*topic).to_owned()))
+                .with_configuration_keys(Some(vec![StrBytes::from_static_str(
+                    "min.insync.replicas",
+                )]))
+        })
+        .collect();
+    let response = connection
+        .call(
+            DescribeConfigsRequest::default().with_resources(resources),
+            DESCRIBE_CONFIGS_VERSION,
+        )
+        .await?;
+    let mut min_isr = BTreeMap::new();
+    for result in response.results {
+        if result.error_code != 0 {
+            return Err(Error::Protocol(format!(
+                "DescribeConfigs of topic {} failed: {}",
+                result.resource_name,
+                error_text(result.error_message, result.error_code)
+            )));
+        }
+        let value = result
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == "min.insync.replicas")
+            .and_then(|c| c.value.as_ref())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(1);
+        min_isr.insert(result.resource_name.to_string(), value);
+    }
+    Ok(min_isr)
+}
+
+/// Why the quorum could not spare `node` (if it could not), and its leader.
+async fn quorum(connection: &mut Connection, node: i32) -> Result<(Option<String>, Option<i32>)> {
+    let request = DescribeQuorumRequest::default().with_topics(vec![
+        TopicData::default()
+            .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
+            .with_partitions(vec![PartitionData::default().with_partition_index(0)]),
+    ]);
+    let response = connection.call(request, DESCRIBE_QUORUM_VERSION).await?;
+    if response.error_code != 0 {
+        return Err(Error::Protocol(format!(
+            "DescribeQuorum failed: {}",
+            error_text(response.error_message, response.error_code)
+        )));
+    }
+    let Some(partition) = response
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .find(|p| p.partition_index == 0)
+    else {
+        return Err(Error::Protocol(
+            "DescribeQuorum answered no metadata partition".into(),
+        ));
+    };
+    if partition.error_code != 0 {
+        return Err(Error::Protocol(format!(
+            "DescribeQuorum failed for the metadata log: {}",
+            error_text(partition.error_message.clone(), partition.error_code)
+        )));
+    }
+    let leader = partition.leader_id.0;
+    let voters = &partition.current_voters;
+    let Some(leader_time) = voters
+        .iter()
+        .find(|v| v.replica_id.0 == leader)
+        .map(|v| v.last_caught_up_timestamp)
+    else {
+        return Ok((
+            Some(format!(
+                "the controller quorum has no leader among its voters (leader {leader})"
+            )),
+            None,
+        ));
+    };
+    if !voters.iter().any(|v| v.replica_id.0 == node) {
+        return Ok((None, Some(leader)));
+    }
+    let majority = voters.len() / 2 + 1;
+    let caught_up: Vec<i32> = voters
+        .iter()
+        .filter(|v| v.replica_id.0 != node)
+        .filter(|v| {
+            v.replica_id.0 == leader
+                || (v.last_caught_up_timestamp >= 0
+                    && leader_time - v.last_caught_up_timestamp <= QUORUM_FETCH_TIMEOUT_MS)
+        })
+        .map(|v| v.replica_id.0)
+        .collect();
+    let verdict = (caught_up.len() < majority).then(|| {
+        format!(
+            "without controller {node} only {} of the {} voters would be caught up with the leader ({}); the quorum needs {majority}",
+            caught_up.len(),
+            voters.len(),
+            caught_up
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    Ok((verdict, Some(leader)))
+}

@@ -1,0 +1,213 @@
+//! Rolling restarts that keep the data available: the brokers' StatefulSets use the `OnDelete`
+//! update strategy, and the operator restarts their pods itself, Strimzi's KafkaRoller way:
+//!
+//! 1. pods of an old revision that are not ready are restarted first, all at once: they serve
+//!    nothing, and waiting for them one by one could never end (a broker of a crash-looping
+//!    cluster cannot become ready until enough of the others are fixed to form a quorum);
+//! 2. otherwise nothing happens while any pod of the cluster is stopping or not ready;
+//! 3. then one ready pod at a time, zone by zone and the highest ordinal first, the KRaft quorum
+//!    leader last; before each, the operator asks Kafka (as the admin user) whether the broker can
+//!    go: no partition may drop below `min.insync.replicas` and a majority of the controller
+//!    quorum must stay caught up ([`capstan_kafka::restart_check`]). When Kafka says no, or
+//!    cannot be asked, the roll is held with a condition that says why and retried.
+
+use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Pod};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams},
+};
+
+use crate::{Result, reconciler::kube_error};
+
+/// Where rolling a cluster stands after one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rolling {
+    /// Every broker runs its StatefulSet's current revision.
+    Done,
+    /// A restart is under way or was just made: what.
+    InProgress(String),
+    /// The next restart waits for the cluster: a condition reason and why.
+    Held {
+        /// `UnderMinIsr`, `QuorumNotCaughtUp` or `AvailabilityUnknown`.
+        reason: &'static str,
+        /// What holds it and what the user can do.
+        message: String,
+    },
+}
+
+/// How to ask one cluster's brokers whether a node can restart.
+pub struct Brokers {
+    /// `host:port` of the cluster's client listener.
+    pub bootstrap: String,
+    /// The admin user's password (the user is [`crate::render::ADMIN_USERNAME`]).
+    pub admin_password: String,
+}
+
+impl std::fmt::Debug for Brokers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Brokers")
+            .field("bootstrap", &self.bootstrap)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pod of an old revision and where it sits.
+struct Stale {
+    pod: Pod,
+    zone: usize,
+    ordinal: i32,
+    node: i32,
+}
+
+/// Takes the next step of rolling the cluster `name` whose StatefulSets are `sets` (zone `i`'s
+/// set is `zone_sets[i]`).
+pub async fn step(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    zone_sets: &[String],
+    sets: &[StatefulSet],
+    brokers: &Brokers,
+) -> Result<Rolling> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pods = api
+        .list(&ListParams::default().labels(&format!("capstan.dev/cluster={name}")))
+        .await
+        .map_err(kube_error)?
+        .items;
+    let mut stale = Vec::new();
+    for (zone, set_name) in zone_sets.iter().enumerate() {
+        let Some(set) = sets.iter().find(|s| s.name_any() == *set_name) else {
+            continue;
+        };
+        let status = set.status.clone().unwrap_or_default();
+        if status.observed_generation.unwrap_or(0) < set.metadata.generation.unwrap_or(0) {
+            return Ok(Rolling::InProgress(format!(
+                "StatefulSet {set_name} has not yet taken its new template"
+            )));
+        }
+        let Some(revision) = status.update_revision else {
+            continue;
+        };
+        for pod in pods.iter().filter(|p| {
+            p.labels().get("capstan.dev/statefulset") == Some(set_name)
+                && p.labels().get("controller-revision-hash") != Some(&revision)
+        }) {
+            let ordinal = ordinal_of(&pod.name_any());
+            stale.push(Stale {
+                pod: pod.clone(),
+                zone,
+                ordinal,
+                node: ordinal * zone_sets.len() as i32 + zone as i32,
+            });
+        }
+    }
+    if stale.is_empty() {
+        return Ok(Rolling::Done);
+    }
+    if let Some(stopping) = pods.iter().find(|p| p.metadata.deletion_timestamp.is_some()) {
+        return Ok(Rolling::InProgress(format!(
+            "pod {} is restarting",
+            stopping.name_any()
+        )));
+    }
+    let unready: Vec<&Stale> = stale.iter().filter(|s| !ready(&s.pod)).collect();
+    if !unready.is_empty() {
+        let mut names = Vec::new();
+        for s in unready {
+            delete(&api, &s.pod).await?;
+            names.push(s.pod.name_any());
+        }
+        return Ok(Rolling::InProgress(format!(
+            "restarted {} (not ready, so serving nothing) with the new configuration",
+            names.join(", ")
+        )));
+    }
+    if let Some(waiting) = pods.iter().find(|p| !ready(p)) {
+        return Ok(Rolling::InProgress(format!(
+            "waiting for pod {} to be ready before the next restart",
+            waiting.name_any()
+        )));
+    }
+    // The first zone with stale pods, highest ordinal first.
+    let zone = stale.iter().map(|s| s.zone).min().unwrap_or(0);
+    let mut candidates: Vec<&Stale> = stale.iter().filter(|s| s.zone == zone).collect();
+    candidates.sort_by_key(|s| std::cmp::Reverse(s.ordinal));
+    let credentials = capstan_kafka::Credentials {
+        bootstrap: brokers.bootstrap.clone(),
+        username: crate::render::ADMIN_USERNAME.into(),
+        password: brokers.admin_password.clone(),
+    };
+    let mut chosen = candidates[0];
+    let mut check = match capstan_kafka::restart_check(&credentials, chosen.node).await {
+        Ok(check) => check,
+        Err(error) => return Ok(unknown(chosen.node, &error)),
+    };
+    // The quorum leader goes last: restarting it forces an election.
+    if check.quorum_leader == Some(chosen.node)
+        && let Some(other) = candidates.get(1)
+    {
+        chosen = other;
+        check = match capstan_kafka::restart_check(&credentials, chosen.node).await {
+            Ok(check) => check,
+            Err(error) => return Ok(unknown(chosen.node, &error)),
+        };
+    }
+    if !check.safe() {
+        let reason = if check.under_min_isr.is_empty() {
+            "QuorumNotCaughtUp"
+        } else {
+            "UnderMinIsr"
+        };
+        return Ok(Rolling::Held {
+            reason,
+            message: format!(
+                "{}; the restart of pod {} waits until the cluster has caught up",
+                check.explain(chosen.node),
+                chosen.pod.name_any()
+            ),
+        });
+    }
+    delete(&api, &chosen.pod).await?;
+    Ok(Rolling::InProgress(format!(
+        "restarting broker {} (pod {}) with the new configuration",
+        chosen.node,
+        chosen.pod.name_any()
+    )))
+}
+
+fn unknown(node: i32, error: &capstan_kafka::Error) -> Rolling {
+    Rolling::Held {
+        reason: "AvailabilityUnknown",
+        message: format!(
+            "cannot ask the brokers whether broker {node} can restart ({error}); nothing is restarted until they answer (check the admin credential and that the operator reaches the client listener)"
+        ),
+    }
+}
+
+async fn delete(api: &Api<Pod>, pod: &Pod) -> Result<()> {
+    tracing::info!(pod = %pod.name_any(), "restarting for the new configuration");
+    api.delete(&pod.name_any(), &DeleteParams::default())
+        .await
+        .map_err(kube_error)?;
+    Ok(())
+}
+
+/// The ordinal at the end of a StatefulSet pod's name.
+fn ordinal_of(pod: &str) -> i32 {
+    pod.rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+}
