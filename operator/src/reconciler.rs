@@ -45,9 +45,9 @@ pub struct Context {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Failed reconciles in a row, per cluster (`namespace/name`), which space its retries.
     failures: std::sync::Mutex<HashMap<String, u32>>,
-    /// Where a cluster's brokers are reached for the rolling checks (namespace, name →
-    /// `host:port`); the bootstrap Service unless a test says otherwise.
-    kafka_bootstrap: Box<dyn Fn(&str, &str) -> String + Send + Sync>,
+    /// Where every cluster's brokers are reached for the rolling checks instead of its
+    /// bootstrap Service (tests, where the brokers are a mock on loopback).
+    kafka_bootstrap: Option<String>,
 }
 
 impl Context {
@@ -57,19 +57,14 @@ impl Context {
             client,
             metrics,
             failures: std::sync::Mutex::default(),
-            kafka_bootstrap: Box::new(|namespace, name| {
-                format!(
-                    "{name}-kafka-bootstrap.{namespace}.svc:{}",
-                    crate::render::CLIENT_PORT
-                )
-            }),
+            kafka_bootstrap: None,
         }
     }
 
     /// The same context, reaching every cluster's brokers at `address` (for tests, where the
     /// brokers are a mock on loopback).
     pub fn with_kafka_bootstrap(mut self, address: String) -> Self {
-        self.kafka_bootstrap = Box::new(move |_, _| address.clone());
+        self.kafka_bootstrap = Some(address);
         self
     }
 
@@ -256,7 +251,12 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
     }
     let zone_sets: Vec<String> = crate::render::zone_statefulsets(cluster)?;
     let brokers = rolling::Brokers {
-        bootstrap: (ctx.kafka_bootstrap)(&namespace, &name),
+        bootstrap: ctx.kafka_bootstrap.clone().unwrap_or_else(|| {
+            format!(
+                "{name}-kafka-bootstrap.{namespace}.svc:{}",
+                crate::render::CLIENT_PORT
+            )
+        }),
         admin_password: input.admin_password.clone(),
     };
     let roll = rolling::step(&ctx.client, &namespace, &name, &zone_sets, &sets, &brokers).await?;

@@ -81,10 +81,10 @@ pub async fn step(
             continue;
         };
         let status = set.status.clone().unwrap_or_default();
+        // Its revisions are not yet those of its template; the next reconcile sees them (the
+        // generation is not counted as applied meanwhile, see the reconciler).
         if status.observed_generation.unwrap_or(0) < set.metadata.generation.unwrap_or(0) {
-            return Ok(Rolling::InProgress(format!(
-                "StatefulSet {set_name} has not yet taken its new template"
-            )));
+            continue;
         }
         let Some(revision) = status.update_revision else {
             continue;
@@ -105,7 +105,10 @@ pub async fn step(
     if stale.is_empty() {
         return Ok(Rolling::Done);
     }
-    if let Some(stopping) = pods.iter().find(|p| p.metadata.deletion_timestamp.is_some()) {
+    if let Some(stopping) = pods
+        .iter()
+        .find(|p| p.metadata.deletion_timestamp.is_some())
+    {
         return Ok(Rolling::InProgress(format!(
             "pod {} is restarting",
             stopping.name_any()

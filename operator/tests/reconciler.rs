@@ -20,6 +20,8 @@ use kube::{Client, client::Body};
 use serde_json::{Value, json};
 use support::{mock_client, respond};
 
+#[path = "../../kafka/tests/mock_broker/mod.rs"]
+mod mock_broker;
 mod support;
 
 const BASE: &str = "/apis/capstan.dev/v1alpha1/namespaces/tenants/kafkaclusters/orders";
@@ -75,11 +77,12 @@ fn handle(api: &Shared, method: &Method, path: &str, query: &str, body: &[u8]) -
             .map(|(_, o)| o.clone())
             .collect();
         // The collections the reconciler lists, as (collection, apiVersion, list kind).
-        const LISTS: [(&str, &str, &str); 4] = [
+        const LISTS: [(&str, &str, &str); 5] = [
             ("/kafkaclusters", "capstan.dev/v1alpha1", "KafkaClusterList"),
             ("/statefulsets", "apps/v1", "StatefulSetList"),
             ("/services", "v1", "ServiceList"),
             ("/persistentvolumeclaims", "v1", "PersistentVolumeClaimList"),
+            ("/pods", "v1", "PodList"),
         ];
         if let Some((_, version, kind)) = LISTS.iter().find(|(end, ..)| path.ends_with(end)) {
             return respond(
@@ -992,5 +995,265 @@ async fn switching_the_external_listener_off_deletes_its_services() {
     assert!(
         api.objects
             .contains_key(&format!("{services}/orders-kafka-debug"))
+    );
+}
+
+/// What the mock Kafka broker reports: the ISR of `events-0` (replicas 0, 1, 2; min ISR 2) and
+/// the KRaft quorum (voters 0, 1, 2, all caught up, leader 1).
+fn kafka_cluster(isr: Arc<Mutex<Vec<i32>>>) -> mock_broker::Handler {
+    use kafka_protocol::{
+        messages::{
+            ApiKey, BrokerId, DescribeConfigsResponse, DescribeQuorumResponse, MetadataResponse,
+            TopicName,
+            describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult},
+            describe_quorum_response::{PartitionData, ReplicaState, TopicData},
+            metadata_response::{MetadataResponsePartition, MetadataResponseTopic},
+        },
+        protocol::StrBytes,
+    };
+    Arc::new(move |key, version, id, _| match key {
+        ApiKey::Metadata => {
+            let partition = MetadataResponsePartition::default()
+                .with_partition_index(0)
+                .with_leader_id(BrokerId(1))
+                .with_replica_nodes(vec![BrokerId(0), BrokerId(1), BrokerId(2)])
+                .with_isr_nodes(isr.lock().unwrap().iter().map(|&n| BrokerId(n)).collect());
+            let topic = MetadataResponseTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("events"))))
+                .with_partitions(vec![partition]);
+            mock_broker::encode(
+                id,
+                version,
+                MetadataResponse::default().with_topics(vec![topic]),
+            )
+        }
+        ApiKey::DescribeConfigs => mock_broker::encode(
+            id,
+            version,
+            DescribeConfigsResponse::default().with_results(vec![
+                DescribeConfigsResult::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("events"))
+                    .with_configs(vec![
+                        DescribeConfigsResourceResult::default()
+                            .with_name(StrBytes::from_static_str("min.insync.replicas"))
+                            .with_value(Some(StrBytes::from_static_str("2"))),
+                    ]),
+            ]),
+        ),
+        ApiKey::DescribeQuorum => {
+            let voters = (0..3)
+                .map(|n| {
+                    ReplicaState::default()
+                        .with_replica_id(BrokerId(n))
+                        .with_log_end_offset(500)
+                        .with_last_caught_up_timestamp(1_000_000)
+                })
+                .collect();
+            let partition = PartitionData::default()
+                .with_partition_index(0)
+                .with_leader_id(BrokerId(1))
+                .with_current_voters(voters);
+            mock_broker::encode(
+                id,
+                version,
+                DescribeQuorumResponse::default().with_topics(vec![
+                    TopicData::default()
+                        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+                        .with_partitions(vec![partition]),
+                ]),
+            )
+        }
+        other => panic!("the mock broker does not answer {other:?}"),
+    })
+}
+
+const PODS: &str = "/api/v1/namespaces/tenants/pods";
+const SET: &str = "/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka";
+
+/// Broker pod `ordinal` of revision `revision`, ready or not.
+fn pod(ordinal: i32, revision: &str, ready: bool) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": format!("orders-kafka-{ordinal}"), "namespace": "tenants",
+            "labels": { "capstan.dev/cluster": "orders", "capstan.dev/statefulset": "orders-kafka",
+                "controller-revision-hash": revision } },
+        "status": { "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }] }
+    })
+}
+
+fn put_pod(api: &Shared, ordinal: i32, revision: &str, ready: bool) {
+    api.lock().unwrap().objects.insert(
+        format!("{PODS}/orders-kafka-{ordinal}"),
+        pod(ordinal, revision, ready),
+    );
+}
+
+/// The StatefulSet controller after a template change: revision `revision` wanted, `updated`
+/// pods on it.
+fn set_revision(api: &Shared, revision: &str, updated: i32, ready: i32) {
+    api.lock().unwrap().statefulset_reports(
+        SET,
+        json!({ "replicas": 3, "readyReplicas": ready, "updatedReplicas": updated,
+            "currentRevision": "r1", "updateRevision": revision }),
+    );
+}
+
+fn pod_deletes(api: &Shared) -> Vec<String> {
+    take_writes(api)
+        .into_iter()
+        .filter(|w| w.starts_with("delete") && w.contains("/pods/"))
+        .collect()
+}
+
+/// Three brokers running revision r1, and a configuration change that makes r2.
+async fn three_brokers_with_a_new_configuration(
+    isr: Arc<Mutex<Vec<i32>>>,
+) -> (Shared, Arc<Context>) {
+    let kafka = mock_broker::start(kafka_cluster(isr)).await;
+    let api: Shared = Arc::default();
+    api.lock().unwrap().objects.insert(
+        BASE.to_owned(),
+        resource(
+            json!({ "brokersPerZone": 3 }),
+            json!({ "finalizers": ["capstan.dev/cleanup"] }),
+        ),
+    );
+    let ctx = Arc::new(
+        Context::new(client(api.clone()), Arc::new(Metrics::new().unwrap()))
+            .with_kafka_bootstrap(kafka),
+    );
+    // The operator talks to Kafka as the admin user, with the Secret's password.
+    reconcile_stored(&api, &ctx).await.unwrap();
+    api.lock()
+        .unwrap()
+        .objects
+        .get_mut("/api/v1/namespaces/tenants/secrets/orders-kafka-credentials")
+        .unwrap()["data"]["admin-password"] = json!(base64_of(mock_broker::PASSWORD));
+    set_revision(&api, "r1", 3, 3);
+    for ordinal in 0..3 {
+        put_pod(&api, ordinal, "r1", true);
+    }
+    reconcile_stored(&api, &ctx).await.unwrap();
+    take_writes(&api);
+    edit_spec(&api, |spec| {
+        spec["authorization"] = json!({ "type": "simple" })
+    });
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        take_statefulset_writes(&api),
+        vec![format!("apply {SET}")],
+        "the new template is applied; with OnDelete it restarts nothing by itself"
+    );
+    assert_eq!(
+        api.lock().unwrap().objects[SET]["spec"]["updateStrategy"]["type"],
+        "OnDelete"
+    );
+    set_revision(&api, "r2", 0, 3);
+    (api, ctx)
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[tokio::test]
+async fn a_configuration_change_restarts_one_broker_at_a_time_and_waits_for_in_sync_replicas() {
+    // events-0 has min ISR 2 and only brokers 1 and 2 in sync: restarting 2 would stop acks=all.
+    let isr = Arc::new(Mutex::new(vec![1, 2]));
+    let (api, ctx) = three_brokers_with_a_new_configuration(isr.clone()).await;
+
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        pod_deletes(&api),
+        Vec::<String>::new(),
+        "held: broker 2 is needed in sync"
+    );
+    let held = condition_of(&api, "RollingHeld");
+    assert_eq!(held["reason"], "UnderMinIsr");
+    assert!(
+        held["message"].as_str().unwrap().contains("events-0"),
+        "{held}"
+    );
+    assert_ne!(
+        api.lock().unwrap().objects[BASE]["status"]["observedGeneration"],
+        2,
+        "a generation still rolling is not applied"
+    );
+
+    // Broker 0 catches up: the highest ordinal goes first.
+    *isr.lock().unwrap() = vec![0, 1, 2];
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        pod_deletes(&api),
+        vec![format!("delete {PODS}/orders-kafka-2")]
+    );
+    assert_eq!(condition_of(&api, "Rolling")["reason"], "RestartingBrokers");
+
+    // Back with the new revision but not ready yet: nothing else restarts.
+    put_pod(&api, 2, "r2", false);
+    set_revision(&api, "r2", 1, 2);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(pod_deletes(&api), Vec::<String>::new());
+
+    // Ready: broker 1 leads the quorum, so broker 0 goes before it.
+    put_pod(&api, 2, "r2", true);
+    set_revision(&api, "r2", 1, 3);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        pod_deletes(&api),
+        vec![format!("delete {PODS}/orders-kafka-0")]
+    );
+    put_pod(&api, 0, "r2", true);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        pod_deletes(&api),
+        vec![format!("delete {PODS}/orders-kafka-1")]
+    );
+    put_pod(&api, 1, "r2", true);
+    set_revision(&api, "r2", 3, 3);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(pod_deletes(&api), Vec::<String>::new());
+    let status = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_eq!(status["observedGeneration"], 2, "rolled whole: applied");
+    assert_eq!(status["phase"], "Ready");
+}
+
+#[tokio::test]
+async fn a_crash_looping_cluster_is_restarted_whole_with_the_new_spec() {
+    let isr = Arc::new(Mutex::new(vec![]));
+    let (api, ctx) = three_brokers_with_a_new_configuration(isr).await;
+    for ordinal in 0..3 {
+        put_pod(&api, ordinal, "r1", false);
+    }
+    set_revision(&api, "r2", 0, 0);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let mut deleted = pod_deletes(&api);
+    deleted.sort();
+    assert_eq!(
+        deleted,
+        (0..3)
+            .map(|o| format!("delete {PODS}/orders-kafka-{o}"))
+            .collect::<Vec<_>>(),
+        "pods that serve nothing are not held back one by one"
+    );
+}
+
+#[tokio::test]
+async fn brokers_that_cannot_be_asked_are_not_restarted() {
+    let isr = Arc::new(Mutex::new(vec![0, 1, 2]));
+    let (api, ctx) = three_brokers_with_a_new_configuration(isr).await;
+    // A wrong admin password: the brokers refuse the operator.
+    api.lock()
+        .unwrap()
+        .objects
+        .get_mut("/api/v1/namespaces/tenants/secrets/orders-kafka-credentials")
+        .unwrap()["data"]["admin-password"] = json!(base64_of("wrong"));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(pod_deletes(&api), Vec::<String>::new());
+    assert_eq!(
+        condition_of(&api, "RollingHeld")["reason"],
+        "AvailabilityUnknown"
     );
 }

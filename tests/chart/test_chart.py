@@ -105,12 +105,13 @@ def test_the_operator_role_is_least_privilege():
                 granted[(group, resource)] = set(rule["verbs"])
     assert granted[("capstan.dev", "kafkaclusters/finalizers")] == {"update"}
     deleters = {resource for resource, verbs in granted.items() if "delete" in verbs}
-    assert deleters == {("", "services")}, "owned objects go by garbage collection; only Services no longer rendered are pruned"
+    assert deleters == {("", "services"), ("", "pods")}, "owned objects go by garbage collection; only Services no longer rendered are pruned, and pods are restarted one at a time by the roller"
+    assert granted[("", "pods")] == {"get", "list", "delete"}, "pods are only restarted, never made or changed"
     assert set(granted) == {
         ("capstan.dev", "kafkaclusters"), ("capstan.dev", "kafkaclusters/status"), ("capstan.dev", "kafkaclusters/finalizers"),
         ("", "configmaps"), ("", "secrets"), ("", "services"), ("apps", "statefulsets"),
         ("policy", "poddisruptionbudgets"), ("networking.k8s.io", "networkpolicies"), ("events.k8s.io", "events"),
-        ("", "persistentvolumeclaims"), ("storage.k8s.io", "storageclasses"),
+        ("", "persistentvolumeclaims"), ("storage.k8s.io", "storageclasses"), ("", "pods"),
     }
     assert granted[("", "persistentvolumeclaims")] == {"get", "list", "patch"}, "volumes are grown, never made or removed"
     assert granted[("storage.k8s.io", "storageclasses")] == {"get"}
