@@ -13,7 +13,7 @@ use kube::{
 
 use crate::{
     Authorization, Error, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, Result, Storage,
-    ZoneMode, reconciler::kube_error, render::CLIENT_PORT,
+    ZoneMode, reconciler::kube_error, render::bootstrap_address,
 };
 
 /// The field manager of the control plane's writes (the operator has its own).
@@ -124,11 +124,7 @@ impl KubernetesClusters {
 
     /// Where clients inside the Kubernetes cluster connect: the bootstrap Service.
     pub fn bootstrap(&self, cluster_id: &str) -> String {
-        format!(
-            "{}-kafka-bootstrap.{}.svc:{CLIENT_PORT}",
-            resource_name(cluster_id),
-            self.template.namespace
-        )
+        bootstrap_address(&self.template.namespace, &resource_name(cluster_id))
     }
 
     fn params() -> PatchParams {

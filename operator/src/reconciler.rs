@@ -251,12 +251,10 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
     }
     let zone_sets: Vec<String> = crate::render::zone_statefulsets(cluster)?;
     let brokers = rolling::Brokers {
-        bootstrap: ctx.kafka_bootstrap.clone().unwrap_or_else(|| {
-            format!(
-                "{name}-kafka-bootstrap.{namespace}.svc:{}",
-                crate::render::CLIENT_PORT
-            )
-        }),
+        bootstrap: ctx
+            .kafka_bootstrap
+            .clone()
+            .unwrap_or_else(|| crate::render::bootstrap_address(&namespace, &name)),
         admin_password: input.admin_password.clone(),
     };
     let roll = rolling::step(&ctx.client, &namespace, &name, &zone_sets, &sets, &brokers).await?;
@@ -652,10 +650,7 @@ fn observe(
         } else {
             previous.observed_generation
         },
-        bootstrap_servers: Some(format!(
-            "{name}-kafka-bootstrap.{namespace}.svc:{}",
-            crate::render::CLIENT_PORT
-        )),
+        bootstrap_servers: Some(crate::render::bootstrap_address(namespace, &name)),
         ready_brokers: Some(ready),
         conditions: vec![ready_condition(
             cluster,

@@ -157,6 +157,12 @@ impl Group {
     }
 }
 
+/// Where clients inside the Kubernetes cluster reach the cluster `name` of `namespace`: its
+/// bootstrap Service.
+pub(crate) fn bootstrap_address(namespace: &str, name: &str) -> String {
+    format!("{name}-kafka-bootstrap.{namespace}.svc:{CLIENT_PORT}")
+}
+
 /// The name of the StatefulSet of each zone of `cluster`, in zone order.
 pub(crate) fn zone_statefulsets(cluster: &KafkaCluster) -> Result<Vec<String>> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
