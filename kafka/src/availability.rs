@@ -84,58 +84,149 @@ impl RestartCheck {
     }
 }
 
-/// Checks whether node `node` can restart now (see the module's rules), asking the bootstrap
-/// broker of `credentials` with Metadata, DescribeConfigs (`min.insync.replicas` of the topics
-/// the node is in sync for) and DescribeQuorum (which brokers forward to the active controller).
+/// Checks whether node `node` can restart now (see the module's rules): one
+/// [`Availability::read`] and its [`Availability::restart_check`].
 pub async fn restart_check(credentials: &Credentials, node: i32) -> Result<RestartCheck> {
-    let mut connection = credentials.connect().await?;
-    let under_min_isr = under_min_isr(&mut connection, node).await?;
-    let (quorum, quorum_leader) = quorum(&mut connection, node).await?;
-    Ok(RestartCheck {
-        under_min_isr,
-        quorum,
-        quorum_leader,
-    })
+    Ok(Availability::read(credentials).await?.restart_check(node))
 }
 
-/// Partitions in sync on `node` whose ISR would fall below min ISR without it.
-async fn under_min_isr(connection: &mut Connection, node: i32) -> Result<Vec<String>> {
-    let metadata = connection
-        .call(
-            MetadataRequest::default().with_topics(None),
-            METADATA_VERSION,
-        )
-        .await?;
-    // (topic, partition, ISR size, replication factor) of every partition in sync on the node.
-    let mut in_sync = Vec::new();
-    for topic in &metadata.topics {
-        let Some(name) = &topic.name else { continue };
-        for partition in &topic.partitions {
-            if partition.isr_nodes.iter().any(|id| id.0 == node) {
-                in_sync.push((
-                    name.to_string(),
-                    partition.partition_index,
-                    partition.isr_nodes.len(),
-                    partition.replica_nodes.len(),
-                ));
-            }
+/// One partition as Metadata reports it.
+#[derive(Debug)]
+struct PartitionState {
+    topic: String,
+    partition: i32,
+    replicas: usize,
+    isr: Vec<i32>,
+}
+
+/// The KRaft quorum as DescribeQuorum reports it.
+#[derive(Debug)]
+enum Quorum {
+    /// The leader, its `lastCaughtUpTimestamp`, and each voter's (id, `lastCaughtUpTimestamp`).
+    Led {
+        leader: i32,
+        leader_time: i64,
+        voters: Vec<(i32, i64)>,
+    },
+    /// The leader named is not among the voters.
+    Leaderless(i32),
+}
+
+/// What the restart rules need of a cluster, read once (Metadata, DescribeConfigs of every
+/// topic, DescribeQuorum — which brokers forward to the active controller) from the bootstrap
+/// broker, so that several nodes can be judged on one reading.
+#[derive(Debug)]
+pub struct Availability {
+    partitions: Vec<PartitionState>,
+    min_isr: BTreeMap<String, usize>,
+    quorum: Quorum,
+}
+
+impl Availability {
+    /// Reads the cluster of `credentials`.
+    pub async fn read(credentials: &Credentials) -> Result<Self> {
+        let mut connection = credentials.connect().await?;
+        let metadata = connection
+            .call(
+                MetadataRequest::default().with_topics(None),
+                METADATA_VERSION,
+            )
+            .await?;
+        let partitions: Vec<PartitionState> = metadata
+            .topics
+            .iter()
+            .filter_map(|topic| Some((topic.name.as_ref()?.to_string(), &topic.partitions)))
+            .flat_map(|(topic, partitions)| {
+                partitions.iter().map(move |p| PartitionState {
+                    topic: topic.clone(),
+                    partition: p.partition_index,
+                    replicas: p.replica_nodes.len(),
+                    isr: p.isr_nodes.iter().map(|id| id.0).collect(),
+                })
+            })
+            .collect();
+        let topics: BTreeSet<&str> = partitions.iter().map(|p| p.topic.as_str()).collect();
+        let min_isr = if topics.is_empty() {
+            BTreeMap::new()
+        } else {
+            min_isr_of(&mut connection, &topics).await?
+        };
+        let quorum = quorum(&mut connection).await?;
+        Ok(Availability {
+            partitions,
+            min_isr,
+            quorum,
+        })
+    }
+
+    /// The quorum's leader, if it has one among its voters.
+    pub fn quorum_leader(&self) -> Option<i32> {
+        match self.quorum {
+            Quorum::Led { leader, .. } => Some(leader),
+            Quorum::Leaderless(_) => None,
         }
     }
-    if in_sync.is_empty() {
-        return Ok(Vec::new());
+
+    /// What a restart of `node` would do, on this reading.
+    pub fn restart_check(&self, node: i32) -> RestartCheck {
+        RestartCheck {
+            under_min_isr: self.under_min_isr(node),
+            quorum: self.quorum_verdict(node),
+            quorum_leader: self.quorum_leader(),
+        }
     }
-    let topics: BTreeSet<&str> = in_sync.iter().map(|(t, ..)| t.as_str()).collect();
-    let min_isr = min_isr_of(connection, &topics).await?;
-    let mut under: Vec<String> = in_sync
-        .iter()
-        .filter(|(topic, _, isr, replicas)| {
-            let min = min_isr.get(topic.as_str()).copied().unwrap_or(1);
-            *replicas > min && *isr <= min
+
+    /// Partitions in sync on `node` whose ISR would fall below min ISR without it, sorted.
+    fn under_min_isr(&self, node: i32) -> Vec<String> {
+        let mut under: Vec<String> = self
+            .partitions
+            .iter()
+            .filter(|p| {
+                let min = self.min_isr.get(&p.topic).copied().unwrap_or(1);
+                p.isr.contains(&node) && p.replicas > min && p.isr.len() <= min
+            })
+            .map(|p| format!("{}-{}", p.topic, p.partition))
+            .collect();
+        under.sort();
+        under
+    }
+
+    /// Why the quorum could not spare `node`, if it could not.
+    fn quorum_verdict(&self, node: i32) -> Option<String> {
+        let (leader, leader_time, voters) = match &self.quorum {
+            Quorum::Leaderless(leader) => {
+                return Some(format!(
+                    "the controller quorum has no leader among its voters (leader {leader})"
+                ));
+            }
+            Quorum::Led {
+                leader,
+                leader_time,
+                voters,
+            } => (*leader, *leader_time, voters),
+        };
+        if !voters.iter().any(|(id, _)| *id == node) {
+            return None;
+        }
+        let majority = voters.len() / 2 + 1;
+        let caught_up: Vec<String> = voters
+            .iter()
+            .filter(|(id, caught_up)| {
+                *id != node
+                    && (*id == leader
+                        || (*caught_up >= 0 && leader_time - caught_up <= QUORUM_FETCH_TIMEOUT_MS))
+            })
+            .map(|(id, _)| id.to_string())
+            .collect();
+        (caught_up.len() < majority).then(|| {
+            format!(
+                "without controller {node} only {} of the {} voters would be caught up with the leader ({}); the quorum needs {majority}",
+                caught_up.len(),
+                voters.len(),
+                caught_up.join(", ")
+            )
         })
-        .map(|(topic, partition, ..)| format!("{topic}-{partition}"))
-        .collect();
-    under.sort();
-    Ok(under)
+    }
 }
 
 /// `min.insync.replicas` of each topic (its own value, else the broker's default, as the broker
@@ -182,8 +273,8 @@ async fn min_isr_of(
     Ok(min_isr)
 }
 
-/// Why the quorum could not spare `node` (if it could not), and its leader.
-async fn quorum(connection: &mut Connection, node: i32) -> Result<(Option<String>, Option<i32>)> {
+/// The quorum of the metadata log.
+async fn quorum(connection: &mut Connection) -> Result<Quorum> {
     let request = DescribeQuorumRequest::default().with_topics(vec![
         TopicData::default()
             .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
@@ -213,44 +304,19 @@ async fn quorum(connection: &mut Connection, node: i32) -> Result<(Option<String
         )));
     }
     let leader = partition.leader_id.0;
-    let voters = &partition.current_voters;
-    let Some(leader_time) = voters
+    let voters: Vec<(i32, i64)> = partition
+        .current_voters
         .iter()
-        .find(|v| v.replica_id.0 == leader)
-        .map(|v| v.last_caught_up_timestamp)
-    else {
-        return Ok((
-            Some(format!(
-                "the controller quorum has no leader among its voters (leader {leader})"
-            )),
-            None,
-        ));
-    };
-    if !voters.iter().any(|v| v.replica_id.0 == node) {
-        return Ok((None, Some(leader)));
-    }
-    let majority = voters.len() / 2 + 1;
-    let caught_up: Vec<i32> = voters
-        .iter()
-        .filter(|v| v.replica_id.0 != node)
-        .filter(|v| {
-            v.replica_id.0 == leader
-                || (v.last_caught_up_timestamp >= 0
-                    && leader_time - v.last_caught_up_timestamp <= QUORUM_FETCH_TIMEOUT_MS)
-        })
-        .map(|v| v.replica_id.0)
+        .map(|v| (v.replica_id.0, v.last_caught_up_timestamp))
         .collect();
-    let verdict = (caught_up.len() < majority).then(|| {
-        format!(
-            "without controller {node} only {} of the {} voters would be caught up with the leader ({}); the quorum needs {majority}",
-            caught_up.len(),
-            voters.len(),
-            caught_up
-                .iter()
-                .map(i32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    });
-    Ok((verdict, Some(leader)))
+    Ok(
+        match voters.iter().find(|(id, _)| *id == leader).map(|(_, t)| *t) {
+            Some(leader_time) => Quorum::Led {
+                leader,
+                leader_time,
+                voters,
+            },
+            None => Quorum::Leaderless(leader),
+        },
+    )
 }

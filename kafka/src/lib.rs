@@ -29,7 +29,7 @@ pub mod scram;
 mod scram_users;
 
 pub use acls::{AclRule, acl_rules, grant_acls, revoke_acls};
-pub use availability::{QUORUM_FETCH_TIMEOUT_MS, RestartCheck, restart_check};
+pub use availability::{Availability, QUORUM_FETCH_TIMEOUT_MS, RestartCheck, restart_check};
 pub use client_quotas::set_user_quotas;
 pub use connection::{Connection, Credentials, Exchange};
 pub use error::{Error, Result};

@@ -250,14 +250,15 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         }
     }
     let zone_sets: Vec<String> = crate::render::zone_statefulsets(cluster)?;
-    let brokers = rolling::Brokers {
+    let admin = capstan_kafka::Credentials {
         bootstrap: ctx
             .kafka_bootstrap
             .clone()
             .unwrap_or_else(|| crate::render::bootstrap_address(&namespace, &name)),
-        admin_password: input.admin_password.clone(),
+        username: crate::render::ADMIN_USERNAME.into(),
+        password: input.admin_password.clone(),
     };
-    let roll = rolling::step(&ctx.client, &namespace, &name, &zone_sets, &sets, &brokers).await?;
+    let roll = rolling::step(&ctx.client, &namespace, &name, &zone_sets, &sets, &admin).await?;
     // The generation counts as applied only once nothing of it waits or rolls.
     let storage_refused = matches!(resized, Some((_, storage::Resize::Refused { .. })));
     let applied = !deferred

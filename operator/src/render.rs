@@ -153,8 +153,13 @@ impl Group {
     /// ids are dense (0 to brokers − 1) whatever the zones, stay the same when brokers are
     /// added, and the Kafka gateway can give broker *n* the port `first + n`.
     fn node_id(&self, ordinal: i32) -> i32 {
-        ordinal * self.zones + self.index
+        node_id(ordinal, self.index, self.zones)
     }
+}
+
+/// The node id of broker `ordinal` of zone `zone` of `zones` (as `start.sh` computes it).
+pub(crate) fn node_id(ordinal: i32, zone: i32, zones: i32) -> i32 {
+    ordinal * zones + zone
 }
 
 /// Where clients inside the Kubernetes cluster reach the cluster `name` of `namespace`: its

@@ -35,22 +35,6 @@ pub enum Rolling {
     },
 }
 
-/// How to ask one cluster's brokers whether a node can restart.
-pub struct Brokers {
-    /// `host:port` of the cluster's client listener.
-    pub bootstrap: String,
-    /// The admin user's password (the user is [`crate::render::ADMIN_USERNAME`]).
-    pub admin_password: String,
-}
-
-impl std::fmt::Debug for Brokers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Brokers")
-            .field("bootstrap", &self.bootstrap)
-            .finish_non_exhaustive()
-    }
-}
-
 /// A pod of an old revision and where it sits.
 struct Stale {
     pod: Pod,
@@ -60,14 +44,14 @@ struct Stale {
 }
 
 /// Takes the next step of rolling the cluster `name` whose StatefulSets are `sets` (zone `i`'s
-/// set is `zone_sets[i]`).
+/// set is `zone_sets[i]`); its brokers are asked with the admin user's `credentials`.
 pub async fn step(
     client: &Client,
     namespace: &str,
     name: &str,
     zone_sets: &[String],
     sets: &[StatefulSet],
-    brokers: &Brokers,
+    credentials: &capstan_kafka::Credentials,
 ) -> Result<Rolling> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let pods = api
@@ -98,7 +82,7 @@ pub async fn step(
                 pod: pod.clone(),
                 zone,
                 ordinal,
-                node: ordinal * zone_sets.len() as i32 + zone as i32,
+                node: crate::render::node_id(ordinal, zone as i32, zone_sets.len() as i32),
             });
         }
     }
@@ -136,26 +120,16 @@ pub async fn step(
     let zone = stale.iter().map(|s| s.zone).min().unwrap_or(0);
     let mut candidates: Vec<&Stale> = stale.iter().filter(|s| s.zone == zone).collect();
     candidates.sort_by_key(|s| std::cmp::Reverse(s.ordinal));
-    let credentials = capstan_kafka::Credentials {
-        bootstrap: brokers.bootstrap.clone(),
-        username: crate::render::ADMIN_USERNAME.into(),
-        password: brokers.admin_password.clone(),
-    };
-    let mut chosen = candidates[0];
-    let mut check = match capstan_kafka::restart_check(&credentials, chosen.node).await {
-        Ok(check) => check,
-        Err(error) => return Ok(unknown(chosen.node, &error)),
+    let availability = match capstan_kafka::Availability::read(credentials).await {
+        Ok(availability) => availability,
+        Err(error) => return Ok(unknown(candidates[0].node, &error)),
     };
     // The quorum leader goes last: restarting it forces an election.
-    if check.quorum_leader == Some(chosen.node)
-        && let Some(other) = candidates.get(1)
-    {
-        chosen = other;
-        check = match capstan_kafka::restart_check(&credentials, chosen.node).await {
-            Ok(check) => check,
-            Err(error) => return Ok(unknown(chosen.node, &error)),
-        };
-    }
+    let chosen = candidates
+        .iter()
+        .find(|s| Some(s.node) != availability.quorum_leader())
+        .unwrap_or(&candidates[0]);
+    let check = availability.restart_check(chosen.node);
     if !check.safe() {
         let reason = if check.under_min_isr.is_empty() {
             "QuorumNotCaughtUp"
