@@ -95,7 +95,7 @@ pub async fn restart_check(credentials: &Credentials, node: i32) -> Result<Resta
 struct PartitionState {
     topic: String,
     partition: i32,
-    replicas: usize,
+    replicas: Vec<i32>,
     isr: Vec<i32>,
 }
 
@@ -140,7 +140,7 @@ impl Availability {
                 partitions.iter().map(move |p| PartitionState {
                     topic: topic.clone(),
                     partition: p.partition_index,
-                    replicas: p.replica_nodes.len(),
+                    replicas: p.replica_nodes.iter().map(|id| id.0).collect(),
                     isr: p.isr_nodes.iter().map(|id| id.0).collect(),
                 })
             })
@@ -176,6 +176,19 @@ impl Availability {
         }
     }
 
+    /// Partitions (`topic-partition`) with a replica on any of `nodes`, sorted: what must move
+    /// before those brokers can be removed.
+    pub fn replicas_on(&self, nodes: &[i32]) -> Vec<String> {
+        let mut held: Vec<String> = self
+            .partitions
+            .iter()
+            .filter(|p| p.replicas.iter().any(|r| nodes.contains(r)))
+            .map(|p| format!("{}-{}", p.topic, p.partition))
+            .collect();
+        held.sort();
+        held
+    }
+
     /// Partitions in sync on `node` whose ISR would fall below min ISR without it, sorted.
     fn under_min_isr(&self, node: i32) -> Vec<String> {
         let mut under: Vec<String> = self
@@ -183,7 +196,7 @@ impl Availability {
             .iter()
             .filter(|p| {
                 let min = self.min_isr.get(&p.topic).copied().unwrap_or(1);
-                p.isr.contains(&node) && p.replicas > min && p.isr.len() <= min
+                p.isr.contains(&node) && p.replicas.len() > min && p.isr.len() <= min
             })
             .map(|p| format!("{}-{}", p.topic, p.partition))
             .collect();

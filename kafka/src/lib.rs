@@ -5,7 +5,8 @@
 //!   [`stored_bytes`] (DescribeLogDirs), [`upsert_scram_user`] / [`delete_scram_user`],
 //!   [`grant_acls`] / [`revoke_acls`] (a credential's scope as ACLs), [`set_user_quotas`], and
 //!   [`pool_names`] / [`delete_prefixed`] (a shared pool's names per tenant),
-//!   [`restart_check`] (whether a node can restart without losing min ISR or the quorum) and
+//!   [`restart_check`] (whether a node can restart without losing min ISR or the quorum),
+//!   [`unregister_broker`] (a removed broker's registration) and
 //!   [`GroupOffsets`] (committed offsets read often, on kept connections);
 //! - [`scram`]: SCRAM-SHA-256/512 arithmetic for both sides;
 //! - [`gateway`]: the Kafka gateway's engine, which the control plane drives through
@@ -23,6 +24,7 @@ pub mod failpoint;
 pub mod gateway;
 mod group_offsets;
 mod log_dirs;
+mod membership;
 mod offsets;
 mod pool_names;
 pub mod scram;
@@ -35,6 +37,7 @@ pub use connection::{Connection, Credentials, Exchange};
 pub use error::{Error, Result};
 pub use group_offsets::GroupOffsets;
 pub use log_dirs::stored_bytes;
+pub use membership::unregister_broker;
 pub use offsets::{CommittedOffset, PartitionOffsets, Snapshot, read as read_offsets};
 pub use pool_names::{PoolNames, delete_prefixed, pool_names};
 pub use scram::salted_password;

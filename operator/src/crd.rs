@@ -95,6 +95,46 @@ pub struct Authorization {
     pub super_users: Vec<String>,
 }
 
+/// Dedicated KRaft controllers (Strimzi's node pools with the `controller` role): a quorum of
+/// [`CONTROLLERS`] controller-only pods, separate from the brokers, so the broker count can
+/// change. Chosen when the cluster is made and fixed for its life: a static KRaft quorum cannot
+/// move from the brokers to controllers of its own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.storageSize == oldSelf.storageSize",
+        "message": "controllers.storageSize cannot change: the controllers' volumes keep the size they were made with"
+    }
+]))]
+pub struct Controllers {
+    /// Volume size of each controller's metadata log (default `5Gi`); in the storage class of
+    /// `storage.storageClassName`, deleted with the cluster when `storage.deleteClaim` says so.
+    #[serde(default = "default_controller_storage")]
+    pub storage_size: String,
+    /// Resources of each controller container; without them a controller requests 250m CPU
+    /// and 1Gi memory, limited to 1Gi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+impl Default for Controllers {
+    fn default() -> Self {
+        Controllers {
+            storage_size: default_controller_storage(),
+            resources: None,
+        }
+    }
+}
+
+fn default_controller_storage() -> String {
+    "5Gi".into()
+}
+
+/// The size of a dedicated controller quorum: three voters survive the loss of one (Kafka's
+/// and Strimzi's production recommendation), spread over the zones of a multi-zone cluster.
+pub const CONTROLLERS: i32 = 3;
+
 /// A Kafka (KRaft) cluster.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema, CustomResource)]
 #[kube(
@@ -112,7 +152,8 @@ pub struct Authorization {
 #[serde(rename_all = "camelCase")]
 // Checked by the API server (CEL), so a bad spec or a change Kafka cannot follow is refused at
 // `kubectl apply` rather than found by the reconciler. The transition rules (oldSelf) hold
-// because every broker is a KRaft voter: zones and broker count are the quorum.
+// because the KRaft quorum is static: the zones hold the voters, and so do the brokers of a
+// cluster without dedicated controllers.
 #[schemars(extend("x-kubernetes-validations" = [
     {
         "rule": "self.zoneMode != 'multi' || (size(self.zones) == 3 && self.zones[0] != self.zones[1] && self.zones[0] != self.zones[2] && self.zones[1] != self.zones[2])",
@@ -124,11 +165,15 @@ pub struct Authorization {
     },
     {
         "rule": "self.zoneMode == oldSelf.zoneMode && self.zones == oldSelf.zones",
-        "message": "zoneMode and zones cannot change: every broker is a KRaft voter, so moving brokers between zones would break the quorum; create a new cluster and move the topics"
+        "message": "zoneMode and zones cannot change: the KRaft voters are spread over the zones, so moving them would break the quorum; create a new cluster and move the topics"
     },
     {
-        "rule": "self.brokersPerZone == oldSelf.brokersPerZone",
-        "message": "brokersPerZone cannot change yet: every broker is a KRaft voter and Kafka cannot change a static quorum; create a larger cluster and move the topics"
+        "rule": "has(self.controllers) == has(oldSelf.controllers)",
+        "message": "controllers cannot be added or removed: a static KRaft quorum cannot move between the brokers and dedicated controllers; create a new cluster and move the topics"
+    },
+    {
+        "rule": "has(self.controllers) || self.brokersPerZone == oldSelf.brokersPerZone",
+        "message": "brokersPerZone cannot change on a cluster without dedicated controllers: every broker is a KRaft voter and Kafka cannot change a static quorum; create a cluster with spec.controllers and move the topics"
     }
 ]))]
 pub struct KafkaClusterSpec {
@@ -162,6 +207,11 @@ pub struct KafkaClusterSpec {
     /// The control plane sets it on every cluster it creates and writes each credential's ACLs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization: Option<Authorization>,
+    /// Dedicated KRaft controllers; without them every broker is also a controller (a voter),
+    /// and the broker count cannot change. Set it when making a cluster: it cannot be added or
+    /// removed later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controllers: Option<Controllers>,
     /// Stop reconciling this resource.
     #[serde(default)]
     pub paused: bool,
@@ -191,6 +241,13 @@ pub struct KafkaClusterStatus {
     /// Brokers that are ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_brokers: Option<i32>,
+    /// Dedicated controllers that are ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_controllers: Option<i32>,
+    /// Node ids of brokers removed by a scale-down whose registration the controllers still
+    /// hold; each is unregistered once its pod is gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_brokers: Vec<i32>,
     /// Conditions, with reasons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<BTreeMap<String, String>>,

@@ -11,11 +11,12 @@ pub mod reconciler;
 mod render;
 pub mod rolling;
 mod run;
+mod scaling;
 mod storage;
 
 pub use crd::{
-    Authorization, ExternalListener, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, Listeners,
-    Storage, ZoneMode, crd_yaml,
+    Authorization, CONTROLLERS, Controllers, ExternalListener, KafkaCluster, KafkaClusterSpec,
+    KafkaClusterStatus, Listeners, Storage, ZoneMode, crd_yaml,
 };
 pub use dry_run::dry_run;
 pub use render::{CONFIG_HASH_ANNOTATION, RenderInput, render, rendered_yaml};

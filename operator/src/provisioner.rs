@@ -12,8 +12,8 @@ use kube::{
 };
 
 use crate::{
-    Authorization, Error, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, Result, Storage,
-    ZoneMode, reconciler::kube_error, render::bootstrap_address,
+    Authorization, Controllers, Error, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, Result,
+    Storage, ZoneMode, reconciler::kube_error, render::bootstrap_address,
 };
 
 /// The field manager of the control plane's writes (the operator has its own).
@@ -215,6 +215,8 @@ impl KubernetesClusters {
                     kind: "simple".into(),
                     super_users: Vec::new(),
                 }),
+                // New clusters get a quorum of their own, so their brokers can scale.
+                controllers: Some(Controllers::default()),
                 paused: false,
             },
         );

@@ -27,8 +27,9 @@ use rand::RngCore;
 use serde_json::{Value, json};
 
 use crate::{
-    Error, KafkaCluster, KafkaClusterStatus, RenderInput, Result, render,
+    CONTROLLERS, Error, KafkaCluster, KafkaClusterStatus, RenderInput, Result, render,
     rolling::{self, Rolling},
+    scaling::{self, Scaling},
     storage,
 };
 
@@ -183,19 +184,49 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
     }
     let namespace = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
-    // Every broker is also a KRaft voter (static `controller.quorum.voters`), and Kafka cannot
-    // change a static quorum: a new broker count would leave the brokers unable to elect a
-    // controller. The running count stays until the spec asks for it again.
     let sets = statefulsets_of(&ctx.client, &namespace, &name).await?;
-    let kept = live_brokers_per_zone(&sets).filter(|&live| live != cluster.spec.brokers_per_zone);
+    let zone_sets = crate::render::zone_statefulsets(cluster)?;
+    let broker_sets: Vec<StatefulSet> = sets
+        .iter()
+        .filter(|set| zone_sets.contains(&set.name_any()))
+        .cloned()
+        .collect();
+    let secrets = secrets(&ctx.client, &namespace, &name).await?;
+    let admin = capstan_kafka::Credentials {
+        bootstrap: ctx
+            .kafka_bootstrap
+            .clone()
+            .unwrap_or_else(|| crate::render::bootstrap_address(&namespace, &name)),
+        username: crate::render::ADMIN_USERNAME.into(),
+        password: secrets.admin_password.clone(),
+    };
+    let scaling = scaling::decide(cluster, live_brokers_per_zone(&broker_sets), &admin).await?;
     let mut effective = cluster.clone();
-    if let Some(live) = kept {
-        effective.spec.brokers_per_zone = live;
+    let mut retired = cluster
+        .status
+        .as_ref()
+        .map(|s| s.retired_brokers.clone())
+        .unwrap_or_default();
+    match &scaling {
+        Scaling::Refused { keep, .. } => effective.spec.brokers_per_zone = *keep,
+        Scaling::Down { removed } => {
+            // Recorded before the StatefulSets shrink, so that an operator stopped in between
+            // still unregisters them.
+            retired.extend(removed);
+            retired.sort_unstable();
+            retired.dedup();
+            let status = KafkaClusterStatus {
+                retired_brokers: retired.clone(),
+                ..cluster.status.clone().unwrap_or_default()
+            };
+            write_status(cluster, ctx, status).await?;
+        }
+        Scaling::AsSpecified => {}
     }
     // The volume claim templates keep the size they were made with; a new one goes to the
     // volumes themselves.
     let wanted_size = cluster.spec.storage.size.clone();
-    let resized = match storage::live_size(&sets) {
+    let resized = match storage::live_size(&broker_sets) {
         // The same size written otherwise (`10Gi`, `10240Mi`) is no change.
         Some(live) if storage::same_size(&live, &cluster.spec.storage.size) => {
             effective.spec.storage.size = live;
@@ -215,8 +246,17 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         }
         _ => None,
     };
+    // The controllers' volumes keep the size they were made with (it cannot change, the CRD
+    // says so; an API server that does not check would answer the template with 422).
+    if let (Some(controllers), Some(live)) = (
+        effective.spec.controllers.as_mut(),
+        sets.iter()
+            .find(|set| set.name_any() == crate::render::controller_statefulset(&name))
+            .and_then(|set| storage::live_size(std::slice::from_ref(set))),
+    ) {
+        controllers.storage_size = live;
+    }
     let cluster = &effective;
-    let secrets = secrets(&ctx.client, &namespace, &name).await?;
     let input = RenderInput {
         cluster,
         kraft_cluster_id: secrets.kraft_cluster_id,
@@ -249,24 +289,36 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
             rolling.push(set_name);
         }
     }
-    let zone_sets: Vec<String> = crate::render::zone_statefulsets(cluster)?;
-    let admin = capstan_kafka::Credentials {
-        bootstrap: ctx
-            .kafka_bootstrap
-            .clone()
-            .unwrap_or_else(|| crate::render::bootstrap_address(&namespace, &name)),
-        username: crate::render::ADMIN_USERNAME.into(),
-        password: input.admin_password.clone(),
+    let groups = crate::render::node_groups(cluster)?;
+    let roll = rolling::step(&ctx.client, &namespace, &name, &groups, &sets, &admin).await?;
+    let retired = if retired.is_empty() {
+        retired
+    } else {
+        scaling::unregister_retired(&ctx.client, cluster, &retired, &admin).await?
     };
-    let roll = rolling::step(&ctx.client, &namespace, &name, &zone_sets, &sets, &admin).await?;
     // The generation counts as applied only once nothing of it waits or rolls.
     let storage_refused = matches!(resized, Some((_, storage::Resize::Refused { .. })));
+    let scaling_refused = matches!(scaling, Scaling::Refused { .. });
     let applied = !deferred
         && rolling.is_empty()
-        && kept.is_none()
+        && !scaling_refused
+        && retired.is_empty()
         && !storage_refused
         && roll == Rolling::Done;
     let mut status = observe(cluster, &sets, &namespace, applied)?;
+    if !retired.is_empty() {
+        status.conditions.push(condition(
+            cluster,
+            "BrokersUnregistering",
+            true,
+            "RemovedBrokersPending",
+            &format!(
+                "brokers {} are removed; each is unregistered from the controllers once its pod is gone",
+                scaling::join(&retired)
+            ),
+        ));
+    }
+    status.retired_brokers = retired.clone();
     match &roll {
         Rolling::Done => {}
         Rolling::InProgress(what) => {
@@ -293,17 +345,17 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
             .await;
         }
     }
-    if let Some(live) = kept {
-        let why = format!(
-            "brokersPerZone stays {live}: every broker is a KRaft voter and Kafka cannot change a static quorum; set it back to {live} (for more brokers, create a larger cluster and move the topics)"
-        );
+    if let Scaling::Refused {
+        reason, message, ..
+    } = &scaling
+    {
         note(
             ctx,
             cluster,
             &mut status,
             SCALING_REFUSED,
-            "VotersAreFixed",
-            &why,
+            reason,
+            message,
             EventType::Warning,
         )
         .await;
@@ -357,7 +409,9 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
     Ok(Action::requeue(Duration::from_secs(match roll {
         Rolling::InProgress(_) => 10,
         Rolling::Held { .. } => 30,
+        Rolling::Done if !retired.is_empty() => 10,
         Rolling::Done if deferred => 15,
+        Rolling::Done if scaling.waits_for_kafka() => 30,
         Rolling::Done => 300,
     })))
 }
@@ -622,26 +676,44 @@ fn observe(
 ) -> Result<KafkaClusterStatus> {
     let name = cluster.name_any();
     let zones = cluster.spec.zones()?;
-    let mut ready = 0;
-    for set in crate::render::zone_statefulsets(cluster)? {
-        if let Some(status) = sets
-            .iter()
-            .find(|s| s.metadata.name.as_deref() == Some(set.as_str()))
+    // Ready and of the current revision.
+    let up_to_date = |set: &str| {
+        sets.iter()
+            .find(|s| s.metadata.name.as_deref() == Some(set))
             .and_then(|s| s.status.as_ref())
-        {
-            ready += status
-                .ready_replicas
-                .unwrap_or(0)
-                .min(status.updated_replicas.unwrap_or(0));
-        }
-    }
+            .map(|status| {
+                status
+                    .ready_replicas
+                    .unwrap_or(0)
+                    .min(status.updated_replicas.unwrap_or(0))
+            })
+            .unwrap_or(0)
+    };
+    let ready: i32 = crate::render::zone_statefulsets(cluster)?
+        .iter()
+        .map(|set| up_to_date(set))
+        .sum();
+    let controllers = cluster
+        .spec
+        .controllers
+        .as_ref()
+        .map(|_| up_to_date(&crate::render::controller_statefulset(&name)).min(CONTROLLERS));
     let wanted = cluster.spec.brokers_per_zone * zones.len() as i32;
-    let (phase, reason) = if ready >= wanted {
+    let controllers_ready = controllers.is_none_or(|n| n >= CONTROLLERS);
+    let (phase, reason) = if ready >= wanted && controllers_ready {
         ("Ready", "AllBrokersReady")
     } else if ready == 0 {
         ("Pending", "BrokersStarting")
+    } else if ready >= wanted {
+        ("Degraded", "SomeControllersNotReady")
     } else {
         ("Degraded", "SomeBrokersNotReady")
+    };
+    let message = match controllers {
+        Some(up) => format!(
+            "{ready} of {wanted} brokers and {up} of {CONTROLLERS} controllers ready and up to date"
+        ),
+        None => format!("{ready} of {wanted} brokers ready and up to date"),
     };
     let previous = cluster.status.clone().unwrap_or_default();
     Ok(KafkaClusterStatus {
@@ -653,12 +725,9 @@ fn observe(
         },
         bootstrap_servers: Some(crate::render::bootstrap_address(namespace, &name)),
         ready_brokers: Some(ready),
-        conditions: vec![ready_condition(
-            cluster,
-            phase == "Ready",
-            reason,
-            &format!("{ready} of {wanted} brokers ready and up to date"),
-        )],
+        ready_controllers: controllers,
+        retired_brokers: previous.retired_brokers.clone(),
+        conditions: vec![ready_condition(cluster, phase == "Ready", reason, &message)],
     })
 }
 
@@ -731,12 +800,14 @@ fn condition(
     .collect()
 }
 
-/// Phase, observed generation, bootstrap address, ready brokers and condition reasons.
+/// Phase, observed generation, bootstrap address, ready brokers and controllers, brokers to
+/// unregister and condition reasons.
 type Essentials = (
     Option<String>,
     Option<i64>,
     Option<String>,
-    Option<i32>,
+    (Option<i32>, Option<i32>),
+    Vec<i32>,
     Vec<String>,
 );
 
@@ -751,7 +822,8 @@ fn essentials(status: &KafkaClusterStatus) -> Essentials {
         status.phase.clone(),
         status.observed_generation,
         status.bootstrap_servers.clone(),
-        status.ready_brokers,
+        (status.ready_brokers, status.ready_controllers),
+        status.retired_brokers.clone(),
         reasons,
     )
 }

@@ -18,7 +18,8 @@ use k8s_openapi::{
             PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
             PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret,
             SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction,
-            Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+            TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+            WeightedPodAffinityTerm,
         },
         networking::v1::{
             NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -34,7 +35,7 @@ use k8s_openapi::{
 };
 use serde_json::Value;
 
-use crate::{Error, ExternalListener, KafkaCluster, Result, ZoneMode};
+use crate::{CONTROLLERS, Error, ExternalListener, KafkaCluster, Result, ZoneMode};
 
 /// Client listener (SASL/SCRAM-SHA-512).
 pub const CLIENT_PORT: i32 = 9092;
@@ -57,6 +58,12 @@ pub const CONFIG_HASH_ANNOTATION: &str = "capstan.dev/config-hash";
 /// The SCRAM user of inter-broker traffic, the control plane and the operator's own checks.
 pub const ADMIN_USERNAME: &str = "capstan-admin";
 const ADMIN_PRINCIPAL: &str = "User:capstan-admin";
+/// Node id of the first dedicated controller; the others follow. Far above any broker's id
+/// (brokers are 0 to brokers − 1), so the two never meet however the brokers scale.
+pub const CONTROLLER_NODE_ID_BASE: i32 = 1000;
+/// The pod label saying what a pod of a cluster with dedicated controllers runs (`broker` or
+/// `controller`); clusters without them carry none (their pods are both).
+pub const ROLE_LABEL: &str = "capstan.dev/role";
 
 /// The resource and the secrets its objects carry (generated once by the reconciler and kept in
 /// the Secret it owns).
@@ -80,6 +87,8 @@ struct Names {
     headless: String,
     labels: BTreeMap<String, String>,
     owner: OwnerReference,
+    /// Dedicated controllers: pods carry [`ROLE_LABEL`] and client Services select brokers.
+    dedicated: bool,
 }
 
 fn names(cluster: &KafkaCluster) -> Result<Names> {
@@ -119,6 +128,7 @@ fn names(cluster: &KafkaCluster) -> Result<Names> {
         namespace,
         labels,
         owner,
+        dedicated: cluster.spec.controllers.is_some(),
     })
 }
 
@@ -136,30 +146,82 @@ impl Names {
     fn selector(&self) -> BTreeMap<String, String> {
         BTreeMap::from([("capstan.dev/cluster".to_owned(), self.name.clone())])
     }
+
+    /// The cluster's pods that serve clients: all of them, or its brokers when the
+    /// controllers are dedicated.
+    fn broker_selector(&self) -> BTreeMap<String, String> {
+        let mut selector = self.selector();
+        if self.dedicated {
+            selector.insert(ROLE_LABEL.into(), "broker".into());
+        }
+        selector
+    }
+}
+
+/// What the pods of one StatefulSet run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// Broker and KRaft controller in one process (clusters without dedicated controllers).
+    Combined,
+    /// A broker only; the quorum is the dedicated controllers'.
+    Broker,
+    /// A dedicated KRaft controller.
+    Controller,
+}
+
+impl Role {
+    fn serves_clients(self) -> bool {
+        self != Role::Controller
+    }
+
+    fn is_voter(self) -> bool {
+        self != Role::Broker
+    }
+
+    /// The value of [`ROLE_LABEL`], when pods carry one.
+    fn label(self) -> Option<&'static str> {
+        match self {
+            Role::Combined => None,
+            Role::Broker => Some("broker"),
+            Role::Controller => Some("controller"),
+        }
+    }
+
+    /// The file of the ConfigMap its pods start with.
+    fn config_file(self) -> &'static str {
+        if self == Role::Controller {
+            "controller.properties"
+        } else {
+            "server.properties"
+        }
+    }
+}
+
+/// How the pods of one StatefulSet get their node ids: `base + ordinal × zones + zone`. Brokers
+/// (base 0) are dense, 0 to brokers − 1, whatever the zones, keep their ids when brokers are
+/// added, and the Kafka gateway can give broker *n* the port `first + n`; dedicated
+/// controllers count from [`CONTROLLER_NODE_ID_BASE`]. `start.sh` computes the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NodeIds {
+    base: i32,
+    zone: i32,
+    zones: i32,
+}
+
+impl NodeIds {
+    /// The node id of pod `ordinal`.
+    pub(crate) fn of(&self, ordinal: i32) -> i32 {
+        self.base + ordinal * self.zones + self.zone
+    }
 }
 
 /// One StatefulSet's place in the cluster.
 struct Group {
     statefulset: String,
     zone: Option<String>,
-    /// The zone's place among the cluster's zones (0 for single-zone).
-    index: i32,
-    /// How many zones the cluster has.
-    zones: i32,
-}
-
-impl Group {
-    /// The node id of the group's broker `ordinal`: `ordinal × zones + index`, so a cluster's
-    /// ids are dense (0 to brokers − 1) whatever the zones, stay the same when brokers are
-    /// added, and the Kafka gateway can give broker *n* the port `first + n`.
-    fn node_id(&self, ordinal: i32) -> i32 {
-        node_id(ordinal, self.index, self.zones)
-    }
-}
-
-/// The node id of broker `ordinal` of zone `zone` of `zones` (as `start.sh` computes it).
-pub(crate) fn node_id(ordinal: i32, zone: i32, zones: i32) -> i32 {
-    ordinal * zones + zone
+    ids: NodeIds,
+    role: Role,
+    replicas: i32,
 }
 
 /// Where clients inside the Kubernetes cluster reach the cluster `name` of `namespace`: its
@@ -168,7 +230,7 @@ pub(crate) fn bootstrap_address(namespace: &str, name: &str) -> String {
     format!("{name}-kafka-bootstrap.{namespace}.svc:{CLIENT_PORT}")
 }
 
-/// The name of the StatefulSet of each zone of `cluster`, in zone order.
+/// The name of the StatefulSet of each zone's brokers of `cluster`, in zone order.
 pub(crate) fn zone_statefulsets(cluster: &KafkaCluster) -> Result<Vec<String>> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let multi = cluster.spec.zone_mode == ZoneMode::Multi;
@@ -183,21 +245,67 @@ pub(crate) fn zone_statefulsets(cluster: &KafkaCluster) -> Result<Vec<String>> {
         .collect())
 }
 
-fn groups(input: &RenderInput<'_>) -> Result<Vec<Group>> {
-    let zones = input.cluster.spec.zones()?;
+/// The StatefulSet of the dedicated controllers of the cluster `name`.
+pub(crate) fn controller_statefulset(name: &str) -> String {
+    format!("{name}-kafka-controller")
+}
+
+/// Every StatefulSet of `cluster` with how its pods' node ids go, in rolling order: the
+/// dedicated controllers first (as Strimzi rolls them), then the brokers zone by zone.
+pub(crate) fn node_groups(cluster: &KafkaCluster) -> Result<Vec<(String, NodeIds)>> {
+    Ok(groups(cluster)?
+        .into_iter()
+        .map(|g| (g.statefulset, g.ids))
+        .collect())
+}
+
+/// The node ids of the brokers a scale-down from `live` to `wanted` brokers per zone removes.
+pub(crate) fn removed_brokers(cluster: &KafkaCluster, live: i32, wanted: i32) -> Result<Vec<i32>> {
+    let mut ids: Vec<i32> = groups(cluster)?
+        .iter()
+        .filter(|g| g.role.serves_clients())
+        .flat_map(|g| (wanted..live).map(|ordinal| g.ids.of(ordinal)))
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+fn groups(cluster: &KafkaCluster) -> Result<Vec<Group>> {
+    let zones = cluster.spec.zones()?;
     let count = zones.len() as i32;
-    let sets = zone_statefulsets(input.cluster)?;
-    Ok(zones
+    let sets = zone_statefulsets(cluster)?;
+    let dedicated = cluster.spec.controllers.is_some();
+    let controllers = dedicated.then(|| Group {
+        statefulset: controller_statefulset(&cluster.metadata.name.clone().unwrap_or_default()),
+        zone: None,
+        ids: NodeIds {
+            base: CONTROLLER_NODE_ID_BASE,
+            zone: 0,
+            zones: 1,
+        },
+        role: Role::Controller,
+        replicas: CONTROLLERS,
+    });
+    let brokers = zones
         .into_iter()
         .zip(sets)
         .enumerate()
         .map(|(i, (zone, statefulset))| Group {
             statefulset,
             zone,
-            index: i as i32,
-            zones: count,
-        })
-        .collect())
+            ids: NodeIds {
+                base: 0,
+                zone: i as i32,
+                zones: count,
+            },
+            role: if dedicated {
+                Role::Broker
+            } else {
+                Role::Combined
+            },
+            replicas: cluster.spec.brokers_per_zone,
+        });
+    Ok(controllers.into_iter().chain(brokers).collect())
 }
 
 /// Replication settings: multi-zone is RF 3 / min ISR 2; single-zone RF min(3, brokers), min ISR RF−1 (at least 1).
@@ -211,35 +319,47 @@ fn replication(input: &RenderInput<'_>, brokers: i32) -> (i32, i32) {
     }
 }
 
-fn server_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -> String {
-    let per_zone = input.cluster.spec.brokers_per_zone;
-    let brokers = per_zone * groups.len() as i32;
-    let (rf, min_isr) = replication(input, brokers);
-    let voters: Vec<String> = groups
+/// `controller.quorum.voters`: every pod of the voting StatefulSets (the dedicated
+/// controllers, else every broker), at its stable name under the headless Service.
+fn voters(n: &Names, groups: &[Group]) -> String {
+    groups
         .iter()
+        .filter(|g| g.role.is_voter())
         .flat_map(|g| {
-            (0..per_zone).map(move |o| {
+            (0..g.replicas).map(move |o| {
                 format!(
                     "{}@{}-{o}.{}.{}.svc:{CONTROLLER_PORT}",
-                    g.node_id(o),
+                    g.ids.of(o),
                     g.statefulset,
                     n.headless,
                     n.namespace
                 )
             })
         })
-        .collect();
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn server_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -> String {
+    let brokers = groups
+        .iter()
+        .filter(|g| g.role.serves_clients())
+        .map(|g| g.replicas)
+        .sum();
+    let (rf, min_isr) = replication(input, brokers);
     let external = input.cluster.spec.listeners.external.is_some();
-    let listeners = if external {
-        format!(
-            "INTERNAL://:{CLIENT_PORT},CONTROLLER://:{CONTROLLER_PORT},EXTERNAL://:{EXTERNAL_PORT}"
-        )
-    } else {
-        format!("INTERNAL://:{CLIENT_PORT},CONTROLLER://:{CONTROLLER_PORT}")
-    };
+    // A broker-only node does not listen on the controller listener, but still names it
+    // (controller.listener.names) to reach the controllers.
+    let mut listeners = vec![format!("INTERNAL://:{CLIENT_PORT}")];
+    if !n.dedicated {
+        listeners.push(format!("CONTROLLER://:{CONTROLLER_PORT}"));
+    }
+    if external {
+        listeners.push(format!("EXTERNAL://:{EXTERNAL_PORT}"));
+    }
     format!(
         "# Rendered by the Capstan operator; node-specific settings are appended by start.sh.\n\
-         process.roles=broker,controller\n\
+         process.roles={roles}\n\
          controller.quorum.voters={voters}\n\
          listeners={listeners}\n\
          listener.security.protocol.map=INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT\n\
@@ -257,7 +377,13 @@ fn server_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -> St
          transaction.state.log.min.isr={min_isr}\n\
          {external_login}\
          {authorization}",
-        voters = voters.join(","),
+        roles = if n.dedicated {
+            "broker"
+        } else {
+            "broker,controller"
+        },
+        voters = voters(n, groups),
+        listeners = listeners.join(","),
         external_login = if external {
             // Every SASL listener needs its own JAAS entry or the broker does not start; the
             // external one only checks clients, so it needs no login of its own.
@@ -269,12 +395,34 @@ fn server_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -> St
     )
 }
 
-/// A digest of everything the brokers read at start, put on their pod template so that a
-/// changed configuration rolls them (the ConfigMap alone changes no pod).
-fn config_hash(config: &BTreeMap<String, String>) -> String {
+/// The dedicated controllers' configuration: the controller listener only (a controller-only
+/// node may list no other, KafkaConfig checks it) and the authorizer, which controllers need as
+/// much as brokers: they answer the ACL, user and quota changes brokers forward to them.
+fn controller_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -> String {
+    format!(
+        "# Rendered by the Capstan operator; node-specific settings are appended by start.sh.\n\
+         process.roles=controller\n\
+         controller.quorum.voters={voters}\n\
+         listeners=CONTROLLER://:{CONTROLLER_PORT}\n\
+         listener.security.protocol.map=CONTROLLER:PLAINTEXT\n\
+         controller.listener.names=CONTROLLER\n\
+         log.dirs={LOG_DIR}\n\
+         {authorization}",
+        voters = voters(n, groups),
+        authorization = authorization(input),
+    )
+}
+
+/// A digest of the files of `config` that a pod of `role` reads at start, put on its pod
+/// template so that a changed configuration rolls it (the ConfigMap alone changes no pod), and
+/// only it: a change of the brokers' settings does not restart the controllers.
+fn config_hash(config: &BTreeMap<String, String>, role: Role) -> String {
     use sha2::{Digest, Sha256};
     let mut digest = Sha256::new();
-    for (name, text) in config {
+    for (name, text) in config
+        .iter()
+        .filter(|(name, _)| *name == "start.sh" || *name == role.config_file())
+    {
         digest.update(name.as_bytes());
         digest.update([0]);
         digest.update(text.as_bytes());
@@ -309,24 +457,29 @@ fn authorization(input: &RenderInput<'_>) -> String {
 }
 
 /// The start script: node id from the pod ordinal, rack, advertised address, SCRAM users at
-/// format time (first boot only; later changes go through AlterUserScramCredentials).
+/// format time (first boot only; later changes go through AlterUserScramCredentials). A
+/// dedicated controller (`KAFKA_ROLE=controller`) starts from `controller.properties` and has
+/// no client listener to advertise; the SCRAM users go into its bootstrap metadata, which is
+/// where a cluster with dedicated controllers takes them from.
 const START_SH: &str = r#"#!/bin/bash
 set -euo pipefail
 ORDINAL="${POD_NAME##*-}"
-NODE_ID=$((ORDINAL * ZONE_COUNT + ZONE_INDEX))
-cp /config/server.properties /tmp/server.properties
+NODE_ID=$((${NODE_ID_BASE:-0} + ORDINAL * ZONE_COUNT + ZONE_INDEX))
+cp "/config/${CONFIG_FILE:-server.properties}" /tmp/server.properties
 {
   echo "node.id=${NODE_ID}"
   if [ -n "${ZONE}" ]; then echo "broker.rack=${ZONE}"; fi
-  ADVERTISED="INTERNAL://${POD_NAME}.${HEADLESS}.${NAMESPACE}.svc:9092"
-  # The external listener: this broker's own address, so clients outside reach each leader.
-  if [ -n "${EXTERNAL_PORT:-}" ]; then
-    if [ -n "${EXTERNAL_HOST:-}" ]; then HOST="${EXTERNAL_HOST//\{nodeId\}/${NODE_ID}}"; else HOST="${HOST_IP}"; fi
-    if [ -n "${EXTERNAL_NODE_PORT_BASE:-}" ]; then PORT=$((EXTERNAL_NODE_PORT_BASE + NODE_ID)); else PORT="${EXTERNAL_PORT}"; fi
-    ADVERTISED="${ADVERTISED},EXTERNAL://${HOST}:${PORT}"
+  if [ "${KAFKA_ROLE:-broker}" != controller ]; then
+    ADVERTISED="INTERNAL://${POD_NAME}.${HEADLESS}.${NAMESPACE}.svc:9092"
+    # The external listener: this broker's own address, so clients outside reach each leader.
+    if [ -n "${EXTERNAL_PORT:-}" ]; then
+      if [ -n "${EXTERNAL_HOST:-}" ]; then HOST="${EXTERNAL_HOST//\{nodeId\}/${NODE_ID}}"; else HOST="${HOST_IP}"; fi
+      if [ -n "${EXTERNAL_NODE_PORT_BASE:-}" ]; then PORT=$((EXTERNAL_NODE_PORT_BASE + NODE_ID)); else PORT="${EXTERNAL_PORT}"; fi
+      ADVERTISED="${ADVERTISED},EXTERNAL://${HOST}:${PORT}"
+    fi
+    echo "advertised.listeners=${ADVERTISED}"
+    echo "listener.name.internal.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"${ADMIN_USERNAME}\" password=\"${ADMIN_PASSWORD}\";"
   fi
-  echo "advertised.listeners=${ADVERTISED}"
-  echo "listener.name.internal.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"${ADMIN_USERNAME}\" password=\"${ADMIN_PASSWORD}\";"
 } >> /tmp/server.properties
 /opt/kafka/bin/kafka-storage.sh format --ignore-formatted -t "${KRAFT_CLUSTER_ID}" -c /tmp/server.properties \
   --add-scram "SCRAM-SHA-512=[name=${ADMIN_USERNAME},password=${ADMIN_PASSWORD}]" \
@@ -339,18 +492,30 @@ exec /opt/kafka/bin/kafka-server-start.sh /tmp/server.properties
 /// request so a broker is never killed for memory its node promised, and half a core.
 const DEFAULT_BROKER_MEMORY: &str = "2Gi";
 const DEFAULT_BROKER_CPU: &str = "500m";
+/// A dedicated controller holds the metadata log and little else.
+const DEFAULT_CONTROLLER_MEMORY: &str = "1Gi";
+const DEFAULT_CONTROLLER_CPU: &str = "250m";
 
 fn broker_resources(given: Option<&ResourceRequirements>) -> ResourceRequirements {
+    default_resources(given, DEFAULT_BROKER_CPU, DEFAULT_BROKER_MEMORY)
+}
+
+/// `given` when it says anything, else `cpu` and `memory` requested and the memory as limit.
+fn default_resources(
+    given: Option<&ResourceRequirements>,
+    cpu: &str,
+    memory: &str,
+) -> ResourceRequirements {
     match given {
         Some(given) if given.requests.is_some() || given.limits.is_some() => given.clone(),
         _ => ResourceRequirements {
             requests: Some(BTreeMap::from([
-                ("cpu".to_owned(), Quantity(DEFAULT_BROKER_CPU.into())),
-                ("memory".to_owned(), Quantity(DEFAULT_BROKER_MEMORY.into())),
+                ("cpu".to_owned(), Quantity(cpu.into())),
+                ("memory".to_owned(), Quantity(memory.into())),
             ])),
             limits: Some(BTreeMap::from([(
                 "memory".to_owned(),
-                Quantity(DEFAULT_BROKER_MEMORY.into()),
+                Quantity(memory.into()),
             )])),
             claims: None,
         },
@@ -475,46 +640,24 @@ fn tcp_probe(port: i32, initial_delay: i32, failures: i32) -> Probe {
     }
 }
 
-fn statefulset(
-    input: &RenderInput<'_>,
-    n: &Names,
-    group: &Group,
-    config_hash: &str,
-) -> StatefulSet {
-    let spec = &input.cluster.spec;
-    let secret = format!("{}-kafka-credentials", n.name);
-    let mut labels = n.labels.clone();
-    labels.insert("capstan.dev/statefulset".into(), group.statefulset.clone());
-    let mut ports = vec![
-        ContainerPort {
-            name: Some("client".into()),
-            container_port: CLIENT_PORT,
-            ..Default::default()
-        },
-        ContainerPort {
-            name: Some("controller".into()),
-            container_port: CONTROLLER_PORT,
-            ..Default::default()
-        },
-    ];
-    if spec.listeners.external.is_some() {
-        ports.push(ContainerPort {
-            name: Some("external".into()),
-            container_port: EXTERNAL_PORT,
-            ..Default::default()
-        });
-    }
-    let pod_name = env_from_field("POD_NAME", "metadata.name");
-    let affinity = match &group.zone {
-        // Multi-zone: each StatefulSet is pinned to its zone.
-        Some(zone) if spec.zone_mode == ZoneMode::Multi => Affinity {
+/// Where the pods of `group` may run: a multi-zone broker StatefulSet is pinned to its zone;
+/// the dedicated controllers of a multi-zone cluster are spread one per zone (below); anything
+/// else prefers distinct hosts.
+fn affinity(n: &Names, group: &Group, zones: &[String], multi: bool) -> Affinity {
+    let pinned_to = match (&group.zone, group.role) {
+        (Some(zone), Role::Broker | Role::Combined) if multi => Some(vec![zone.clone()]),
+        (_, Role::Controller) if multi => Some(zones.to_vec()),
+        _ => None,
+    };
+    match pinned_to {
+        Some(values) => Affinity {
             node_affinity: Some(NodeAffinity {
                 required_during_scheduling_ignored_during_execution: Some(NodeSelector {
                     node_selector_terms: vec![NodeSelectorTerm {
                         match_expressions: Some(vec![NodeSelectorRequirement {
-                            key: "topology.kubernetes.io/zone".into(),
+                            key: ZONE_LABEL.into(),
                             operator: "In".into(),
-                            values: Some(vec![zone.clone()]),
+                            values: Some(values),
                         }]),
                         match_fields: None,
                     }],
@@ -523,8 +666,7 @@ fn statefulset(
             }),
             ..Default::default()
         },
-        // Single zone: brokers spread over hosts.
-        _ => Affinity {
+        None => Affinity {
             pod_anti_affinity: Some(PodAntiAffinity {
                 preferred_during_scheduling_ignored_during_execution: Some(vec![
                     WeightedPodAffinityTerm {
@@ -543,34 +685,120 @@ fn statefulset(
             }),
             ..Default::default()
         },
+    }
+}
+
+/// The node label of a node's zone.
+const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+fn container_port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: port,
+        ..Default::default()
+    }
+}
+
+fn statefulset(
+    input: &RenderInput<'_>,
+    n: &Names,
+    group: &Group,
+    config_hash: &str,
+) -> StatefulSet {
+    let spec = &input.cluster.spec;
+    let secret = format!("{}-kafka-credentials", n.name);
+    let mut labels = n.labels.clone();
+    labels.insert("capstan.dev/statefulset".into(), group.statefulset.clone());
+    if let Some(role) = group.role.label() {
+        labels.insert(ROLE_LABEL.into(), role.into());
+    }
+    let external = spec
+        .listeners
+        .external
+        .as_ref()
+        .filter(|_| group.role.serves_clients());
+    let mut ports = Vec::new();
+    if group.role.serves_clients() {
+        ports.push(container_port("client", CLIENT_PORT));
+    }
+    if group.role.is_voter() {
+        ports.push(container_port("controller", CONTROLLER_PORT));
+    }
+    if external.is_some() {
+        ports.push(container_port("external", EXTERNAL_PORT));
+    }
+    let multi = spec.zone_mode == ZoneMode::Multi;
+    let affinity = affinity(n, group, &spec.zones, multi);
+    // Exactly one controller per zone: with three zones and three controllers, a skew of one
+    // that the scheduler may not exceed leaves no other placement.
+    let spread = (multi && group.role == Role::Controller).then(|| {
+        vec![TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: ZONE_LABEL.into(),
+            when_unsatisfiable: "DoNotSchedule".into(),
+            label_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "capstan.dev/statefulset".to_owned(),
+                    group.statefulset.clone(),
+                )])),
+                match_expressions: None,
+            }),
+            ..Default::default()
+        }]
+    });
+    let (resources, storage_size) = match (group.role, &spec.controllers) {
+        (Role::Controller, Some(controllers)) => (
+            default_resources(
+                controllers.resources.as_ref(),
+                DEFAULT_CONTROLLER_CPU,
+                DEFAULT_CONTROLLER_MEMORY,
+            ),
+            controllers.storage_size.clone(),
+        ),
+        _ => (
+            broker_resources(spec.resources.as_ref()),
+            spec.storage.size.clone(),
+        ),
     };
-    let resources = broker_resources(spec.resources.as_ref());
+    let mut env_vars = vec![
+        env_from_field("POD_NAME", "metadata.name"),
+        env("NAMESPACE", &n.namespace),
+        env("HEADLESS", &n.headless),
+        env("ZONE", group.zone.as_deref().unwrap_or("")),
+        env("ZONE_INDEX", &group.ids.zone.to_string()),
+        env("ZONE_COUNT", &group.ids.zones.to_string()),
+    ];
+    // Clusters made before dedicated controllers existed keep exactly their environment (a new
+    // one would restart their brokers); start.sh defaults these for them.
+    if let Some(role) = group.role.label() {
+        env_vars.push(env("KAFKA_ROLE", role));
+        env_vars.push(env("CONFIG_FILE", group.role.config_file()));
+        env_vars.push(env("NODE_ID_BASE", &group.ids.base.to_string()));
+    }
+    env_vars.extend([
+        env_from_secret("KRAFT_CLUSTER_ID", &secret, "kraft-cluster-id"),
+        env_from_secret("ADMIN_USERNAME", &secret, "admin-username"),
+        env_from_secret("ADMIN_PASSWORD", &secret, "admin-password"),
+        env_from_secret("CLIENT_USERNAME", &secret, "client-username"),
+        env_from_secret("CLIENT_PASSWORD", &secret, "client-password"),
+        env("KAFKA_HEAP_OPTS", &heap_options(&resources)),
+    ]);
+    env_vars.extend(external_env(external));
+    // Ready when it takes clients (a controller: when it takes the quorum's traffic); alive
+    // while the controller listener answers, or the client one on a broker-only node.
+    let (ready_port, alive_port) = match group.role {
+        Role::Combined => (CLIENT_PORT, CONTROLLER_PORT),
+        Role::Broker => (CLIENT_PORT, CLIENT_PORT),
+        Role::Controller => (CONTROLLER_PORT, CONTROLLER_PORT),
+    };
     let container = Container {
         name: "kafka".into(),
         image: Some(spec.image()),
         command: Some(vec!["/bin/bash".into(), "/config/start.sh".into()]),
-        env: Some(
-            vec![
-                pod_name,
-                env("NAMESPACE", &n.namespace),
-                env("HEADLESS", &n.headless),
-                env("ZONE", group.zone.as_deref().unwrap_or("")),
-                env("ZONE_INDEX", &group.index.to_string()),
-                env("ZONE_COUNT", &group.zones.to_string()),
-                env_from_secret("KRAFT_CLUSTER_ID", &secret, "kraft-cluster-id"),
-                env_from_secret("ADMIN_USERNAME", &secret, "admin-username"),
-                env_from_secret("ADMIN_PASSWORD", &secret, "admin-password"),
-                env_from_secret("CLIENT_USERNAME", &secret, "client-username"),
-                env_from_secret("CLIENT_PASSWORD", &secret, "client-password"),
-                env("KAFKA_HEAP_OPTS", &heap_options(&resources)),
-            ]
-            .into_iter()
-            .chain(external_env(spec.listeners.external.as_ref()))
-            .collect(),
-        ),
+        env: Some(env_vars),
         ports: Some(ports),
-        readiness_probe: Some(tcp_probe(CLIENT_PORT, 10, 3)),
-        liveness_probe: Some(tcp_probe(CONTROLLER_PORT, 60, 6)),
+        readiness_probe: Some(tcp_probe(ready_port, 10, 3)),
+        liveness_probe: Some(tcp_probe(alive_port, 60, 6)),
         resources: Some(resources.clone()),
         // Pod Security Standards "restricted": brokers need no privilege at all.
         security_context: Some(SecurityContext {
@@ -597,11 +825,15 @@ fn statefulset(
         ]),
         ..Default::default()
     };
+    let mut claim_labels = n.labels.clone();
+    if let Some(role) = group.role.label() {
+        claim_labels.insert(ROLE_LABEL.into(), role.into());
+    }
     StatefulSet {
         metadata: n.meta(group.statefulset.clone()),
         spec: Some(StatefulSetSpec {
             service_name: Some(n.headless.clone()),
-            replicas: Some(spec.brokers_per_zone),
+            replicas: Some(group.replicas),
             // KRaft voters must all come up to form the quorum.
             pod_management_policy: Some("Parallel".into()),
             // The operator restarts the pods itself, one at a time and only when Kafka can
@@ -633,6 +865,7 @@ fn statefulset(
                 spec: Some(PodSpec {
                     containers: vec![container],
                     affinity: Some(affinity),
+                    topology_spread_constraints: spread,
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
                         run_as_user: Some(1000),
@@ -658,7 +891,7 @@ fn statefulset(
             volume_claim_templates: Some(vec![PersistentVolumeClaim {
                 metadata: ObjectMeta {
                     name: Some("data".into()),
-                    labels: Some(n.labels.clone()),
+                    labels: Some(claim_labels),
                     ..Default::default()
                 },
                 spec: Some(PersistentVolumeClaimSpec {
@@ -667,7 +900,7 @@ fn statefulset(
                     resources: Some(VolumeResourceRequirements {
                         requests: Some(BTreeMap::from([(
                             "storage".to_owned(),
-                            Quantity(spec.storage.size.clone()),
+                            Quantity(storage_size),
                         )])),
                         limits: None,
                     }),
@@ -710,7 +943,13 @@ fn service(
     Service {
         metadata: n.meta(name),
         spec: Some(ServiceSpec {
-            selector: Some(n.selector()),
+            // The headless Service names every pod (the quorum's addresses); the others reach
+            // the brokers.
+            selector: Some(if headless {
+                n.selector()
+            } else {
+                n.broker_selector()
+            }),
             cluster_ip: headless.then(|| "None".to_owned()),
             publish_not_ready_addresses: headless.then_some(true),
             type_: kind.map(str::to_owned),
@@ -724,7 +963,7 @@ fn service(
 /// The external Service of one broker: its pod only; a node port of its own (`NodePort`), or
 /// the advertised host as external-dns's hostname (`LoadBalancer`).
 fn broker_service(n: &Names, external: &ExternalListener, group: &Group, ordinal: i32) -> Service {
-    let node_id = group.node_id(ordinal);
+    let node_id = group.ids.of(ordinal);
     let pod = format!("{}-{ordinal}", group.statefulset);
     let mut meta = n.meta(format!("{}-kafka-external-{node_id}", n.name));
     if let (Some(host), "LoadBalancer") = (&external.advertised_host, external.kind.as_str()) {
@@ -764,18 +1003,23 @@ fn port(name: &str, number: i32) -> ServicePort {
 /// PodDisruptionBudget, NetworkPolicy.
 pub fn render(input: &RenderInput<'_>) -> Result<Vec<Value>> {
     let n = names(input.cluster)?;
-    let groups = groups(input)?;
-    let config_data = BTreeMap::from([
+    let groups = groups(input.cluster)?;
+    let mut config_data = BTreeMap::from([
         (
             "server.properties".to_owned(),
             server_properties(input, &n, &groups),
         ),
         ("start.sh".to_owned(), START_SH.to_owned()),
     ]);
-    let hash = config_hash(&config_data);
+    if n.dedicated {
+        config_data.insert(
+            "controller.properties".to_owned(),
+            controller_properties(input, &n, &groups),
+        );
+    }
     let config = ConfigMap {
         metadata: n.meta(format!("{}-kafka-config", n.name)),
-        data: Some(config_data),
+        data: Some(config_data.clone()),
         ..Default::default()
     };
     let secret = Secret {
@@ -855,12 +1099,15 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<Value>> {
             vec![port("external", EXTERNAL_PORT)],
         ))?);
         for group in &groups {
-            for ordinal in 0..input.cluster.spec.brokers_per_zone {
-                objects.push(to_value(&broker_service(&n, external, group, ordinal))?);
+            if group.role.serves_clients() {
+                for ordinal in 0..group.replicas {
+                    objects.push(to_value(&broker_service(&n, external, group, ordinal))?);
+                }
             }
         }
     }
     for group in &groups {
+        let hash = config_hash(&config_data, group.role);
         objects.push(to_value(&statefulset(input, &n, group, &hash))?);
     }
     let pdb = PodDisruptionBudget {

@@ -5,8 +5,8 @@
 //!    nothing, and waiting for them one by one could never end (a broker of a crash-looping
 //!    cluster cannot become ready until enough of the others are fixed to form a quorum);
 //! 2. otherwise nothing happens while any pod of the cluster is stopping or not ready;
-//! 3. then one ready pod at a time, zone by zone and the highest ordinal first, the KRaft quorum
-//!    leader last; before each, the operator asks Kafka (as the admin user) whether the broker can
+//! 3. then one ready pod at a time: the dedicated controllers first, then the brokers zone by
+//!    zone, the highest ordinal first and the KRaft quorum leader last; before each, the operator asks Kafka (as the admin user) whether the broker can
 //!    go: no partition may drop below `min.insync.replicas` and a majority of the controller
 //!    quorum must stay caught up ([`capstan_kafka::restart_check`]). When Kafka says no, or
 //!    cannot be asked, the roll is held with a condition that says why and retried.
@@ -17,7 +17,7 @@ use kube::{
     api::{DeleteParams, ListParams},
 };
 
-use crate::{Result, reconciler::kube_error};
+use crate::{Result, reconciler::kube_error, render::NodeIds};
 
 /// Where rolling a cluster stands after one step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,18 +38,21 @@ pub enum Rolling {
 /// A pod of an old revision and where it sits.
 struct Stale {
     pod: Pod,
-    zone: usize,
+    /// Its StatefulSet's place in the rolling order.
+    group: usize,
     ordinal: i32,
     node: i32,
 }
 
-/// Takes the next step of rolling the cluster `name` whose StatefulSets are `sets` (zone `i`'s
-/// set is `zone_sets[i]`); its brokers are asked with the admin user's `credentials`.
-pub async fn step(
+/// Takes the next step of rolling the cluster `name` whose StatefulSets are `sets`; `groups`
+/// names them in rolling order with how their pods' node ids go (see
+/// [`render::node_groups`](crate::render::node_groups)); its brokers are asked with the admin
+/// user's `credentials`.
+pub(crate) async fn step(
     client: &Client,
     namespace: &str,
     name: &str,
-    zone_sets: &[String],
+    groups: &[(String, NodeIds)],
     sets: &[StatefulSet],
     credentials: &capstan_kafka::Credentials,
 ) -> Result<Rolling> {
@@ -60,7 +63,7 @@ pub async fn step(
         .map_err(kube_error)?
         .items;
     let mut stale = Vec::new();
-    for (zone, set_name) in zone_sets.iter().enumerate() {
+    for (group, (set_name, ids)) in groups.iter().enumerate() {
         let Some(set) = sets.iter().find(|s| s.name_any() == *set_name) else {
             continue;
         };
@@ -80,9 +83,9 @@ pub async fn step(
             let ordinal = ordinal_of(&pod.name_any());
             stale.push(Stale {
                 pod: pod.clone(),
-                zone,
+                group,
                 ordinal,
-                node: crate::render::node_id(ordinal, zone as i32, zone_sets.len() as i32),
+                node: ids.of(ordinal),
             });
         }
     }
@@ -116,9 +119,9 @@ pub async fn step(
             waiting.name_any()
         )));
     }
-    // The first zone with stale pods, highest ordinal first.
-    let zone = stale.iter().map(|s| s.zone).min().unwrap_or(0);
-    let mut candidates: Vec<&Stale> = stale.iter().filter(|s| s.zone == zone).collect();
+    // The first StatefulSet with stale pods, highest ordinal first.
+    let group = stale.iter().map(|s| s.group).min().unwrap_or(0);
+    let mut candidates: Vec<&Stale> = stale.iter().filter(|s| s.group == group).collect();
     candidates.sort_by_key(|s| std::cmp::Reverse(s.ordinal));
     let availability = match capstan_kafka::Availability::read(credentials).await {
         Ok(availability) => availability,
@@ -147,7 +150,7 @@ pub async fn step(
     }
     delete(&api, &chosen.pod).await?;
     Ok(Rolling::InProgress(format!(
-        "restarting broker {} (pod {}) with the new configuration",
+        "restarting node {} (pod {}) with the new configuration",
         chosen.node,
         chosen.pod.name_any()
     )))

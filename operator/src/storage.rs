@@ -57,7 +57,7 @@ pub(crate) fn same_size(a: &str, b: &str) -> bool {
     a == b || quantity_bytes(a).is_some_and(|bytes| Some(bytes) == quantity_bytes(b))
 }
 
-/// Grows every volume of `cluster` from `live` to `wanted`, or says why it cannot.
+/// Grows every broker volume of `cluster` from `live` to `wanted`, or says why it cannot.
 pub(crate) async fn resize(
     client: &Client,
     namespace: &str,
@@ -83,7 +83,11 @@ pub(crate) async fn resize(
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
     let classes: Api<StorageClass> = Api::all(client.clone());
     let owned = claims
-        .list(&ListParams::default().labels(&format!("capstan.dev/cluster={cluster}")))
+        // The brokers' volumes; dedicated controllers' keep their own size.
+        .list(&ListParams::default().labels(&format!(
+            "capstan.dev/cluster={cluster},{}!=controller",
+            crate::render::ROLE_LABEL
+        )))
         .await
         .map_err(kube_error)?
         .items;

@@ -1,7 +1,7 @@
 //! The CRD's CEL rules (`x-kubernetes-validations`), evaluated as the API server evaluates them
 //! (kube-cel: Kubernetes' CEL functions, schema defaults applied first): a spec the operator
-//! could not render, or a change of the zones or broker count that Kafka's static quorum
-//! cannot follow, is refused at `kubectl apply`.
+//! could not render, or a change of the zones, controllers or (without dedicated controllers)
+//! broker count that Kafka's static quorum cannot follow, is refused at `kubectl apply`.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
@@ -36,7 +36,7 @@ fn refusals(spec: Value, old: Option<Value>) -> Vec<String> {
 #[test]
 fn the_schema_carries_the_rules() {
     let rules = &schema()["properties"]["spec"]["x-kubernetes-validations"];
-    assert_eq!(rules.as_array().map(Vec::len), Some(4), "{rules}");
+    assert_eq!(rules.as_array().map(Vec::len), Some(5), "{rules}");
     assert_eq!(
         schema()["properties"]["spec"]["properties"]["zones"]["maxItems"],
         json!(3)
@@ -87,7 +87,10 @@ fn the_quorum_cannot_be_changed_by_an_update() {
     assert!(mode_changed[0].starts_with("zoneMode and zones cannot change"));
     let scaled = refusals(json!({ "brokersPerZone": 3 }), Some(json!({})));
     assert_eq!(scaled.len(), 1);
-    assert!(scaled[0].starts_with("brokersPerZone cannot change yet"));
+    assert!(
+        scaled[0]
+            .starts_with("brokersPerZone cannot change on a cluster without dedicated controllers")
+    );
     // The defaults count: an explicit 1 is no change from an absent one.
     assert_eq!(
         refusals(json!({ "brokersPerZone": 1 }), Some(json!({}))),
@@ -100,6 +103,48 @@ fn the_quorum_cannot_be_changed_by_an_update() {
             Some(multi)
         ),
         Vec::<String>::new()
+    );
+}
+
+#[test]
+fn with_dedicated_controllers_the_brokers_scale_but_the_controllers_stay() {
+    let dedicated = json!({ "brokersPerZone": 3, "controllers": {} });
+    for brokers in [1, 5] {
+        assert_eq!(
+            refusals(
+                json!({ "brokersPerZone": brokers, "controllers": {} }),
+                Some(dedicated.clone())
+            ),
+            Vec::<String>::new(),
+            "{brokers} brokers"
+        );
+    }
+    let added = refusals(json!({ "controllers": {} }), Some(json!({})));
+    assert_eq!(added.len(), 1, "{added:?}");
+    assert!(added[0].starts_with("controllers cannot be added or removed"));
+    let removed = refusals(json!({ "brokersPerZone": 3 }), Some(dedicated.clone()));
+    assert!(
+        removed
+            .iter()
+            .any(|m| m.starts_with("controllers cannot be added or removed")),
+        "{removed:?}"
+    );
+    // The default size counts: an explicit 5Gi is no change, 10Gi is.
+    assert_eq!(
+        refusals(
+            json!({ "brokersPerZone": 3, "controllers": { "storageSize": "5Gi" } }),
+            Some(dedicated.clone())
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        refusals(
+            json!({ "brokersPerZone": 3, "controllers": { "storageSize": "10Gi" } }),
+            Some(dedicated)
+        ),
+        vec![
+            "controllers.storageSize cannot change: the controllers' volumes keep the size they were made with"
+        ]
     );
 }
 

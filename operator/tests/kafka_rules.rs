@@ -45,7 +45,67 @@ fn shapes() -> Vec<(&'static str, KafkaCluster)> {
             "volumes deleted with the cluster",
             cluster(json!({ "storage": { "size": "5Gi", "deleteClaim": true } })),
         ),
+        (
+            "dedicated controllers",
+            cluster(json!({ "brokersPerZone": 4, "controllers": {} })),
+        ),
+        (
+            "dedicated controllers, multi-zone, external node ports, authorization",
+            cluster(
+                json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "brokersPerZone": 2, "controllers": { "storageSize": "2Gi" },
+                    "listeners": { "external": { "type": "NodePort" } }, "authorization": { "type": "simple" } }),
+            ),
+        ),
     ]
+}
+
+/// One Kafka node as it would start: its pod, its StatefulSet, and its configuration as the
+/// start script leaves it.
+struct Node<'a> {
+    pod: String,
+    statefulset: &'a Value,
+    config: BTreeMap<String, String>,
+}
+
+impl Node<'_> {
+    fn roles(&self) -> BTreeSet<&str> {
+        self.config["process.roles"].split(',').collect()
+    }
+
+    fn id(&self) -> i32 {
+        self.config["node.id"].parse().unwrap()
+    }
+
+    /// Listener names of a comma-separated list of `NAME://host:port`.
+    fn listener_names(&self, key: &str) -> BTreeSet<String> {
+        self.config
+            .get(key)
+            .map(|list| {
+                list.split(',')
+                    .map(|l| l.split_once("://").unwrap().0.to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Every node of the rendered cluster: each pod of each StatefulSet started (see [`started`]).
+fn nodes(objects: &[Value]) -> Vec<Node<'_>> {
+    of_kind(objects, "StatefulSet")
+        .into_iter()
+        .flat_map(|statefulset| {
+            let name = statefulset["metadata"]["name"].as_str().unwrap();
+            (0..statefulset["spec"]["replicas"].as_i64().unwrap()).map(move |ordinal| {
+                let pod = format!("{name}-{ordinal}");
+                let config = started(objects, statefulset, &pod);
+                Node {
+                    pod,
+                    statefulset,
+                    config,
+                }
+            })
+        })
+        .collect()
 }
 
 /// `server.properties` as a map (the start script appends node-specific lines).
@@ -87,19 +147,21 @@ fn log_dirs_are_never_the_root_of_a_volume() {
     // Strimzi issue #1307, fixed there by a subdirectory).
     for (shape, cluster) in shapes() {
         let objects = rendered(&cluster);
-        let log_dirs = properties(&objects)["log.dirs"].clone();
-        let sts = of_kind(&objects, "StatefulSet")[0];
-        let mounts = sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
-            .as_array()
-            .unwrap();
-        let data = mounts.iter().find(|m| m["name"] == "data").unwrap()["mountPath"]
-            .as_str()
-            .unwrap();
-        for dir in log_dirs.split(',') {
-            assert!(
-                dir.starts_with(&format!("{data}/")) && dir.len() > data.len() + 1,
-                "{shape}: log dir {dir} must be inside, not at, the volume mounted at {data}"
-            );
+        for node in nodes(&objects) {
+            let mounts =
+                node.statefulset["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+                    .as_array()
+                    .unwrap();
+            let data = mounts.iter().find(|m| m["name"] == "data").unwrap()["mountPath"]
+                .as_str()
+                .unwrap();
+            for dir in node.config["log.dirs"].split(',') {
+                assert!(
+                    dir.starts_with(&format!("{data}/")) && dir.len() > data.len() + 1,
+                    "{shape}: {}: log dir {dir} must be inside, not at, the volume mounted at {data}",
+                    node.pod
+                );
+            }
         }
     }
 }
@@ -112,83 +174,225 @@ fn every_listener_has_a_protocol_and_every_sasl_listener_a_login() {
     // with "Could not find a 'KafkaServer' or '<listener>.KafkaServer' entry" (JaasContext).
     for (shape, cluster) in shapes() {
         let objects = rendered(&cluster);
-        let properties = properties(&objects);
-        let script = start_script(&objects);
-        let protocols: BTreeMap<&str, &str> = properties["listener.security.protocol.map"]
-            .split(',')
-            .map(|pair| pair.split_once(':').unwrap())
-            .collect();
-        let mechanisms = &properties["sasl.enabled.mechanisms"];
-        for listener in properties["listeners"].split(',') {
-            let name = listener.split_once("://").unwrap().0;
-            let protocol = protocols
-                .get(name)
-                .unwrap_or_else(|| panic!("{shape}: {name} has no security protocol"));
-            if protocol.starts_with("SASL") {
-                for mechanism in mechanisms.split(',') {
-                    let key = format!(
-                        "listener.name.{}.{}.sasl.jaas.config",
-                        name.to_lowercase(),
-                        mechanism.to_lowercase()
-                    );
-                    assert!(
-                        properties.contains_key(&key) || script.contains(&format!("{key}=")),
-                        "{shape}: SASL listener {name} has no {key}"
-                    );
+        for node in nodes(&objects) {
+            let config = &node.config;
+            let protocols: BTreeMap<&str, &str> = config["listener.security.protocol.map"]
+                .split(',')
+                .map(|pair| pair.split_once(':').unwrap())
+                .collect();
+            let mechanisms = config
+                .get("sasl.enabled.mechanisms")
+                .map(String::as_str)
+                .unwrap_or("GSSAPI");
+            for name in node.listener_names("listeners") {
+                let protocol = protocols.get(name.as_str()).unwrap_or_else(|| {
+                    panic!("{shape}: {}: {name} has no security protocol", node.pod)
+                });
+                if protocol.starts_with("SASL") {
+                    for mechanism in mechanisms.split(',') {
+                        let key = format!(
+                            "listener.name.{}.{}.sasl.jaas.config",
+                            name.to_lowercase(),
+                            mechanism.to_lowercase()
+                        );
+                        assert!(
+                            config.contains_key(&key),
+                            "{shape}: {}: SASL listener {name} has no {key}",
+                            node.pod
+                        );
+                    }
                 }
             }
+            // A broker reaches the controllers by the protocol of controller.listener.names.
+            for name in config["controller.listener.names"].split(',') {
+                assert!(protocols.contains_key(name), "{shape}: {name}");
+            }
+            if node.roles().contains("broker") {
+                assert!(
+                    config["connections.max.reauth.ms"].parse::<i64>().unwrap() > 0,
+                    "{shape}: sessions must re-authenticate (KIP-368) so that revoked credentials end"
+                );
+            }
         }
+    }
+}
+
+#[test]
+fn each_node_listens_as_its_roles_require() {
+    // KafkaConfig's KRaft checks (`validateValues`): a controller-only node's listeners are
+    // all in `controller.listener.names` and it advertises no broker listener; a broker-only
+    // node must not listen on a controller listener; a node that is both listens on one; a
+    // broker's `inter.broker.listener.name` is one of its listeners and advertised.
+    for (shape, cluster) in shapes() {
+        let objects = rendered(&cluster);
+        for node in nodes(&objects) {
+            let listeners = node.listener_names("listeners");
+            let controller: BTreeSet<String> = node.config["controller.listener.names"]
+                .split(',')
+                .map(str::to_owned)
+                .collect();
+            let advertised = node.listener_names("advertised.listeners");
+            let roles = node.roles();
+            let pod = &node.pod;
+            assert!(
+                !roles.is_empty() && roles.iter().all(|r| ["broker", "controller"].contains(r)),
+                "{shape}: {pod}: {roles:?}"
+            );
+            if roles.contains("controller") {
+                assert!(
+                    !listeners.is_disjoint(&controller),
+                    "{shape}: {pod}: a controller listens on a controller listener"
+                );
+            } else {
+                assert!(
+                    listeners.is_disjoint(&controller),
+                    "{shape}: {pod}: a broker-only node may not listen on {controller:?}"
+                );
+            }
+            if roles.contains("broker") {
+                let inter = &node.config["inter.broker.listener.name"];
+                assert!(
+                    listeners.contains(inter) && advertised.contains(inter),
+                    "{shape}: {pod}"
+                );
+                assert!(advertised.is_subset(&listeners), "{shape}: {pod}");
+                assert!(advertised.is_disjoint(&controller), "{shape}: {pod}");
+            } else {
+                assert!(
+                    listeners.is_subset(&controller),
+                    "{shape}: {pod}: a controller-only node listens on controller listeners only"
+                );
+                assert!(advertised.is_subset(&controller), "{shape}: {pod}");
+            }
+            // An authorizing cluster authorizes on its controllers too: they take the ACL and
+            // user changes brokers forward.
+            if cluster.spec.authorization.is_some() {
+                assert!(
+                    node.config.contains_key("authorizer.class.name")
+                        && node.config["super.users"].contains("User:ANONYMOUS"),
+                    "{shape}: {pod}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn node_ids_are_unique_racks_follow_zones_and_voters_are_the_controllers() {
+    // KRaft: `node.id` unique in the cluster and every voter of `controller.quorum.voters`
+    // one of its controllers at that controller's own address (KafkaRaftServer, RaftConfig);
+    // an odd number of voters (a majority of 2k+1 survives k failures; one more adds no
+    // tolerance, Kafka's KRaft operations docs); `broker.rack` per zone for rack-aware replica
+    // placement.
+    for (shape, cluster) in shapes() {
+        let objects = rendered(&cluster);
+        let nodes = nodes(&objects);
+        let mut ids = BTreeSet::new();
+        for node in &nodes {
+            assert!(
+                ids.insert(node.id()),
+                "{shape}: node id {} twice",
+                node.id()
+            );
+        }
+        let voters: BTreeMap<i32, String> = nodes[0].config["controller.quorum.voters"]
+            .split(',')
+            .map(|v| {
+                let (id, address) = v.split_once('@').unwrap();
+                (id.parse().unwrap(), address.to_owned())
+            })
+            .collect();
+        let controllers: BTreeMap<i32, &Node<'_>> = nodes
+            .iter()
+            .filter(|n| n.roles().contains("controller"))
+            .map(|n| (n.id(), n))
+            .collect();
+        assert_eq!(
+            voters.keys().collect::<Vec<_>>(),
+            controllers.keys().collect::<Vec<_>>(),
+            "{shape}"
+        );
+        // Where the operator picks the quorum's size (dedicated controllers) it is odd; without
+        // them the voters are the brokers, as many as the spec asks for.
+        if cluster.spec.controllers.is_some() {
+            assert_eq!(voters.len() % 2, 1, "{shape}: {} voters", voters.len());
+        }
+        for (id, address) in &voters {
+            assert!(
+                address.starts_with(&format!("{}.orders-kafka-headless.", controllers[id].pod))
+                    && address.ends_with(":9093"),
+                "{shape}: voter {id} at {address}"
+            );
+        }
+        for node in &nodes {
+            assert_eq!(
+                node.config["controller.quorum.voters"],
+                nodes[0].config["controller.quorum.voters"],
+                "{shape}: every node knows the same quorum"
+            );
+        }
+        let brokers: Vec<&Node<'_>> = nodes
+            .iter()
+            .filter(|n| n.roles().contains("broker"))
+            .collect();
+        if cluster.spec.zone_mode == capstan_operator::ZoneMode::Multi {
+            let racks: BTreeSet<&str> = brokers
+                .iter()
+                .map(|n| n.config["broker.rack"].as_str())
+                .collect();
+            assert_eq!(
+                racks,
+                BTreeSet::from(["a", "b", "c"]),
+                "{shape}: one rack per zone"
+            );
+        }
+        // Brokers' ids are dense (the Kafka gateway maps broker n to port first + n).
+        let mut broker_ids: Vec<i32> = brokers.iter().map(|n| n.id()).collect();
+        broker_ids.sort_unstable();
+        assert_eq!(
+            broker_ids,
+            (0..brokers.len() as i32).collect::<Vec<_>>(),
+            "{shape}"
+        );
+        // min.insync.replicas above the replication factor makes every acks=all write fail
+        // (NotEnoughReplicas).
+        let rf: usize = brokers[0].config["default.replication.factor"]
+            .parse()
+            .unwrap();
+        let min_isr: usize = brokers[0].config["min.insync.replicas"].parse().unwrap();
         assert!(
-            properties["connections.max.reauth.ms"]
-                .parse::<i64>()
-                .unwrap()
-                > 0,
-            "{shape}: sessions must re-authenticate (KIP-368) so that revoked credentials end"
+            min_isr <= rf && rf <= brokers.len(),
+            "{shape}: rf {rf}, min isr {min_isr}"
         );
     }
 }
 
 #[test]
-fn node_ids_are_unique_racks_follow_zones_and_voters_are_the_nodes() {
-    // KRaft: `node.id` unique in the cluster and every voter of `controller.quorum.voters`
-    // one of them (KafkaRaftServer); `broker.rack` per zone for rack-aware replica placement.
-    for (shape, cluster) in shapes() {
-        let objects = rendered(&cluster);
-        let mut ids = BTreeSet::new();
-        let mut zones = BTreeSet::new();
-        for sts in of_kind(&objects, "StatefulSet") {
-            let index: i32 = env(sts, "ZONE_INDEX").parse().unwrap();
-            let count: i32 = env(sts, "ZONE_COUNT").parse().unwrap();
-            let replicas = sts["spec"]["replicas"].as_i64().unwrap() as i32;
-            for ordinal in 0..replicas {
-                // The start script's formula.
-                assert!(
-                    ids.insert(ordinal * count + index),
-                    "{shape}: node id taken twice"
-                );
-            }
-            zones.insert(env(sts, "ZONE"));
-        }
-        assert!(start_script(&objects).contains("NODE_ID=$((ORDINAL * ZONE_COUNT + ZONE_INDEX))"));
-        let properties = properties(&objects);
-        let voters: BTreeSet<i32> = properties["controller.quorum.voters"]
-            .split(',')
-            .map(|v| v.split_once('@').unwrap().0.parse().unwrap())
-            .collect();
-        assert_eq!(voters, ids, "{shape}");
-        if cluster.spec.zone_mode == capstan_operator::ZoneMode::Multi {
-            assert_eq!(zones.len(), 3, "{shape}: one rack per zone");
-            assert!(start_script(&objects).contains("broker.rack=${ZONE}"));
-        }
-        // min.insync.replicas above the replication factor makes every acks=all write fail
-        // (NotEnoughReplicas).
-        let rf: i32 = properties["default.replication.factor"].parse().unwrap();
-        let min_isr: i32 = properties["min.insync.replicas"].parse().unwrap();
-        assert!(
-            min_isr <= rf && rf as usize <= ids.len(),
-            "{shape}: rf {rf}, min isr {min_isr}"
+fn dedicated_controllers_do_not_change_with_the_brokers() {
+    // Kafka cannot change a static quorum (`controller.quorum.voters`): with dedicated
+    // controllers the voters, and the controllers' pods, are the same whatever the broker count.
+    let voters_and_controllers = |brokers: i32| {
+        let objects = rendered(&cluster(
+            json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "brokersPerZone": brokers, "controllers": {} }),
+        ));
+        let controllers = of_kind(&objects, "StatefulSet")
+            .into_iter()
+            .find(|s| s["metadata"]["name"] == "orders-kafka-controller")
+            .unwrap()
+            .clone();
+        (
+            properties(&objects)["controller.quorum.voters"].clone(),
+            controllers,
+        )
+    };
+    let (voters, controllers) = voters_and_controllers(1);
+    for brokers in [2, 5] {
+        assert_eq!(
+            voters_and_controllers(brokers),
+            (voters.clone(), controllers.clone())
         );
     }
+    assert_eq!(voters.split(',').count(), 3);
 }
 
 #[test]
@@ -207,6 +411,32 @@ fn a_changed_configuration_rolls_the_brokers_and_volumes_outlive_the_cluster_unl
         hash(&plain),
         hash(&cluster(json!({ "authorization": { "type": "simple" } }))),
         "a new server.properties changes the pod template, so the StatefulSet rolls"
+    );
+    // With dedicated controllers each rolls for its own configuration only.
+    let hashes = |spec: Value| {
+        let objects = rendered(&cluster(spec));
+        let of = |name: &str| {
+            of_kind(&objects, "StatefulSet")
+                .into_iter()
+                .find(|s| s["metadata"]["name"] == name)
+                .unwrap()["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+                .clone()
+        };
+        (of("orders-kafka-controller"), of("orders-kafka"))
+    };
+    let (controllers, brokers) = hashes(json!({ "controllers": {} }));
+    let (same_controllers, new_brokers) =
+        hashes(json!({ "controllers": {}, "listeners": { "external": { "type": "NodePort" } } }));
+    assert_eq!(
+        controllers, same_controllers,
+        "a broker listener does not restart the controllers"
+    );
+    assert_ne!(brokers, new_brokers);
+    let (new_controllers, _) =
+        hashes(json!({ "controllers": {}, "authorization": { "type": "simple" } }));
+    assert_ne!(
+        controllers, new_controllers,
+        "the controllers authorize too"
     );
     let policy = |cluster: &KafkaCluster| {
         rendered(cluster)
@@ -357,6 +587,28 @@ fn the_heap_follows_the_memory_a_broker_is_given() {
         resources,
         json!({ "limits": { "memory": "8Gi", "cpu": "2" }, "requests": { "memory": "8Gi" } })
     );
+    // A dedicated controller holds the metadata log only: 1Gi, half of it heap, unless told.
+    let controller = |spec: Value| {
+        let objects = rendered(&cluster(spec));
+        let set = of_kind(&objects, "StatefulSet")
+            .into_iter()
+            .find(|s| s["metadata"]["name"] == "orders-kafka-controller")
+            .unwrap()
+            .clone();
+        (
+            env(&set, "KAFKA_HEAP_OPTS"),
+            set["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
+                .clone(),
+        )
+    };
+    assert_eq!(
+        controller(json!({ "controllers": {} })),
+        ("-Xms512m -Xmx512m".to_owned(), json!("1Gi"))
+    );
+    assert_eq!(
+        controller(json!({ "controllers": { "resources": { "limits": { "memory": "3Gi" } } } })),
+        ("-Xms1536m -Xmx1536m".to_owned(), json!("3Gi"))
+    );
 }
 
 /// `server.properties` as the start script leaves it for the broker `pod` of `statefulset`,
@@ -364,17 +616,16 @@ fn the_heap_follows_the_memory_a_broker_is_given() {
 /// downward API values given: the pod's name and its node's address).
 fn started(objects: &[Value], statefulset: &Value, pod: &str) -> BTreeMap<String, String> {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("server.properties");
+    // The ConfigMap's files, as its volume mounts them at /config.
+    for (file, text) in of_kind(objects, "ConfigMap")[0]["data"]
+        .as_object()
+        .unwrap()
+    {
+        std::fs::write(dir.path().join(file), text.as_str().unwrap()).unwrap();
+    }
     let out = dir.path().join("out.properties");
-    std::fs::write(
-        &config,
-        of_kind(objects, "ConfigMap")[0]["data"]["server.properties"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
     let script = start_script(objects)
-        .replace("/config/server.properties", config.to_str().unwrap())
+        .replace("\"/config/", &format!("\"{}/", dir.path().display()))
         .replace("/tmp/server.properties", out.to_str().unwrap())
         .replace("/opt/kafka/bin/kafka-storage.sh", "true")
         .replace("exec /opt/kafka/bin/kafka-server-start.sh", "true");
@@ -412,17 +663,16 @@ fn every_listener_brokers_open_to_clients_is_advertised_with_the_brokers_own_add
     // it alone: clients connect to each partition's leader directly.
     for (shape, cluster) in shapes() {
         let objects = rendered(&cluster);
-        let listeners: BTreeSet<String> = properties(&objects)["listeners"]
-            .split(',')
-            .map(|l| l.split_once("://").unwrap().0.to_owned())
-            .collect();
         let mut externals = BTreeSet::new();
-        for statefulset in of_kind(&objects, "StatefulSet") {
-            let name = statefulset["metadata"]["name"].as_str().unwrap();
-            for ordinal in 0..statefulset["spec"]["replicas"].as_i64().unwrap() {
-                let pod = format!("{name}-{ordinal}");
-                let config = started(&objects, statefulset, &pod);
-                let node_id: i64 = config["node.id"].parse().unwrap();
+        for node in nodes(&objects) {
+            if !node.roles().contains("broker") {
+                continue;
+            }
+            let listeners = node.listener_names("listeners");
+            {
+                let pod = node.pod.clone();
+                let config = &node.config;
+                let node_id = node.id();
                 let advertised: BTreeMap<String, String> = config["advertised.listeners"]
                     .split(',')
                     .map(|l| {

@@ -176,7 +176,8 @@ fn a_multi_zone_cluster_pins_one_statefulset_per_zone_with_racks_and_rf_3() {
         .to_owned();
     assert!(
         start.contains("broker.rack=${ZONE}")
-            && start.contains("NODE_ID=$((ORDINAL * ZONE_COUNT + ZONE_INDEX))")
+            && start
+                .contains("NODE_ID=$((${NODE_ID_BASE:-0} + ORDINAL * ZONE_COUNT + ZONE_INDEX))")
     );
 }
 
@@ -236,6 +237,127 @@ fn simple_authorization_runs_the_standard_authorizer_with_the_admin_as_super_use
 }
 
 #[test]
+fn dedicated_controllers_are_a_statefulset_of_their_own_which_clients_never_reach() {
+    let dedicated = cluster(
+        json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "brokersPerZone": 2, "controllers": {}, "storage": { "size": "50Gi" } }),
+    );
+    let objects = render(&input(&dedicated)).unwrap();
+    let sets: Vec<&str> = of_kind(&objects, "StatefulSet")
+        .iter()
+        .map(|s| s["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sets,
+        [
+            "orders-kafka-controller",
+            "orders-kafka-z0",
+            "orders-kafka-z1",
+            "orders-kafka-z2"
+        ],
+        "the controllers first: they are applied and rolled before the brokers"
+    );
+    let controllers = of_kind(&objects, "StatefulSet")[0];
+    let pod = &controllers["spec"]["template"];
+    assert_eq!(controllers["spec"]["replicas"], 3);
+    assert_eq!(pod["metadata"]["labels"]["capstan.dev/role"], "controller");
+    assert_eq!(env(controllers, "NODE_ID_BASE")["value"], "1000");
+    assert_eq!(
+        env(controllers, "CONFIG_FILE")["value"],
+        "controller.properties"
+    );
+    // One per zone: allowed in the three zones only, and a skew the scheduler may not exceed.
+    assert_eq!(
+        pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0]["matchExpressions"][0]["values"],
+        json!(["a", "b", "c"])
+    );
+    assert_eq!(
+        pod["spec"]["topologySpreadConstraints"][0],
+        json!({ "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": { "matchLabels": { "capstan.dev/statefulset": "orders-kafka-controller" } } })
+    );
+    let ports: Vec<i64> = pod["spec"]["containers"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["containerPort"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ports, [9093], "a controller serves the quorum only");
+    let claim = &controllers["spec"]["volumeClaimTemplates"][0];
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "5Gi");
+    assert_eq!(
+        claim["metadata"]["labels"]["capstan.dev/role"],
+        "controller"
+    );
+    let broker = of_kind(&objects, "StatefulSet")[1];
+    assert_eq!(
+        broker["spec"]["template"]["metadata"]["labels"]["capstan.dev/role"],
+        "broker"
+    );
+    assert_eq!(
+        broker["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+        "50Gi"
+    );
+    // Clients reach brokers only; the headless Service names every pod (the quorum's addresses).
+    let selector = |name: &str| {
+        of_kind(&objects, "Service")
+            .into_iter()
+            .find(|s| s["metadata"]["name"] == name)
+            .unwrap()["spec"]["selector"]
+            .clone()
+    };
+    assert_eq!(
+        selector("orders-kafka-bootstrap"),
+        json!({ "capstan.dev/cluster": "orders", "capstan.dev/role": "broker" })
+    );
+    assert_eq!(
+        selector("orders-kafka-headless"),
+        json!({ "capstan.dev/cluster": "orders" })
+    );
+    let config = &of_kind(&objects, "ConfigMap")[0]["data"];
+    assert!(
+        config["server.properties"]
+            .as_str()
+            .unwrap()
+            .contains("process.roles=broker\n")
+    );
+    assert!(
+        config["controller.properties"]
+            .as_str()
+            .unwrap()
+            .contains("controller.quorum.voters=1000@orders-kafka-controller-0.orders-kafka-headless.tenants.svc:9093,1001@")
+    );
+}
+
+#[test]
+fn clusters_without_dedicated_controllers_render_as_before() {
+    // An operator upgrade must not change the pods of running clusters beyond their start
+    // script: no role label, no new variables, the same selectors.
+    let objects = render(&input(&cluster(json!({ "brokersPerZone": 3 })))).unwrap();
+    let set = of_kind(&objects, "StatefulSet")[0];
+    assert!(
+        set["spec"]["template"]["metadata"]["labels"]
+            .get("capstan.dev/role")
+            .is_none()
+    );
+    let names: Vec<&str> = set["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.contains(&"NODE_ID_BASE") && !names.contains(&"KAFKA_ROLE"),
+        "{names:?}"
+    );
+    assert!(
+        of_kind(&objects, "ConfigMap")[0]["data"]
+            .get("controller.properties")
+            .is_none()
+    );
+}
+
+#[test]
 fn invalid_zone_layouts_are_refused() {
     let two_zones = cluster(json!({ "zoneMode": "multi", "zones": ["a", "b"] }));
     assert!(render(&input(&two_zones)).is_err());
@@ -250,6 +372,8 @@ fn every_rendered_object_and_the_crd_pass_the_official_kubernetes_schemas() {
                 "resources": { "requests": { "cpu": "500m", "memory": "2Gi" } } }),
         json!({ "zoneMode": "multi", "zones": ["eu-west-1a", "eu-west-1b", "eu-west-1c"] }),
         json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "brokersPerZone": 2, "listeners": { "external": { "type": "NodePort" } } }),
+        json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "controllers": { "resources": { "limits": { "memory": "2Gi" } } } }),
+        json!({ "brokersPerZone": 2, "controllers": {}, "listeners": { "external": { "type": "LoadBalancer", "advertisedHost": "b{nodeId}.example.com" } } }),
     ];
     let mut files = Vec::new();
     for (i, spec) in shapes.into_iter().enumerate() {
