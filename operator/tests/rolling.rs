@@ -12,7 +12,7 @@ use fake_api::{
     kafka::{self, Kafka, Partition},
     reconcile_stored, resource, take_statefulset_writes, take_writes,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 mod fake_api;
 mod support;
@@ -35,32 +35,37 @@ fn events_on_three_brokers(isr: Vec<i32>) -> Kafka {
 const PODS: &str = "/api/v1/namespaces/tenants/pods";
 const SET: &str = "/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka";
 
-/// Broker pod `ordinal` of revision `revision`, ready or not.
-pub fn pod(ordinal: i32, revision: &str, ready: bool) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": { "name": format!("orders-kafka-{ordinal}"), "namespace": "tenants",
-            "labels": { "capstan.dev/cluster": "orders", "capstan.dev/statefulset": "orders-kafka",
-                "controller-revision-hash": revision } },
-        "status": { "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }] }
-    })
-}
-
-fn put_pod(api: &Shared, ordinal: i32, revision: &str, ready: bool) {
+/// Pod `ordinal` of the StatefulSet `set` (its name), of revision `revision`, ready or not.
+fn put_pod_of(api: &Shared, set: &str, ordinal: i32, revision: &str, ready: bool) {
     api.lock().unwrap().objects.insert(
-        format!("{PODS}/orders-kafka-{ordinal}"),
-        pod(ordinal, revision, ready),
+        format!("{PODS}/{set}-{ordinal}"),
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": format!("{set}-{ordinal}"), "namespace": "tenants",
+                "labels": { "capstan.dev/cluster": "orders", "capstan.dev/statefulset": set,
+                    "controller-revision-hash": revision } },
+            "status": { "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }] }
+        }),
     );
 }
 
-/// The StatefulSet controller after a template change: revision `revision` wanted, `updated`
-/// pods on it.
-fn set_revision(api: &Shared, revision: &str, updated: i32, ready: i32) {
+/// Broker pod `ordinal` of `orders-kafka`.
+fn put_pod(api: &Shared, ordinal: i32, revision: &str, ready: bool) {
+    put_pod_of(api, "orders-kafka", ordinal, revision, ready);
+}
+
+/// The StatefulSet controller of the StatefulSet at `path` after a template change: revision
+/// `revision` wanted, `updated` of its three pods on it.
+fn set_revision_of(api: &Shared, path: &str, revision: &str, updated: i32, ready: i32) {
     api.lock().unwrap().statefulset_reports(
-        SET,
+        path,
         json!({ "replicas": 3, "readyReplicas": ready, "updatedReplicas": updated,
             "currentRevision": "r1", "updateRevision": revision }),
     );
+}
+
+fn set_revision(api: &Shared, revision: &str, updated: i32, ready: i32) {
+    set_revision_of(api, SET, revision, updated, ready);
 }
 
 fn pod_deletes(api: &Shared) -> Vec<String> {
@@ -212,4 +217,90 @@ async fn brokers_that_cannot_be_asked_are_not_restarted() {
         condition_of(&api, "RollingHeld")["reason"],
         "AvailabilityUnknown"
     );
+}
+
+#[tokio::test]
+async fn dedicated_controllers_roll_first_one_at_a_time_with_their_leader_last() {
+    const CONTROLLERS: &str =
+        "/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka-controller";
+    let kafka = kafka::start(kafka::kafka(
+        vec![Partition {
+            topic: "events",
+            index: 0,
+            replicas: vec![0, 1, 2],
+            isr: vec![0, 1, 2],
+        }],
+        vec![1000, 1001, 1002],
+        1000,
+    ))
+    .await;
+    let api: Shared = Arc::default();
+    api.lock().unwrap().objects.insert(
+        BASE.to_owned(),
+        resource(
+            json!({ "brokersPerZone": 3, "controllers": {} }),
+            json!({ "finalizers": ["capstan.dev/cleanup"] }),
+        ),
+    );
+    let ctx = Arc::new(
+        Context::new(client(api.clone()), Arc::new(Metrics::new().unwrap()))
+            .with_kafka_bootstrap(kafka),
+    );
+    reconcile_stored(&api, &ctx).await.unwrap();
+    api.lock()
+        .unwrap()
+        .objects
+        .get_mut("/api/v1/namespaces/tenants/secrets/orders-kafka-credentials")
+        .unwrap()["data"]["admin-password"] = json!(base64_of(kafka::mock_broker::PASSWORD));
+    for ordinal in 0..3 {
+        put_pod_of(&api, "orders-kafka-controller", ordinal, "r1", true);
+        put_pod(&api, ordinal, "r1", true);
+    }
+    set_revision_of(&api, CONTROLLERS, "r1", 3, 3);
+    set_revision(&api, "r1", 3, 3);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    take_writes(&api);
+
+    // A change of both configurations: the controllers' StatefulSet first, the brokers' waits.
+    edit_spec(&api, |spec| {
+        spec["authorization"] = json!({ "type": "simple" })
+    });
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        take_statefulset_writes(&api),
+        vec![format!("apply {CONTROLLERS}")]
+    );
+    set_revision_of(&api, CONTROLLERS, "r2", 0, 3);
+    let mut restarted = Vec::new();
+    for _ in 0..3 {
+        reconcile_stored(&api, &ctx).await.unwrap();
+        let writes = take_writes(&api);
+        assert!(
+            !writes.contains(&format!("apply {SET}")),
+            "the brokers wait for the controllers: {writes:?}"
+        );
+        let deleted: Vec<&String> = writes
+            .iter()
+            .filter(|w| w.starts_with("delete") && w.contains("/pods/"))
+            .collect();
+        assert_eq!(deleted.len(), 1, "one at a time: {writes:?}");
+        let pod = deleted[0].rsplit('/').next().unwrap().to_owned();
+        let ordinal: i32 = pod.rsplit('-').next().unwrap().parse().unwrap();
+        put_pod_of(&api, "orders-kafka-controller", ordinal, "r2", true);
+        restarted.push(pod);
+    }
+    assert_eq!(
+        restarted,
+        [
+            "orders-kafka-controller-2",
+            "orders-kafka-controller-1",
+            "orders-kafka-controller-0"
+        ],
+        "the quorum leader (1000, pod 0) last"
+    );
+    // The controllers settled: now the brokers' StatefulSet gets its new template.
+    set_revision_of(&api, CONTROLLERS, "r2", 3, 3);
+    take_writes(&api);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(take_statefulset_writes(&api), vec![format!("apply {SET}")]);
 }
