@@ -62,6 +62,20 @@ pub struct ExternalListener {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 30000, max = 32740))]
     pub node_port_base: Option<i32>,
+    /// TLS on the external listener (SASL_SSL); SASL over plaintext without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
+}
+
+/// A listener's TLS certificate, from a Secret of type `kubernetes.io/tls` in the cluster's
+/// namespace, as cert-manager's `Certificate` writes it: `tls.crt` (the chain, naming every
+/// advertised host) and `tls.key` (PKCS#8, which Kafka's PEM key store requires: cert-manager's
+/// `privateKey.encoding: PKCS8`). A renewed certificate rolls the brokers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerTls {
+    /// The Secret's name.
+    pub secret_name: String,
 }
 
 impl ExternalListener {

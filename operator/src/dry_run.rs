@@ -25,6 +25,8 @@ pub fn dry_run(yaml: &str) -> Result<String> {
         admin_password: GENERATED.into(),
         client_username: GENERATED.into(),
         client_password: GENERATED.into(),
+        // Read from the cluster when reconciling; its digest only moves the config hash.
+        external_tls_digest: None,
     })
 }
 

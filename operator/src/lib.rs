@@ -16,7 +16,7 @@ mod storage;
 
 pub use crd::{
     Authorization, CONTROLLERS, Controllers, ExternalListener, KafkaCluster, KafkaClusterSpec,
-    KafkaClusterStatus, Listeners, Storage, ZoneMode, crd_yaml,
+    KafkaClusterStatus, ListenerTls, Listeners, Storage, ZoneMode, crd_yaml,
 };
 pub use dry_run::dry_run;
 pub use render::{CONFIG_HASH_ANNOTATION, RenderInput, render, rendered_yaml};

@@ -257,12 +257,17 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         controllers.storage_size = live;
     }
     let cluster = &effective;
+    let certificate = external_certificate(&ctx.client, &namespace, cluster).await?;
     let input = RenderInput {
         cluster,
         kraft_cluster_id: secrets.kraft_cluster_id,
         admin_password: secrets.admin_password,
         client_username: secrets.client_username,
         client_password: secrets.client_password,
+        external_tls_digest: match &certificate {
+            Certificate::Present { digest } => Some(digest.clone()),
+            _ => None,
+        },
     };
     // Zone by zone: a changed StatefulSet is applied only while every other one is settled, and
     // one per reconcile, so a rolling change never takes brokers of two zones down at once.
@@ -344,6 +349,18 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
             )
             .await;
         }
+    }
+    if let Certificate::Unusable { reason, message } = &certificate {
+        note(
+            ctx,
+            cluster,
+            &mut status,
+            "ExternalTlsNotReady",
+            reason,
+            message,
+            EventType::Warning,
+        )
+        .await;
     }
     if let Scaling::Refused {
         reason, message, ..
@@ -522,6 +539,72 @@ async fn secrets(client: &Client, namespace: &str, name: &str) -> Result<Secrets
             .unwrap_or_else(|| URL_SAFE_NO_PAD.encode(format!("{name}${}", random(9)))),
         client_password: value("client-password").unwrap_or_else(|| random(32)),
     })
+}
+
+/// The external listener's certificate as the brokers will load it.
+enum Certificate {
+    /// No TLS on the external listener.
+    NotUsed,
+    /// The Secret is there: a digest of its certificate chain (never of the key).
+    Present { digest: String },
+    /// The brokers cannot start with it yet: a condition reason and what to do.
+    Unusable {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// Reads the external listener's TLS Secret, if the cluster has one.
+async fn external_certificate(
+    client: &Client,
+    namespace: &str,
+    cluster: &KafkaCluster,
+) -> Result<Certificate> {
+    let Some(tls) = cluster
+        .spec
+        .listeners
+        .external
+        .as_ref()
+        .and_then(|e| e.tls.as_ref())
+    else {
+        return Ok(Certificate::NotUsed);
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let Some(secret) = api.get_opt(&tls.secret_name).await.map_err(kube_error)? else {
+        return Ok(Certificate::Unusable {
+            reason: "SecretNotFound",
+            message: format!(
+                "the external listener's TLS Secret {} does not exist in {namespace}; the brokers start once it does (a cert-manager Certificate writes it)",
+                tls.secret_name
+            ),
+        });
+    };
+    let data = secret.data.unwrap_or_default();
+    let missing: Vec<&str> = ["tls.crt", "tls.key"]
+        .into_iter()
+        .filter(|key| data.get(*key).is_none_or(|v| v.0.is_empty()))
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Certificate::Unusable {
+            reason: "SecretIncomplete",
+            message: format!(
+                "the external listener's TLS Secret {} has no {}; it needs tls.crt and tls.key (PKCS#8)",
+                tls.secret_name,
+                missing.join(" and ")
+            ),
+        });
+    }
+    use sha2::{Digest, Sha256};
+    let chain = data
+        .get("tls.crt")
+        .map(|v| v.0.as_slice())
+        .unwrap_or_default();
+    let digest = Sha256::digest(chain)
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(Certificate::Present { digest })
 }
 
 /// True when every field of `desired` is in `live` with the same value (the server adds more).

@@ -17,9 +17,9 @@ use k8s_openapi::{
             NodeSelectorTerm, ObjectFieldSelector, PersistentVolumeClaim,
             PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
             PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret,
-            SecretKeySelector, SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction,
-            TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
-            WeightedPodAffinityTerm,
+            SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort,
+            ServiceSpec, TCPSocketAction, TopologySpreadConstraint, Volume, VolumeMount,
+            VolumeResourceRequirements, WeightedPodAffinityTerm,
         },
         networking::v1::{
             NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -43,6 +43,10 @@ pub const CLIENT_PORT: i32 = 9092;
 pub const CONTROLLER_PORT: i32 = 9093;
 /// Optional external listener.
 pub const EXTERNAL_PORT: i32 = 9094;
+/// Where the external listener's TLS Secret is mounted.
+const EXTERNAL_TLS_DIR: &str = "/etc/kafka/tls/external";
+/// The PEM key store (key and chain) the start script makes of it; Kafka reads it at start.
+const EXTERNAL_KEYSTORE: &str = "/tmp/external-keystore.pem";
 /// Where each broker's volume is mounted.
 const DATA_DIR: &str = "/var/lib/kafka/data";
 /// Kafka's log directory: a subdirectory of the mount, because the root of an ext4 volume holds
@@ -79,6 +83,9 @@ pub struct RenderInput<'a> {
     pub client_username: String,
     /// Its password.
     pub client_password: String,
+    /// A digest of the external listener's TLS Secret as last read, so that a renewed
+    /// certificate rolls the brokers; `None` when there is none (or it was not read).
+    pub external_tls_digest: Option<String>,
 }
 
 struct Names {
@@ -347,7 +354,9 @@ fn server_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -> St
         .map(|g| g.replicas)
         .sum();
     let (rf, min_isr) = replication(input, brokers);
-    let external = input.cluster.spec.listeners.external.is_some();
+    let external = input.cluster.spec.listeners.external.as_ref();
+    let external_tls = external.is_some_and(|e| e.tls.is_some());
+    let external = external.is_some();
     // A broker-only node does not listen on the controller listener, but still names it
     // (controller.listener.names) to reach the controllers.
     let mut listeners = vec![format!("INTERNAL://:{CLIENT_PORT}")];
@@ -362,7 +371,7 @@ fn server_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -> St
          process.roles={roles}\n\
          controller.quorum.voters={voters}\n\
          listeners={listeners}\n\
-         listener.security.protocol.map=INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT\n\
+         listener.security.protocol.map=INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:{external_protocol}\n\
          inter.broker.listener.name=INTERNAL\n\
          controller.listener.names=CONTROLLER\n\
          sasl.enabled.mechanisms=SCRAM-SHA-512\n\
@@ -376,7 +385,22 @@ fn server_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -> St
          transaction.state.log.replication.factor={rf}\n\
          transaction.state.log.min.isr={min_isr}\n\
          {external_login}\
+         {external_tls}\
          {authorization}",
+        external_protocol = if external_tls {
+            "SASL_SSL"
+        } else {
+            "SASL_PLAINTEXT"
+        },
+        // Kafka's PEM key store: one file with the PKCS#8 key and the chain, no store password.
+        external_tls = if external_tls {
+            format!(
+                "listener.name.external.ssl.keystore.type=PEM\n\
+                 listener.name.external.ssl.keystore.location={EXTERNAL_KEYSTORE}\n"
+            )
+        } else {
+            String::new()
+        },
         roles = if n.dedicated {
             "broker"
         } else {
@@ -413,12 +437,18 @@ fn controller_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -
     )
 }
 
-/// A digest of the files of `config` that a pod of `role` reads at start, put on its pod
-/// template so that a changed configuration rolls it (the ConfigMap alone changes no pod), and
-/// only it: a change of the brokers' settings does not restart the controllers.
-fn config_hash(config: &BTreeMap<String, String>, role: Role) -> String {
+/// A digest of the files of `config` that a pod of `role` reads at start (and, for a broker,
+/// of its external listener's certificate, `tls`), put on its pod template so that a changed
+/// configuration rolls it (the ConfigMap alone changes no pod), and only it: a change of the
+/// brokers' settings does not restart the controllers.
+fn config_hash(config: &BTreeMap<String, String>, role: Role, tls: Option<&str>) -> String {
     use sha2::{Digest, Sha256};
     let mut digest = Sha256::new();
+    // The certificate a broker loads at start: a renewed one must restart it too.
+    if let Some(tls) = tls.filter(|_| role.serves_clients()) {
+        digest.update(b"external-tls\0");
+        digest.update(tls.as_bytes());
+    }
     for (name, text) in config
         .iter()
         .filter(|(name, _)| *name == "start.sh" || *name == role.config_file())
@@ -476,6 +506,14 @@ cp "/config/${CONFIG_FILE:-server.properties}" /tmp/server.properties
       if [ -n "${EXTERNAL_HOST:-}" ]; then HOST="${EXTERNAL_HOST//\{nodeId\}/${NODE_ID}}"; else HOST="${HOST_IP}"; fi
       if [ -n "${EXTERNAL_NODE_PORT_BASE:-}" ]; then PORT=$((EXTERNAL_NODE_PORT_BASE + NODE_ID)); else PORT="${EXTERNAL_PORT}"; fi
       ADVERTISED="${ADVERTISED},EXTERNAL://${HOST}:${PORT}"
+    fi
+    # TLS on the external listener: Kafka's PEM key store wants the key in PKCS#8.
+    if [ -n "${EXTERNAL_TLS_DIR:-}" ]; then
+      if grep -q -e "BEGIN RSA PRIVATE KEY" -e "BEGIN EC PRIVATE KEY" "${EXTERNAL_TLS_DIR}/tls.key"; then
+        echo "the external listener's key (${EXTERNAL_TLS_DIR}/tls.key) is PKCS#1/SEC1; Kafka needs PKCS#8 (cert-manager: privateKey.encoding: PKCS8)" >&2
+        exit 1
+      fi
+      (umask 077 && cat "${EXTERNAL_TLS_DIR}/tls.key" "${EXTERNAL_TLS_DIR}/tls.crt" > "${EXTERNAL_KEYSTORE}")
     fi
     echo "advertised.listeners=${ADVERTISED}"
     echo "listener.name.internal.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"${ADMIN_USERNAME}\" password=\"${ADMIN_PASSWORD}\";"
@@ -567,7 +605,8 @@ pub(crate) fn quantity_bytes(text: &str) -> Option<u128> {
 }
 
 /// What the start script needs to advertise the external listener: its port, the host
-/// template, and the node port base (`NodePort`); the node's address when there is no host.
+/// template, and the node port base (`NodePort`); the node's address when there is no host;
+/// where its TLS Secret is mounted and the key store to make of it.
 fn external_env(external: Option<&ExternalListener>) -> Vec<EnvVar> {
     let Some(external) = external else {
         return Vec::new();
@@ -585,6 +624,10 @@ fn external_env(external: Option<&ExternalListener>) -> Vec<EnvVar> {
             "EXTERNAL_NODE_PORT_BASE",
             &external.node_port_base().to_string(),
         ));
+    }
+    if external.tls.is_some() {
+        vars.push(env("EXTERNAL_TLS_DIR", EXTERNAL_TLS_DIR));
+        vars.push(env("EXTERNAL_KEYSTORE", EXTERNAL_KEYSTORE));
     }
     vars
 }
@@ -717,6 +760,7 @@ fn statefulset(
         .external
         .as_ref()
         .filter(|_| group.role.serves_clients());
+    let external_tls = external.and_then(|e| e.tls.as_ref());
     let mut ports = Vec::new();
     if group.role.serves_clients() {
         ports.push(container_port("client", CLIENT_PORT));
@@ -810,21 +854,51 @@ fn statefulset(
             run_as_non_root: Some(true),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "data".into(),
-                mount_path: DATA_DIR.into(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "config".into(),
-                mount_path: "/config".into(),
+        volume_mounts: Some(
+            [
+                VolumeMount {
+                    name: "data".into(),
+                    mount_path: DATA_DIR.into(),
+                    ..Default::default()
+                },
+                VolumeMount {
+                    name: "config".into(),
+                    mount_path: "/config".into(),
+                    read_only: Some(true),
+                    ..Default::default()
+                },
+            ]
+            .into_iter()
+            .chain(external_tls.map(|_| VolumeMount {
+                name: "external-tls".into(),
+                mount_path: EXTERNAL_TLS_DIR.into(),
                 read_only: Some(true),
                 ..Default::default()
-            },
-        ]),
+            }))
+            .collect(),
+        ),
         ..Default::default()
     };
+    let mut volumes = vec![Volume {
+        name: "config".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: format!("{}-kafka-config", n.name),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    if let Some(tls) = external_tls {
+        volumes.push(Volume {
+            name: "external-tls".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(tls.secret_name.clone()),
+                // Readable by the broker (its fsGroup) only.
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     let mut claim_labels = n.labels.clone();
     if let Some(role) = group.role.label() {
         claim_labels.insert(ROLE_LABEL.into(), role.into());
@@ -877,14 +951,7 @@ fn statefulset(
                         ..Default::default()
                     }),
                     termination_grace_period_seconds: Some(120),
-                    volumes: Some(vec![Volume {
-                        name: "config".into(),
-                        config_map: Some(ConfigMapVolumeSource {
-                            name: format!("{}-kafka-config", n.name),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }]),
+                    volumes: Some(volumes),
                     ..Default::default()
                 }),
             },
@@ -1107,7 +1174,11 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<Value>> {
         }
     }
     for group in &groups {
-        let hash = config_hash(&config_data, group.role);
+        let hash = config_hash(
+            &config_data,
+            group.role,
+            input.external_tls_digest.as_deref(),
+        );
         objects.push(to_value(&statefulset(input, &n, group, &hash))?);
     }
     let pdb = PodDisruptionBudget {

@@ -50,6 +50,12 @@ fn shapes() -> Vec<(&'static str, KafkaCluster)> {
             cluster(json!({ "brokersPerZone": 4, "controllers": {} })),
         ),
         (
+            "external listener with TLS",
+            cluster(
+                json!({ "brokersPerZone": 3, "listeners": { "external": { "type": "LoadBalancer", "advertisedHost": "b{nodeId}.kafka.example.com", "tls": { "secretName": "orders-kafka-tls" } } } }),
+            ),
+        ),
+        (
             "dedicated controllers, multi-zone, external node ports, authorization",
             cluster(
                 json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "brokersPerZone": 2, "controllers": { "storageSize": "2Gi" },
@@ -615,6 +621,35 @@ fn the_heap_follows_the_memory_a_broker_is_given() {
 /// run by bash with Kafka's tools stubbed out and the pod's environment as rendered (the
 /// downward API values given: the pod's name and its node's address).
 fn started(objects: &[Value], statefulset: &Value, pod: &str) -> BTreeMap<String, String> {
+    let start = run_start(objects, statefulset, pod, TLS_KEY);
+    assert!(
+        start.output.status.success(),
+        "start.sh failed for {pod}: {}",
+        String::from_utf8_lossy(&start.output.stderr)
+    );
+    start.config
+}
+
+/// A PKCS#8 private key and a certificate as cert-manager writes them (only their PEM framing
+/// matters to the start script; Kafka parses them).
+const TLS_KEY: &str =
+    "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
+const TLS_CRT: &str =
+    "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIE\n-----END CERTIFICATE-----\n";
+
+/// What one run of the start script left.
+struct Start {
+    output: std::process::Output,
+    /// `server.properties` as it ends.
+    config: BTreeMap<String, String>,
+    /// The external listener's key store, if it made one, and its file mode.
+    keystore: Option<(String, u32)>,
+}
+
+/// Runs the start script of `pod` with the external TLS Secret (if mounted) holding `tls_key`
+/// and [`TLS_CRT`].
+fn run_start(objects: &[Value], statefulset: &Value, pod: &str, tls_key: &str) -> Start {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     // The ConfigMap's files, as its volume mounts them at /config.
     for (file, text) in of_kind(objects, "ConfigMap")[0]["data"]
@@ -623,6 +658,12 @@ fn started(objects: &[Value], statefulset: &Value, pod: &str) -> BTreeMap<String
     {
         std::fs::write(dir.path().join(file), text.as_str().unwrap()).unwrap();
     }
+    // The TLS Secret, as its volume mounts it.
+    let tls = dir.path().join("tls");
+    std::fs::create_dir(&tls).unwrap();
+    std::fs::write(tls.join("tls.key"), tls_key).unwrap();
+    std::fs::write(tls.join("tls.crt"), TLS_CRT).unwrap();
+    let keystore = dir.path().join("keystore.pem");
     let out = dir.path().join("out.properties");
     let script = start_script(objects)
         .replace("\"/config/", &format!("\"{}/", dir.path().display()))
@@ -631,27 +672,111 @@ fn started(objects: &[Value], statefulset: &Value, pod: &str) -> BTreeMap<String
         .replace("exec /opt/kafka/bin/kafka-server-start.sh", "true");
     let mut command = std::process::Command::new("bash");
     command.arg("-c").arg(script).env_clear();
+    let mut mounted_tls = None;
     for var in statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()
         .unwrap()
     {
+        let name = var["name"].as_str().unwrap();
         let value = match var["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
             Some("metadata.name") => pod.to_owned(),
             Some("status.hostIP") => "10.0.0.7".to_owned(),
             Some(other) => panic!("unexpected field {other}"),
             None => var["value"].as_str().unwrap_or("secret").to_owned(),
         };
-        command.env(var["name"].as_str().unwrap(), value);
+        let value = match name {
+            // Where the pod mounts the Secret: here, the directory written above.
+            "EXTERNAL_TLS_DIR" => {
+                mounted_tls = Some(value);
+                tls.display().to_string()
+            }
+            "EXTERNAL_KEYSTORE" => keystore.display().to_string(),
+            _ => value,
+        };
+        command.env(name, value);
     }
-    let status = command.status().unwrap();
-    assert!(status.success(), "start.sh failed for {pod}");
-    std::fs::read_to_string(&out)
-        .unwrap()
+    if let Some(path) = mounted_tls {
+        let mounts = &statefulset["spec"]["template"]["spec"]["containers"][0]["volumeMounts"];
+        assert!(
+            mounts
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["mountPath"] == json!(path) && m["readOnly"] == true),
+            "the TLS Secret is mounted where the script reads it"
+        );
+    }
+    let output = command.output().unwrap();
+    let config = std::fs::read_to_string(&out)
+        .unwrap_or_default()
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+        .collect::<BTreeMap<_, _>>();
+    // The file the configuration names is where this run wrote the key store.
+    let keystore = std::fs::read_to_string(&keystore).ok().map(|text| {
+        let mode = std::fs::metadata(&keystore).unwrap().permissions().mode() & 0o777;
+        (text, mode)
+    });
+    Start {
+        output,
+        config,
+        keystore,
+    }
+}
+
+#[test]
+fn every_tls_listener_has_a_pem_key_store_the_start_script_makes() {
+    // Kafka's SSL channels need a key store on the listener (DefaultSslEngineFactory); a PEM
+    // key store file holds the PKCS#8 key and the chain, needs no store password, and refuses
+    // a PKCS#1 key ("Private key could not be loaded"), so the script refuses one first.
+    for (shape, cluster) in shapes() {
+        let objects = rendered(&cluster);
+        for node in nodes(&objects) {
+            let protocols: BTreeMap<&str, &str> = node.config["listener.security.protocol.map"]
+                .split(',')
+                .map(|pair| pair.split_once(':').unwrap())
+                .collect();
+            for name in node.listener_names("listeners") {
+                if !protocols[name.as_str()].ends_with("SSL") {
+                    continue;
+                }
+                let prefix = format!("listener.name.{}.ssl.", name.to_lowercase());
+                assert_eq!(
+                    node.config
+                        .get(&format!("{prefix}keystore.type"))
+                        .map(String::as_str),
+                    Some("PEM"),
+                    "{shape}: {}",
+                    node.pod
+                );
+                assert!(
+                    node.config
+                        .contains_key(&format!("{prefix}keystore.location"))
+                );
+                let start = run_start(&objects, node.statefulset, &node.pod, TLS_KEY);
+                let (keystore, mode) = start.keystore.expect("the key store is made at start");
+                assert_eq!(keystore, format!("{TLS_KEY}{TLS_CRT}"), "{shape}");
+                assert_eq!(
+                    mode, 0o600,
+                    "{shape}: the key is readable by the broker only"
+                );
+            }
+        }
+    }
+    let tls = rendered(&cluster(
+        json!({ "listeners": { "external": { "type": "NodePort", "tls": { "secretName": "orders-tls" } } } }),
+    ));
+    let broker = of_kind(&tls, "StatefulSet")[0];
+    let pkcs1 = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n";
+    let start = run_start(&tls, broker, "orders-kafka-0", pkcs1);
+    assert!(!start.output.status.success());
+    assert!(
+        String::from_utf8_lossy(&start.output.stderr).contains("privateKey.encoding: PKCS8"),
+        "{}",
+        String::from_utf8_lossy(&start.output.stderr)
+    );
 }
 
 #[test]

@@ -776,3 +776,73 @@ async fn switching_the_external_listener_off_deletes_its_services() {
             .contains_key(&format!("{services}/orders-kafka-debug"))
     );
 }
+
+#[tokio::test]
+async fn the_external_listener_waits_for_its_certificate_and_rolls_when_it_is_renewed() {
+    let (api, ctx) = setup(resource(
+        json!({ "listeners": { "external": { "type": "NodePort", "tls": { "secretName": "orders-tls" } } } }),
+        json!({ "finalizers": ["capstan.dev/cleanup"] }),
+    ));
+    let sts = "/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka";
+    let tls = "/api/v1/namespaces/tenants/secrets/orders-tls";
+    let hash = |api: &Shared| {
+        api.lock().unwrap().objects[sts]["spec"]["template"]["metadata"]["annotations"]
+            [capstan_operator::CONFIG_HASH_ANNOTATION]
+            .clone()
+    };
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let waiting = condition_of(&api, "ExternalTlsNotReady");
+    assert_eq!(waiting["reason"], "SecretNotFound");
+    assert!(
+        waiting["message"].as_str().unwrap().contains("orders-tls"),
+        "{waiting}"
+    );
+    let volumes = api.lock().unwrap().objects[sts]["spec"]["template"]["spec"]["volumes"].clone();
+    assert_eq!(
+        volumes[1]["secret"]["secretName"], "orders-tls",
+        "the brokers mount it, and start once it exists"
+    );
+    let without = hash(&api);
+
+    // cert-manager writes the Secret, first without its key.
+    let secret = |crt: &str, key: Option<&str>| {
+        let mut data = json!({ "tls.crt": fake_api::base64_of(crt) });
+        if let Some(key) = key {
+            data["tls.key"] = json!(fake_api::base64_of(key));
+        }
+        json!({ "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": { "name": "orders-tls", "namespace": "tenants" }, "data": data })
+    };
+    api.lock()
+        .unwrap()
+        .objects
+        .insert(tls.into(), secret("chain-1", None));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        condition_of(&api, "ExternalTlsNotReady")["reason"],
+        "SecretIncomplete"
+    );
+    api.lock()
+        .unwrap()
+        .objects
+        .insert(tls.into(), secret("chain-1", Some("key-1")));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(condition_of(&api, "ExternalTlsNotReady"), Value::Null);
+    let first = hash(&api);
+    assert_ne!(first, without);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(hash(&api), first, "the same certificate, no restart");
+
+    // Renewed: the brokers load certificates at start, so they roll.
+    api.lock()
+        .unwrap()
+        .objects
+        .insert(tls.into(), secret("chain-2", Some("key-2")));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_ne!(hash(&api), first);
+    let annotations = serde_json::to_string(&api.lock().unwrap().objects[sts]).unwrap();
+    assert!(
+        !annotations.contains(&fake_api::base64_of("key-2")) && !annotations.contains("key-2"),
+        "no key material on the StatefulSet"
+    );
+}
