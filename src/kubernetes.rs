@@ -218,6 +218,7 @@ impl KubernetesProvisioner {
             bootstrap,
             username: credentials.admin_username,
             password: credentials.admin_password,
+            tls: None,
         })
     }
 }

@@ -76,6 +76,7 @@ impl ControlPlaneFleet {
                 bootstrap: setting("bootstrap.servers"),
                 username: setting("sasl.username"),
                 password: setting("sasl.password"),
+                tls: None,
             },
             multizone: row.multizone != 0,
             consumption_from_offsets: !row.through_gateway(self.state.provisioner.as_ref()),

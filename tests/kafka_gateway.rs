@@ -749,7 +749,7 @@ async fn hostile_frames_close_only_their_own_connection() {
                 body[at..].iter_mut().for_each(|b| *b = rng.r#gen());
             }
         }
-        let (mut stream, _) = connect(&cluster).await.into_stream();
+        let (mut stream, _) = connect(&cluster).await.into_stream().unwrap();
         let _ = closes_after(&mut stream, &framed(&body)).await;
     }
 
@@ -841,7 +841,7 @@ async fn a_client_carries_on_across_the_broker_restart_its_own_topic_delete_caus
     let run = start(false).await;
     let cluster = run.cluster("restarts", &[("t", 1), ("gone", 1)]).await;
     let pid = pool_broker_pid(&run.data_dir);
-    let (mut stream, _) = connect(&cluster).await.into_stream();
+    let (mut stream, _) = connect(&cluster).await.into_stream().unwrap();
     let metadata = || MetadataRequest::default().with_topics(None).into();
     let delete = DeleteTopicsRequest::default()
         .with_topic_names(vec![name("gone")])
@@ -958,7 +958,7 @@ fn request_frame(
 async fn a_burst_of_pipelined_requests_is_answered_in_order() {
     let run = start(false).await;
     let cluster = run.cluster("burst", &[("t", 1)]).await;
-    let (mut stream, _) = connect(&cluster).await.into_stream();
+    let (mut stream, _) = connect(&cluster).await.into_stream().unwrap();
     // Far more than the requests a connection keeps in flight, in one write.
     let mut burst = Vec::new();
     for correlation in 1..=300 {
@@ -987,7 +987,7 @@ async fn a_connection_closed_for_bad_input_is_closed_promptly_with_its_requests_
 {
     let run = start(false).await;
     let cluster = run.cluster("bad", &[("t", 1)]).await;
-    let (mut stream, _) = connect(&cluster).await.into_stream();
+    let (mut stream, _) = connect(&cluster).await.into_stream().unwrap();
     // A real request and, in the same write, an API key Kafka does not have.
     let mut write = request_frame(
         ApiKey::Metadata,

@@ -35,12 +35,7 @@ impl Brokers {
     /// The connection to `address`, opened on first use.
     pub(crate) async fn at(&mut self, address: &str) -> Result<&mut Connection> {
         if !self.open.contains_key(address) {
-            let connection = Connection::open(
-                address,
-                &self.credentials.username,
-                &self.credentials.password,
-            )
-            .await?;
+            let connection = self.credentials.connect_to(address).await?;
             self.open.insert(address.to_owned(), connection);
         }
         self.open

@@ -26,7 +26,11 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::{Error, Result, scram::Scram};
+use crate::{
+    Error, Result,
+    scram::Scram,
+    tls::{Stream, Tls},
+};
 
 /// How to reach and authenticate to a cluster's brokers.
 #[derive(Clone)]
@@ -37,6 +41,8 @@ pub struct Credentials {
     pub username: String,
     /// Its password.
     pub password: String,
+    /// TLS, when the brokers' listener is SASL_SSL; plain TCP when `None`.
+    pub tls: Option<Tls>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -44,6 +50,7 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("bootstrap", &self.bootstrap)
             .field("username", &self.username)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -51,7 +58,12 @@ impl std::fmt::Debug for Credentials {
 impl Credentials {
     /// An authenticated connection to the bootstrap broker.
     pub async fn connect(&self) -> Result<Connection> {
-        Connection::open(&self.bootstrap, &self.username, &self.password).await
+        self.connect_to(&self.bootstrap).await
+    }
+
+    /// An authenticated connection to the broker at `address`, as these credentials say.
+    pub async fn connect_to(&self, address: &str) -> Result<Connection> {
+        Connection::open_with(address, &self.username, &self.password, self.tls.as_ref()).await
     }
 }
 
@@ -63,18 +75,37 @@ const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 /// An authenticated connection to one broker.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     correlation: i32,
 }
 
 impl Connection {
-    /// Connects to `address` and authenticates with SCRAM-SHA-512.
+    /// Connects to `address` over plain TCP and authenticates with SCRAM-SHA-512.
     pub async fn open(address: &str, username: &str, password: &str) -> Result<Self> {
-        let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(address))
+        Self::open_with(address, username, password, None).await
+    }
+
+    /// Connects to `address`, over TLS when `tls` is given, and authenticates with
+    /// SCRAM-SHA-512.
+    pub async fn open_with(
+        address: &str,
+        username: &str,
+        password: &str,
+        tls: Option<&Tls>,
+    ) -> Result<Self> {
+        let connecting = async {
+            let tcp = TcpStream::connect(address)
+                .await
+                .map_err(|e| Error::Unreachable(format!("{address}: {e}")))?;
+            tcp.set_nodelay(true).ok();
+            match tls {
+                Some(tls) => tls.connect(address, tcp).await,
+                None => Ok(Stream::Plain(tcp)),
+            }
+        };
+        let stream = tokio::time::timeout(TIMEOUT, connecting)
             .await
-            .map_err(|_| Error::Unreachable(format!("{address}: connect timed out")))?
-            .map_err(|e| Error::Unreachable(format!("{address}: {e}")))?;
-        stream.set_nodelay(true).ok();
+            .map_err(|_| Error::Unreachable(format!("{address}: connect timed out")))??;
         let mut connection = Connection {
             stream,
             correlation: 0,
@@ -84,9 +115,14 @@ impl Connection {
     }
 
     /// The authenticated socket, for a caller that frames requests itself, and the last
-    /// correlation id used on it.
-    pub fn into_stream(self) -> (TcpStream, i32) {
-        (self.stream, self.correlation)
+    /// correlation id used on it; only a plain TCP connection can be handed over.
+    pub fn into_stream(self) -> Result<(TcpStream, i32)> {
+        match self.stream {
+            Stream::Plain(tcp) => Ok((tcp, self.correlation)),
+            Stream::Tls(_) => Err(Error::Protocol(
+                "a TLS connection cannot be handed over as a TCP stream".into(),
+            )),
+        }
     }
 
     async fn authenticate(&mut self, username: &str, password: &str) -> Result<()> {

@@ -29,6 +29,7 @@ mod offsets;
 mod pool_names;
 pub mod scram;
 mod scram_users;
+mod tls;
 
 pub use acls::{AclRule, acl_rules, grant_acls, revoke_acls};
 pub use availability::{Availability, QUORUM_FETCH_TIMEOUT_MS, RestartCheck, restart_check};
@@ -42,3 +43,4 @@ pub use offsets::{CommittedOffset, PartitionOffsets, Snapshot, read as read_offs
 pub use pool_names::{PoolNames, delete_prefixed, pool_names};
 pub use scram::salted_password;
 pub use scram_users::{delete_scram_user, upsert_scram_user};
+pub use tls::Tls;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::messages::{DescribeLogDirsRequest, MetadataRequest};
 
-use crate::connection::{Connection, Credentials};
+use crate::connection::Credentials;
 use crate::{Error, Result};
 
 const METADATA_VERSION: i16 = 12;
@@ -24,8 +24,7 @@ pub async fn stored_bytes(credentials: &Credentials) -> Result<BTreeMap<String, 
     let mut sizes: BTreeMap<String, i64> = BTreeMap::new();
     for broker in &metadata.brokers {
         let address = format!("{}:{}", broker.host, broker.port);
-        let mut connection =
-            Connection::open(&address, &credentials.username, &credentials.password).await?;
+        let mut connection = credentials.connect_to(&address).await?;
         let response = connection
             .call(
                 DescribeLogDirsRequest::default().with_topics(None),

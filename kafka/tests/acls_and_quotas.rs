@@ -86,6 +86,7 @@ async fn broker(log: Log, error_code: i16) -> Credentials {
         bootstrap,
         username: USER.into(),
         password: PASSWORD.into(),
+        tls: None,
     }
 }
 

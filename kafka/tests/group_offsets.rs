@@ -76,6 +76,7 @@ async fn broker(broken: usize) -> Credentials {
         bootstrap: address.to_string(),
         username: USER.into(),
         password: PASSWORD.into(),
+        tls: None,
     }
 }
 

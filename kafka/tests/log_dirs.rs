@@ -114,6 +114,7 @@ async fn log_dir_sizes_are_summed_over_every_replica_of_every_broker() {
         bootstrap: two_brokers().await,
         username: USER.into(),
         password: PASSWORD.into(),
+        tls: None,
     };
     let sizes = stored_bytes(&credentials).await.unwrap();
     assert_eq!(
@@ -130,6 +131,7 @@ async fn a_wrong_password_is_refused_by_scram() {
         bootstrap: two_brokers().await,
         username: USER.into(),
         password: "wrong".into(),
+        tls: None,
     };
     assert!(matches!(
         stored_bytes(&credentials).await,

@@ -98,6 +98,7 @@ async fn unreadable_partitions_are_left_out_and_the_rest_is_read() {
         bootstrap: format!("127.0.0.1:{port}"),
         username: USER.into(),
         password: PASSWORD.into(),
+        tls: None,
     };
     let snapshot = read_offsets(&credentials, "").await.unwrap();
     let read: Vec<(i32, i64, i64)> = snapshot

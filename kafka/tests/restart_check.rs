@@ -107,6 +107,7 @@ async fn credentials() -> Credentials {
         bootstrap: start(cluster()).await,
         username: USER.into(),
         password: PASSWORD.into(),
+        tls: None,
     }
 }
 

@@ -53,6 +53,7 @@ async fn broker(seen: Seen, error_code: i16) -> Credentials {
         bootstrap,
         username: USER.into(),
         password: PASSWORD.into(),
+        tls: None,
     }
 }
 

@@ -199,6 +199,7 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
             .unwrap_or_else(|| crate::render::bootstrap_address(&namespace, &name)),
         username: crate::render::ADMIN_USERNAME.into(),
         password: secrets.admin_password.clone(),
+        tls: None,
     };
     let scaling = scaling::decide(cluster, live_brokers_per_zone(&broker_sets), &admin).await?;
     let mut effective = cluster.clone();

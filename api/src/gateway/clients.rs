@@ -91,6 +91,7 @@ impl ClusterClients {
                         bootstrap: backend.bootstrap,
                         username: backend.username,
                         password: backend.password,
+                        tls: None,
                     },
                 ))
             })

@@ -59,7 +59,7 @@ impl Upstream {
     pub async fn open(address: &str, username: &str, password: &str) -> Result<Self> {
         let (stream, correlation) = Connection::open(address, username, password)
             .await?
-            .into_stream();
+            .into_stream()?;
         let (read, write) = stream.into_split();
         let (expected, queue) = mpsc::unbounded_channel();
         let in_flight = Arc::new(AtomicUsize::new(0));

@@ -19,8 +19,8 @@ use kafka_protocol::{
 };
 use sha2::{Digest, Sha512};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpListener,
 };
 
 /// The admin user the mock accepts.
@@ -107,7 +107,8 @@ fn sasl(state: &mut Option<(String, String)>, text: &str) -> SaslAuthenticateRes
     }
 }
 
-async fn connection(mut stream: TcpStream, handler: Handler) {
+/// Serves one client connection (plain TCP, or TLS over it) until it closes.
+pub async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, handler: Handler) {
     let mut scram = None;
     loop {
         let Ok(size) = stream.read_i32().await else {
