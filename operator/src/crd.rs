@@ -78,6 +78,18 @@ pub struct ListenerTls {
     pub secret_name: String,
 }
 
+impl Listeners {
+    /// The internal listener's TLS, if it has any.
+    pub fn internal_tls(&self) -> Option<&ListenerTls> {
+        self.internal.as_ref().and_then(|i| i.tls.as_ref())
+    }
+
+    /// The external listener's TLS, if it has any.
+    pub fn external_tls(&self) -> Option<&ListenerTls> {
+        self.external.as_ref().and_then(|e| e.tls.as_ref())
+    }
+}
+
 impl ExternalListener {
     /// The first broker's node port (`NodePort`).
     pub fn node_port_base(&self) -> i32 {
@@ -88,10 +100,24 @@ impl ExternalListener {
 /// Broker n's node port is this plus n unless `nodePortBase` says otherwise.
 pub const DEFAULT_NODE_PORT_BASE: i32 = 31090;
 
-/// Listeners besides the internal SASL/SCRAM one.
+/// The internal listener (9092: clients inside the Kubernetes cluster, inter-broker traffic,
+/// the control plane and the operator's own checks).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InternalListener {
+    /// TLS on it (SASL_SSL); SASL over plaintext without it. The Secret needs `ca.crt` too:
+    /// the brokers check each other's certificate against it, and so does the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
+}
+
+/// The listeners: the internal SASL/SCRAM one always, an external one if asked for.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Listeners {
+    /// The internal listener's settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal: Option<InternalListener>,
     /// An external listener, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalListener>,
@@ -214,7 +240,7 @@ pub struct KafkaClusterSpec {
     /// Resources of each broker container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-    /// Listeners besides the internal one.
+    /// The internal listener's TLS, and an external listener.
     #[serde(default)]
     pub listeners: Listeners,
     /// ACL authorization (`type: simple`); without it any authenticated user may do anything.

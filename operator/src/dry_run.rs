@@ -26,7 +26,7 @@ pub fn dry_run(yaml: &str) -> Result<String> {
         client_username: GENERATED.into(),
         client_password: GENERATED.into(),
         // Read from the cluster when reconciling; its digest only moves the config hash.
-        external_tls_digest: None,
+        certificates_digest: None,
     })
 }
 

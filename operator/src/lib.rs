@@ -15,8 +15,8 @@ mod scaling;
 mod storage;
 
 pub use crd::{
-    Authorization, CONTROLLERS, Controllers, ExternalListener, KafkaCluster, KafkaClusterSpec,
-    KafkaClusterStatus, ListenerTls, Listeners, Storage, ZoneMode, crd_yaml,
+    Authorization, CONTROLLERS, Controllers, ExternalListener, InternalListener, KafkaCluster,
+    KafkaClusterSpec, KafkaClusterStatus, ListenerTls, Listeners, Storage, ZoneMode, crd_yaml,
 };
 pub use dry_run::dry_run;
 pub use render::{CONFIG_HASH_ANNOTATION, RenderInput, render, rendered_yaml};

@@ -192,6 +192,7 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         .cloned()
         .collect();
     let secrets = secrets(&ctx.client, &namespace, &name).await?;
+    let certificates = certificates(&ctx.client, &namespace, cluster).await?;
     let admin = capstan_kafka::Credentials {
         bootstrap: ctx
             .kafka_bootstrap
@@ -199,7 +200,7 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
             .unwrap_or_else(|| crate::render::bootstrap_address(&namespace, &name)),
         username: crate::render::ADMIN_USERNAME.into(),
         password: secrets.admin_password.clone(),
-        tls: None,
+        tls: certificates.internal.clone(),
     };
     let scaling = scaling::decide(cluster, live_brokers_per_zone(&broker_sets), &admin).await?;
     let mut effective = cluster.clone();
@@ -258,17 +259,13 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         controllers.storage_size = live;
     }
     let cluster = &effective;
-    let certificate = external_certificate(&ctx.client, &namespace, cluster).await?;
     let input = RenderInput {
         cluster,
         kraft_cluster_id: secrets.kraft_cluster_id,
         admin_password: secrets.admin_password,
         client_username: secrets.client_username,
         client_password: secrets.client_password,
-        external_tls_digest: match &certificate {
-            Certificate::Present { digest } => Some(digest.clone()),
-            _ => None,
-        },
+        certificates_digest: certificates.digest.clone(),
     };
     // Zone by zone: a changed StatefulSet is applied only while every other one is settled, and
     // one per reconcile, so a rolling change never takes brokers of two zones down at once.
@@ -351,12 +348,12 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
             .await;
         }
     }
-    if let Certificate::Unusable { reason, message } = &certificate {
+    for (kind, reason, message) in &certificates.unusable {
         note(
             ctx,
             cluster,
             &mut status,
-            "ExternalTlsNotReady",
+            kind,
             reason,
             message,
             EventType::Warning,
@@ -542,70 +539,99 @@ async fn secrets(client: &Client, namespace: &str, name: &str) -> Result<Secrets
     })
 }
 
-/// The external listener's certificate as the brokers will load it.
-enum Certificate {
-    /// No TLS on the external listener.
-    NotUsed,
-    /// The Secret is there: a digest of its certificate chain (never of the key).
-    Present { digest: String },
-    /// The brokers cannot start with it yet: a condition reason and what to do.
-    Unusable {
-        reason: &'static str,
-        message: String,
-    },
+/// The listeners' certificates as the brokers will load them.
+#[derive(Default)]
+struct Certificates {
+    /// A digest of every certificate (never of a key), for the brokers' config hash.
+    digest: Option<String>,
+    /// What the operator trusts when the internal listener is TLS.
+    internal: Option<capstan_kafka::Tls>,
+    /// Listeners whose Secret the brokers cannot start with yet: condition type, reason,
+    /// message.
+    unusable: Vec<(&'static str, &'static str, String)>,
 }
 
-/// Reads the external listener's TLS Secret, if the cluster has one.
-async fn external_certificate(
+/// Reads the TLS Secrets of the cluster's listeners.
+async fn certificates(
     client: &Client,
     namespace: &str,
     cluster: &KafkaCluster,
-) -> Result<Certificate> {
-    let Some(tls) = cluster
-        .spec
-        .listeners
-        .external
-        .as_ref()
-        .and_then(|e| e.tls.as_ref())
-    else {
-        return Ok(Certificate::NotUsed);
-    };
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let Some(secret) = api.get_opt(&tls.secret_name).await.map_err(kube_error)? else {
-        return Ok(Certificate::Unusable {
-            reason: "SecretNotFound",
-            message: format!(
-                "the external listener's TLS Secret {} does not exist in {namespace}; the brokers start once it does (a cert-manager Certificate writes it)",
-                tls.secret_name
-            ),
-        });
-    };
-    let data = secret.data.unwrap_or_default();
-    let missing: Vec<&str> = ["tls.crt", "tls.key"]
-        .into_iter()
-        .filter(|key| data.get(*key).is_none_or(|v| v.0.is_empty()))
-        .collect();
-    if !missing.is_empty() {
-        return Ok(Certificate::Unusable {
-            reason: "SecretIncomplete",
-            message: format!(
-                "the external listener's TLS Secret {} has no {}; it needs tls.crt and tls.key (PKCS#8)",
-                tls.secret_name,
-                missing.join(" and ")
-            ),
-        });
-    }
+) -> Result<Certificates> {
     use sha2::{Digest, Sha256};
-    let chain = data
-        .get("tls.crt")
-        .map(|v| v.0.as_slice())
-        .unwrap_or_default();
-    let digest = Sha256::digest(chain)
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(Certificate::Present { digest })
+    let listeners = &cluster.spec.listeners;
+    let mut found = Certificates::default();
+    let mut digest = Sha256::new();
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    for (listener, condition, tls, needed) in [
+        (
+            "internal",
+            "InternalTlsNotReady",
+            listeners.internal_tls(),
+            &["tls.crt", "tls.key", "ca.crt"][..],
+        ),
+        (
+            "external",
+            "ExternalTlsNotReady",
+            listeners.external_tls(),
+            &["tls.crt", "tls.key"][..],
+        ),
+    ] {
+        let Some(tls) = tls else { continue };
+        let name = &tls.secret_name;
+        let Some(secret) = api.get_opt(name).await.map_err(kube_error)? else {
+            found.unusable.push((condition, "SecretNotFound", format!(
+                "the {listener} listener's TLS Secret {name} does not exist in {namespace}; the brokers start once it does (a cert-manager Certificate writes it)"
+            )));
+            continue;
+        };
+        let data = secret.data.unwrap_or_default();
+        let value = |key: &str| {
+            data.get(key)
+                .map(|v| v.0.as_slice())
+                .filter(|v| !v.is_empty())
+        };
+        let missing: Vec<&str> = needed
+            .iter()
+            .copied()
+            .filter(|k| value(k).is_none())
+            .collect();
+        if !missing.is_empty() {
+            found.unusable.push((condition, "SecretIncomplete", format!(
+                "the {listener} listener's TLS Secret {name} has no {}; it needs {} (the key in PKCS#8)",
+                missing.join(" and "),
+                needed.join(", ")
+            )));
+            continue;
+        }
+        if let Some(ca) = value("ca.crt").filter(|_| listener == "internal") {
+            match capstan_kafka::Tls::trusting(ca) {
+                Ok(trust) => found.internal = Some(trust),
+                Err(error) => {
+                    found.unusable.push((condition, "InvalidCa", format!(
+                        "the {listener} listener's TLS Secret {name} has a ca.crt that cannot be used: {error}"
+                    )));
+                    continue;
+                }
+            }
+        }
+        for key in ["tls.crt", "ca.crt"] {
+            digest.update(listener.as_bytes());
+            digest.update(key.as_bytes());
+            digest.update(value(key).unwrap_or_default());
+        }
+        found.digest = Some(String::new());
+    }
+    if found.digest.is_some() {
+        found.digest = Some(
+            digest
+                .finalize()
+                .iter()
+                .take(16)
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        );
+    }
+    Ok(found)
 }
 
 /// True when every field of `desired` is in `live` with the same value (the server adds more).

@@ -43,10 +43,72 @@ pub const CLIENT_PORT: i32 = 9092;
 pub const CONTROLLER_PORT: i32 = 9093;
 /// Optional external listener.
 pub const EXTERNAL_PORT: i32 = 9094;
-/// Where the external listener's TLS Secret is mounted.
-const EXTERNAL_TLS_DIR: &str = "/etc/kafka/tls/external";
-/// The PEM key store (key and chain) the start script makes of it; Kafka reads it at start.
-const EXTERNAL_KEYSTORE: &str = "/tmp/external-keystore.pem";
+/// A SASL_SSL listener's certificate as a broker loads it: the Secret mounted read-only at
+/// `/etc/kafka/tls/<listener>`, made by the start script into a PEM key store (the PKCS#8 key
+/// and the chain in one file, no store password) under `/tmp`, which Kafka reads at start.
+struct TlsMount {
+    /// `internal` or `external`.
+    listener: &'static str,
+    /// The Secret.
+    secret: String,
+}
+
+impl TlsMount {
+    fn dir(&self) -> String {
+        format!("/etc/kafka/tls/{}", self.listener)
+    }
+
+    fn keystore(&self) -> String {
+        format!("/tmp/{}-keystore.pem", self.listener)
+    }
+
+    fn volume(&self) -> String {
+        format!("{}-tls", self.listener)
+    }
+
+    /// The start script's variables: `INTERNAL_TLS_DIR`, `INTERNAL_KEYSTORE`, ...
+    fn env(&self) -> [EnvVar; 2] {
+        let upper = self.listener.to_uppercase();
+        [
+            env(&format!("{upper}_TLS_DIR"), &self.dir()),
+            env(&format!("{upper}_KEYSTORE"), &self.keystore()),
+        ]
+    }
+
+    /// The listener's SSL settings; the internal listener, which brokers also connect to
+    /// each other on, trusts the Secret's `ca.crt`.
+    fn properties(&self) -> String {
+        let prefix = format!("listener.name.{}.ssl", self.listener);
+        let mut lines = format!(
+            "{prefix}.keystore.type=PEM\n{prefix}.keystore.location={}\n",
+            self.keystore()
+        );
+        if self.listener == "internal" {
+            lines.push_str(&format!(
+                "{prefix}.truststore.type=PEM\n{prefix}.truststore.location={}/ca.crt\n",
+                self.dir()
+            ));
+        }
+        lines
+    }
+}
+
+/// The TLS listeners of `cluster`'s brokers.
+fn tls_mounts(cluster: &KafkaCluster) -> Vec<TlsMount> {
+    let listeners = &cluster.spec.listeners;
+    [
+        ("internal", listeners.internal_tls()),
+        ("external", listeners.external_tls()),
+    ]
+    .into_iter()
+    .filter_map(|(listener, tls)| {
+        tls.map(|tls| TlsMount {
+            listener,
+            secret: tls.secret_name.clone(),
+        })
+    })
+    .collect()
+}
 /// Where each broker's volume is mounted.
 const DATA_DIR: &str = "/var/lib/kafka/data";
 /// Kafka's log directory: a subdirectory of the mount, because the root of an ext4 volume holds
@@ -83,9 +145,9 @@ pub struct RenderInput<'a> {
     pub client_username: String,
     /// Its password.
     pub client_password: String,
-    /// A digest of the external listener's TLS Secret as last read, so that a renewed
-    /// certificate rolls the brokers; `None` when there is none (or it was not read).
-    pub external_tls_digest: Option<String>,
+    /// A digest of the listeners' certificates as last read (never of their keys), so that a
+    /// renewed certificate rolls the brokers; `None` when there are none (or not read).
+    pub certificates_digest: Option<String>,
 }
 
 struct Names {
@@ -354,9 +416,15 @@ fn server_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -> St
         .map(|g| g.replicas)
         .sum();
     let (rf, min_isr) = replication(input, brokers);
-    let external = input.cluster.spec.listeners.external.as_ref();
-    let external_tls = external.is_some_and(|e| e.tls.is_some());
-    let external = external.is_some();
+    let external = input.cluster.spec.listeners.external.is_some();
+    let tls = tls_mounts(input.cluster);
+    let protocol = |listener: &str| {
+        if tls.iter().any(|t| t.listener == listener) {
+            "SASL_SSL"
+        } else {
+            "SASL_PLAINTEXT"
+        }
+    };
     // A broker-only node does not listen on the controller listener, but still names it
     // (controller.listener.names) to reach the controllers.
     let mut listeners = vec![format!("INTERNAL://:{CLIENT_PORT}")];
@@ -371,7 +439,7 @@ fn server_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -> St
          process.roles={roles}\n\
          controller.quorum.voters={voters}\n\
          listeners={listeners}\n\
-         listener.security.protocol.map=INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:{external_protocol}\n\
+         listener.security.protocol.map=INTERNAL:{internal_protocol},CONTROLLER:PLAINTEXT,EXTERNAL:{external_protocol}\n\
          inter.broker.listener.name=INTERNAL\n\
          controller.listener.names=CONTROLLER\n\
          sasl.enabled.mechanisms=SCRAM-SHA-512\n\
@@ -385,22 +453,11 @@ fn server_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -> St
          transaction.state.log.replication.factor={rf}\n\
          transaction.state.log.min.isr={min_isr}\n\
          {external_login}\
-         {external_tls}\
+         {tls}\
          {authorization}",
-        external_protocol = if external_tls {
-            "SASL_SSL"
-        } else {
-            "SASL_PLAINTEXT"
-        },
-        // Kafka's PEM key store: one file with the PKCS#8 key and the chain, no store password.
-        external_tls = if external_tls {
-            format!(
-                "listener.name.external.ssl.keystore.type=PEM\n\
-                 listener.name.external.ssl.keystore.location={EXTERNAL_KEYSTORE}\n"
-            )
-        } else {
-            String::new()
-        },
+        internal_protocol = protocol("internal"),
+        external_protocol = protocol("external"),
+        tls = tls.iter().map(TlsMount::properties).collect::<String>(),
         roles = if n.dedicated {
             "broker"
         } else {
@@ -444,9 +501,9 @@ fn controller_properties(input: &RenderInput<'_>, n: &Names, groups: &[Group]) -
 fn config_hash(config: &BTreeMap<String, String>, role: Role, tls: Option<&str>) -> String {
     use sha2::{Digest, Sha256};
     let mut digest = Sha256::new();
-    // The certificate a broker loads at start: a renewed one must restart it too.
+    // The certificates a broker loads at start: a renewed one must restart it too.
     if let Some(tls) = tls.filter(|_| role.serves_clients()) {
-        digest.update(b"external-tls\0");
+        digest.update(b"certificates\0");
         digest.update(tls.as_bytes());
     }
     for (name, text) in config
@@ -507,14 +564,18 @@ cp "/config/${CONFIG_FILE:-server.properties}" /tmp/server.properties
       if [ -n "${EXTERNAL_NODE_PORT_BASE:-}" ]; then PORT=$((EXTERNAL_NODE_PORT_BASE + NODE_ID)); else PORT="${EXTERNAL_PORT}"; fi
       ADVERTISED="${ADVERTISED},EXTERNAL://${HOST}:${PORT}"
     fi
-    # TLS on the external listener: Kafka's PEM key store wants the key in PKCS#8.
-    if [ -n "${EXTERNAL_TLS_DIR:-}" ]; then
-      if grep -q -e "BEGIN RSA PRIVATE KEY" -e "BEGIN EC PRIVATE KEY" "${EXTERNAL_TLS_DIR}/tls.key"; then
-        echo "the external listener's key (${EXTERNAL_TLS_DIR}/tls.key) is PKCS#1/SEC1; Kafka needs PKCS#8 (cert-manager: privateKey.encoding: PKCS8)" >&2
-        exit 1
+    # TLS listeners: Kafka's PEM key store wants the PKCS#8 key and the chain in one file.
+    for LISTENER in INTERNAL EXTERNAL; do
+      DIR_VAR="${LISTENER}_TLS_DIR"
+      STORE_VAR="${LISTENER}_KEYSTORE"
+      if [ -n "${!DIR_VAR:-}" ]; then
+        if grep -q -e "BEGIN RSA PRIVATE KEY" -e "BEGIN EC PRIVATE KEY" "${!DIR_VAR}/tls.key"; then
+          echo "the ${LISTENER,,} listener's key (${!DIR_VAR}/tls.key) is PKCS#1/SEC1; Kafka needs PKCS#8 (cert-manager: privateKey.encoding: PKCS8)" >&2
+          exit 1
+        fi
+        (umask 077 && cat "${!DIR_VAR}/tls.key" "${!DIR_VAR}/tls.crt" > "${!STORE_VAR}")
       fi
-      (umask 077 && cat "${EXTERNAL_TLS_DIR}/tls.key" "${EXTERNAL_TLS_DIR}/tls.crt" > "${EXTERNAL_KEYSTORE}")
-    fi
+    done
     echo "advertised.listeners=${ADVERTISED}"
     echo "listener.name.internal.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"${ADMIN_USERNAME}\" password=\"${ADMIN_PASSWORD}\";"
   fi
@@ -605,8 +666,7 @@ pub(crate) fn quantity_bytes(text: &str) -> Option<u128> {
 }
 
 /// What the start script needs to advertise the external listener: its port, the host
-/// template, and the node port base (`NodePort`); the node's address when there is no host;
-/// where its TLS Secret is mounted and the key store to make of it.
+/// template, and the node port base (`NodePort`); the node's address when there is no host.
 fn external_env(external: Option<&ExternalListener>) -> Vec<EnvVar> {
     let Some(external) = external else {
         return Vec::new();
@@ -624,10 +684,6 @@ fn external_env(external: Option<&ExternalListener>) -> Vec<EnvVar> {
             "EXTERNAL_NODE_PORT_BASE",
             &external.node_port_base().to_string(),
         ));
-    }
-    if external.tls.is_some() {
-        vars.push(env("EXTERNAL_TLS_DIR", EXTERNAL_TLS_DIR));
-        vars.push(env("EXTERNAL_KEYSTORE", EXTERNAL_KEYSTORE));
     }
     vars
 }
@@ -760,7 +816,11 @@ fn statefulset(
         .external
         .as_ref()
         .filter(|_| group.role.serves_clients());
-    let external_tls = external.and_then(|e| e.tls.as_ref());
+    let tls = if group.role.serves_clients() {
+        tls_mounts(input.cluster)
+    } else {
+        Vec::new()
+    };
     let mut ports = Vec::new();
     if group.role.serves_clients() {
         ports.push(container_port("client", CLIENT_PORT));
@@ -828,6 +888,7 @@ fn statefulset(
         env("KAFKA_HEAP_OPTS", &heap_options(&resources)),
     ]);
     env_vars.extend(external_env(external));
+    env_vars.extend(tls.iter().flat_map(TlsMount::env));
     // Ready when it takes clients (a controller: when it takes the quorum's traffic); alive
     // while the controller listener answers, or the client one on a broker-only node.
     let (ready_port, alive_port) = match group.role {
@@ -869,9 +930,9 @@ fn statefulset(
                 },
             ]
             .into_iter()
-            .chain(external_tls.map(|_| VolumeMount {
-                name: "external-tls".into(),
-                mount_path: EXTERNAL_TLS_DIR.into(),
+            .chain(tls.iter().map(|t| VolumeMount {
+                name: t.volume(),
+                mount_path: t.dir(),
                 read_only: Some(true),
                 ..Default::default()
             }))
@@ -887,11 +948,11 @@ fn statefulset(
         }),
         ..Default::default()
     }];
-    if let Some(tls) = external_tls {
+    for t in &tls {
         volumes.push(Volume {
-            name: "external-tls".into(),
+            name: t.volume(),
             secret: Some(SecretVolumeSource {
-                secret_name: Some(tls.secret_name.clone()),
+                secret_name: Some(t.secret.clone()),
                 // Readable by the broker (its fsGroup) only.
                 default_mode: Some(0o440),
                 ..Default::default()
@@ -1177,7 +1238,7 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<Value>> {
         let hash = config_hash(
             &config_data,
             group.role,
-            input.external_tls_digest.as_deref(),
+            input.certificates_digest.as_deref(),
         );
         objects.push(to_value(&statefulset(input, &n, group, &hash))?);
     }

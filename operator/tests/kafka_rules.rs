@@ -50,6 +50,13 @@ fn shapes() -> Vec<(&'static str, KafkaCluster)> {
             cluster(json!({ "brokersPerZone": 4, "controllers": {} })),
         ),
         (
+            "TLS on both listeners, dedicated controllers",
+            cluster(
+                json!({ "brokersPerZone": 3, "controllers": {}, "listeners": { "internal": { "tls": { "secretName": "orders-internal-tls" } },
+                    "external": { "type": "NodePort", "tls": { "secretName": "orders-external-tls" } } } }),
+            ),
+        ),
+        (
             "external listener with TLS",
             cluster(
                 json!({ "brokersPerZone": 3, "listeners": { "external": { "type": "LoadBalancer", "advertisedHost": "b{nodeId}.kafka.example.com", "tls": { "secretName": "orders-kafka-tls" } } } }),
@@ -642,12 +649,12 @@ struct Start {
     output: std::process::Output,
     /// `server.properties` as it ends.
     config: BTreeMap<String, String>,
-    /// The external listener's key store, if it made one, and its file mode.
-    keystore: Option<(String, u32)>,
+    /// The key stores it made, by the path the pod has them at: contents and file mode.
+    keystores: BTreeMap<String, (String, u32)>,
 }
 
-/// Runs the start script of `pod` with the external TLS Secret (if mounted) holding `tls_key`
-/// and [`TLS_CRT`].
+/// Runs the start script of `pod` with each TLS Secret it mounts holding `tls_key`,
+/// [`TLS_CRT`] and a `ca.crt`.
 fn run_start(objects: &[Value], statefulset: &Value, pod: &str, tls_key: &str) -> Start {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
@@ -658,12 +665,6 @@ fn run_start(objects: &[Value], statefulset: &Value, pod: &str, tls_key: &str) -
     {
         std::fs::write(dir.path().join(file), text.as_str().unwrap()).unwrap();
     }
-    // The TLS Secret, as its volume mounts it.
-    let tls = dir.path().join("tls");
-    std::fs::create_dir(&tls).unwrap();
-    std::fs::write(tls.join("tls.key"), tls_key).unwrap();
-    std::fs::write(tls.join("tls.crt"), TLS_CRT).unwrap();
-    let keystore = dir.path().join("keystore.pem");
     let out = dir.path().join("out.properties");
     let script = start_script(objects)
         .replace("\"/config/", &format!("\"{}/", dir.path().display()))
@@ -672,7 +673,8 @@ fn run_start(objects: &[Value], statefulset: &Value, pod: &str, tls_key: &str) -
         .replace("exec /opt/kafka/bin/kafka-server-start.sh", "true");
     let mut command = std::process::Command::new("bash");
     command.arg("-c").arg(script).env_clear();
-    let mut mounted_tls = None;
+    let mut keystores = BTreeMap::new();
+    let mounts = &statefulset["spec"]["template"]["spec"]["containers"][0]["volumeMounts"];
     for var in statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()
         .unwrap()
@@ -684,27 +686,30 @@ fn run_start(objects: &[Value], statefulset: &Value, pod: &str, tls_key: &str) -
             Some(other) => panic!("unexpected field {other}"),
             None => var["value"].as_str().unwrap_or("secret").to_owned(),
         };
-        let value = match name {
-            // Where the pod mounts the Secret: here, the directory written above.
-            "EXTERNAL_TLS_DIR" => {
-                mounted_tls = Some(value);
-                tls.display().to_string()
-            }
-            "EXTERNAL_KEYSTORE" => keystore.display().to_string(),
-            _ => value,
+        let value = if name.ends_with("_TLS_DIR") {
+            // Where the pod mounts a TLS Secret (it must): here, a directory holding one.
+            assert!(
+                mounts
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m["mountPath"] == json!(value) && m["readOnly"] == true),
+                "{name}: the TLS Secret is mounted where the script reads it"
+            );
+            let tls = dir.path().join(name);
+            std::fs::create_dir(&tls).unwrap();
+            std::fs::write(tls.join("tls.key"), tls_key).unwrap();
+            std::fs::write(tls.join("tls.crt"), TLS_CRT).unwrap();
+            std::fs::write(tls.join("ca.crt"), TLS_CRT).unwrap();
+            tls.display().to_string()
+        } else if name.ends_with("_KEYSTORE") {
+            let here = dir.path().join(format!("{name}.pem"));
+            keystores.insert(value, here.clone());
+            here.display().to_string()
+        } else {
+            value
         };
         command.env(name, value);
-    }
-    if let Some(path) = mounted_tls {
-        let mounts = &statefulset["spec"]["template"]["spec"]["containers"][0]["volumeMounts"];
-        assert!(
-            mounts
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|m| m["mountPath"] == json!(path) && m["readOnly"] == true),
-            "the TLS Secret is mounted where the script reads it"
-        );
     }
     let output = command.output().unwrap();
     let config = std::fs::read_to_string(&out)
@@ -714,15 +719,18 @@ fn run_start(objects: &[Value], statefulset: &Value, pod: &str, tls_key: &str) -
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect::<BTreeMap<_, _>>();
-    // The file the configuration names is where this run wrote the key store.
-    let keystore = std::fs::read_to_string(&keystore).ok().map(|text| {
-        let mode = std::fs::metadata(&keystore).unwrap().permissions().mode() & 0o777;
-        (text, mode)
-    });
+    let keystores = keystores
+        .into_iter()
+        .filter_map(|(pod_path, here)| {
+            let text = std::fs::read_to_string(&here).ok()?;
+            let mode = std::fs::metadata(&here).unwrap().permissions().mode() & 0o777;
+            Some((pod_path, (text, mode)))
+        })
+        .collect();
     Start {
         output,
         config,
-        keystore,
+        keystores,
     }
 }
 
@@ -751,17 +759,29 @@ fn every_tls_listener_has_a_pem_key_store_the_start_script_makes() {
                     "{shape}: {}",
                     node.pod
                 );
-                assert!(
-                    node.config
-                        .contains_key(&format!("{prefix}keystore.location"))
-                );
+                let location = &node.config[&format!("{prefix}keystore.location")];
                 let start = run_start(&objects, node.statefulset, &node.pod, TLS_KEY);
-                let (keystore, mode) = start.keystore.expect("the key store is made at start");
-                assert_eq!(keystore, format!("{TLS_KEY}{TLS_CRT}"), "{shape}");
+                let (keystore, mode) = start
+                    .keystores
+                    .get(location)
+                    .unwrap_or_else(|| panic!("{shape}: {location} is not made at start"));
+                assert_eq!(*keystore, format!("{TLS_KEY}{TLS_CRT}"), "{shape}");
                 assert_eq!(
-                    mode, 0o600,
+                    *mode, 0o600,
                     "{shape}: the key is readable by the broker only"
                 );
+                // The inter-broker listener is also a client's: it must trust the peers.
+                if name == node.config["inter.broker.listener.name"] {
+                    let trust = &node.config[&format!("{prefix}truststore.location")];
+                    assert_eq!(node.config[&format!("{prefix}truststore.type")], "PEM");
+                    let mounted = node.statefulset["spec"]["template"]["spec"]["containers"][0]
+                        ["volumeMounts"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|m| trust.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap())));
+                    assert!(mounted, "{shape}: {trust} is in a mounted Secret");
+                }
             }
         }
     }

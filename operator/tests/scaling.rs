@@ -243,3 +243,89 @@ async fn a_scale_down_is_held_while_kafka_cannot_be_asked() {
         "AvailabilityUnknown"
     );
 }
+
+/// The internal listener's TLS Secret of `certificate` (cert-manager's shape).
+fn internal_tls_secret(api: &Shared, certificate: &kafka::BrokerCertificate) {
+    api.lock().unwrap().objects.insert(
+        "/api/v1/namespaces/tenants/secrets/orders-internal-tls".into(),
+        json!({ "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": { "name": "orders-internal-tls", "namespace": "tenants" },
+            "data": { "ca.crt": base64_of(&certificate.ca), "tls.crt": base64_of(&certificate.chain),
+                "tls.key": base64_of(&certificate.key) } }),
+    );
+}
+
+#[tokio::test]
+async fn with_tls_on_the_internal_listener_the_operator_checks_the_brokers_over_tls() {
+    let kafka = kafka::kafka(
+        vec![partition(0, vec![0, 1, 2])],
+        vec![1000, 1001, 1002],
+        1000,
+    );
+    let certificate = kafka::broker_certificate();
+    let address = kafka::start_tls(kafka, &certificate).await;
+    let api: Shared = Arc::default();
+    api.lock().unwrap().objects.insert(
+        BASE.to_owned(),
+        resource(
+            json!({ "brokersPerZone": 4, "controllers": {},
+                "listeners": { "internal": { "tls": { "secretName": "orders-internal-tls" } } } }),
+            json!({ "finalizers": ["capstan.dev/cleanup"] }),
+        ),
+    );
+    let ctx = Arc::new(
+        Context::new(client(api.clone()), Arc::new(Metrics::new().unwrap()))
+            .with_kafka_bootstrap(address),
+    );
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        condition_of(&api, "InternalTlsNotReady")["reason"],
+        "SecretNotFound"
+    );
+    api.lock()
+        .unwrap()
+        .objects
+        .get_mut("/api/v1/namespaces/tenants/secrets/orders-kafka-credentials")
+        .unwrap()["data"]["admin-password"] = json!(base64_of(kafka::mock_broker::PASSWORD));
+    running(&api, CONTROLLERS, 3);
+    running(&api, BROKERS, 4);
+
+    // A CA that did not sign the brokers' certificate: nothing can be checked, nothing shrinks.
+    internal_tls_secret(
+        &api,
+        &kafka::BrokerCertificate {
+            ca: kafka::broker_certificate().ca,
+            ..kafka::broker_certificate()
+        },
+    );
+    edit_spec(&api, |spec| spec["brokersPerZone"] = json!(3));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let refused = condition_of(&api, "ScalingRefused");
+    assert_eq!(refused["reason"], "AvailabilityUnknown");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("TLS handshake failed"),
+        "{refused}"
+    );
+    assert_eq!(replicas(&api, BROKERS), 4);
+
+    // The CA that did: the operator asks the brokers over TLS, and broker 3 is empty.
+    internal_tls_secret(&api, &certificate);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        condition_of(&api, "ScalingRefused"),
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        condition_of(&api, "InternalTlsNotReady"),
+        serde_json::Value::Null
+    );
+    assert_eq!(replicas(&api, BROKERS), 3);
+    let template = api.lock().unwrap().objects[BROKERS]["spec"]["template"].clone();
+    assert_eq!(
+        template["spec"]["volumes"][1]["secret"]["secretName"],
+        "orders-internal-tls"
+    );
+}

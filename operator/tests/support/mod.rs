@@ -54,7 +54,7 @@ pub fn input(cluster: &KafkaCluster) -> RenderInput<'_> {
         admin_password: "admin-secret".into(),
         client_username: "b3JkZXJzJGFiYw".into(),
         client_password: "client-secret".into(),
-        external_tls_digest: None,
+        certificates_digest: None,
     }
 }
 
