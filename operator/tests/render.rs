@@ -374,6 +374,8 @@ fn every_rendered_object_and_the_crd_pass_the_official_kubernetes_schemas() {
         json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "brokersPerZone": 2, "listeners": { "external": { "type": "NodePort" } } }),
         json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "controllers": { "resources": { "limits": { "memory": "2Gi" } } } }),
         json!({ "brokersPerZone": 2, "controllers": {}, "listeners": { "external": { "type": "LoadBalancer", "advertisedHost": "b{nodeId}.example.com" } } }),
+        json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "controllers": {}, "listeners": { "internal": { "tls": { "secretName": "in" } },
+            "external": { "type": "NodePort", "tls": { "secretName": "out" } } } }),
     ];
     let mut files = Vec::new();
     for (i, spec) in shapes.into_iter().enumerate() {
