@@ -1,6 +1,8 @@
 //! End to end on a real Kubernetes cluster: the CRD, the operator (run in this process), a
-//! multi-zone `KafkaCluster` made by the control plane's provisioner, and messages produced and
-//! consumed through it by a client pod with the credential of its Secret.
+//! multi-zone `KafkaCluster` made by the control plane's provisioner (dedicated controllers),
+//! messages produced and consumed through it by a client pod with the credential of its Secret,
+//! and a rolling restart of every pod under an `acks=all` producer with min ISR 2 that must not
+//! lose a single send.
 //!
 //! Runs only when `CAPSTAN_E2E_KUBECONFIG` names a kubeconfig file (kind or k3d with three
 //! worker nodes in three zones; docs/operator.md says how); otherwise it says so and passes.
@@ -107,26 +109,78 @@ async fn install_crd(client: &Client) {
     .await;
 }
 
-/// The client pod: creates a topic with the admin user, produces 100 messages and consumes them
-/// back with the default client credential, and exits 0 only if all 100 came back.
-fn client_pod(namespace: &str, cluster: &str, bootstrap: &str, version: &str) -> Pod {
-    let script = r#"set -euo pipefail
+/// What every client pod's script starts with: the two credentials as client configurations.
+const CONFIGS: &str = r#"set -euo pipefail
 config() { printf 'security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="%s" password="%s";\n' "$1" "$2"; }
 config "$ADMIN_USERNAME" "$ADMIN_PASSWORD" > /tmp/admin.properties
 config "$CLIENT_USERNAME" "$CLIENT_PASSWORD" > /tmp/client.properties
 K=/opt/kafka/bin
+"#;
+
+/// The client pod: creates the topics with the admin user (the cluster authorizes: the client
+/// user gets its ACLs as the control plane would write them), produces 100 messages and
+/// consumes them back with the default client credential, and exits 0 only if all 100 came back.
+fn client_pod(namespace: &str, cluster: &str, bootstrap: &str, version: &str) -> Pod {
+    let script = r#"$K/kafka-acls.sh --bootstrap-server "$BOOTSTRAP" --command-config /tmp/admin.properties --add --allow-principal "User:$CLIENT_USERNAME" --operation All --topic '*' --group '*'
 $K/kafka-topics.sh --bootstrap-server "$BOOTSTRAP" --command-config /tmp/admin.properties --create --topic e2e --partitions 3 --replication-factor 3
+$K/kafka-topics.sh --bootstrap-server "$BOOTSTRAP" --command-config /tmp/admin.properties --create --topic e2e-roll --partitions 6 --replication-factor 3 --config min.insync.replicas=2
 seq 1 100 | $K/kafka-console-producer.sh --bootstrap-server "$BOOTSTRAP" --producer.config /tmp/client.properties --topic e2e --producer-property acks=all
 count=$($K/kafka-console-consumer.sh --bootstrap-server "$BOOTSTRAP" --consumer.config /tmp/client.properties --topic e2e --from-beginning --max-messages 100 --timeout-ms 120000 | wc -l)
 echo "consumed $count"
 test "$count" -eq 100
 "#;
+    kafka_pod("e2e-client", namespace, cluster, bootstrap, version, script)
+}
+
+/// Messages the rolling producer sends: at 200 a second, ten minutes of sends, longer than a
+/// roll of three controllers and three brokers.
+const ROLLING_MESSAGES: u32 = 120_000;
+
+/// The producer pod of the rolling restart: `acks=all` sends to `e2e-roll` (RF 3, min ISR 2)
+/// with the client credential; it says `producing` once the first is acknowledged and exits 0
+/// only if every send was acknowledged and none failed.
+fn rolling_producer_pod(namespace: &str, cluster: &str, bootstrap: &str, version: &str) -> Pod {
+    let script = format!(
+        r#"$K/kafka-verifiable-producer.sh --bootstrap-server "$BOOTSTRAP" --producer.config /tmp/client.properties --topic e2e-roll --max-messages {ROLLING_MESSAGES} --throughput 200 --acks -1 > /tmp/produced &
+producer=$!
+until grep -q producer_send_success /tmp/produced; do sleep 1; done
+echo producing
+wait "$producer"
+errors=$(grep -c producer_send_error /tmp/produced || true)
+acked=$(grep -c producer_send_success /tmp/produced || true)
+echo "errors $errors acked $acked"
+grep producer_send_error /tmp/produced | head -5 || true
+test "$errors" -eq 0
+test "$acked" -eq {ROLLING_MESSAGES}
+"#
+    );
+    kafka_pod(
+        "e2e-producer",
+        namespace,
+        cluster,
+        bootstrap,
+        version,
+        &script,
+    )
+}
+
+/// A pod of the Kafka image running `script` after [`CONFIGS`], with the cluster's
+/// credentials from its Secret.
+fn kafka_pod(
+    name: &str,
+    namespace: &str,
+    cluster: &str,
+    bootstrap: &str,
+    version: &str,
+    script: &str,
+) -> Pod {
+    let script = format!("{CONFIGS}{script}");
     let secret = format!("{cluster}-kafka-credentials");
     let from_secret = |name: &str, key: &str| json!({ "name": name, "valueFrom": { "secretKeyRef": { "name": secret, "key": key } } });
     serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": { "name": "e2e-client", "namespace": namespace },
+        "metadata": { "name": name, "namespace": namespace },
         "spec": {
             "restartPolicy": "Never",
             "containers": [{
@@ -212,6 +266,7 @@ async fn a_multi_zone_cluster_is_provisioned_and_carries_messages() {
     )
     .await;
     assert_eq!(status.ready_brokers, Some(3));
+    assert_eq!(status.ready_controllers, Some(3), "dedicated controllers");
     assert_eq!(
         status.bootstrap_servers.as_deref(),
         Some(bootstrap.as_str())
@@ -242,6 +297,83 @@ async fn a_multi_zone_cluster_is_provisioned_and_carries_messages() {
     eprintln!("e2e: client pod log:\n{logs}");
     assert_eq!(phase, "Succeeded");
     assert!(logs.contains("consumed 100"));
+
+    // A rolling restart of every pod (a change of the authorizer's super users changes both
+    // the brokers' and the controllers' configuration) while an acks=all producer sends.
+    let name = resource_name(&id);
+    pods.create(
+        &PostParams::default(),
+        &rolling_producer_pod(&namespace, &name, &bootstrap, version),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        "the rolling producer to be producing",
+        Duration::from_secs(300),
+        || async {
+            let logs = pods
+                .logs("e2e-producer", &LogParams::default())
+                .await
+                .ok()?;
+            logs.contains("producing").then_some(())
+        },
+    )
+    .await;
+    let cluster_pods = || async {
+        let listed = pods
+            .list(&kube::api::ListParams::default().labels(&format!("capstan.dev/cluster={name}")))
+            .await
+            .unwrap();
+        listed
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.uid)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let before = cluster_pods().await;
+    let resources: Api<KafkaCluster> = Api::namespaced(client.clone(), &namespace);
+    let changed = resources
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "authorization": { "type": "simple", "superUsers": ["User:e2e-ops"] } } })),
+        )
+        .await
+        .unwrap();
+    let generation = changed.metadata.generation.unwrap();
+    wait_for(
+        "every pod to be restarted with the new configuration",
+        Duration::from_secs(1800),
+        || async {
+            let status = resources.get(&name).await.ok()?.status?;
+            (status.observed_generation >= Some(generation)
+                && status.phase.as_deref() == Some("Ready"))
+            .then_some(())
+        },
+    )
+    .await;
+    let after = cluster_pods().await;
+    assert_eq!(after.len(), before.len());
+    assert!(
+        after.is_disjoint(&before),
+        "every controller and broker pod was restarted"
+    );
+    let phase = wait_for(
+        "the rolling producer to finish",
+        Duration::from_secs(1200),
+        || async {
+            let phase = pods.get("e2e-producer").await.ok()?.status?.phase?;
+            matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
+        },
+    )
+    .await;
+    let logs = pods
+        .logs("e2e-producer", &LogParams::default())
+        .await
+        .unwrap_or_default();
+    eprintln!("e2e: rolling producer log:\n{logs}");
+    assert_eq!(phase, "Succeeded", "a send failed during the roll");
+    assert!(logs.contains(&format!("errors 0 acked {ROLLING_MESSAGES}")));
 
     clusters.delete(&id).await.unwrap();
     wait_for(
