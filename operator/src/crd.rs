@@ -278,6 +278,10 @@ pub struct KafkaClusterStatus {
     /// Where clients connect, e.g. `orders-kafka-bootstrap.tenants.svc:9092`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap_servers: Option<String>,
+    /// The KRaft cluster id the brokers were formatted with (also in the Secret); kept for the
+    /// life of the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
     /// Brokers that are ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_brokers: Option<i32>,

@@ -192,6 +192,28 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         .cloned()
         .collect();
     let secrets = secrets(&ctx.client, &namespace, &name).await?;
+    if !secrets.kept
+        && let Some((reason, message)) = lost_state(ctx, cluster, &sets).await?
+    {
+        ctx.metrics.errors.with_label_values(&["lost_state"]).inc();
+        let mut status = KafkaClusterStatus {
+            phase: Some("Failed".into()),
+            conditions: vec![ready_condition(cluster, false, reason, &message)],
+            ..cluster.status.clone().unwrap_or_default()
+        };
+        note(
+            ctx,
+            cluster,
+            &mut status,
+            "CredentialsLost",
+            reason,
+            &message,
+            EventType::Warning,
+        )
+        .await;
+        write_status(cluster, ctx, status).await?;
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
     let certificates = certificates(&ctx.client, &namespace, cluster).await?;
     let admin = capstan_kafka::Credentials {
         bootstrap: ctx
@@ -309,6 +331,7 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         && !storage_refused
         && roll == Rolling::Done;
     let mut status = observe(cluster, &sets, &namespace, applied)?;
+    status.cluster_id = Some(input.kraft_cluster_id.clone());
     if !retired.is_empty() {
         status.conditions.push(condition(
             cluster,
@@ -504,6 +527,8 @@ async fn publish(
 }
 
 struct Secrets {
+    /// False when the Secret holds no KRaft cluster id yet (so the values are new).
+    kept: bool,
     kraft_cluster_id: String,
     admin_password: String,
     client_username: String,
@@ -531,12 +556,62 @@ async fn secrets(client: &Client, namespace: &str, name: &str) -> Result<Secrets
             .and_then(|v| String::from_utf8(v.0.clone()).ok())
     };
     Ok(Secrets {
+        kept: value("kraft-cluster-id").is_some(),
         kraft_cluster_id: value("kraft-cluster-id").unwrap_or_else(|| random(16)),
         admin_password: value("admin-password").unwrap_or_else(|| random(32)),
         client_username: value("client-username")
             .unwrap_or_else(|| URL_SAFE_NO_PAD.encode(format!("{name}${}", random(9)))),
         client_password: value("client-password").unwrap_or_else(|| random(32)),
     })
+}
+
+/// Why new credentials and a new KRaft cluster id would break the cluster, when they would: the
+/// Secret is gone while the cluster has run (its brokers keep the old cluster id and SCRAM
+/// users), or volumes remain from an earlier KafkaCluster of the same name (kept by
+/// `deleteClaim: false`; formatted with another cluster id, on which Kafka refuses to start).
+async fn lost_state(
+    ctx: &Context,
+    cluster: &KafkaCluster,
+    sets: &[StatefulSet],
+) -> Result<Option<(&'static str, String)>> {
+    let name = cluster.name_any();
+    let secret = format!("{name}-kafka-credentials");
+    if let Some(id) = cluster.status.as_ref().and_then(|s| s.cluster_id.clone()) {
+        return Ok(Some((
+            "SecretDeleted",
+            format!(
+                "the Secret {secret} (KRaft cluster id {id}, the admin and client passwords) is gone, and the brokers keep what it held; restore it from a backup (its kraft-cluster-id is {id}) — the operator will not make new credentials the brokers would refuse"
+            ),
+        )));
+    }
+    if !sets.is_empty() {
+        return Ok(Some((
+            "SecretDeleted",
+            format!(
+                "the Secret {secret} is gone while the cluster's StatefulSets run, and the brokers keep what it held; restore it from a backup — the operator will not make new credentials the brokers would refuse"
+            ),
+        )));
+    }
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    let left: Vec<String> = claims
+        .list(&kube::api::ListParams::default().labels(&format!("capstan.dev/cluster={name}")))
+        .await
+        .map_err(kube_error)?
+        .items
+        .into_iter()
+        .map(|claim| claim.name_any())
+        .collect();
+    if left.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((
+        "VolumesOfAnEarlierCluster",
+        format!(
+            "volume claims {} remain from an earlier KafkaCluster named {name} (storage.deleteClaim was false); they hold another KRaft cluster id, on which Kafka refuses to start: delete them to start empty (kubectl delete pvc -l capstan.dev/cluster={name}), or give this cluster another name",
+            left.join(", ")
+        ),
+    )))
 }
 
 /// The listeners' certificates as the brokers will load them.
@@ -837,6 +912,7 @@ fn observe(
         ready_brokers: Some(ready),
         ready_controllers: controllers,
         retired_brokers: previous.retired_brokers.clone(),
+        cluster_id: previous.cluster_id.clone(),
         conditions: vec![ready_condition(cluster, phase == "Ready", reason, &message)],
     })
 }
@@ -910,12 +986,12 @@ fn condition(
     .collect()
 }
 
-/// Phase, observed generation, bootstrap address, ready brokers and controllers, brokers to
-/// unregister and condition reasons.
+/// Phase, observed generation, bootstrap address and cluster id, ready brokers and
+/// controllers, brokers to unregister and condition reasons.
 type Essentials = (
     Option<String>,
     Option<i64>,
-    Option<String>,
+    (Option<String>, Option<String>),
     (Option<i32>, Option<i32>),
     Vec<i32>,
     Vec<String>,
@@ -931,7 +1007,7 @@ fn essentials(status: &KafkaClusterStatus) -> Essentials {
     (
         status.phase.clone(),
         status.observed_generation,
-        status.bootstrap_servers.clone(),
+        (status.bootstrap_servers.clone(), status.cluster_id.clone()),
         (status.ready_brokers, status.ready_controllers),
         status.retired_brokers.clone(),
         reasons,

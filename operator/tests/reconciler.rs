@@ -846,3 +846,85 @@ async fn the_external_listener_waits_for_its_certificate_and_rolls_when_it_is_re
         "no key material on the StatefulSet"
     );
 }
+
+const SECRET: &str = "/api/v1/namespaces/tenants/secrets/orders-kafka-credentials";
+
+#[tokio::test]
+async fn the_cluster_id_is_kept_in_status_and_a_deleted_secret_is_never_made_anew() {
+    let (api, ctx) = setup(resource(
+        json!({}),
+        json!({ "finalizers": ["capstan.dev/cleanup"] }),
+    ));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let secret = api.lock().unwrap().objects[SECRET].clone();
+    let id = String::from_utf8(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            secret["data"]["kraft-cluster-id"].as_str().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        api.lock().unwrap().objects[BASE]["status"]["clusterId"],
+        json!(id)
+    );
+
+    // Someone deletes the Secret: new passwords and a new cluster id would lock the brokers
+    // out of each other, so nothing is written but the status.
+    api.lock().unwrap().objects.remove(SECRET);
+    take_writes(&api);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        take_writes(&api),
+        vec!["event CredentialsLost".to_owned(), format!("status {BASE}")]
+    );
+    let status = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_eq!(status["phase"], "Failed");
+    let lost = condition_of(&api, "CredentialsLost");
+    assert_eq!(lost["reason"], "SecretDeleted");
+    assert!(lost["message"].as_str().unwrap().contains(&id), "{lost}");
+    assert_eq!(status["clusterId"], json!(id), "still known");
+
+    // Restored from a backup: back to work, with the same id.
+    api.lock().unwrap().objects.insert(SECRET.into(), secret);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(condition_of(&api, "CredentialsLost"), Value::Null);
+    let status = api.lock().unwrap().objects[BASE]["status"].clone();
+    assert_ne!(status["phase"], "Failed");
+    assert_eq!(status["clusterId"], json!(id));
+}
+
+#[tokio::test]
+async fn a_cluster_made_again_over_the_volumes_of_an_earlier_one_waits_until_they_are_gone() {
+    let (api, ctx) = setup(resource(
+        json!({}),
+        json!({ "finalizers": ["capstan.dev/cleanup"] }),
+    ));
+    // Left by a KafkaCluster of the same name deleted with deleteClaim false.
+    let claim = "/api/v1/namespaces/tenants/persistentvolumeclaims/data-orders-kafka-0";
+    api.lock().unwrap().objects.insert(
+        claim.into(),
+        json!({ "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": { "name": "data-orders-kafka-0", "namespace": "tenants", "labels": { "capstan.dev/cluster": "orders" } } }),
+    );
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        take_writes(&api),
+        vec!["event CredentialsLost".to_owned(), format!("status {BASE}")],
+        "nothing applied: the brokers would crash on the old volumes' cluster id"
+    );
+    let refused = condition_of(&api, "CredentialsLost");
+    assert_eq!(refused["reason"], "VolumesOfAnEarlierCluster");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("data-orders-kafka-0"),
+        "{refused}"
+    );
+    api.lock().unwrap().objects.remove(claim);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert!(take_writes(&api).contains(&format!("apply {SECRET}")));
+    assert_eq!(condition_of(&api, "CredentialsLost"), Value::Null);
+}
