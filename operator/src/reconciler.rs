@@ -192,9 +192,14 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         .cloned()
         .collect();
     let secrets = secrets(&ctx.client, &namespace, &name).await?;
-    if !secrets.kept
-        && let Some((reason, message)) = lost_state(ctx, cluster, &sets).await?
-    {
+    let refusal = match quorum_layout_changed(cluster, &sets, &zone_sets) {
+        Some((reason, message)) => Some(("QuorumLayoutFixed", reason, message)),
+        None if !secrets.kept => lost_state(ctx, cluster, &sets)
+            .await?
+            .map(|(reason, message)| ("CredentialsLost", reason, message)),
+        None => None,
+    };
+    if let Some((kind, reason, message)) = refusal {
         ctx.metrics.errors.with_label_values(&["lost_state"]).inc();
         let mut status = KafkaClusterStatus {
             phase: Some("Failed".into()),
@@ -205,7 +210,7 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
             ctx,
             cluster,
             &mut status,
-            "CredentialsLost",
+            kind,
             reason,
             &message,
             EventType::Warning,
@@ -563,6 +568,48 @@ async fn secrets(client: &Client, namespace: &str, name: &str) -> Result<Secrets
             .unwrap_or_else(|| URL_SAFE_NO_PAD.encode(format!("{name}${}", random(9)))),
         client_password: value("client-password").unwrap_or_else(|| random(32)),
     })
+}
+
+/// What changed in where the KRaft voters live, if anything did: the zones (zone mode or
+/// names: StatefulSets running that the spec no longer has) or dedicated controllers added to
+/// or removed from a running cluster. A static quorum cannot follow any of these, so nothing is
+/// applied until the spec says what runs again (the CRD's CEL rules refuse them at apply on
+/// API servers that check them; this is for those that do not).
+fn quorum_layout_changed(
+    cluster: &KafkaCluster,
+    sets: &[StatefulSet],
+    zone_sets: &[String],
+) -> Option<(&'static str, String)> {
+    let controllers = crate::render::controller_statefulset(&cluster.name_any());
+    let running: Vec<String> = sets.iter().map(|s| s.name_any()).collect();
+    let brokers_running: Vec<&String> = running.iter().filter(|n| **n != controllers).collect();
+    if brokers_running.is_empty() {
+        return None;
+    }
+    let stray: Vec<&str> = brokers_running
+        .iter()
+        .filter(|n| !zone_sets.contains(n))
+        .map(|n| n.as_str())
+        .collect();
+    if !stray.is_empty() {
+        return Some((
+            "ZonesChanged",
+            format!(
+                "zoneMode and zones cannot change on a running cluster: StatefulSets {} hold its KRaft voters' zones; set them back, or create a new cluster and move the topics",
+                stray.join(", ")
+            ),
+        ));
+    }
+    let has_controllers = running.contains(&controllers);
+    match (cluster.spec.controllers.is_some(), has_controllers) {
+        (true, false) => Some(("ControllersChanged",
+            "spec.controllers cannot be added to a running cluster: its brokers are its KRaft voters; remove it, or create a new cluster with dedicated controllers and move the topics".into(),
+        )),
+        (false, true) => Some(("ControllersChanged",
+            "spec.controllers cannot be removed from a running cluster: its controllers are its KRaft voters; set it back".into(),
+        )),
+        _ => None,
+    }
 }
 
 /// Why new credentials and a new KRaft cluster id would break the cluster, when they would: the

@@ -928,3 +928,42 @@ async fn a_cluster_made_again_over_the_volumes_of_an_earlier_one_waits_until_the
     assert!(take_writes(&api).contains(&format!("apply {SECRET}")));
     assert_eq!(condition_of(&api, "CredentialsLost"), Value::Null);
 }
+
+#[tokio::test]
+async fn where_the_voters_live_cannot_change_even_where_the_api_server_does_not_check() {
+    let (api, ctx) = setup(resource(
+        json!({}),
+        json!({ "finalizers": ["capstan.dev/cleanup"] }),
+    ));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    take_writes(&api);
+    for (change, reason, needle) in [
+        (
+            json!({ "zoneMode": "multi", "zones": ["a", "b", "c"] }),
+            "ZonesChanged",
+            "zoneMode and zones cannot change",
+        ),
+        (
+            json!({ "controllers": {} }),
+            "ControllersChanged",
+            "spec.controllers cannot be added",
+        ),
+    ] {
+        edit_spec(&api, |spec| *spec = change.clone());
+        reconcile_stored(&api, &ctx).await.unwrap();
+        let writes = take_writes(&api);
+        assert!(
+            writes.iter().all(|w| !w.starts_with("apply")),
+            "nothing applied: {writes:?}"
+        );
+        let refused = condition_of(&api, "QuorumLayoutFixed");
+        assert_eq!(refused["reason"], reason);
+        assert!(
+            refused["message"].as_str().unwrap().contains(needle),
+            "{refused}"
+        );
+    }
+    edit_spec(&api, |spec| *spec = json!({}));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(condition_of(&api, "QuorumLayoutFixed"), Value::Null);
+}
