@@ -2,6 +2,7 @@
 //! (`capstan.dev/v1alpha1`) defined in Rust, its CRD, the pure rendering of every object a
 //! cluster owns, and the reconciler that applies them.
 
+mod certificates;
 mod crd;
 mod dry_run;
 pub mod leader;
@@ -12,6 +13,7 @@ mod render;
 pub mod rolling;
 mod run;
 mod scaling;
+mod secrets;
 mod storage;
 
 pub use crd::{

@@ -9,11 +9,7 @@ use std::{
     time::Duration,
 };
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use k8s_openapi::api::{
-    apps::v1::StatefulSet,
-    core::v1::{Secret, Service},
-};
+use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Service};
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams},
@@ -23,13 +19,15 @@ use kube::{
         finalizer::{Error as FinalizerError, Event, finalizer},
     },
 };
-use rand::RngCore;
 use serde_json::{Value, json};
 
 use crate::{
-    CONTROLLERS, Error, KafkaCluster, KafkaClusterStatus, RenderInput, Result, render,
+    CONTROLLERS, Error, KafkaCluster, KafkaClusterStatus, RenderInput, Result,
+    certificates::certificates,
+    render,
     rolling::{self, Rolling},
     scaling::{self, Scaling},
+    secrets::{lost_state, secrets},
     storage,
 };
 
@@ -192,7 +190,7 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         .cloned()
         .collect();
     let secrets = secrets(&ctx.client, &namespace, &name).await?;
-    let refusal = match quorum_layout_changed(cluster, &sets, &zone_sets) {
+    let refusal = match scaling::quorum_layout_changed(cluster, &sets, &zone_sets) {
         Some((reason, message)) => Some(("QuorumLayoutFixed", reason, message)),
         None if !secrets.kept => lost_state(ctx, cluster, &sets)
             .await?
@@ -529,231 +527,6 @@ async fn publish(
     if let Err(error) = recorder.publish(&event, &cluster.object_ref(&())).await {
         tracing::warn!(%error, "could not publish an event");
     }
-}
-
-struct Secrets {
-    /// False when the Secret holds no KRaft cluster id yet (so the values are new).
-    kept: bool,
-    kraft_cluster_id: String,
-    admin_password: String,
-    client_username: String,
-    client_password: String,
-}
-
-fn random(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buffer);
-    URL_SAFE_NO_PAD.encode(buffer)
-}
-
-/// The cluster's secrets: those of its Secret when it exists, else new ones (made once).
-async fn secrets(client: &Client, namespace: &str, name: &str) -> Result<Secrets> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let existing = api
-        .get_opt(&format!("{name}-kafka-credentials"))
-        .await
-        .map_err(kube_error)?;
-    let value = |key: &str| {
-        existing
-            .as_ref()
-            .and_then(|s| s.data.as_ref())
-            .and_then(|d| d.get(key))
-            .and_then(|v| String::from_utf8(v.0.clone()).ok())
-    };
-    Ok(Secrets {
-        kept: value("kraft-cluster-id").is_some(),
-        kraft_cluster_id: value("kraft-cluster-id").unwrap_or_else(|| random(16)),
-        admin_password: value("admin-password").unwrap_or_else(|| random(32)),
-        client_username: value("client-username")
-            .unwrap_or_else(|| URL_SAFE_NO_PAD.encode(format!("{name}${}", random(9)))),
-        client_password: value("client-password").unwrap_or_else(|| random(32)),
-    })
-}
-
-/// What changed in where the KRaft voters live, if anything did: the zones (zone mode or
-/// names: StatefulSets running that the spec no longer has) or dedicated controllers added to
-/// or removed from a running cluster. A static quorum cannot follow any of these, so nothing is
-/// applied until the spec says what runs again (the CRD's CEL rules refuse them at apply on
-/// API servers that check them; this is for those that do not).
-fn quorum_layout_changed(
-    cluster: &KafkaCluster,
-    sets: &[StatefulSet],
-    zone_sets: &[String],
-) -> Option<(&'static str, String)> {
-    let controllers = crate::render::controller_statefulset(&cluster.name_any());
-    let running: Vec<String> = sets.iter().map(|s| s.name_any()).collect();
-    let brokers_running: Vec<&String> = running.iter().filter(|n| **n != controllers).collect();
-    if brokers_running.is_empty() {
-        return None;
-    }
-    let stray: Vec<&str> = brokers_running
-        .iter()
-        .filter(|n| !zone_sets.contains(n))
-        .map(|n| n.as_str())
-        .collect();
-    if !stray.is_empty() {
-        return Some((
-            "ZonesChanged",
-            format!(
-                "zoneMode and zones cannot change on a running cluster: StatefulSets {} hold its KRaft voters' zones; set them back, or create a new cluster and move the topics",
-                stray.join(", ")
-            ),
-        ));
-    }
-    let has_controllers = running.contains(&controllers);
-    match (cluster.spec.controllers.is_some(), has_controllers) {
-        (true, false) => Some(("ControllersChanged",
-            "spec.controllers cannot be added to a running cluster: its brokers are its KRaft voters; remove it, or create a new cluster with dedicated controllers and move the topics".into(),
-        )),
-        (false, true) => Some(("ControllersChanged",
-            "spec.controllers cannot be removed from a running cluster: its controllers are its KRaft voters; set it back".into(),
-        )),
-        _ => None,
-    }
-}
-
-/// Why new credentials and a new KRaft cluster id would break the cluster, when they would: the
-/// Secret is gone while the cluster has run (its brokers keep the old cluster id and SCRAM
-/// users), or volumes remain from an earlier KafkaCluster of the same name (kept by
-/// `deleteClaim: false`; formatted with another cluster id, on which Kafka refuses to start).
-async fn lost_state(
-    ctx: &Context,
-    cluster: &KafkaCluster,
-    sets: &[StatefulSet],
-) -> Result<Option<(&'static str, String)>> {
-    let name = cluster.name_any();
-    let secret = format!("{name}-kafka-credentials");
-    if let Some(id) = cluster.status.as_ref().and_then(|s| s.cluster_id.clone()) {
-        return Ok(Some((
-            "SecretDeleted",
-            format!(
-                "the Secret {secret} (KRaft cluster id {id}, the admin and client passwords) is gone, and the brokers keep what it held; restore it from a backup (its kraft-cluster-id is {id}) — the operator will not make new credentials the brokers would refuse"
-            ),
-        )));
-    }
-    if !sets.is_empty() {
-        return Ok(Some((
-            "SecretDeleted",
-            format!(
-                "the Secret {secret} is gone while the cluster's StatefulSets run, and the brokers keep what it held; restore it from a backup — the operator will not make new credentials the brokers would refuse"
-            ),
-        )));
-    }
-    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
-        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
-    let left: Vec<String> = claims
-        .list(&kube::api::ListParams::default().labels(&format!("capstan.dev/cluster={name}")))
-        .await
-        .map_err(kube_error)?
-        .items
-        .into_iter()
-        .map(|claim| claim.name_any())
-        .collect();
-    if left.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some((
-        "VolumesOfAnEarlierCluster",
-        format!(
-            "volume claims {} remain from an earlier KafkaCluster named {name} (storage.deleteClaim was false); they hold another KRaft cluster id, on which Kafka refuses to start: delete them to start empty (kubectl delete pvc -l capstan.dev/cluster={name}), or give this cluster another name",
-            left.join(", ")
-        ),
-    )))
-}
-
-/// The listeners' certificates as the brokers will load them.
-#[derive(Default)]
-struct Certificates {
-    /// A digest of every certificate (never of a key), for the brokers' config hash.
-    digest: Option<String>,
-    /// What the operator trusts when the internal listener is TLS.
-    internal: Option<capstan_kafka::Tls>,
-    /// Listeners whose Secret the brokers cannot start with yet: condition type, reason,
-    /// message.
-    unusable: Vec<(&'static str, &'static str, String)>,
-}
-
-/// Reads the TLS Secrets of the cluster's listeners.
-async fn certificates(
-    client: &Client,
-    namespace: &str,
-    cluster: &KafkaCluster,
-) -> Result<Certificates> {
-    use sha2::{Digest, Sha256};
-    let listeners = &cluster.spec.listeners;
-    let mut found = Certificates::default();
-    let mut digest = Sha256::new();
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    for (listener, condition, tls, needed) in [
-        (
-            "internal",
-            "InternalTlsNotReady",
-            listeners.internal_tls(),
-            &["tls.crt", "tls.key", "ca.crt"][..],
-        ),
-        (
-            "external",
-            "ExternalTlsNotReady",
-            listeners.external_tls(),
-            &["tls.crt", "tls.key"][..],
-        ),
-    ] {
-        let Some(tls) = tls else { continue };
-        let name = &tls.secret_name;
-        let Some(secret) = api.get_opt(name).await.map_err(kube_error)? else {
-            found.unusable.push((condition, "SecretNotFound", format!(
-                "the {listener} listener's TLS Secret {name} does not exist in {namespace}; the brokers start once it does (a cert-manager Certificate writes it)"
-            )));
-            continue;
-        };
-        let data = secret.data.unwrap_or_default();
-        let value = |key: &str| {
-            data.get(key)
-                .map(|v| v.0.as_slice())
-                .filter(|v| !v.is_empty())
-        };
-        let missing: Vec<&str> = needed
-            .iter()
-            .copied()
-            .filter(|k| value(k).is_none())
-            .collect();
-        if !missing.is_empty() {
-            found.unusable.push((condition, "SecretIncomplete", format!(
-                "the {listener} listener's TLS Secret {name} has no {}; it needs {} (the key in PKCS#8)",
-                missing.join(" and "),
-                needed.join(", ")
-            )));
-            continue;
-        }
-        if let Some(ca) = value("ca.crt").filter(|_| listener == "internal") {
-            match capstan_kafka::Tls::trusting(ca) {
-                Ok(trust) => found.internal = Some(trust),
-                Err(error) => {
-                    found.unusable.push((condition, "InvalidCa", format!(
-                        "the {listener} listener's TLS Secret {name} has a ca.crt that cannot be used: {error}"
-                    )));
-                    continue;
-                }
-            }
-        }
-        for key in ["tls.crt", "ca.crt"] {
-            digest.update(listener.as_bytes());
-            digest.update(key.as_bytes());
-            digest.update(value(key).unwrap_or_default());
-        }
-        found.digest = Some(String::new());
-    }
-    if found.digest.is_some() {
-        found.digest = Some(
-            digest
-                .finalize()
-                .iter()
-                .take(16)
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        );
-    }
-    Ok(found)
 }
 
 /// True when every field of `desired` is in `live` with the same value (the server adds more).

@@ -1,10 +1,11 @@
-//! A new broker count. Without dedicated controllers every broker is a KRaft voter and Kafka
+//! Where the KRaft voters live, which cannot change on a running cluster, and a new broker
+//! count. Without dedicated controllers every broker is a KRaft voter and Kafka
 //! cannot change a static quorum, so the running count stays. With them, brokers are added
 //! freely; a scale-down goes ahead only once the brokers it removes hold no partition replica
 //! (asked over the Kafka protocol, as Strimzi does), and each removed broker is unregistered
 //! from the controllers once its pod is gone, so the metadata forgets it.
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Pod};
 use kube::{Api, Client, ResourceExt, api::ListParams};
 
 use crate::{KafkaCluster, Result, reconciler::kube_error, render};
@@ -151,4 +152,46 @@ pub(crate) fn join(ids: &[i32]) -> String {
         .map(i32::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What changed in where the KRaft voters live, if anything did: the zones (zone mode or
+/// names: StatefulSets running that the spec no longer has) or dedicated controllers added to
+/// or removed from a running cluster. A static quorum cannot follow any of these, so nothing is
+/// applied until the spec says what runs again (the CRD's CEL rules refuse them at apply on
+/// API servers that check them; this is for those that do not).
+pub(crate) fn quorum_layout_changed(
+    cluster: &KafkaCluster,
+    sets: &[StatefulSet],
+    zone_sets: &[String],
+) -> Option<(&'static str, String)> {
+    let controllers = crate::render::controller_statefulset(&cluster.name_any());
+    let running: Vec<String> = sets.iter().map(|s| s.name_any()).collect();
+    let brokers_running: Vec<&String> = running.iter().filter(|n| **n != controllers).collect();
+    if brokers_running.is_empty() {
+        return None;
+    }
+    let stray: Vec<&str> = brokers_running
+        .iter()
+        .filter(|n| !zone_sets.contains(n))
+        .map(|n| n.as_str())
+        .collect();
+    if !stray.is_empty() {
+        return Some((
+            "ZonesChanged",
+            format!(
+                "zoneMode and zones cannot change on a running cluster: StatefulSets {} hold its KRaft voters' zones; set them back, or create a new cluster and move the topics",
+                stray.join(", ")
+            ),
+        ));
+    }
+    let has_controllers = running.contains(&controllers);
+    match (cluster.spec.controllers.is_some(), has_controllers) {
+        (true, false) => Some(("ControllersChanged",
+            "spec.controllers cannot be added to a running cluster: its brokers are its KRaft voters; remove it, or create a new cluster with dedicated controllers and move the topics".into(),
+        )),
+        (false, true) => Some(("ControllersChanged",
+            "spec.controllers cannot be removed from a running cluster: its controllers are its KRaft voters; set it back".into(),
+        )),
+        _ => None,
+    }
 }
