@@ -245,7 +245,7 @@ async fn a_scale_down_is_held_while_kafka_cannot_be_asked() {
 }
 
 /// The internal listener's TLS Secret of `certificate` (cert-manager's shape).
-fn internal_tls_secret(api: &Shared, certificate: &kafka::BrokerCertificate) {
+fn internal_tls_secret(api: &Shared, certificate: &kafka::mock_broker::BrokerCertificate) {
     api.lock().unwrap().objects.insert(
         "/api/v1/namespaces/tenants/secrets/orders-internal-tls".into(),
         json!({ "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
@@ -262,7 +262,7 @@ async fn with_tls_on_the_internal_listener_the_operator_checks_the_brokers_over_
         vec![1000, 1001, 1002],
         1000,
     );
-    let certificate = kafka::broker_certificate();
+    let certificate = kafka::mock_broker::broker_certificate();
     let address = kafka::start_tls(kafka, &certificate).await;
     let api: Shared = Arc::default();
     api.lock().unwrap().objects.insert(
@@ -293,9 +293,9 @@ async fn with_tls_on_the_internal_listener_the_operator_checks_the_brokers_over_
     // A CA that did not sign the brokers' certificate: nothing can be checked, nothing shrinks.
     internal_tls_secret(
         &api,
-        &kafka::BrokerCertificate {
-            ca: kafka::broker_certificate().ca,
-            ..kafka::broker_certificate()
+        &kafka::mock_broker::BrokerCertificate {
+            ca: kafka::mock_broker::broker_certificate().ca,
+            ..kafka::mock_broker::broker_certificate()
         },
     );
     edit_spec(&api, |spec| spec["brokersPerZone"] = json!(3));

@@ -145,3 +145,70 @@ pub async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, handle
         stream.write_all(&frame).await.unwrap();
     }
 }
+
+/// A CA's certificate and a broker certificate for `localhost` it signed, with its PKCS#8 key,
+/// all PEM: what a cert-manager Secret of a TLS listener holds (`ca.crt`, `tls.crt`,
+/// `tls.key`).
+pub struct BrokerCertificate {
+    /// `ca.crt`.
+    pub ca: String,
+    /// `tls.crt`.
+    pub chain: String,
+    /// `tls.key`.
+    pub key: String,
+}
+
+/// A new CA and a broker certificate it signed.
+pub fn broker_certificate() -> BrokerCertificate {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let chain = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    BrokerCertificate {
+        ca: ca.pem(),
+        chain: chain.pem(),
+        key: key.serialize_pem(),
+    }
+}
+
+/// A mock broker behind TLS with `certificate`, on a free loopback port; returns
+/// `localhost:port` (the name the certificate carries). A client that fails the handshake is
+/// dropped, as a broker does.
+pub async fn start_tls(handler: Handler, certificate: &BrokerCertificate) -> String {
+    use tokio_rustls::rustls::{
+        self,
+        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    };
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from_pem_slice(certificate.chain.as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(certificate.key.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (acceptor, handler) = (acceptor.clone(), handler.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    connection(tls, handler).await;
+                }
+            });
+        }
+    });
+    format!("localhost:{port}")
+}
