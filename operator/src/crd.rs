@@ -212,6 +212,10 @@ pub const CONTROLLERS: i32 = 3;
         "message": "controllers cannot be added or removed: a static KRaft quorum cannot move between the brokers and dedicated controllers; create a new cluster and move the topics"
     },
     {
+        "rule": "(has(self.listeners.internal) && has(self.listeners.internal.tls)) == (has(oldSelf.listeners.internal) && has(oldSelf.listeners.internal.tls))",
+        "message": "listeners.internal.tls cannot be switched on or off: brokers replicate over the internal listener, and restarted one at a time half would not understand the other half; create a new cluster and move the topics"
+    },
+    {
         "rule": "has(self.controllers) || self.brokersPerZone == oldSelf.brokersPerZone",
         "message": "brokersPerZone cannot change on a cluster without dedicated controllers: every broker is a KRaft voter and Kafka cannot change a static quorum; create a cluster with spec.controllers and move the topics"
     }

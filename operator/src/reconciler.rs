@@ -190,15 +190,15 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
         .cloned()
         .collect();
     let secrets = secrets(&ctx.client, &namespace, &name).await?;
-    let refusal = match scaling::quorum_layout_changed(cluster, &sets, &zone_sets) {
-        Some((reason, message)) => Some(("QuorumLayoutFixed", reason, message)),
+    let refusal = match scaling::layout_changed(cluster, &sets, &zone_sets) {
+        Some(refused) => Some(refused),
         None if !secrets.kept => lost_state(ctx, cluster, &sets)
             .await?
             .map(|(reason, message)| ("CredentialsLost", reason, message)),
         None => None,
     };
     if let Some((kind, reason, message)) = refusal {
-        ctx.metrics.errors.with_label_values(&["lost_state"]).inc();
+        ctx.metrics.errors.with_label_values(&["refused"]).inc();
         let mut status = KafkaClusterStatus {
             phase: Some("Failed".into()),
             conditions: vec![ready_condition(cluster, false, reason, &message)],
@@ -312,6 +312,13 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
             deferred = true;
             continue;
         }
+        // A running broker restarted onto a TLS Secret that is not there (or incomplete) would
+        // not start: its StatefulSet waits for the Secret. (A new cluster's pods just wait.)
+        if statefulset && exists && !certificates.unusable.is_empty() {
+            tracing::info!(statefulset = %set_name, "waiting for a listener's TLS Secret");
+            deferred = true;
+            continue;
+        }
         apply_object(&ctx.client, &namespace, &object).await?;
         if statefulset && exists {
             rolling.push(set_name);
@@ -322,12 +329,13 @@ async fn apply_spec(cluster: &KafkaCluster, ctx: &Context) -> Result<Action> {
     let retired = if retired.is_empty() {
         retired
     } else {
-        scaling::unregister_retired(&ctx.client, cluster, &retired, &admin).await?
+        scaling::unregister_retired(&ctx.client, cluster, &sets, &retired, &admin).await?
     };
     // The generation counts as applied only once nothing of it waits or rolls.
     let storage_refused = matches!(resized, Some((_, storage::Resize::Refused { .. })));
     let scaling_refused = matches!(scaling, Scaling::Refused { .. });
     let applied = !deferred
+        && certificates.unusable.is_empty()
         && rolling.is_empty()
         && !scaling_refused
         && retired.is_empty()

@@ -573,7 +573,8 @@ cp "/config/${CONFIG_FILE:-server.properties}" /tmp/server.properties
           echo "the ${LISTENER,,} listener's key (${!DIR_VAR}/tls.key) is PKCS#1/SEC1; Kafka needs PKCS#8 (cert-manager: privateKey.encoding: PKCS8)" >&2
           exit 1
         fi
-        (umask 077 && cat "${!DIR_VAR}/tls.key" "${!DIR_VAR}/tls.crt" > "${!STORE_VAR}")
+        # A newline between them: a key file without a final one would run into the chain.
+        (umask 077 && { cat "${!DIR_VAR}/tls.key"; echo; cat "${!DIR_VAR}/tls.crt"; } > "${!STORE_VAR}")
       fi
     done
     echo "advertised.listeners=${ADVERTISED}"

@@ -62,6 +62,16 @@ pub(crate) async fn decide(
         return Ok(Scaling::AsSpecified);
     }
     let removed = render::removed_brokers(cluster, live, wanted)?;
+    // Under way (recorded before the first StatefulSet shrank; zones shrink one at a time):
+    // asking again could only undo the zones already shrunk.
+    let retired = cluster
+        .status
+        .as_ref()
+        .map(|s| s.retired_brokers.as_slice())
+        .unwrap_or_default();
+    if removed.iter().all(|id| retired.contains(id)) {
+        return Ok(Scaling::Down { removed });
+    }
     let shown = join(&removed);
     let availability = match capstan_kafka::Availability::read(credentials).await {
         Ok(availability) => availability,
@@ -96,11 +106,14 @@ pub(crate) async fn decide(
     })
 }
 
-/// Unregisters each of the `retired` brokers of `cluster` whose pod is gone (and which is not a
-/// wanted broker again); what is still to unregister.
+/// Unregisters each of the `retired` brokers of `cluster` that its StatefulSet (of `sets`, as
+/// listed) no longer has and whose pod is gone (and which is not a wanted broker again); what
+/// is still to unregister. A pod missing for a moment (evicted, restarting) of a StatefulSet
+/// not yet shrunk is not taken for gone: Kafka would unregister a live broker.
 pub(crate) async fn unregister_retired(
     client: &Client,
     cluster: &KafkaCluster,
+    sets: &[StatefulSet],
     retired: &[i32],
     credentials: &capstan_kafka::Credentials,
 ) -> Result<Vec<i32>> {
@@ -129,9 +142,27 @@ pub(crate) async fn unregister_retired(
             Some(ids.of(ordinal))
         })
         .collect();
+    // Ids the StatefulSets still ask for: ordinals below their replicas.
+    let kept: Vec<i32> = groups
+        .iter()
+        .filter_map(|(set, ids)| {
+            let replicas = sets
+                .iter()
+                .find(|s| s.name_any() == *set)?
+                .spec
+                .as_ref()?
+                .replicas?;
+            Some(
+                (0..replicas)
+                    .map(|ordinal| ids.of(ordinal))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .flatten()
+        .collect();
     let mut pending = Vec::new();
     for id in retired {
-        if running.contains(&id) {
+        if running.contains(&id) || kept.contains(&id) {
             pending.push(id);
             continue;
         }
@@ -154,44 +185,127 @@ pub(crate) fn join(ids: &[i32]) -> String {
         .join(", ")
 }
 
-/// What changed in where the KRaft voters live, if anything did: the zones (zone mode or
-/// names: StatefulSets running that the spec no longer has) or dedicated controllers added to
-/// or removed from a running cluster. A static quorum cannot follow any of these, so nothing is
-/// applied until the spec says what runs again (the CRD's CEL rules refuse them at apply on
-/// API servers that check them; this is for those that do not).
-pub(crate) fn quorum_layout_changed(
+/// What changed on a running cluster that it cannot follow, if anything did: a condition type,
+/// its reason and what to do. Where the KRaft voters live — the zones (zone mode, names, or
+/// StatefulSets running that the spec no longer has) and dedicated controllers added or removed —
+/// since a static quorum cannot move; and TLS switched on or off on the internal listener,
+/// which brokers replicate over: restarted one at a time, half would speak TLS to the other half
+/// that does not, and the operator's own checks could not reach them. Nothing is applied until
+/// the spec says what runs again (the CRD's CEL rules refuse these at apply on API servers that
+/// check them; this is for those that do not).
+pub(crate) fn layout_changed(
     cluster: &KafkaCluster,
     sets: &[StatefulSet],
     zone_sets: &[String],
-) -> Option<(&'static str, String)> {
+) -> Option<(&'static str, &'static str, String)> {
     let controllers = crate::render::controller_statefulset(&cluster.name_any());
-    let running: Vec<String> = sets.iter().map(|s| s.name_any()).collect();
-    let brokers_running: Vec<&String> = running.iter().filter(|n| **n != controllers).collect();
-    if brokers_running.is_empty() {
+    let brokers: Vec<&StatefulSet> = sets
+        .iter()
+        .filter(|s| s.name_any() != controllers)
+        .collect();
+    if brokers.is_empty() {
         return None;
     }
-    let stray: Vec<&str> = brokers_running
+    let quorum = |reason, message: String| Some(("QuorumLayoutFixed", reason, message));
+    let stray: Vec<String> = brokers
         .iter()
+        .map(|s| s.name_any())
         .filter(|n| !zone_sets.contains(n))
-        .map(|n| n.as_str())
         .collect();
     if !stray.is_empty() {
-        return Some((
+        return quorum(
             "ZonesChanged",
             format!(
                 "zoneMode and zones cannot change on a running cluster: StatefulSets {} hold its KRaft voters' zones; set them back, or create a new cluster and move the topics",
                 stray.join(", ")
             ),
+        );
+    }
+    // A multi-zone StatefulSet is named by its place (z0..z2), not its zone: compare the zone
+    // it is pinned to.
+    if cluster.spec.zone_mode == crate::ZoneMode::Multi {
+        for (set, zone) in zone_sets.iter().zip(&cluster.spec.zones) {
+            let pinned = brokers
+                .iter()
+                .find(|s| s.name_any() == *set)
+                .and_then(|s| pinned_zone(s));
+            if let Some(pinned) = pinned.filter(|p| p != zone) {
+                return quorum(
+                    "ZonesChanged",
+                    format!(
+                        "zones cannot change on a running cluster: StatefulSet {set} runs in zone {pinned}, with its volumes, not {zone}; set it back, or create a new cluster and move the topics"
+                    ),
+                );
+            }
+        }
+    }
+    let template_of = |s: &StatefulSet| {
+        s.spec
+            .as_ref()
+            .and_then(|spec| spec.template.spec.clone())
+            .unwrap_or_default()
+    };
+    let labels_of = |s: &StatefulSet| {
+        s.spec
+            .as_ref()
+            .and_then(|spec| spec.template.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default()
+    };
+    // Brokers of a cluster made with dedicated controllers carry the role label; a missing
+    // controllers' StatefulSet is then one deleted by hand, made again by the rendering.
+    let dedicated = brokers
+        .iter()
+        .all(|s| labels_of(s).get(render::ROLE_LABEL).map(String::as_str) == Some("broker"));
+    match (cluster.spec.controllers.is_some(), dedicated) {
+        (true, false) => return quorum("ControllersChanged",
+            "spec.controllers cannot be added to a running cluster: its brokers are its KRaft voters; remove it, or create a new cluster with dedicated controllers and move the topics".into(),
+        ),
+        (false, true) => return quorum("ControllersChanged",
+            "spec.controllers cannot be removed from a running cluster: its controllers are its KRaft voters; set it back".into(),
+        ),
+        _ => {}
+    }
+    let internal_tls_running = brokers.iter().all(|s| {
+        template_of(s)
+            .volumes
+            .unwrap_or_default()
+            .iter()
+            .any(|v| v.name == "internal-tls")
+    });
+    if internal_tls_running != cluster.spec.listeners.internal_tls().is_some() {
+        return Some((
+            "ListenerChangeRefused",
+            "InternalTlsChanged",
+            format!(
+                "listeners.internal.tls cannot be switched {} on a running cluster: its brokers replicate over that listener, and restarted one at a time half would not understand the other half; set it back, or create a new cluster and move the topics",
+                if internal_tls_running { "off" } else { "on" }
+            ),
         ));
     }
-    let has_controllers = running.contains(&controllers);
-    match (cluster.spec.controllers.is_some(), has_controllers) {
-        (true, false) => Some(("ControllersChanged",
-            "spec.controllers cannot be added to a running cluster: its brokers are its KRaft voters; remove it, or create a new cluster with dedicated controllers and move the topics".into(),
-        )),
-        (false, true) => Some(("ControllersChanged",
-            "spec.controllers cannot be removed from a running cluster: its controllers are its KRaft voters; set it back".into(),
-        )),
-        _ => None,
-    }
+    None
+}
+
+/// The zone a multi-zone StatefulSet's pods are pinned to (its required node affinity).
+fn pinned_zone(set: &StatefulSet) -> Option<String> {
+    set.spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?
+        .node_selector_terms
+        .first()?
+        .match_expressions
+        .as_ref()?
+        .first()?
+        .values
+        .as_ref()?
+        .first()
+        .cloned()
 }

@@ -36,7 +36,7 @@ fn refusals(spec: Value, old: Option<Value>) -> Vec<String> {
 #[test]
 fn the_schema_carries_the_rules() {
     let rules = &schema()["properties"]["spec"]["x-kubernetes-validations"];
-    assert_eq!(rules.as_array().map(Vec::len), Some(5), "{rules}");
+    assert_eq!(rules.as_array().map(Vec::len), Some(6), "{rules}");
     assert_eq!(
         schema()["properties"]["spec"]["properties"]["zones"]["maxItems"],
         json!(3)
@@ -145,6 +145,33 @@ fn with_dedicated_controllers_the_brokers_scale_but_the_controllers_stay() {
         vec![
             "controllers.storageSize cannot change: the controllers' volumes keep the size they were made with"
         ]
+    );
+}
+
+#[test]
+fn tls_on_the_internal_listener_is_chosen_when_the_cluster_is_made() {
+    let tls = json!({ "listeners": { "internal": { "tls": { "secretName": "a" } } } });
+    let switched = |new: Value, old: Value| refusals(new, Some(old));
+    for (new, old) in [
+        (tls.clone(), json!({})),
+        (json!({}), tls.clone()),
+        (json!({ "listeners": { "internal": {} } }), tls.clone()),
+    ] {
+        let refused = switched(new, old);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].starts_with("listeners.internal.tls cannot be switched"));
+    }
+    // Another Secret (a renewed or re-issued certificate) is fine.
+    assert_eq!(
+        switched(
+            json!({ "listeners": { "internal": { "tls": { "secretName": "b" } } } }),
+            tls
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        switched(json!({ "listeners": { "internal": {} } }), json!({})),
+        Vec::<String>::new()
     );
 }
 

@@ -765,7 +765,7 @@ fn every_tls_listener_has_a_pem_key_store_the_start_script_makes() {
                     .keystores
                     .get(location)
                     .unwrap_or_else(|| panic!("{shape}: {location} is not made at start"));
-                assert_eq!(*keystore, format!("{TLS_KEY}{TLS_CRT}"), "{shape}");
+                assert_eq!(*keystore, format!("{TLS_KEY}\n{TLS_CRT}"), "{shape}");
                 assert_eq!(
                     *mode, 0o600,
                     "{shape}: the key is readable by the broker only"

@@ -329,3 +329,64 @@ async fn with_tls_on_the_internal_listener_the_operator_checks_the_brokers_over_
         "orders-internal-tls"
     );
 }
+
+#[tokio::test]
+async fn a_multi_zone_scale_down_once_begun_is_not_undone_when_kafka_stops_answering() {
+    let zone =
+        |i: usize| format!("/apis/apps/v1/namespaces/tenants/statefulsets/orders-kafka-z{i}");
+    let kafka = kafka::kafka(
+        vec![partition(0, vec![0, 1, 2])],
+        vec![1000, 1001, 1002],
+        1000,
+    );
+    let address = kafka::start(kafka).await;
+    let api: Shared = Arc::default();
+    api.lock().unwrap().objects.insert(
+        BASE.to_owned(),
+        resource(
+            json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "brokersPerZone": 2, "controllers": {} }),
+            json!({ "finalizers": ["capstan.dev/cleanup"] }),
+        ),
+    );
+    let ctx = Arc::new(
+        Context::new(client(api.clone()), Arc::new(Metrics::new().unwrap()))
+            .with_kafka_bootstrap(address),
+    );
+    reconcile_stored(&api, &ctx).await.unwrap();
+    let password = "/api/v1/namespaces/tenants/secrets/orders-kafka-credentials";
+    api.lock().unwrap().objects.get_mut(password).unwrap()["data"]["admin-password"] =
+        json!(base64_of(kafka::mock_broker::PASSWORD));
+    running(&api, CONTROLLERS, 3);
+    for i in 0..3 {
+        running(&api, &zone(i), 2);
+    }
+    reconcile_stored(&api, &ctx).await.unwrap();
+
+    // Brokers 3, 4 and 5 (ordinal 1 of each zone) are empty: the scale-down begins, zone 0 first.
+    edit_spec(&api, |spec| spec["brokersPerZone"] = json!(1));
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        api.lock().unwrap().objects[BASE]["status"]["retiredBrokers"],
+        json!([3, 4, 5])
+    );
+    assert_eq!((replicas(&api, &zone(0)), replicas(&api, &zone(1))), (1, 2));
+    // Kafka stops answering the operator; zone 0 settles. The scale-down goes on: asking
+    // again could only undo zone 0.
+    api.lock().unwrap().objects.get_mut(password).unwrap()["data"]["admin-password"] =
+        json!(base64_of("wrong"));
+    api.lock()
+        .unwrap()
+        .objects
+        .remove(&format!("{PODS}/orders-kafka-z0-1"));
+    running(&api, &zone(0), 1);
+    reconcile_stored(&api, &ctx).await.unwrap();
+    assert_eq!(
+        condition_of(&api, "ScalingRefused"),
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        (replicas(&api, &zone(0)), replicas(&api, &zone(1))),
+        (1, 1),
+        "zone 0 stays shrunk and zone 1 follows"
+    );
+}
