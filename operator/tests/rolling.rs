@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
-use capstan_operator::{metrics::Metrics, reconciler::Context};
+use capstan_operator::reconciler::Context;
 use fake_api::{
-    BASE, Shared, base64_of, client, condition_of, edit_spec,
+    BASE, Shared, condition_of, edit_spec,
     kafka::{self, Kafka, Partition},
-    reconcile_stored, resource, take_statefulset_writes, take_writes,
+    reconcile_stored, set_admin_password, setup_with_kafka, take_statefulset_writes, take_writes,
 };
 use serde_json::json;
 
@@ -78,25 +78,10 @@ fn pod_deletes(api: &Shared) -> Vec<String> {
 /// Three brokers running revision r1, and a configuration change that makes r2.
 async fn three_brokers_with_a_new_configuration(kafka: Kafka) -> (Shared, Arc<Context>) {
     let kafka = kafka::start(kafka).await;
-    let api: Shared = Arc::default();
-    api.lock().unwrap().objects.insert(
-        BASE.to_owned(),
-        resource(
-            json!({ "brokersPerZone": 3 }),
-            json!({ "finalizers": ["capstan.dev/cleanup"] }),
-        ),
-    );
-    let ctx = Arc::new(
-        Context::new(client(api.clone()), Arc::new(Metrics::new().unwrap()))
-            .with_kafka_bootstrap(kafka),
-    );
+    let (api, ctx) = setup_with_kafka(json!({ "brokersPerZone": 3 }), kafka);
     // The operator talks to Kafka as the admin user, with the Secret's password.
     reconcile_stored(&api, &ctx).await.unwrap();
-    api.lock()
-        .unwrap()
-        .objects
-        .get_mut("/api/v1/namespaces/tenants/secrets/orders-kafka-credentials")
-        .unwrap()["data"]["admin-password"] = json!(base64_of(kafka::mock_broker::PASSWORD));
+    set_admin_password(&api, kafka::mock_broker::PASSWORD);
     set_revision(&api, "r1", 3, 3);
     for ordinal in 0..3 {
         put_pod(&api, ordinal, "r1", true);
@@ -206,11 +191,7 @@ async fn brokers_that_cannot_be_asked_are_not_restarted() {
     let (api, ctx) =
         three_brokers_with_a_new_configuration(events_on_three_brokers(vec![0, 1, 2])).await;
     // A wrong admin password: the brokers refuse the operator.
-    api.lock()
-        .unwrap()
-        .objects
-        .get_mut("/api/v1/namespaces/tenants/secrets/orders-kafka-credentials")
-        .unwrap()["data"]["admin-password"] = json!(base64_of("wrong"));
+    set_admin_password(&api, "wrong");
     reconcile_stored(&api, &ctx).await.unwrap();
     assert_eq!(pod_deletes(&api), Vec::<String>::new());
     assert_eq!(
@@ -234,24 +215,9 @@ async fn dedicated_controllers_roll_first_one_at_a_time_with_their_leader_last()
         1000,
     ))
     .await;
-    let api: Shared = Arc::default();
-    api.lock().unwrap().objects.insert(
-        BASE.to_owned(),
-        resource(
-            json!({ "brokersPerZone": 3, "controllers": {} }),
-            json!({ "finalizers": ["capstan.dev/cleanup"] }),
-        ),
-    );
-    let ctx = Arc::new(
-        Context::new(client(api.clone()), Arc::new(Metrics::new().unwrap()))
-            .with_kafka_bootstrap(kafka),
-    );
+    let (api, ctx) = setup_with_kafka(json!({ "brokersPerZone": 3, "controllers": {} }), kafka);
     reconcile_stored(&api, &ctx).await.unwrap();
-    api.lock()
-        .unwrap()
-        .objects
-        .get_mut("/api/v1/namespaces/tenants/secrets/orders-kafka-credentials")
-        .unwrap()["data"]["admin-password"] = json!(base64_of(kafka::mock_broker::PASSWORD));
+    set_admin_password(&api, kafka::mock_broker::PASSWORD);
     for ordinal in 0..3 {
         put_pod_of(&api, "orders-kafka-controller", ordinal, "r1", true);
         put_pod(&api, ordinal, "r1", true);

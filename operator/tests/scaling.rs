@@ -8,11 +8,11 @@
 
 use std::sync::Arc;
 
-use capstan_operator::{metrics::Metrics, reconciler::Context};
+use capstan_operator::reconciler::Context;
 use fake_api::{
-    BASE, Shared, base64_of, client, condition_of, edit_spec,
+    BASE, Shared, base64_of, condition_of, edit_spec,
     kafka::{self, Kafka, Partition},
-    reconcile_stored, resource, take_writes,
+    reconcile_stored, set_admin_password, setup_with_kafka, take_writes,
 };
 use serde_json::json;
 
@@ -59,24 +59,12 @@ fn running(api: &Shared, set: &str, count: i32) {
 /// answer as `kafka` says.
 async fn dedicated_cluster(brokers: i32, kafka: Kafka) -> (Shared, Arc<Context>) {
     let address = kafka::start(kafka).await;
-    let api: Shared = Arc::default();
-    api.lock().unwrap().objects.insert(
-        BASE.to_owned(),
-        resource(
-            json!({ "brokersPerZone": brokers, "controllers": {} }),
-            json!({ "finalizers": ["capstan.dev/cleanup"] }),
-        ),
-    );
-    let ctx = Arc::new(
-        Context::new(client(api.clone()), Arc::new(Metrics::new().unwrap()))
-            .with_kafka_bootstrap(address),
+    let (api, ctx) = setup_with_kafka(
+        json!({ "brokersPerZone": brokers, "controllers": {} }),
+        address,
     );
     reconcile_stored(&api, &ctx).await.unwrap();
-    api.lock()
-        .unwrap()
-        .objects
-        .get_mut("/api/v1/namespaces/tenants/secrets/orders-kafka-credentials")
-        .unwrap()["data"]["admin-password"] = json!(base64_of(kafka::mock_broker::PASSWORD));
+    set_admin_password(&api, kafka::mock_broker::PASSWORD);
     running(&api, CONTROLLERS, 3);
     running(&api, BROKERS, brokers);
     reconcile_stored(&api, &ctx).await.unwrap();
@@ -230,11 +218,7 @@ async fn a_scale_down_is_held_while_kafka_cannot_be_asked() {
         1000,
     );
     let (api, ctx) = dedicated_cluster(4, kafka).await;
-    api.lock()
-        .unwrap()
-        .objects
-        .get_mut("/api/v1/namespaces/tenants/secrets/orders-kafka-credentials")
-        .unwrap()["data"]["admin-password"] = json!(base64_of("wrong"));
+    set_admin_password(&api, "wrong");
     edit_spec(&api, |spec| spec["brokersPerZone"] = json!(3));
     reconcile_stored(&api, &ctx).await.unwrap();
     assert_eq!(replicas(&api, BROKERS), 4);
@@ -264,29 +248,17 @@ async fn with_tls_on_the_internal_listener_the_operator_checks_the_brokers_over_
     );
     let certificate = kafka::mock_broker::broker_certificate();
     let address = kafka::start_tls(kafka, &certificate).await;
-    let api: Shared = Arc::default();
-    api.lock().unwrap().objects.insert(
-        BASE.to_owned(),
-        resource(
-            json!({ "brokersPerZone": 4, "controllers": {},
+    let (api, ctx) = setup_with_kafka(
+        json!({ "brokersPerZone": 4, "controllers": {},
                 "listeners": { "internal": { "tls": { "secretName": "orders-internal-tls" } } } }),
-            json!({ "finalizers": ["capstan.dev/cleanup"] }),
-        ),
-    );
-    let ctx = Arc::new(
-        Context::new(client(api.clone()), Arc::new(Metrics::new().unwrap()))
-            .with_kafka_bootstrap(address),
+        address,
     );
     reconcile_stored(&api, &ctx).await.unwrap();
     assert_eq!(
         condition_of(&api, "InternalTlsNotReady")["reason"],
         "SecretNotFound"
     );
-    api.lock()
-        .unwrap()
-        .objects
-        .get_mut("/api/v1/namespaces/tenants/secrets/orders-kafka-credentials")
-        .unwrap()["data"]["admin-password"] = json!(base64_of(kafka::mock_broker::PASSWORD));
+    set_admin_password(&api, kafka::mock_broker::PASSWORD);
     running(&api, CONTROLLERS, 3);
     running(&api, BROKERS, 4);
 
@@ -340,22 +312,12 @@ async fn a_multi_zone_scale_down_once_begun_is_not_undone_when_kafka_stops_answe
         1000,
     );
     let address = kafka::start(kafka).await;
-    let api: Shared = Arc::default();
-    api.lock().unwrap().objects.insert(
-        BASE.to_owned(),
-        resource(
-            json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "brokersPerZone": 2, "controllers": {} }),
-            json!({ "finalizers": ["capstan.dev/cleanup"] }),
-        ),
-    );
-    let ctx = Arc::new(
-        Context::new(client(api.clone()), Arc::new(Metrics::new().unwrap()))
-            .with_kafka_bootstrap(address),
+    let (api, ctx) = setup_with_kafka(
+        json!({ "zoneMode": "multi", "zones": ["a", "b", "c"], "brokersPerZone": 2, "controllers": {} }),
+        address,
     );
     reconcile_stored(&api, &ctx).await.unwrap();
-    let password = "/api/v1/namespaces/tenants/secrets/orders-kafka-credentials";
-    api.lock().unwrap().objects.get_mut(password).unwrap()["data"]["admin-password"] =
-        json!(base64_of(kafka::mock_broker::PASSWORD));
+    set_admin_password(&api, kafka::mock_broker::PASSWORD);
     running(&api, CONTROLLERS, 3);
     for i in 0..3 {
         running(&api, &zone(i), 2);
@@ -372,8 +334,7 @@ async fn a_multi_zone_scale_down_once_begun_is_not_undone_when_kafka_stops_answe
     assert_eq!((replicas(&api, &zone(0)), replicas(&api, &zone(1))), (1, 2));
     // Kafka stops answering the operator; zone 0 settles. The scale-down goes on: asking
     // again could only undo zone 0.
-    api.lock().unwrap().objects.get_mut(password).unwrap()["data"]["admin-password"] =
-        json!(base64_of("wrong"));
+    set_admin_password(&api, "wrong");
     api.lock()
         .unwrap()
         .objects

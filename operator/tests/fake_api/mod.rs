@@ -301,3 +301,28 @@ pub fn base64_of(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
+
+/// The stored KafkaCluster `orders` with `spec` (its finalizer already added), and a context
+/// that reaches its brokers at `kafka` (a mock on loopback).
+pub fn setup_with_kafka(spec: Value, kafka: String) -> (Shared, Arc<Context>) {
+    let api: Shared = Arc::default();
+    api.lock().unwrap().objects.insert(
+        BASE.to_owned(),
+        resource(spec, json!({ "finalizers": ["capstan.dev/cleanup"] })),
+    );
+    let ctx = Arc::new(
+        Context::new(client(api.clone()), Arc::new(Metrics::new().unwrap()))
+            .with_kafka_bootstrap(kafka),
+    );
+    (api, ctx)
+}
+
+/// Sets the admin password in the cluster's Secret (made by a first reconcile): the mock
+/// broker's, so the operator's checks authenticate, or any other to make them fail.
+pub fn set_admin_password(api: &Shared, password: &str) {
+    api.lock()
+        .unwrap()
+        .objects
+        .get_mut("/api/v1/namespaces/tenants/secrets/orders-kafka-credentials")
+        .unwrap()["data"]["admin-password"] = json!(base64_of(password));
+}
