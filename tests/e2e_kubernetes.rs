@@ -200,6 +200,15 @@ fn kafka_pod(
     .unwrap()
 }
 
+/// Waits for the pod `name` to end; its phase, `Succeeded` or `Failed`.
+async fn finished(pods: &Api<Pod>, name: &str, what: &str, limit: Duration) -> String {
+    wait_for(what, limit, || async {
+        let phase = pods.get(name).await.ok()?.status?.phase?;
+        matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_multi_zone_cluster_is_provisioned_and_carries_messages() {
     let Ok(path) = std::env::var("CAPSTAN_E2E_KUBECONFIG") else {
@@ -281,13 +290,11 @@ async fn a_multi_zone_cluster_is_provisioned_and_carries_messages() {
     )
     .await
     .unwrap();
-    let phase = wait_for(
+    let phase = finished(
+        &pods,
+        "e2e-client",
         "the client pod to finish",
         Duration::from_secs(600),
-        || async {
-            let phase = pods.get("e2e-client").await.ok()?.status?.phase?;
-            matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
-        },
     )
     .await;
     let logs = pods
@@ -358,13 +365,11 @@ async fn a_multi_zone_cluster_is_provisioned_and_carries_messages() {
         after.is_disjoint(&before),
         "every controller and broker pod was restarted"
     );
-    let phase = wait_for(
+    let phase = finished(
+        &pods,
+        "e2e-producer",
         "the rolling producer to finish",
         Duration::from_secs(1200),
-        || async {
-            let phase = pods.get("e2e-producer").await.ok()?.status?.phase?;
-            matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
-        },
     )
     .await;
     let logs = pods

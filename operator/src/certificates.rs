@@ -29,6 +29,7 @@ pub(crate) async fn certificates(
     let listeners = &cluster.spec.listeners;
     let mut found = Certificates::default();
     let mut digest = Sha256::new();
+    let mut digested = false;
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     for (listener, condition, tls, needed) in [
         (
@@ -87,17 +88,8 @@ pub(crate) async fn certificates(
             digest.update(key.as_bytes());
             digest.update(value(key).unwrap_or_default());
         }
-        found.digest = Some(String::new());
+        digested = true;
     }
-    if found.digest.is_some() {
-        found.digest = Some(
-            digest
-                .finalize()
-                .iter()
-                .take(16)
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        );
-    }
+    found.digest = digested.then(|| crate::render::short_hex(&digest.finalize()));
     Ok(found)
 }

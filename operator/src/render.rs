@@ -328,12 +328,16 @@ pub(crate) fn node_groups(cluster: &KafkaCluster) -> Result<Vec<(String, NodeIds
         .collect())
 }
 
-/// The node ids of the brokers a scale-down from `live` to `wanted` brokers per zone removes.
-pub(crate) fn removed_brokers(cluster: &KafkaCluster, live: i32, wanted: i32) -> Result<Vec<i32>> {
+/// The node ids of the brokers of `ordinals` in every zone, sorted: `wanted..live` are those
+/// a scale-down removes, `0..count` those a count keeps.
+pub(crate) fn broker_ids(
+    cluster: &KafkaCluster,
+    ordinals: std::ops::Range<i32>,
+) -> Result<Vec<i32>> {
     let mut ids: Vec<i32> = groups(cluster)?
         .iter()
         .filter(|g| g.role.serves_clients())
-        .flat_map(|g| (wanted..live).map(|ordinal| g.ids.of(ordinal)))
+        .flat_map(|g| ordinals.clone().map(|ordinal| g.ids.of(ordinal)))
         .collect();
     ids.sort_unstable();
     Ok(ids)
@@ -515,12 +519,12 @@ fn config_hash(config: &BTreeMap<String, String>, role: Role, tls: Option<&str>)
         digest.update(text.as_bytes());
         digest.update([0]);
     }
-    digest
-        .finalize()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    short_hex(&digest.finalize())
+}
+
+/// The first 16 bytes of a digest as hex: what the operator writes where a digest is shown.
+pub(crate) fn short_hex(digest: &[u8]) -> String {
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// The authorizer settings of `spec.authorization`. The controller listener is PLAINTEXT (only

@@ -174,7 +174,7 @@ async fn delete(api: &Api<Pod>, pod: &Pod) -> Result<()> {
 }
 
 /// The ordinal at the end of a StatefulSet pod's name.
-fn ordinal_of(pod: &str) -> i32 {
+pub(crate) fn ordinal_of(pod: &str) -> i32 {
     pod.rsplit('-')
         .next()
         .and_then(|n| n.parse().ok())

@@ -61,7 +61,7 @@ pub(crate) async fn decide(
     if wanted > live {
         return Ok(Scaling::AsSpecified);
     }
-    let removed = render::removed_brokers(cluster, live, wanted)?;
+    let removed = render::broker_ids(cluster, wanted..live)?;
     // Under way (recorded before the first StatefulSet shrank; zones shrink one at a time):
     // asking again could only undo the zones already shrunk.
     let retired = cluster
@@ -117,7 +117,7 @@ pub(crate) async fn unregister_retired(
     retired: &[i32],
     credentials: &capstan_kafka::Credentials,
 ) -> Result<Vec<i32>> {
-    let wanted = render::removed_brokers(cluster, cluster.spec.brokers_per_zone, 0)?;
+    let wanted = render::broker_ids(cluster, 0..cluster.spec.brokers_per_zone)?;
     let retired: Vec<i32> = retired
         .iter()
         .copied()
@@ -138,8 +138,7 @@ pub(crate) async fn unregister_retired(
         .filter_map(|pod| {
             let set = pod.labels().get("capstan.dev/statefulset")?;
             let (_, ids) = groups.iter().find(|(name, _)| name == set)?;
-            let ordinal = pod.name_any().rsplit('-').next()?.parse().ok()?;
-            Some(ids.of(ordinal))
+            Some(ids.of(crate::rolling::ordinal_of(&pod.name_any())))
         })
         .collect();
     // Ids the StatefulSets still ask for: ordinals below their replicas.
@@ -239,12 +238,6 @@ pub(crate) fn layout_changed(
             }
         }
     }
-    let template_of = |s: &StatefulSet| {
-        s.spec
-            .as_ref()
-            .and_then(|spec| spec.template.spec.clone())
-            .unwrap_or_default()
-    };
     let labels_of = |s: &StatefulSet| {
         s.spec
             .as_ref()
@@ -267,11 +260,11 @@ pub(crate) fn layout_changed(
         _ => {}
     }
     let internal_tls_running = brokers.iter().all(|s| {
-        template_of(s)
-            .volumes
-            .unwrap_or_default()
-            .iter()
-            .any(|v| v.name == "internal-tls")
+        s.spec
+            .as_ref()
+            .and_then(|spec| spec.template.spec.as_ref())
+            .and_then(|pod| pod.volumes.as_ref())
+            .is_some_and(|volumes| volumes.iter().any(|v| v.name == "internal-tls"))
     });
     if internal_tls_running != cluster.spec.listeners.internal_tls().is_some() {
         return Some((

@@ -28,13 +28,10 @@ pub mod kafka;
 /// (`k=v`), inequality (`k!=v`, which an object without `k` satisfies) and existence (`k`),
 /// comma-separated, all of which must hold — what the operator's selectors use.
 fn selects(query: &str, labels: &Value) -> bool {
-    let Some(selector) = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("labelSelector="))
-    else {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
+    let Some((_, selector)) = pairs.iter().find(|(key, _)| key == "labelSelector") else {
         return true;
     };
-    let selector = percent_decode(selector);
     selector.split(',').filter(|t| !t.is_empty()).all(|term| {
         if let Some((key, value)) = term.split_once("!=") {
             labels[key].as_str() != Some(value)
@@ -44,30 +41,6 @@ fn selects(query: &str, labels: &Value) -> bool {
             !labels[term].is_null()
         }
     })
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-                out.push(u8::from_str_radix(hex, 16).unwrap());
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            byte => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 /// The stored KafkaCluster `orders` of `tenants`.
